@@ -1,0 +1,58 @@
+# LineageDB developer commands. `make help` lists them.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+MLMD_VENV := .venv-mlmd
+PORT ?= 8080
+HOST ?= 0.0.0.0
+DATABASE ?= sqlite:///$(CURDIR)/lineagedb.db
+PROTO_SOURCES := $(shell find protos -name '*.proto')
+PROTO_STAMP := src/lineagedb/proto/.generated
+
+.DEFAULT_GOAL := help
+.PHONY: help install proto serve test test-fast lint typecheck bench mlmd-venv clean
+
+help: ## List the commands
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(PROTO_STAMP): $(PROTO_SOURCES) scripts/gen_protos.py $(VENV)/.installed
+	$(BIN)/python scripts/gen_protos.py
+	@touch $@
+
+install: $(VENV)/.installed $(PROTO_STAMP) ## Create .venv with LineageDB installed and its gRPC code generated
+proto: $(PROTO_STAMP) ## Regenerate Python code from protos/
+
+serve: install ## Start the server on port 8080 with an embedded SQLite database
+	$(BIN)/lineagedb serve --host $(HOST) --port $(PORT) --database $(DATABASE)
+
+$(MLMD_VENV)/.installed: tests/compat/requirements-mlmd.txt
+	$(PYTHON) -m venv $(MLMD_VENV) || python3 -m venv $(MLMD_VENV)
+	$(MLMD_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MLMD_VENV)/bin/python -m pip install --quiet -r tests/compat/requirements-mlmd.txt
+	@touch $@
+
+mlmd-venv: $(MLMD_VENV)/.installed ## Virtualenv with the official ml-metadata client (protobuf<5)
+
+test: install mlmd-venv ## Run the full test suite
+	$(BIN)/python -m pytest
+
+test-fast: install ## Run the tests that need no official-client virtualenv
+	$(BIN)/python -m pytest -m 'not compat'
+
+lint: install ## ruff
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+typecheck: install ## mypy
+	$(BIN)/mypy
+
+clean: ## Remove virtualenvs and generated code
+	rm -rf $(VENV) $(MLMD_VENV) src/lineagedb/proto

@@ -1,0 +1,3 @@
+from lineagedb.cli import main
+
+raise SystemExit(main())
