@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 OUT = ROOT / "src" / "lineagedb" / "proto"
 IMPORT_RE = re.compile(r"^(from|import) ml_metadata\.", re.MULTILINE)
+# In stubs, qualified type names (ml_metadata.proto.x_pb2.Foo) must follow the move too.
+# Never apply this to .py files: their serialized descriptors contain the package name.
+STUB_NAME_RE = re.compile(r"(?<![\w.])ml_metadata\.proto\.")
 
 
 def main() -> int:
@@ -47,6 +50,8 @@ def main() -> int:
     for path in OUT.rglob("*.py*"):
         text = path.read_text()
         fixed = IMPORT_RE.sub(r"\1 lineagedb.proto.ml_metadata.", text)
+        if path.suffix == ".pyi":
+            fixed = STUB_NAME_RE.sub("lineagedb.proto.ml_metadata.proto.", fixed)
         if fixed != text:
             path.write_text(fixed)
     for directory in [OUT, *[p for p in OUT.rglob("*") if p.is_dir()]]:

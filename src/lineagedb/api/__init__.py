@@ -1,0 +1,1 @@
+"""Transport edge: gRPC servicers and the status mapping; never imports sqlalchemy."""

@@ -1,0 +1,77 @@
+"""The single table from domain errors to gRPC status codes, applied by an interceptor.
+
+Nothing else in LineageDB knows `grpc.StatusCode`. Unexpected exceptions become
+INTERNAL with a generic message; the details go to the log with the method name,
+never to the client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from lineagedb import errors
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_ERROR: dict[type[errors.LineageError], grpc.StatusCode] = {
+    errors.InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFoundError: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExistsError: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPreconditionError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.OutOfRangeError: grpc.StatusCode.OUT_OF_RANGE,
+    errors.UnimplementedError: grpc.StatusCode.UNIMPLEMENTED,
+    errors.AbortedError: grpc.StatusCode.ABORTED,
+    errors.UnavailableError: grpc.StatusCode.UNAVAILABLE,
+    errors.ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.DataLossError: grpc.StatusCode.DATA_LOSS,
+    errors.InternalError: grpc.StatusCode.INTERNAL,
+}
+
+
+def status_for(error: errors.LineageError) -> grpc.StatusCode:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return grpc.StatusCode.INTERNAL
+
+
+class StatusInterceptor(grpc.ServerInterceptor):
+    """Turns exceptions raised by unary handlers into gRPC statuses."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method
+        inner = handler.unary_unary
+
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return inner(request, context)
+            except errors.LineageError as error:
+                code = status_for(error)
+                if code is grpc.StatusCode.INTERNAL:
+                    log.error("%s failed: %s", method, error.message, exc_info=error.__cause__ is not None)
+                else:
+                    log.debug("%s -> %s: %s", method, code.name, error.message)
+                context.abort(code, error.message)
+            except Exception:
+                if context.code() is not None:  # already aborted by the handler itself
+                    raise
+                log.exception("%s failed with an unexpected error", method)
+                context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

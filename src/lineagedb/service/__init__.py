@@ -1,0 +1,1 @@
+"""MLMD semantics: one public method per RPC; imports neither grpc nor sqlalchemy."""

@@ -1,0 +1,263 @@
+"""Node write semantics: creation (§3.2), whole and masked updates (§3.3-§3.6).
+
+`NodeWriter` processes a request's nodes in order. Consecutive creations are
+validated together and written with one multi-row INSERT (plus one for their
+properties); updates load every stored node they touch in one query first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import field_mask_pb2
+
+from lineagedb import errors
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.service.type_cache import TypeCache
+from lineagedb.store.codecs import value_to_columns
+from lineagedb.store.repositories import nodes as node_repo
+from lineagedb.store.repositories.nodes import NodeKind, PropertyRow
+from lineagedb.store.repositories.types import TypeRecord
+from lineagedb.store.unit_of_work import UniqueViolation, UnitOfWork
+
+Clock = Callable[[], int]
+
+# Fields the §3.6 change detection ignores.
+_IGNORED_FOR_CHANGE = (
+    "type_id",
+    "properties",
+    "custom_properties",
+    "create_time_since_epoch",
+    "last_update_time_since_epoch",
+)
+_PROPERTY_TYPE_TO_CASE: dict[int, str] = {
+    mlmd.INT: "int_value",
+    mlmd.DOUBLE: "double_value",
+    mlmd.STRING: "string_value",
+    mlmd.STRUCT: "struct_value",
+    mlmd.PROTO: "proto_value",
+    mlmd.BOOLEAN: "bool_value",
+}
+
+
+@dataclass(frozen=True)
+class UpdateOptions:
+    mask: field_mask_pb2.FieldMask | None = None
+    force_update_time: bool = False
+    # PutArtifacts' optimistic concurrency: compare the request's timestamp.
+    check_last_update_time: bool = False
+
+
+def validate_properties(
+    kind: NodeKind, node: Any, record: TypeRecord, only: set[str] | None = None, check_custom: bool = True
+) -> str | None:
+    """Check `node`'s properties against its type. Returns the name of a property
+    the type does not declare (the caller may refresh a stale cached type and retry),
+    raises InvalidArgumentError for every other problem."""
+    for name, value in node.properties.items():
+        if only is not None and name not in only:
+            continue
+        if name not in record.properties:
+            return name
+        expected = _PROPERTY_TYPE_TO_CASE.get(record.properties[name])
+        if value.WhichOneof("value") != expected:
+            raise errors.InvalidArgumentError(
+                f"{kind.label} property {name!r} must hold a {expected or 'declared'} value (unmatched property type)"
+            )
+    if check_custom:
+        for name, value in node.custom_properties.items():
+            if value.WhichOneof("value") is None:
+                raise errors.InvalidArgumentError(f"{kind.label} custom property {name!r} has no value set")
+    return None
+
+
+class NodeWriter:
+    def __init__(self, uow: UnitOfWork, kind: NodeKind, types: TypeCache, clock: Clock) -> None:
+        self.uow = uow
+        self.kind = kind
+        self.types = types
+        self.clock = clock
+
+    # -- validation --------------------------------------------------------------
+
+    def _type_of(self, type_id: int) -> TypeRecord | None:
+        return self.types.get_many(self.uow, self.kind.type_kind, [type_id]).get(type_id)
+
+    def check_new(self, nodes: Sequence[Any], require_type_id: bool = True) -> None:
+        """Validate nodes to be created (§3.2 steps 1-4), loading their types at once."""
+        for node in nodes:
+            if not node.HasField("type_id"):
+                raise errors.InvalidArgumentError(f"{self.kind.label} type_id is missing")
+        records = self.types.get_many(self.uow, self.kind.type_kind, {node.type_id for node in nodes})
+        for node in nodes:
+            record = records.get(node.type_id)
+            if record is None:
+                raise errors.NotFoundError(f"no {self.kind.label} type with id {node.type_id}")
+            self._validate(node, record)
+            if self.kind is NodeKind.CONTEXT and not node.name:
+                raise errors.InvalidArgumentError("context name must not be empty")
+
+    def _validate(self, node: Any, record: TypeRecord, only: set[str] | None = None, check_custom: bool = True) -> None:
+        unknown = validate_properties(self.kind, node, record, only, check_custom)
+        if unknown is not None:
+            fresh = self.types.get_many(self.uow, self.kind.type_kind, [record.id], refresh=True).get(record.id)
+            if fresh is None or validate_properties(self.kind, node, fresh, only, check_custom) is not None:
+                raise errors.InvalidArgumentError(
+                    f"{self.kind.label} property {unknown!r} is not declared by type {record.name!r} (unknown property)"
+                )
+
+    # -- writes ------------------------------------------------------------------
+
+    def put(self, nodes: Sequence[Any], options: UpdateOptions = UpdateOptions()) -> list[int]:
+        """Create nodes without id and update nodes with one, in request order."""
+        stored = self.load_stored(node.id for node in nodes if node.HasField("id"))
+        ids: list[int] = []
+        pending: list[Any] = []
+        for node in nodes:
+            if not node.HasField("id"):
+                pending.append(node)
+                continue
+            ids.extend(self.create(pending))
+            pending = []
+            ids.append(self.update(node, stored.get(node.id), options))
+        ids.extend(self.create(pending))
+        return ids
+
+    def load_stored(self, ids: Any) -> dict[int, Any]:
+        wanted = list(ids)
+        if not wanted:
+            return {}
+        return {node.id: node for node in node_repo.load_by_ids(self.uow, self.kind, wanted)}
+
+    def create(self, nodes: Sequence[Any], validated: bool = False) -> list[int]:
+        if not nodes:
+            return []
+        if not validated:
+            self.check_new(nodes)
+        try:
+            return node_repo.insert_nodes(self.uow, self.kind, nodes, self.clock())
+        except UniqueViolation as error:
+            raise errors.AlreadyExistsError(
+                f"a {self.kind.label} with the same type and name, or the same external_id, already exists"
+            ) from error
+
+    def update(self, node: Any, stored: Any | None, options: UpdateOptions = UpdateOptions()) -> int:
+        """Update one stored node from `node` (whole replacement or masked)."""
+        label = self.kind.label
+        if stored is None:
+            raise errors.InvalidArgumentError(f"cannot find the given id {node.id} among stored {label}s")
+        if options.check_last_update_time:
+            requested_time = node.last_update_time_since_epoch
+            if requested_time != stored.last_update_time_since_epoch:
+                raise errors.FailedPreconditionError(
+                    f"{label} {node.id} was updated at {stored.last_update_time_since_epoch}, "
+                    f"after the {requested_time} the request was based on"
+                )
+        if node.HasField("type_id") and node.type_id != stored.type_id:
+            raise errors.InvalidArgumentError(
+                f"{label} {node.id} has type_id {stored.type_id}; the request gives {node.type_id}"
+            )
+        record = self._type_of(stored.type_id)
+        paths = list(options.mask.paths) if options.mask is not None else []
+        scope = _MaskScope(paths)
+        if record is not None:
+            only = None if scope.all_properties else scope.properties
+            self._validate(node, record, only=only, check_custom=not scope.masked)
+        if scope.masked:
+            for name, value in node.custom_properties.items():
+                if (scope.all_custom or name in scope.custom) and value.WhichOneof("value") is None:
+                    raise errors.InvalidArgumentError(f"{label} custom property {name!r} has no value set")
+        merged = self._merge(node, stored, scope)
+        changed = self._write_properties(node, stored, scope)
+        if changed or options.force_update_time or _differs(node, stored):
+            self._rewrite_row(merged, stored, options.check_last_update_time)
+        return int(stored.id)
+
+    def _merge(self, node: Any, stored: Any, scope: _MaskScope) -> Any:
+        """The node whose fields the row is written from."""
+        if not scope.masked:
+            merged = node
+        else:
+            merged = type(stored)()
+            merged.CopyFrom(stored)
+            for path in scope.fields:
+                descriptor = merged.DESCRIPTOR.fields_by_name.get(path)
+                if descriptor is None or descriptor.message_type is not None:
+                    continue  # unknown paths and message fields are ignored
+                if node.HasField(path):
+                    setattr(merged, path, getattr(node, path))
+                else:
+                    merged.ClearField(path)
+        if self.kind is NodeKind.CONTEXT and not merged.name:
+            raise errors.InvalidArgumentError("context name must not be empty")
+        return merged
+
+    def _write_properties(self, node: Any, stored: Any, scope: _MaskScope) -> int:
+        """Apply the §3.5 diff for both maps; returns the number of rows written."""
+        deletes: list[tuple[int, str, bool]] = []
+        inserts: list[PropertyRow] = []
+        for is_custom, field in ((False, "properties"), (True, "custom_properties")):
+            wanted, current = getattr(node, field), getattr(stored, field)
+            names = scope.names(is_custom, set(wanted) | set(current))
+            for name in names:
+                if name in wanted and name in current:
+                    if wanted[name] == current[name]:
+                        continue
+                    deletes.append((stored.id, name, is_custom))
+                    inserts.append(PropertyRow(stored.id, name, is_custom, value_to_columns(name, wanted[name])))
+                elif name in wanted:
+                    inserts.append(PropertyRow(stored.id, name, is_custom, value_to_columns(name, wanted[name])))
+                elif name in current:
+                    deletes.append((stored.id, name, is_custom))
+        node_repo.delete_properties(self.uow, self.kind, deletes)
+        node_repo.insert_properties(self.uow, self.kind, inserts)
+        return len(deletes) + len(inserts)
+
+    def _rewrite_row(self, merged: Any, stored: Any, optimistic: bool) -> None:
+        values = node_repo.row_values(self.kind, merged)
+        if self.kind is NodeKind.CONTEXT:
+            values["name"] = merged.name
+        # Strictly increasing, so a concurrent optimistic writer always sees a change.
+        values["last_update_time_since_epoch"] = max(self.clock(), stored.last_update_time_since_epoch + 1)
+        expected = stored.last_update_time_since_epoch if optimistic else None
+        try:
+            updated = node_repo.update_row(self.uow, self.kind, stored.id, values, expected)
+        except UniqueViolation as error:
+            # MLMD reports unique clashes on the update path as INTERNAL (spec §2.9).
+            raise errors.InternalError(
+                f"updating {self.kind.label} {stored.id} clashes with another {self.kind.label}'s name or external_id"
+            ) from error
+        if not updated:
+            raise errors.FailedPreconditionError(
+                f"{self.kind.label} {stored.id} was updated concurrently; read it again and retry"
+            )
+
+
+def _differs(node: Any, stored: Any) -> bool:
+    """§3.6: does the request differ from the stored node outside the ignored fields?"""
+    left, right = type(node)(), type(stored)()
+    left.CopyFrom(node)
+    right.CopyFrom(stored)
+    for field in _IGNORED_FOR_CHANGE:
+        left.ClearField(field)
+        right.ClearField(field)
+    return bool(left != right)
+
+
+class _MaskScope:
+    """The update mask, classified (spec §3.4)."""
+
+    def __init__(self, paths: Sequence[str]) -> None:
+        self.masked = bool(paths)
+        self.all_properties = not self.masked or "properties" in paths
+        self.all_custom = not self.masked or "custom_properties" in paths
+        self.properties = {p[len("properties.") :] for p in paths if p.startswith("properties.")}
+        self.custom = {p[len("custom_properties.") :] for p in paths if p.startswith("custom_properties.")}
+        self.fields = [p for p in paths if "." not in p and p not in ("properties", "custom_properties")]
+
+    def names(self, is_custom: bool, candidates: set[str]) -> set[str]:
+        if is_custom:
+            return candidates if self.all_custom else self.custom
+        return candidates if self.all_properties else self.properties

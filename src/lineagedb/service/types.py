@@ -1,0 +1,189 @@
+"""Type semantics: the upsert/evolution rules of spec §3.1 and the per-read field rules of §2.2."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format
+
+from lineagedb import errors
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.store.repositories import types as type_repo
+from lineagedb.store.repositories.types import TypeRecord
+from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND
+from lineagedb.store.unit_of_work import UniqueViolation, UnitOfWork
+
+TypeMessage = mlmd.ArtifactType | mlmd.ExecutionType | mlmd.ContextType
+
+KIND_MESSAGES: dict[int, type[Any]] = {
+    ARTIFACT_KIND: mlmd.ArtifactType,
+    EXECUTION_KIND: mlmd.ExecutionType,
+    CONTEXT_KIND: mlmd.ContextType,
+}
+KIND_LABELS = {ARTIFACT_KIND: "artifact type", EXECUTION_KIND: "execution type", CONTEXT_KIND: "context type"}
+
+
+def _base_type_names(message: type[Any]) -> dict[int, str]:
+    """SystemDefinedBaseType number -> system type name, from the enum value options."""
+    enum = message.DESCRIPTOR.enum_types_by_name["SystemDefinedBaseType"]
+    extension = mlmd.system_type_extension
+    return {value.number: value.GetOptions().Extensions[extension].type_name for value in enum.values}
+
+
+BASE_TYPE_NAMES = {kind: _base_type_names(message) for kind, message in KIND_MESSAGES.items()}
+BASE_TYPE_NUMBERS = {kind: {name: number for number, name in names.items()} for kind, names in BASE_TYPE_NAMES.items()}
+
+
+@dataclass(frozen=True)
+class TypeFields:
+    """Which optional fields a read path returns (spec §2.2 table)."""
+
+    external_id: bool = True
+    base_type: bool = True
+    io_types: bool = True
+
+
+FULL = TypeFields()
+LIST_ALL = TypeFields(external_id=False)
+BY_EXTERNAL_ID = TypeFields(base_type=False, io_types=False)
+LINEAGE = TypeFields(external_id=False, base_type=False)
+
+
+def to_message(record: TypeRecord, fields: TypeFields = FULL) -> Any:
+    message = KIND_MESSAGES[record.kind]()
+    message.id = record.id
+    message.name = record.name
+    if record.version is not None:
+        message.version = record.version
+    if record.description is not None:
+        message.description = record.description
+    if fields.external_id and record.external_id is not None:
+        message.external_id = record.external_id
+    for name, data_type in record.properties.items():
+        message.properties[name] = data_type
+    if record.kind != CONTEXT_KIND:
+        if fields.base_type and record.parent_type_names:
+            number = BASE_TYPE_NUMBERS[record.kind].get(record.parent_type_names[0])
+            if number is not None:
+                message.base_type = number
+        if fields.io_types and record.kind == EXECUTION_KIND:
+            for field in ("input_type", "output_type"):
+                text = getattr(record, field)
+                if text:
+                    json_format.Parse(text, getattr(message, field), ignore_unknown_fields=True)
+    return message
+
+
+def put_type(uow: UnitOfWork, kind: int, requested: Any, can_add_fields: bool, can_omit_fields: bool) -> int:
+    """Create or evolve one type; returns its id (spec §3.1)."""
+    label = KIND_LABELS[kind]
+    if not requested.name:
+        raise errors.InvalidArgumentError(f"{label} name must not be empty")
+    version = requested.version or None
+    stored = type_repo.by_name(uow, kind, requested.name, version)
+    if stored is None:
+        type_id = _create(uow, kind, requested, version)
+    else:
+        type_id = stored.id
+        _evolve(uow, stored, requested, can_add_fields, can_omit_fields)
+    if requested.HasField("base_type"):
+        _link_base_type(uow, kind, type_id, requested.base_type, stored)
+    return type_id
+
+
+def _check_property_types(label: str, name: str, properties: Any) -> dict[str, int]:
+    for prop, data_type in properties.items():
+        if data_type == mlmd.UNKNOWN:
+            raise errors.InvalidArgumentError(f"{label} {name!r}: property {prop!r} has type UNKNOWN")
+    return dict(properties.items())
+
+
+def _create(uow: UnitOfWork, kind: int, requested: Any, version: str | None) -> int:
+    label = KIND_LABELS[kind]
+    if requested.HasField("external_id") and type_repo.by_external_ids(uow, kind, [requested.external_id]):
+        raise errors.AlreadyExistsError(f"an {label} with external_id {requested.external_id!r} already exists")
+    record = TypeRecord(
+        id=0,
+        kind=kind,
+        name=requested.name,
+        version=version,
+        description=requested.description if requested.HasField("description") else None,
+        external_id=requested.external_id if requested.HasField("external_id") else None,
+        properties=_check_property_types(label, requested.name, requested.properties),
+    )
+    if kind == EXECUTION_KIND:
+        record.input_type = _struct_json(requested, "input_type")
+        record.output_type = _struct_json(requested, "output_type")
+    try:
+        return type_repo.insert(uow, record)
+    except UniqueViolation as error:
+        # Only a type of another kind can hold this external_id; MLMD answers INTERNAL.
+        raise errors.InternalError(
+            f"external_id {requested.external_id!r} is used by a type of another kind"
+        ) from error
+
+
+def _struct_json(requested: Any, field: str) -> str | None:
+    if not requested.HasField(field):
+        return None
+    as_dict = json_format.MessageToDict(getattr(requested, field))
+    return json.dumps(as_dict, separators=(",", ":"))
+
+
+def _evolve(uow: UnitOfWork, stored: TypeRecord, requested: Any, can_add: bool, can_omit: bool) -> None:
+    label = KIND_LABELS[stored.kind]
+    wanted = dict(requested.properties.items())
+    for name, data_type in stored.properties.items():
+        if name in wanted and wanted[name] != data_type:
+            raise errors.AlreadyExistsError(
+                f"{label} {stored.name!r}: property {name!r} is stored as {_type_name(data_type)}, "
+                f"the request declares {_type_name(wanted[name])}"
+            )
+        if name not in wanted and not can_omit:
+            raise errors.AlreadyExistsError(
+                f"{label} {stored.name!r}: the request omits stored property {name!r}; set can_omit_fields"
+            )
+    added = {name: data_type for name, data_type in wanted.items() if name not in stored.properties}
+    if added:
+        if not can_add:
+            raise errors.AlreadyExistsError(
+                f"{label} {stored.name!r}: the request adds properties {sorted(added)}; set can_add_fields"
+            )
+        _check_property_types(label, stored.name, added)
+        type_repo.add_properties(uow, stored.id, added)
+        stored.properties.update(added)
+    if requested.external_id:
+        try:
+            type_repo.set_external_id(uow, stored.id, requested.external_id)
+        except UniqueViolation as error:
+            raise errors.InternalError(
+                f"external_id {requested.external_id!r} is already used by another type"
+            ) from error
+
+
+def _type_name(data_type: int) -> str:
+    return mlmd.PropertyType.Name(data_type)  # type: ignore[arg-type]
+
+
+def _link_base_type(uow: UnitOfWork, kind: int, type_id: int, base_type: int, stored: TypeRecord | None) -> None:
+    if base_type == 0:
+        raise errors.UnimplementedError("removing a base_type (setting it to UNSET) is not supported")
+    system_name = BASE_TYPE_NAMES[kind][base_type]
+    current = stored.parent_type_names if stored is not None else []
+    if current:
+        if current[0] == system_name:
+            return
+        raise errors.UnimplementedError("changing the base_type of an existing type is not supported")
+    system_type = type_repo.by_name(uow, kind, system_name, None)
+    if system_type is None:
+        raise errors.NotFoundError(f"system type {system_name!r} is missing from the database")
+    type_repo.add_parent(uow, type_id, system_type.id)
+
+
+def put_types(
+    uow: UnitOfWork, requests: Sequence[tuple[int, Sequence[Any]]], can_add: bool, can_omit: bool
+) -> list[list[int]]:
+    return [[put_type(uow, kind, t, can_add, can_omit) for t in items] for kind, items in requests]

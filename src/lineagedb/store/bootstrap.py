@@ -1,0 +1,154 @@
+"""Schema initialization and checks at startup.
+
+* An empty database gets MLMD schema v10 through the Alembic baseline.
+* A database that MLMD created at v10 (MLMDEnv says 10, every table present) is
+  recognised and stamped with the baseline revision, never recreated.
+* Anything else (another MLMD version, a half-created schema, several MLMDEnv
+  rows) is refused with a message that says what to do.
+The nine system types are upserted on every start, as MLMD does per connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from lineagedb import errors
+from lineagedb.store.schema import (
+    ARTIFACT_KIND,
+    EXECUTION_KIND,
+    SCHEMA_VERSION,
+    Schema,
+    schema_for,
+)
+
+log = logging.getLogger(__name__)
+
+VERSION_TABLE = "lineagedb_alembic_version"
+
+# Created in this order in a fresh database, so they get ids 1-9 as in MLMD.
+SYSTEM_TYPES: tuple[tuple[int, str], ...] = (
+    (ARTIFACT_KIND, "mlmd.Dataset"),
+    (ARTIFACT_KIND, "mlmd.Model"),
+    (ARTIFACT_KIND, "mlmd.Metrics"),
+    (ARTIFACT_KIND, "mlmd.Statistics"),
+    (EXECUTION_KIND, "mlmd.Train"),
+    (EXECUTION_KIND, "mlmd.Transform"),
+    (EXECUTION_KIND, "mlmd.Process"),
+    (EXECUTION_KIND, "mlmd.Evaluate"),
+    (EXECUTION_KIND, "mlmd.Deploy"),
+)
+SYSTEM_TYPE_NAMES = frozenset(name for _, name in SYSTEM_TYPES)
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    mlmd_version: int | None  # None: no MLMDEnv table
+    missing_tables: tuple[str, ...]
+    revision: str | None  # our Alembic revision, None if never stamped
+    head: str
+
+    @property
+    def empty(self) -> bool:
+        return self.mlmd_version is None and len(self.missing_tables) == len(_table_names(None))
+
+    @property
+    def current(self) -> bool:
+        return self.mlmd_version == SCHEMA_VERSION and not self.missing_tables and self.revision == self.head
+
+
+def alembic_config(connection: sa.Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", "lineagedb.store:migrations")
+    config.attributes["connection"] = connection
+    return config
+
+
+def _table_names(schema: Schema | None) -> list[str]:
+    schema = schema or schema_for("sqlite")
+    return [table.name for table in schema.metadata.sorted_tables]
+
+
+def inspect_schema(connection: sa.Connection) -> SchemaState:
+    schema = schema_for(connection.dialect.name)
+    existing = set(sa.inspect(connection).get_table_names())
+    missing = tuple(name for name in _table_names(schema) if name not in existing)
+    version: int | None = None
+    if schema.mlmd_env.name in existing:
+        rows = connection.execute(sa.select(schema.mlmd_env.c.schema_version)).scalars().all()
+        if len(rows) > 1:
+            raise errors.DataLossError("MLMDEnv holds more than one schema version row")
+        version = rows[0] if rows else None
+        if not rows:
+            raise errors.AbortedError("MLMDEnv is empty: another process is initializing the schema")
+    revision = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+    head = ScriptDirectory.from_config(alembic_config(connection)).get_current_head()
+    return SchemaState(version, missing, revision, head or "")
+
+
+def create_mlmd_schema(connection: sa.Connection) -> None:
+    """Create the v10 tables, MLMDEnv and system types (the baseline migration's body)."""
+    schema = schema_for(connection.dialect.name)
+    schema.metadata.create_all(connection)
+    connection.execute(sa.insert(schema.mlmd_env).values(schema_version=SCHEMA_VERSION))
+    seed_system_types(connection)
+
+
+def seed_system_types(connection: sa.Connection) -> None:
+    """Insert any missing system type (by kind and name, unversioned)."""
+    t = schema_for(connection.dialect.name).type
+    present = {
+        (row.type_kind, row.name)
+        for row in connection.execute(
+            sa.select(t.c.type_kind, t.c.name).where(t.c.name.in_(SYSTEM_TYPE_NAMES), t.c.version.is_(None))
+        )
+    }
+    for kind, name in SYSTEM_TYPES:
+        if (kind, name) not in present:
+            connection.execute(sa.insert(t).values(name=name, type_kind=kind))
+
+
+def upgrade_command(url: str) -> str:
+    return f"lineagedb db upgrade --database '{url}'"
+
+
+def prepare_database(engine: sa.Engine, allow_upgrade: bool = False) -> SchemaState:
+    """Make the database ready to serve, or raise FailedPreconditionError saying why not."""
+    with engine.begin() as connection:
+        state = inspect_schema(connection)
+        if state.empty:
+            log.info("empty database: creating MLMD schema v%d", SCHEMA_VERSION)
+            command.upgrade(alembic_config(connection), "head")
+        elif state.mlmd_version == SCHEMA_VERSION and not state.missing_tables:
+            if state.revision is None:
+                log.info("database created by MLMD at schema v%d: stamping it", SCHEMA_VERSION)
+                command.stamp(alembic_config(connection), "0001")
+            elif state.revision != state.head:
+                if not allow_upgrade:
+                    raise errors.FailedPreconditionError(
+                        f"database schema revision {state.revision} is behind {state.head}; "
+                        f"run: {upgrade_command(engine.url.render_as_string(hide_password=True))}"
+                    )
+                command.upgrade(alembic_config(connection), "head")
+        elif state.mlmd_version is not None and state.mlmd_version > SCHEMA_VERSION:
+            raise errors.FailedPreconditionError(
+                f"database schema version {state.mlmd_version} is newer than this server supports "
+                f"({SCHEMA_VERSION}); upgrade LineageDB"
+            )
+        elif state.mlmd_version is not None and state.mlmd_version < SCHEMA_VERSION:
+            raise errors.FailedPreconditionError(
+                f"database schema version {state.mlmd_version} is older than {SCHEMA_VERSION}; "
+                "upgrade it with MLMD's own migration first"
+            )
+        else:
+            raise errors.FailedPreconditionError(
+                f"database holds an incomplete MLMD schema (missing tables: {', '.join(state.missing_tables)})"
+            )
+        seed_system_types(connection)
+        return inspect_schema(connection)

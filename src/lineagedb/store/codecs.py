@@ -1,0 +1,106 @@
+"""Rows <-> protobuf messages. The only module that knows the property (EAV) layout.
+
+Property values are stored the way MLMD stores them, so either server can read
+the other's database (spec §2.3, §8.4):
+* doubles are rounded to the text of C's `%f` (6 fractional digits);
+* STRUCT values live in `string_value` as "mlmd-struct::" + base64(Struct bytes),
+  and every string read with that prefix decodes as a Struct;
+* PROTO values are serialized `Any` bytes (encoded per dialect by schema.ProtoValue).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from typing import Any
+
+from google.protobuf import any_pb2, struct_pb2
+from google.protobuf.message import DecodeError
+
+from lineagedb import errors
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+
+STRUCT_PREFIX = "mlmd-struct::"
+PROPERTY_VALUE_COLUMNS = ("int_value", "double_value", "string_value", "proto_value", "bool_value")
+
+# Value oneof case -> PropertyType number (MLMD relies on these being equal).
+VALUE_CASE_TO_PROPERTY_TYPE = {
+    "int_value": mlmd.INT,
+    "double_value": mlmd.DOUBLE,
+    "string_value": mlmd.STRING,
+    "struct_value": mlmd.STRUCT,
+    "proto_value": mlmd.PROTO,
+    "bool_value": mlmd.BOOLEAN,
+}
+
+
+def round_double(value: float) -> float:
+    """MLMD writes doubles as printf("%f") text; replicate the rounding."""
+    return float(format(value, "f"))
+
+
+def value_to_columns(name: str, value: mlmd.Value) -> dict[str, Any]:
+    """The value columns of one property row. Raises InvalidArgumentError for values
+    MLMD would store but never read back (or would crash on)."""
+    case = value.WhichOneof("value")
+    columns: dict[str, Any] = dict.fromkeys(PROPERTY_VALUE_COLUMNS)
+    if case == "int_value":
+        columns["int_value"] = value.int_value
+    elif case == "double_value":
+        if not math.isfinite(value.double_value):
+            raise errors.InvalidArgumentError(f"property {name!r}: NaN and infinite doubles cannot be stored")
+        columns["double_value"] = round_double(value.double_value)
+    elif case == "string_value":
+        if value.string_value.startswith(STRUCT_PREFIX) and _decode_struct(value.string_value) is None:
+            raise errors.InvalidArgumentError(
+                f"property {name!r}: a string starting with {STRUCT_PREFIX!r} must carry a base64-encoded Struct"
+            )
+        columns["string_value"] = value.string_value
+    elif case == "struct_value":
+        encoded = base64.b64encode(value.struct_value.SerializeToString()).decode("ascii")
+        columns["string_value"] = STRUCT_PREFIX + encoded
+    elif case == "proto_value":
+        if not value.proto_value.type_url:
+            raise errors.InvalidArgumentError(f"property {name!r}: proto_value needs a type_url")
+        columns["proto_value"] = value.proto_value.SerializeToString()
+    elif case == "bool_value":
+        columns["bool_value"] = value.bool_value
+    else:
+        raise errors.InvalidArgumentError(f"property {name!r} has no value set")
+    return columns
+
+
+def _decode_struct(text: str) -> struct_pb2.Struct | None:
+    try:
+        raw = base64.b64decode("".join(text[len(STRUCT_PREFIX) :].split()), validate=True)
+        struct = struct_pb2.Struct()
+        struct.ParseFromString(raw)
+        return struct
+    except (binascii.Error, ValueError, DecodeError):
+        return None
+
+
+def columns_to_value(row: Any, target: mlmd.Value) -> None:
+    """Fill `target` from a property row (any object with the value attributes)."""
+    if row.int_value is not None:
+        target.int_value = row.int_value
+    elif row.double_value is not None:
+        target.double_value = row.double_value
+    elif row.string_value is not None:
+        text = row.string_value
+        if text.startswith(STRUCT_PREFIX):
+            struct = _decode_struct(text)
+            if struct is None:
+                raise errors.InvalidArgumentError("a stored struct property cannot be decoded")
+            target.struct_value.CopyFrom(struct)
+        else:
+            target.string_value = text
+    elif row.proto_value is not None:
+        any_value = any_pb2.Any()
+        any_value.ParseFromString(row.proto_value)
+        if not any_value.type_url:
+            raise errors.InternalError("a stored proto property has no type_url")
+        target.proto_value.CopyFrom(any_value)
+    elif row.bool_value is not None:
+        target.bool_value = bool(row.bool_value)

@@ -1,0 +1,96 @@
+"""Engines: one pooled engine per database URL, with per-backend connection setup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import StaticPool
+
+# SQLite waits this long for a competing writer before reporting SQLITE_BUSY.
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    size: int = 8
+    max_overflow: int = 4
+    timeout_s: float = 10.0
+    recycle_s: int = 1800
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Pick our drivers for bare backend names (postgresql://, mysql://)."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    elif parsed.drivername in ("mysql", "mariadb"):
+        parsed = parsed.set(drivername=f"{parsed.drivername}+pymysql")
+    return parsed
+
+
+def is_sqlite_memory(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def create_engine(url: str | URL, pool: PoolSettings | None = None) -> sa.Engine:
+    """Create the process-wide engine for `url`.
+
+    SQLite: WAL journal, `synchronous=FULL` (a committed RPC survives power loss),
+    a busy timeout, and explicit transaction control so that a write RPC takes the
+    write lock up front (`BEGIN IMMEDIATE`) instead of failing when it upgrades a
+    read snapshot later.
+    """
+    pool = pool or PoolSettings()
+    parsed = normalize_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _create_sqlite_engine(parsed, pool)
+    kwargs: dict[str, object] = {
+        "pool_size": pool.size,
+        "max_overflow": pool.max_overflow,
+        "pool_timeout": pool.timeout_s,
+        "pool_recycle": pool.recycle_s,
+        "pool_pre_ping": True,
+    }
+    if backend == "postgresql":
+        kwargs["connect_args"] = {"connect_timeout": 10}
+    elif backend in ("mysql", "mariadb"):
+        kwargs["connect_args"] = {"connect_timeout": 10, "charset": "utf8mb4"}
+    return sa.create_engine(parsed, **kwargs)
+
+
+def _create_sqlite_engine(url: URL, pool: PoolSettings) -> sa.Engine:
+    memory = is_sqlite_memory(url)
+    connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    if memory:
+        # One shared connection: every checkout must see the same in-memory database.
+        engine = sa.create_engine(url, connect_args=connect_args, poolclass=StaticPool)
+    else:
+        engine = sa.create_engine(
+            url,
+            connect_args=connect_args,
+            pool_size=pool.size,
+            max_overflow=pool.max_overflow,
+            pool_timeout=pool.timeout_s,
+        )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        # Take transaction control away from the sqlite3 module; we BEGIN ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):  # type: ignore[no-untyped-def]
+        write = connection.info.get("lineagedb_write", True)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine

@@ -1,0 +1,127 @@
+"""ListOperationOptions: page size, ordering, and MLMD-format page tokens (spec §5).
+
+A token is the URL-safe, unpadded base64 of a serialized ListOperationNextPageToken,
+byte-identical to the ones MLMD issues, so a client may page across either server.
+
+Continuation is a true keyset over (order column, id): `(col > v) OR (col = v AND
+id > last_id)` ascending. MLMD's own predicates can skip rows whose ids are not
+monotonic in time (CREATE_TIME) or repeat rows that share a timestamp across more
+than one page (LAST_UPDATE_TIME); ours do neither, and they read MLMD's tokens.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from google.protobuf.message import DecodeError
+
+from lineagedb import errors
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+
+# MLMD fetches at most this many rows per page, whatever max_result_size says (§5.2).
+MAX_FETCH = 101
+
+_Field = mlmd.ListOperationOptions.OrderByField
+_COLUMNS: dict[int, str] = {
+    _Field.ID: "id",
+    _Field.CREATE_TIME: "create_time_since_epoch",
+    _Field.LAST_UPDATE_TIME: "last_update_time_since_epoch",
+}
+
+
+@dataclass(frozen=True)
+class Page:
+    """A validated page request."""
+
+    options: mlmd.ListOperationOptions
+    size: int
+    field: int
+    ascending: bool
+    token: mlmd.ListOperationNextPageToken | None
+
+    @property
+    def column(self) -> str:
+        return _COLUMNS[self.field]
+
+    @property
+    def filter_query(self) -> str:
+        return self.options.filter_query
+
+
+def _ordering(options: mlmd.ListOperationOptions) -> tuple[int, bool]:
+    order = options.order_by_field
+    return order.field, order.is_asc
+
+
+def parse_page(options: mlmd.ListOperationOptions) -> Page:
+    if options.max_result_size <= 0:
+        raise errors.InvalidArgumentError(f"max_result_size must be positive, got {options.max_result_size}")
+    field, ascending = _ordering(options)
+    if field not in _COLUMNS:
+        raise errors.InvalidArgumentError("order_by_field.field must be ID, CREATE_TIME or LAST_UPDATE_TIME")
+    token = None
+    if options.next_page_token:
+        token = decode_token(options.next_page_token)
+        if _ordering(token.set_options) != (field, ascending):
+            raise errors.InvalidArgumentError("next_page_token was issued for a different ordering (options mismatch)")
+        if field == _Field.LAST_UPDATE_TIME and not token.listed_ids:
+            raise errors.InvalidArgumentError("next_page_token has no listed_ids for LAST_UPDATE_TIME ordering")
+    return Page(options, options.max_result_size, field, ascending, token)
+
+
+def decode_token(text: str) -> mlmd.ListOperationNextPageToken:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as error:
+        raise errors.InvalidArgumentError("failed to decode next_page_token") from error
+    token = mlmd.ListOperationNextPageToken()
+    try:
+        token.ParseFromString(raw)
+    except DecodeError as error:
+        raise errors.InvalidArgumentError("failed to parse next_page_token") from error
+    return token
+
+
+def encode_token(page: Page, rows: Sequence[Any]) -> str:
+    """Token for the page that ends with `rows[-1]` (rows carry id and the order column)."""
+    last = rows[-1]
+    token = mlmd.ListOperationNextPageToken()
+    options = mlmd.ListOperationOptions()
+    options.CopyFrom(page.options)
+    options.ClearField("next_page_token")
+    if page.field == _Field.LAST_UPDATE_TIME:
+        token.field_offset = last.sort_value
+        for row in reversed(rows):
+            if row.sort_value != last.sort_value:
+                break
+            token.listed_ids.append(row.id)
+    else:
+        token.id_offset = last.id
+        token.field_offset = last.sort_value
+    token.set_options.CopyFrom(options)
+    return base64.urlsafe_b64encode(token.SerializeToString()).decode("ascii").rstrip("=")
+
+
+def keyset(page: Page, table: sa.Table) -> tuple[list[sa.ColumnElement[bool]], list[sa.ColumnElement[Any]]]:
+    """WHERE clauses continuing after the token, and the ORDER BY, for `table`."""
+    column, node_id = table.c[page.column], table.c.id
+    direction = (lambda c: c.asc()) if page.ascending else (lambda c: c.desc())
+    order = [direction(column)] if page.field == _Field.ID else [direction(column), direction(node_id)]
+    token = page.token
+    if token is None:
+        return [], order
+    if page.field == _Field.ID:
+        offset = token.field_offset
+        return [node_id > offset if page.ascending else node_id < offset], order
+    last_id = token.listed_ids[0] if page.field == _Field.LAST_UPDATE_TIME else token.id_offset
+    value = token.field_offset
+    if page.ascending:
+        clause = sa.or_(column > value, sa.and_(column == value, node_id > last_id))
+    else:
+        clause = sa.or_(column < value, sa.and_(column == value, node_id < last_id))
+    return [clause], order

@@ -1,0 +1,160 @@
+"""Events (with their paths), attributions, associations and parent-context links."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.store.repositories.nodes import _insert_returning_ids
+from lineagedb.store.unit_of_work import UnitOfWork
+
+_CHUNK = 500
+
+
+def insert_events(uow: UnitOfWork, events: Sequence[mlmd.Event], now_ms: int) -> None:
+    """Insert complete events (ids and type already validated) and their path steps."""
+    if not events:
+        return
+    rows = [
+        {
+            "artifact_id": event.artifact_id,
+            "execution_id": event.execution_id,
+            "type": event.type,
+            "milliseconds_since_epoch": (
+                event.milliseconds_since_epoch if event.HasField("milliseconds_since_epoch") else now_ms
+            ),
+        }
+        for event in events
+    ]
+    ids = _insert_returning_ids(uow, uow.schema.event, rows)
+    steps: list[dict[str, Any]] = []
+    for event_id, event in zip(ids, events, strict=True):
+        for step in event.path.steps:
+            case = step.WhichOneof("value")
+            if case == "index":
+                steps.append({"event_id": event_id, "is_index_step": True, "step_index": step.index, "step_key": None})
+            elif case == "key":
+                steps.append({"event_id": event_id, "is_index_step": False, "step_index": None, "step_key": step.key})
+    if steps:
+        uow.execute(sa.insert(uow.schema.event_path), steps)
+
+
+def events_by(uow: UnitOfWork, column: str, ids: Iterable[int]) -> list[mlmd.Event]:
+    """Events whose `column` (artifact_id or execution_id) is in `ids`.
+
+    Ordered as MLMD's SQLite reads come back: (artifact_id, execution_id, type)
+    for by-artifact reads, (execution_id, insertion) for by-execution reads.
+    """
+    e = uow.schema.event
+    wanted = sorted(set(ids))
+    order = (e.c.artifact_id, e.c.execution_id, e.c.type) if column == "artifact_id" else (e.c.execution_id, e.c.id)
+    rows: list[Any] = []
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        rows.extend(uow.execute(sa.select(e).where(e.c[column].in_(chunk)).order_by(*order)).all())
+    if column == "artifact_id" and len(wanted) > _CHUNK:
+        rows.sort(key=lambda r: (r.artifact_id, r.execution_id, r.type))
+    elif len(wanted) > _CHUNK:
+        rows.sort(key=lambda r: (r.execution_id, r.id))
+    return rows_to_events(uow, rows)
+
+
+def rows_to_events(uow: UnitOfWork, rows: Sequence[Any]) -> list[mlmd.Event]:
+    events = []
+    by_id: dict[int, mlmd.Event] = {}
+    for row in rows:
+        event = mlmd.Event(artifact_id=row.artifact_id, execution_id=row.execution_id, type=row.type)
+        if row.milliseconds_since_epoch is not None:
+            event.milliseconds_since_epoch = row.milliseconds_since_epoch
+        events.append(event)
+        by_id[row.id] = event
+    _load_paths(uow, by_id)
+    return events
+
+
+def _load_paths(uow: UnitOfWork, by_id: dict[int, mlmd.Event]) -> None:
+    p = uow.schema.event_path
+    # EventPath has no key; steps come back in insertion order via the physical row id.
+    physical: sa.ColumnElement[Any] | None = {
+        "sqlite": sa.literal_column("rowid"),
+        "postgresql": sa.literal_column("ctid"),
+    }.get(uow.dialect)
+    ids = list(by_id)
+    for start in range(0, len(ids), _CHUNK):
+        query = sa.select(p).where(p.c.event_id.in_(ids[start : start + _CHUNK]))
+        query = query.order_by(p.c.event_id, physical) if physical is not None else query
+        for step in uow.execute(query):
+            target = by_id[step.event_id].path.steps.add()
+            if step.is_index_step:
+                target.index = step.step_index
+            else:
+                target.key = step.step_key if step.step_key is not None else ""
+
+
+def existing_ids(uow: UnitOfWork, table: sa.Table, ids: Iterable[int]) -> set[int]:
+    wanted = sorted(set(ids))
+    found: set[int] = set()
+    for start in range(0, len(wanted), _CHUNK):
+        found.update(uow.execute(sa.select(table.c.id).where(table.c.id.in_(wanted[start : start + _CHUNK]))).scalars())
+    return found
+
+
+def insert_ignoring_duplicates(uow: UnitOfWork, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert link rows; rows whose unique key already exists are skipped (idempotent)."""
+    if not rows:
+        return
+    unique = list(dict.fromkeys(tuple(sorted(row.items())) for row in rows))
+    params = [dict(items) for items in unique]
+    statement: Any
+    if uow.dialect == "sqlite":
+        statement = sqlite_dialect.insert(table).on_conflict_do_nothing()
+    elif uow.dialect == "postgresql":
+        statement = pg_dialect.insert(table).on_conflict_do_nothing()
+    else:
+        # INSERT IGNORE would also hide other errors; a no-op update only absorbs duplicates.
+        mysql_insert = mysql_dialect.insert(table)
+        first = next(iter(params[0]))
+        statement = mysql_insert.on_duplicate_key_update({first: mysql_insert.inserted[first]})
+    uow.execute(statement, params)
+
+
+def attributions_for(uow: UnitOfWork, artifact_ids: Iterable[int]) -> list[Any]:
+    a = uow.schema.attribution
+    return _rows_where_in(uow, sa.select(a.c.context_id, a.c.artifact_id), a.c.artifact_id, artifact_ids)
+
+
+def associations_for(uow: UnitOfWork, execution_ids: Iterable[int]) -> list[Any]:
+    a = uow.schema.association
+    return _rows_where_in(uow, sa.select(a.c.context_id, a.c.execution_id), a.c.execution_id, execution_ids)
+
+
+def _rows_where_in(uow: UnitOfWork, query: sa.Select[Any], column: sa.Column[Any], ids: Iterable[int]) -> list[Any]:
+    wanted = sorted(set(ids))
+    rows: list[Any] = []
+    for start in range(0, len(wanted), _CHUNK):
+        rows.extend(uow.execute(query.where(column.in_(wanted[start : start + _CHUNK]))).all())
+    return rows
+
+
+def parent_links(uow: UnitOfWork, child_ids: Iterable[int]) -> list[tuple[int, int]]:
+    """(child, parent) pairs for the given children."""
+    pc = uow.schema.parent_context
+    rows = _rows_where_in(uow, sa.select(pc.c.context_id, pc.c.parent_context_id), pc.c.context_id, child_ids)
+    return [(row[0], row[1]) for row in rows]
+
+
+def child_links(uow: UnitOfWork, parent_ids: Iterable[int]) -> list[tuple[int, int]]:
+    """(child, parent) pairs for the given parents."""
+    pc = uow.schema.parent_context
+    rows = _rows_where_in(uow, sa.select(pc.c.context_id, pc.c.parent_context_id), pc.c.parent_context_id, parent_ids)
+    return [(row[0], row[1]) for row in rows]
+
+
+def insert_parent_context(uow: UnitOfWork, child_id: int, parent_id: int) -> None:
+    uow.execute(sa.insert(uow.schema.parent_context).values(context_id=child_id, parent_context_id=parent_id))

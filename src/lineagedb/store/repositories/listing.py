@@ -1,0 +1,69 @@
+"""Node listings: whole (no options) or one page (ListOperationOptions), in a scope.
+
+A scope restricts the listing (to one type, or to the nodes linked to one
+context); a filter_query further restricts a page. Each listing is one id query
+plus the two hydration queries, whatever its size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from lineagedb import errors
+from lineagedb.store import pagination
+from lineagedb.store.repositories import nodes as node_repo
+from lineagedb.store.repositories.nodes import NodeKind
+from lineagedb.store.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Scope:
+    type_id: int | None = None
+    context_id: int | None = None  # artifacts via Attribution, executions via Association
+
+
+def _scope_clauses(uow: UnitOfWork, kind: NodeKind, scope: Scope) -> list[sa.ColumnElement[bool]]:
+    table = kind.table(uow.schema)
+    clauses: list[sa.ColumnElement[bool]] = []
+    if scope.type_id is not None:
+        clauses.append(table.c.type_id == scope.type_id)
+    if scope.context_id is not None:
+        link = uow.schema.attribution if kind is NodeKind.ARTIFACT else uow.schema.association
+        owner = link.c[kind.owner_column]
+        clauses.append(table.c.id.in_(sa.select(owner).where(link.c.context_id == scope.context_id)))
+    return clauses
+
+
+def list_all(uow: UnitOfWork, kind: NodeKind, scope: Scope = Scope()) -> list[Any]:
+    """Every node in scope, ordered by id (requests without options)."""
+    clauses = _scope_clauses(uow, kind, scope)
+    return node_repo.load_where(uow, kind, sa.and_(*clauses) if clauses else None)
+
+
+def list_page(uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Scope = Scope()) -> tuple[list[Any], str]:
+    """One page of nodes in scope and the token of the next page ("" on the last)."""
+    table = kind.table(uow.schema)
+    continuation, order = pagination.keyset(page, table)
+    query = sa.select(table.c.id, table.c[page.column].label("sort_value"))
+    if page.filter_query:
+        query = _apply_filter(uow, kind, query, page.filter_query)
+    query = query.where(*_scope_clauses(uow, kind, scope), *continuation).order_by(*order)
+    rows = uow.execute(query.limit(min(page.size + 1, pagination.MAX_FETCH))).all()
+    token = ""
+    if len(rows) > page.size:
+        rows = rows[: page.size]
+        token = pagination.encode_token(page, rows)
+    by_id = {node.id: node for node in node_repo.load_by_ids(uow, kind, [row.id for row in rows])}
+    return [by_id[row.id] for row in rows if row.id in by_id], token
+
+
+def _apply_filter(uow: UnitOfWork, kind: NodeKind, query: sa.Select[Any], text: str) -> sa.Select[Any]:
+    try:
+        from lineagedb.store import filter_query  # type: ignore[attr-defined]
+    except ImportError as error:  # pragma: no cover - present once the filter compiler lands
+        raise errors.UnimplementedError("filter_query is not supported yet") from error
+    filtered: sa.Select[Any] = filter_query.apply(uow, kind, query, text)
+    return filtered

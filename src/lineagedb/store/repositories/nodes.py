@@ -1,0 +1,272 @@
+"""Artifact, Execution and Context rows with their properties.
+
+Reads are set-based: one query for the node rows (joined with their type's
+name), one for all their properties, whatever the number of nodes. Writes are
+batched: one multi-row INSERT for a run of new nodes and one for their
+properties.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from google.protobuf.message import Message
+
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.store import codecs
+from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND, Schema
+from lineagedb.store.unit_of_work import UnitOfWork
+
+Node = mlmd.Artifact | mlmd.Execution | mlmd.Context
+
+
+class NodeKind(enum.Enum):
+    ARTIFACT = "artifact"
+    EXECUTION = "execution"
+    CONTEXT = "context"
+
+    @property
+    def type_kind(self) -> int:
+        return {NodeKind.ARTIFACT: ARTIFACT_KIND, NodeKind.EXECUTION: EXECUTION_KIND}.get(self, CONTEXT_KIND)
+
+    @property
+    def message(self) -> type[Any]:
+        return {NodeKind.ARTIFACT: mlmd.Artifact, NodeKind.EXECUTION: mlmd.Execution}.get(self, mlmd.Context)
+
+    @property
+    def label(self) -> str:
+        return self.value
+
+    def table(self, schema: Schema) -> sa.Table:
+        table: sa.Table = getattr(schema, self.value)
+        return table
+
+    def property_table(self, schema: Schema) -> sa.Table:
+        table: sa.Table = getattr(schema, f"{self.value}_property")
+        return table
+
+    @property
+    def owner_column(self) -> str:
+        return f"{self.value}_id"
+
+    @property
+    def row_fields(self) -> tuple[str, ...]:
+        """Node columns beyond id/type_id/name/external_id/times."""
+        if self is NodeKind.ARTIFACT:
+            return ("uri", "state")
+        if self is NodeKind.EXECUTION:
+            return ("last_known_state",)
+        return ()
+
+
+@dataclass(frozen=True)
+class PropertyRow:
+    owner_id: int
+    name: str
+    is_custom: bool
+    columns: dict[str, Any]
+
+
+def row_values(kind: NodeKind, node: Message) -> dict[str, Any]:
+    """Column values of the node row written from `node` (spec §3.2, §3.3)."""
+    values: dict[str, Any] = {
+        "external_id": node.external_id if node.HasField("external_id") else None,  # type: ignore[attr-defined]
+    }
+    if kind is NodeKind.ARTIFACT:
+        values["uri"] = node.uri  # type: ignore[attr-defined]  # unset uri is stored as ""
+        values["state"] = node.state if node.HasField("state") else None  # type: ignore[attr-defined]
+    elif kind is NodeKind.EXECUTION:
+        values["last_known_state"] = (
+            node.last_known_state if node.HasField("last_known_state") else None  # type: ignore[attr-defined]
+        )
+    return values
+
+
+def property_rows(owner_id: int, node: Message) -> list[PropertyRow]:
+    rows = []
+    for is_custom, field in ((False, "properties"), (True, "custom_properties")):
+        for name, value in getattr(node, field).items():
+            rows.append(PropertyRow(owner_id, name, is_custom, codecs.value_to_columns(name, value)))
+    return rows
+
+
+def insert_nodes(uow: UnitOfWork, kind: NodeKind, nodes: Sequence[Message], now_ms: int) -> list[int]:
+    """Insert new nodes and their properties; returns ids in request order."""
+    if not nodes:
+        return []
+    table = kind.table(uow.schema)
+    rows = []
+    for node in nodes:
+        values = row_values(kind, node)
+        values["type_id"] = node.type_id  # type: ignore[attr-defined]
+        values["name"] = node.name if node.HasField("name") else None  # type: ignore[attr-defined]
+        values["create_time_since_epoch"] = now_ms
+        values["last_update_time_since_epoch"] = now_ms
+        rows.append(values)
+    ids = _insert_returning_ids(uow, table, rows)
+    insert_properties(
+        uow, kind, [prop for node_id, node in zip(ids, nodes, strict=True) for prop in property_rows(node_id, node)]
+    )
+    return ids
+
+
+def _insert_returning_ids(uow: UnitOfWork, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
+    dialect = uow.connection.dialect
+    if len(rows) > 1 and dialect.insert_executemany_returning_sort_by_parameter_order:
+        result = uow.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+        return [int(row[0]) for row in result]
+    ids = []
+    for row in rows:
+        result = uow.execute(sa.insert(table).values(**row))
+        ids.append(int(result.inserted_primary_key[0]))  # type: ignore[index]
+    return ids
+
+
+def insert_properties(uow: UnitOfWork, kind: NodeKind, rows: Iterable[PropertyRow]) -> None:
+    params = [
+        {kind.owner_column: row.owner_id, "name": row.name, "is_custom_property": row.is_custom, **row.columns}
+        for row in rows
+    ]
+    if params:
+        uow.execute(sa.insert(kind.property_table(uow.schema)), params)
+
+
+def delete_properties(uow: UnitOfWork, kind: NodeKind, keys: Iterable[tuple[int, str, bool]]) -> None:
+    """Delete (owner, name, is_custom) rows; scoped by the custom flag (MLMD is not, spec §3.5)."""
+    table = kind.property_table(uow.schema)
+    owner = table.c[kind.owner_column]
+    params = [{"o": o, "n": n, "c": c} for o, n, c in keys]
+    if params:
+        uow.execute(
+            sa.delete(table).where(
+                owner == sa.bindparam("o"),
+                table.c.name == sa.bindparam("n"),
+                table.c.is_custom_property == sa.bindparam("c"),
+            ),
+            params,
+        )
+
+
+def update_row(
+    uow: UnitOfWork, kind: NodeKind, node_id: int, values: dict[str, Any], expected_last_update: int | None = None
+) -> bool:
+    """Rewrite a node row. With `expected_last_update`, only if the stored timestamp
+    still equals it (optimistic concurrency); returns whether a row was written."""
+    table = kind.table(uow.schema)
+    statement = sa.update(table).where(table.c.id == node_id)
+    if expected_last_update is not None:
+        statement = statement.where(table.c.last_update_time_since_epoch == expected_last_update)
+    return uow.execute(statement.values(**values)).rowcount > 0
+
+
+def select_nodes(uow: UnitOfWork, kind: NodeKind) -> sa.Select[Any]:
+    """SELECT of node rows joined with their type name, for callers to filter and order."""
+    table = kind.table(uow.schema)
+    type_table = uow.schema.type
+    return sa.select(table, type_table.c.name.label("type_name")).join_from(
+        table, type_table, type_table.c.id == table.c.type_id, isouter=True
+    )
+
+
+def hydrate(uow: UnitOfWork, kind: NodeKind, rows: Sequence[Any], id_source: sa.Select[Any] | None = None) -> list[Any]:
+    """Turn node rows (from `select_nodes`) into messages with all their properties.
+
+    `id_source`, when given, is a SELECT of the same ids; it lets the property
+    query use a subquery instead of a long IN list.
+    """
+    messages = [_row_to_message(kind, row) for row in rows]
+    if not messages:
+        return messages
+    by_id = {message.id: message for message in messages}
+    table = kind.property_table(uow.schema)
+    owner = table.c[kind.owner_column]
+    columns = [owner, table.c.name, table.c.is_custom_property, *(table.c[c] for c in codecs.PROPERTY_VALUE_COLUMNS)]
+    if id_source is not None:
+        queries = [sa.select(*columns).where(owner.in_(id_source))]
+    else:
+        ids = list(by_id)
+        queries = [sa.select(*columns).where(owner.in_(ids[i : i + 500])) for i in range(0, len(ids), 500)]
+    for query in queries:
+        for prop in uow.execute(query):
+            message = by_id.get(prop[0])
+            if message is None:
+                continue
+            target = message.custom_properties if prop.is_custom_property else message.properties
+            codecs.columns_to_value(prop, target[prop.name])
+    return messages
+
+
+def _row_to_message(kind: NodeKind, row: Any) -> Any:
+    message = kind.message()
+    message.id = row.id
+    message.type_id = row.type_id
+    if row.type_name is not None:
+        message.type = row.type_name
+    if row.name is not None:
+        message.name = row.name
+    if row.external_id is not None:
+        message.external_id = row.external_id
+    if kind is NodeKind.ARTIFACT:
+        message.uri = row.uri if row.uri is not None else ""
+        if row.state is not None:
+            message.state = row.state
+    elif kind is NodeKind.EXECUTION and row.last_known_state is not None:
+        message.last_known_state = row.last_known_state
+    message.create_time_since_epoch = row.create_time_since_epoch
+    message.last_update_time_since_epoch = row.last_update_time_since_epoch
+    return message
+
+
+def load_by_ids(uow: UnitOfWork, kind: NodeKind, ids: Iterable[int]) -> list[Any]:
+    """Existing nodes among `ids`, each once, ordered by id."""
+    table = kind.table(uow.schema)
+    wanted = sorted(set(ids))
+    result: list[Any] = []
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        rows = uow.execute(select_nodes(uow, kind).where(table.c.id.in_(chunk)).order_by(table.c.id)).all()
+        result.extend(hydrate(uow, kind, rows))
+    return result
+
+
+def load_where(
+    uow: UnitOfWork, kind: NodeKind, where: sa.ColumnElement[bool] | None, order_by: Sequence[Any] = ()
+) -> list[Any]:
+    """All nodes matching `where` (None = all), ordered by `order_by` (default id)."""
+    table = kind.table(uow.schema)
+    query = select_nodes(uow, kind)
+    ids = sa.select(table.c.id)
+    if where is not None:
+        query = query.where(where)
+        ids = ids.where(where)
+    query = query.order_by(*(order_by or (table.c.id,)))
+    rows = uow.execute(query).all()
+    return hydrate(uow, kind, rows, id_source=ids)
+
+
+def load_by_type_and_name(uow: UnitOfWork, kind: NodeKind, type_id: int, name: str) -> Any | None:
+    table = kind.table(uow.schema)
+    found = load_where(uow, kind, sa.and_(table.c.type_id == type_id, table.c.name == name))
+    return found[0] if found else None
+
+
+def load_by_uris(uow: UnitOfWork, uris: Sequence[str]) -> list[Any]:
+    """Artifacts whose uri is one of `uris`, ordered by id."""
+    table = NodeKind.ARTIFACT.table(uow.schema)
+    found: list[Any] = []
+    for start in range(0, len(uris), 500):
+        found.extend(load_where(uow, NodeKind.ARTIFACT, table.c.uri.in_(uris[start : start + 500])))
+    return sorted(found, key=lambda a: a.id) if len(uris) > 500 else found
+
+
+def load_by_external_ids(uow: UnitOfWork, kind: NodeKind, external_ids: Sequence[str]) -> list[Any]:
+    table = kind.table(uow.schema)
+    wanted = sorted(set(external_ids))
+    found: list[Any] = []
+    for start in range(0, len(wanted), 500):
+        found.extend(load_where(uow, kind, table.c.external_id.in_(wanted[start : start + 500])))
+    return sorted(found, key=lambda n: n.id) if len(wanted) > 500 else found

@@ -1,0 +1,137 @@
+"""Type rows: Type, TypeProperty and ParentType, loaded in three set-based queries."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from lineagedb.store.unit_of_work import UnitOfWork
+
+
+@dataclass
+class TypeRecord:
+    """A stored type of any kind, with its properties and base-type links."""
+
+    id: int
+    kind: int
+    name: str
+    version: str | None = None
+    description: str | None = None
+    external_id: str | None = None
+    input_type: str | None = None
+    output_type: str | None = None
+    properties: dict[str, int] = field(default_factory=dict)
+    parent_type_names: list[str] = field(default_factory=list)
+
+
+def load_types(uow: UnitOfWork, where: sa.ColumnElement[bool]) -> list[TypeRecord]:
+    """Types matching `where` (over the Type table), ordered by id."""
+    t = uow.schema.type
+    rows = uow.execute(sa.select(t).where(where).order_by(t.c.id)).all()
+    if not rows:
+        return []
+    records = {
+        row.id: TypeRecord(
+            id=row.id,
+            kind=row.type_kind,
+            name=row.name,
+            version=row.version,
+            description=row.description,
+            external_id=row.external_id,
+            input_type=row.input_type,
+            output_type=row.output_type,
+        )
+        for row in rows
+    }
+    ids = list(records)
+    tp, pt = uow.schema.type_property, uow.schema.parent_type
+    for chunk in _chunks(ids):
+        for prop in uow.execute(sa.select(tp.c.type_id, tp.c.name, tp.c.data_type).where(tp.c.type_id.in_(chunk))):
+            records[prop.type_id].properties[prop.name] = prop.data_type or 0
+        parent = t.alias("parent")
+        for link in uow.execute(
+            sa.select(pt.c.type_id, parent.c.name)
+            .join_from(pt, parent, parent.c.id == pt.c.parent_type_id)
+            .where(pt.c.type_id.in_(chunk))
+            .order_by(pt.c.type_id, pt.c.parent_type_id)
+        ):
+            records[link.type_id].parent_type_names.append(link.name)
+    return list(records.values())
+
+
+def by_ids(uow: UnitOfWork, kind: int, ids: Iterable[int]) -> dict[int, TypeRecord]:
+    t = uow.schema.type
+    wanted = sorted(set(ids))
+    found: dict[int, TypeRecord] = {}
+    for chunk in _chunks(wanted):
+        for record in load_types(uow, sa.and_(t.c.type_kind == kind, t.c.id.in_(chunk))):
+            found[record.id] = record
+    return found
+
+
+def by_name(uow: UnitOfWork, kind: int, name: str, version: str | None) -> TypeRecord | None:
+    t = uow.schema.type
+    version_clause = t.c.version.is_(None) if not version else t.c.version == version
+    records = load_types(uow, sa.and_(t.c.type_kind == kind, t.c.name == name, version_clause))
+    return records[0] if records else None
+
+
+def by_names(uow: UnitOfWork, kind: int, names: Iterable[str]) -> list[TypeRecord]:
+    """Unversioned types of `kind` with any of `names`."""
+    t = uow.schema.type
+    return load_types(uow, sa.and_(t.c.type_kind == kind, t.c.name.in_(sorted(set(names))), t.c.version.is_(None)))
+
+
+def by_external_ids(uow: UnitOfWork, kind: int | None, external_ids: Sequence[str]) -> list[TypeRecord]:
+    t = uow.schema.type
+    clause: sa.ColumnElement[bool] = t.c.external_id.in_(sorted(set(external_ids)))
+    if kind is not None:
+        clause = sa.and_(clause, t.c.type_kind == kind)
+    return load_types(uow, clause)
+
+
+def all_of_kind(uow: UnitOfWork, kind: int) -> list[TypeRecord]:
+    return load_types(uow, uow.schema.type.c.type_kind == kind)
+
+
+def insert(uow: UnitOfWork, record: TypeRecord) -> int:
+    t = uow.schema.type
+    result = uow.execute(
+        sa.insert(t).values(
+            name=record.name,
+            version=record.version,
+            type_kind=record.kind,
+            description=record.description,
+            input_type=record.input_type,
+            output_type=record.output_type,
+            external_id=record.external_id,
+        )
+    )
+    type_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+    record.id = type_id
+    add_properties(uow, type_id, record.properties)
+    return type_id
+
+
+def add_properties(uow: UnitOfWork, type_id: int, properties: dict[str, int]) -> None:
+    if properties:
+        uow.execute(
+            sa.insert(uow.schema.type_property),
+            [{"type_id": type_id, "name": name, "data_type": data_type} for name, data_type in properties.items()],
+        )
+
+
+def set_external_id(uow: UnitOfWork, type_id: int, external_id: str) -> None:
+    t = uow.schema.type
+    uow.execute(sa.update(t).where(t.c.id == type_id).values(external_id=external_id))
+
+
+def add_parent(uow: UnitOfWork, type_id: int, parent_type_id: int) -> None:
+    uow.execute(sa.insert(uow.schema.parent_type).values(type_id=type_id, parent_type_id=parent_type_id))
+
+
+def _chunks(values: Sequence[int], size: int = 500) -> Iterable[Sequence[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

@@ -1,0 +1,174 @@
+"""Transactions, and the one place where driver errors become domain errors.
+
+Every RPC runs in exactly one transaction opened by the service layer through
+`Database.transaction()`. Statements go through `UnitOfWork.execute`, which
+classifies driver errors by their numeric code (never by message text) into the
+domain errors of `lineagedb.errors`, at the statement that failed, so the
+service can decide what a unique violation means where it happened (MLMD answers
+ALREADY_EXISTS on inserts, INTERNAL on updates, ABORTED on a context race).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from lineagedb import errors
+from lineagedb.store.engine import is_sqlite_memory
+from lineagedb.store.schema import Schema, schema_for
+
+log = logging.getLogger(__name__)
+
+# SQLite extended result codes (sqlite3.h).
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+_SQLITE_CONSTRAINT_PRIMARYKEY = 1555
+_SQLITE_CONSTRAINT_UNIQUE = 2067
+# PostgreSQL SQLSTATEs.
+_PG_UNIQUE = "23505"
+_PG_RETRYABLE = {"40001", "40P01", "55P03"}
+_PG_CANCELED = "57014"
+# MySQL / MariaDB error numbers.
+_MYSQL_DUPLICATE = {1062, 1586}
+_MYSQL_RETRYABLE = {1205, 1213}
+_MYSQL_GONE = {2002, 2003, 2006, 2013, 2055, 1927}
+_MYSQL_TIMEOUT = {3024, 1969}
+
+
+class UniqueViolation(errors.AlreadyExistsError):
+    """A unique or primary-key constraint rejected a write."""
+
+
+def classify_driver_error(error: sa_exc.DBAPIError) -> errors.LineageError:
+    """Map a driver error to a domain error, by driver code only."""
+    orig = error.orig
+    if error.connection_invalidated:
+        return errors.UnavailableError("the database connection was lost; retry the call")
+    if isinstance(orig, sqlite3.Error):
+        code = getattr(orig, "sqlite_errorcode", None)
+        if code in (_SQLITE_CONSTRAINT_UNIQUE, _SQLITE_CONSTRAINT_PRIMARYKEY):
+            return UniqueViolation("a record with the same unique key already exists")
+        if code is not None and code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            return errors.AbortedError("the database is busy; retry the call")
+    pgcode = getattr(orig, "pgcode", None)
+    if pgcode is not None:
+        if pgcode == _PG_UNIQUE:
+            return UniqueViolation("a record with the same unique key already exists")
+        if pgcode in _PG_RETRYABLE:
+            return errors.AbortedError("the transaction conflicted with another one; retry the call")
+        if pgcode == _PG_CANCELED:
+            return errors.DeadlineExceededError("the database statement was cancelled")
+        if pgcode.startswith("08") or pgcode.startswith("57P"):
+            return errors.UnavailableError("the database is unavailable; retry the call")
+    mysql_code = _mysql_code(orig)
+    if mysql_code is not None:
+        if mysql_code in _MYSQL_DUPLICATE:
+            return UniqueViolation("a record with the same unique key already exists")
+        if mysql_code in _MYSQL_RETRYABLE:
+            return errors.AbortedError("the transaction conflicted with another one; retry the call")
+        if mysql_code in _MYSQL_GONE:
+            return errors.UnavailableError("the database is unavailable; retry the call")
+        if mysql_code in _MYSQL_TIMEOUT:
+            return errors.DeadlineExceededError("the database statement took too long")
+    server_error = isinstance(error, sa_exc.OperationalError) and not isinstance(orig, sqlite3.Error)
+    if server_error and pgcode is None and mysql_code is None:
+        return errors.UnavailableError("the database is unavailable; retry the call")
+    return errors.InternalError("internal database error")
+
+
+def _mysql_code(orig: BaseException | None) -> int | None:
+    module = type(orig).__module__ if orig is not None else ""
+    if orig is not None and module.startswith("pymysql") and orig.args and isinstance(orig.args[0], int):
+        return int(orig.args[0])
+    return None
+
+
+class UnitOfWork:
+    """One open transaction. Repositories run their statements through it."""
+
+    def __init__(self, connection: sa.Connection, schema: Schema) -> None:
+        self.connection = connection
+        self.schema = schema
+        self.dialect = connection.dialect.name
+        self._after_commit: list[Callable[[], None]] = []
+
+    def execute(
+        self, statement: sa.Executable, parameters: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None
+    ) -> sa.CursorResult[Any]:
+        try:
+            return self.connection.execute(statement, parameters)
+        except sa_exc.DBAPIError as error:
+            domain = classify_driver_error(error)
+            if isinstance(domain, errors.InternalError):
+                log.exception("database statement failed")
+            raise domain from error
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` only once the transaction has committed (cache fills)."""
+        self._after_commit.append(callback)
+
+
+class Database:
+    """The engine plus the schema of its dialect; opens units of work."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.schema = schema_for(self.dialect)
+        # A private in-memory SQLite database lives on one shared connection.
+        self._serialize = threading.RLock() if is_sqlite_memory(engine.url) else None
+
+    @contextmanager
+    def transaction(self, write: bool = True) -> Iterator[UnitOfWork]:
+        lock = self._serialize if self._serialize is not None else nullcontext()
+        with lock:
+            uow = self._run(write)
+            yield from uow
+
+    def _run(self, write: bool) -> Iterator[UnitOfWork]:
+        try:
+            connection = self.engine.connect()
+        except sa_exc.TimeoutError as error:
+            raise errors.ResourceExhaustedError("all database connections are busy; retry the call") from error
+        except sa_exc.DBAPIError as error:
+            raise classify_driver_error(error) from error
+        with connection:
+            connection.info["lineagedb_write"] = write
+            try:
+                transaction = connection.begin()
+            except sa_exc.DBAPIError as error:
+                raise classify_driver_error(error) from error
+            uow = UnitOfWork(connection, self.schema)
+            try:
+                yield uow
+            except BaseException:
+                self._rollback(transaction)
+                raise
+            try:
+                transaction.commit()
+            except sa_exc.DBAPIError as error:
+                domain = classify_driver_error(error)
+                if isinstance(domain, errors.InternalError):
+                    # We cannot tell whether the commit reached the disk.
+                    domain = errors.UnavailableError("the commit outcome is unknown; check before retrying")
+                raise domain from error
+        for callback in uow._after_commit:
+            callback()
+
+    @staticmethod
+    def _rollback(transaction: sa.RootTransaction) -> None:
+        try:
+            if transaction.is_active:
+                transaction.rollback()
+        except sa_exc.DBAPIError:
+            log.warning("rollback failed; the connection will be discarded", exc_info=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

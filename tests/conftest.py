@@ -1,0 +1,126 @@
+"""Shared fixtures: the backend matrix, a service-level store, and a live server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
+from lineagedb.service.metadata_store import MetadataStore
+from lineagedb.store.bootstrap import prepare_database
+from lineagedb.store.engine import create_engine
+from lineagedb.store.unit_of_work import Database
+from tests.backends import IN_CI, scratch_database, selected_backends, unreachable_reason
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    lines = []
+    for backend in selected_backends():
+        reason = unreachable_reason(backend)
+        lines.append(f"backend {backend}: {'ready' if reason is None else 'SKIPPED - ' + reason}")
+    return lines
+
+
+@pytest.fixture(params=selected_backends())
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    reason = unreachable_reason(name)
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"CI requires every backend: {reason}")
+        pytest.skip(reason)
+    return name
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    with scratch_database(backend, str(tmp_path)) as url:
+        yield url
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    engine = create_engine(database_url)
+    prepare_database(engine)
+    db = Database(engine)
+    yield db
+    db.dispose()
+
+
+class FakeClock:
+    """Milliseconds that only move when a test says so (plus 1 ms per read, like real time)."""
+
+    def __init__(self, start: int = 1_700_000_000_000) -> None:
+        self.now = start
+
+    def __call__(self) -> int:
+        self.now += 1
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def store(database: Database, clock: FakeClock) -> MetadataStore:
+    return MetadataStore(database, clock=clock)
+
+
+@dataclass
+class LiveServer:
+    process: subprocess.Popen[str]
+    address: str
+    database_url: str
+
+    def channel(self) -> grpc.Channel:
+        return grpc.insecure_channel(self.address)
+
+
+def start_server(database_url: str, *extra: str) -> LiveServer:
+    """Start `python -m lineagedb serve` on a free port and wait for its ready line."""
+    command = [sys.executable, "-m", "lineagedb", "serve", "--host", "127.0.0.1", "--port", "0"]
+    command += ["--database", database_url, *extra]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=dict(os.environ)
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if "listening on" not in line:
+        process.kill()
+        raise RuntimeError(f"server did not start (exit {process.wait()}): {line!r}")
+    port = int(line.strip().rsplit(":", 1)[1])
+    return LiveServer(process, f"127.0.0.1:{port}", database_url)
+
+
+def stop_server(server: LiveServer) -> int:
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        return server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        return server.process.wait()
+
+
+@pytest.fixture
+def live_server(database_url: str) -> Iterator[LiveServer]:
+    server = start_server(database_url)
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture
+def stub(live_server: LiveServer) -> Iterator[svc_grpc.MetadataStoreServiceStub]:
+    with live_server.channel() as channel:
+        yield svc_grpc.MetadataStoreServiceStub(channel)
