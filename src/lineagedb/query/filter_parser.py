@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from lark import Lark, Token, Tree
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedInput, UnexpectedToken
 from lark.lexer import Lexer
 
 from lineagedb.query.filter_ast import (
@@ -59,6 +59,7 @@ from lineagedb.query.filter_ast import (
 __all__ = [
     "MAX_NESTING_DEPTH",
     "MAX_QUERY_LENGTH",
+    "MAX_TOKENS",
     "parse_filter",
     "parse_optional_filter",
 ]
@@ -67,6 +68,11 @@ __all__ = [
 MAX_QUERY_LENGTH: Final = 64 * 1024
 #: Deepest accepted nesting: open parentheses plus pending prefix NOT / unary minus.
 MAX_NESTING_DEPTH: Final = 64
+#: Most tokens accepted. Parsing costs ~3.5 µs per token; 64 KiB of one-character tokens
+#: (``id IN (1,1,1,...``) would take ~230 ms, so the cap, not the length, bounds the
+#: worst case (~60 ms). Real filters have tens of tokens; an ``id IN`` list of 5,000
+#: numbers needs ~10,000.
+MAX_TOKENS: Final = 16_384
 
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
@@ -197,7 +203,6 @@ _KEYWORDS: Final = {
     "FALSE": "FALSE",
     "BETWEEN": "BETWEEN",
 }
-_PUNCTUATION: Final = {"(": "_LPAR", ")": "_RPAR", ",": "_COMMA", "-": "MINUS"}
 
 # Comments and whitespace before a token. Possessive (Python 3.11+) so that a failing token
 # match never backtracks into the trivia: every regex below is linear in the input.
@@ -223,8 +228,7 @@ _TOKEN_RE: Final = re.compile(
             r"(?P<FLOAT>(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+)",
             r"(?P<INT>0[xX][0-9A-Fa-f]+|[0-9]+)",
             rf"(?P<PATH>{_PATH})",
-            r"(?P<CMP><>|!=|<=|>=|[=<>])",
-            r"(?P<PUNCT>[(),\-])",
+            r"(?P<OP><>|!=|<=|>=|[=<>(),\-])",
         ]
     )
     + ")"
@@ -327,39 +331,48 @@ def _string_value(text: str, raw_token: str, start: int) -> str:
 
 
 _new_str = str.__new__
-
-
-def _make_token(token_type: str, value: str, start: int, end: int) -> Token:
-    # lark's Token constructor costs ~1 µs with keyword arguments, a fifth of the budget
-    # for 20k tokens. Token is a str subclass with slots: fill them directly.
-    token: Token = _new_str(Token, value)
-    token.type = token_type
-    token.value = value
-    token.start_pos = start
-    token.end_pos = end
-    token.line = token.column = token.end_line = token.end_column = None
-    return token
+_OPERATOR_TYPES: Final = {
+    "(": "_LPAR",
+    ")": "_RPAR",
+    ",": "_COMMA",
+    "-": "MINUS",
+    "=": "CMP",
+    "!=": "CMP",
+    "<>": "CMP",
+    "<": "CMP",
+    "<=": "CMP",
+    ">": "CMP",
+    ">=": "CMP",
+}
+_NESTING_TYPES: Final = frozenset({"_LPAR", "_RPAR", "NOT", "MINUS"})
 
 
 def _tokenize(text: str) -> list[Token]:
-    """Split ``text`` into lark tokens, enforcing the nesting limit on the way."""
+    """Split ``text`` into lark tokens, enforcing the nesting limit on the way.
+
+    This loop runs once per token of queries up to 64 KiB, so it is written for speed:
+    one regex match per token (leading trivia included), and tokens built without lark's
+    keyword-heavy constructor (Token is a str subclass with slots; we fill what lark reads).
+    """
     tokens: list[Token] = []
     append = tokens.append
-    match_token = _TOKEN_RE.match
+    new_token = _new_str
+    token_class = Token
     keywords = _KEYWORDS
+    operators = _OPERATOR_TYPES
+    nesting_types = _NESTING_TYPES
+    ident_char = _IDENT_CHAR_RE.match
     length = len(text)
     pos = 0
-    # Nesting bookkeeping: pending prefix operators (NOT, unary minus) per open parenthesis.
-    prefix_counts = [0]
+    # Nesting depth = open parentheses + pending prefix operators (NOT, unary minus): what
+    # the analyzer will recurse through. `pending` counts the prefix chain at the current
+    # parenthesis level; `outer` saves the chains of the enclosing levels.
+    outer: list[int] = []
+    pending = 0
     nesting = 0
-    while pos < length:
-        match = match_token(text, pos)
-        if match is None:
-            trivia = _TRIVIA_RE.match(text, pos)
-            pos = trivia.end() if trivia is not None else pos
-            if pos == length:
-                break  # only comments / whitespace left
-            raise _lex_error(text, pos)
+    for match in _TOKEN_RE.finditer(text):
+        if match.start() != pos:
+            break  # finditer skipped something unlexable at `pos`
         kind = match.lastgroup
         assert kind is not None
         start = match.start(kind)
@@ -369,39 +382,57 @@ def _tokenize(text: str) -> list[Token]:
             token_type = "PATH"
             if "." not in value and "`" not in value:
                 token_type = keywords.get(value.upper(), "PATH")
+        elif kind == "OP":
+            token_type = operators[value]
         elif kind == "STRING":
             value = _string_value(text, value, start)
             token_type = "STRING"
-        elif kind == "PUNCT":
-            token_type = _PUNCTUATION[value]
-        else:  # INT, FLOAT, CMP
+        else:  # INT or FLOAT
             token_type = kind
-            if kind != "CMP" and end < length and _IDENT_CHAR_RE.match(text, end):
+            if end < length and ident_char(text, end):
                 raise _error(text, "Syntax error: missing whitespace after numeric literal", end)
-        append(_make_token(token_type, value, start, end))
-
-        # Nesting depth: what the analyzer will recurse through. Parentheses nest; NOT and
-        # unary minus nest while they chain; any other token ends the current chain.
-        if token_type == "_LPAR":
-            prefix_counts.append(0)
-            nesting += 1
-        elif token_type == "_RPAR":
-            if len(prefix_counts) > 1:
-                nesting -= 1 + prefix_counts.pop()
-            # The closed group is an operand: it ends the prefix chain that preceded it.
-            nesting -= prefix_counts[-1]
-            prefix_counts[-1] = 0
-        elif token_type == "NOT" or token_type == "MINUS":
-            prefix_counts[-1] += 1
-            nesting += 1
-        elif prefix_counts[-1]:
-            nesting -= prefix_counts[-1]
-            prefix_counts[-1] = 0
-        if nesting > MAX_NESTING_DEPTH:
-            raise _error(
-                text, f"Query is nested too deeply (more than {MAX_NESTING_DEPTH} levels)", start
-            )
+        token = new_token(token_class, value)
+        token.type = token_type
+        token.value = value
+        token.start_pos = start
+        token.end_pos = end
+        append(token)
         pos = end
+        if len(tokens) > MAX_TOKENS:
+            raise _error(text, f"Query has too many tokens (more than {MAX_TOKENS})", start)
+
+        if token_type in nesting_types:
+            if token_type == "_LPAR":
+                outer.append(pending)
+                pending = 0
+                nesting += 1
+            elif token_type == "_RPAR":
+                # The closed group is an operand: it also ends the chain that preceded it.
+                nesting -= 1 + pending + (outer.pop() if outer else 0)
+                pending = 0
+            else:  # NOT or MINUS
+                pending += 1
+                nesting += 1
+            if nesting > MAX_NESTING_DEPTH:
+                raise _error(
+                    text,
+                    f"Query is nested too deeply (more than {MAX_NESTING_DEPTH} levels)",
+                    start,
+                )
+        elif pending:
+            nesting -= pending
+            pending = 0
+
+    if pos < length:
+        trivia = _TRIVIA_RE.match(text, pos)
+        if trivia is not None:
+            pos = trivia.end()
+        if pos < length:
+            raise _lex_error(text, pos)
+    if tokens:
+        # lark copies these slots from the last token into its end-of-input token.
+        last = tokens[-1]
+        last.line = last.column = last.end_line = last.end_column = None
     return tokens
 
 
@@ -418,8 +449,7 @@ def _lex_error(text: str, pos: int) -> FilterQueryError:
     if char in "+*/|&^~%":
         return _error(
             text,
-            f"Syntax error: Unexpected character {char!r} (arithmetic and other operators "
-            "are not supported)",
+            f"Syntax error: Unexpected character {char!r} (arithmetic and other operators are not supported)",
             pos,
         )
     shown = repr(char) if char.isprintable() else f"U+{ord(char):04X}"
@@ -502,10 +532,8 @@ _TOKEN_DESCRIPTIONS: Final = {
     "_LPAR": '"("',
     "_RPAR": '")"',
     "_COMMA": '","',
-    "_DOT": '"."',
     "MINUS": '"-"',
-    "IDENT": "identifier",
-    "QIDENT": "identifier",
+    "PATH": "identifier",
     "INT": "integer literal",
     "FLOAT": "floating point literal",
     "STRING": "string literal",
@@ -518,7 +546,7 @@ def _describe_token(token: Token) -> str:
     if token.type == "CMP":
         return f'"{token.value}"'
     description = _TOKEN_DESCRIPTIONS.get(token.type, token.type)
-    if token.type in ("IDENT", "QIDENT"):
+    if token.type == "PATH":
         return f"{description} {token.value!r}"
     if token.type in ("INT", "FLOAT"):
         return f"{description} {token.value}"
@@ -569,6 +597,7 @@ class _Analyzer:
         self.neighbors = _NEIGHBORS[kind]
         # (custom, lower-cased name) -> spelling first seen; §6.4 item 7.
         self.property_spellings: dict[tuple[bool, str], str] = {}
+        self.resolved: dict[str, AttributeRef | NeighborRef | PropertyRef] = {}
 
     def error(self, message: str, node: _Node | int | None) -> FilterQueryError:
         position = node if isinstance(node, int) or node is None else _first_position(node)
@@ -683,24 +712,22 @@ class _Analyzer:
     # -- value level --------------------------------------------------------------------------
 
     def value(self, node: _Node, negate: bool = False) -> Value:
-        if isinstance(node, Tree):
-            data = node.data
-            if data == "neg":
-                return self.value(node.children[1], not negate)
-            if data == "literal":
-                token = node.children[0]
-                assert isinstance(token, Token)
-                return self.literal(token, negate)
-            if data == "path":
-                ref = self.resolve_path(node.children)
-                if negate:
-                    if not ref.value_type.is_numeric:
-                        raise self.error(
-                            "No matching signature for unary minus for argument type " + _display_type(ref.value_type),
-                            node,
-                        )
-                    return Negate(ref)
+        # ``negate`` carries pending unary minuses down to the operand, so that literals
+        # fold with their sign (-9223372036854775808 is in range, its magnitude is not).
+        if isinstance(node, Token):
+            if node.type != "PATH":
+                return self.literal(node, negate)
+            ref = self.resolve(node)
+            if not negate:
                 return ref
+            if not ref.value_type.is_numeric:
+                raise self.error(
+                    "No matching signature for operator - for argument type " + _display_type(ref.value_type),
+                    node,
+                )
+            return Negate(ref)
+        if node.data == "neg":
+            return self.value(node.children[1], not negate)
         raise self.error(
             "A boolean expression cannot be used as an operand of a comparison, LIKE, IN, BETWEEN, IS or unary minus",
             node,
@@ -712,15 +739,16 @@ class _Analyzer:
         if token_type == "INT":
             is_hex = text[:2] in ("0x", "0X")
             digits = text[2:] if is_hex else text
-            # Reject absurdly long digit strings before int() (also dodges Python's
-            # int-max-str-digits limit); 20 digits already exceed INT64.
+            # Reject long digit strings before int(): 20 significant digits already exceed
+            # INT64, and this keeps clear of Python's int-max-str-digits limit.
             if len(digits.lstrip("0")) > 20:
                 raise self.error(f"Invalid integer literal: {text[:40]}", token)
             number = int(digits, 16 if is_hex else 10)
             if negate:
                 number = -number
             if not _INT64_MIN <= number <= _INT64_MAX:
-                raise self.error(f"Invalid integer literal: {'-' if negate else ''}{text}", token)
+                sign = "-" if negate else ""
+                raise self.error(f"Invalid integer literal: {sign}{text}", token)
             return Literal(number, ValueType.INT64)
         if token_type == "FLOAT":
             double = float(text)
@@ -729,7 +757,7 @@ class _Analyzer:
             return Literal(-double if negate else double, ValueType.DOUBLE)
         if token_type == "NULL":
             raise self.error(
-                "NULL can only be used as IS NULL or IS NOT NULL (comparisons with NULL are never true)",
+                "NULL can only be used in IS NULL or IS NOT NULL (a comparison with NULL is never true)",
                 token,
             )
         if negate:
@@ -738,46 +766,75 @@ class _Analyzer:
             return Literal(text, ValueType.STRING)
         return Literal(token_type == "TRUE", ValueType.BOOL)
 
-    def resolve_path(self, parts: list[_Node]) -> AttributeRef | NeighborRef | PropertyRef:
-        tokens = [part for part in parts if isinstance(part, Token)]
-        head = str(tokens[0].value)
-        shown = ".".join(str(t.value) for t in tokens)
-        if len(tokens) == 1:
+    def path_parts(self, token: Token) -> list[tuple[str, int, bool]]:
+        """(name, position, was_backquoted) for each component of a PATH token."""
+        value = str(token.value)
+        start = token.start_pos
+        assert start is not None
+        if "`" not in value and "." not in value:
+            return [(value, start, False)]
+        parts: list[tuple[str, int, bool]] = []
+        for match in _PATH_PART_RE.finditer(value):
+            at = start + match.start()
+            plain = match.group(1)
+            if plain is not None:
+                parts.append((plain, at, False))
+                continue
+            name = _unescape(self.text, match.group()[1:-1], at + 1, "quoted identifier")
+            if not name:
+                raise self.error("Syntax error: empty quoted identifier", at)
+            if "\x00" in name:
+                raise self.error("NUL characters are not allowed in identifiers", at)
+            parts.append((name, at, True))
+        return parts
+
+    def resolve(self, token: Token) -> AttributeRef | NeighborRef | PropertyRef:
+        # Real queries repeat the same few references; resolution is pure per spelling.
+        key = str(token.value)
+        ref = self.resolved.get(key)
+        if ref is None:
+            ref = self.resolve_parts(self.path_parts(token))
+            self.resolved[key] = ref
+        return ref
+
+    def resolve_parts(self, parts: list[tuple[str, int, bool]]) -> AttributeRef | NeighborRef | PropertyRef:
+        head, head_at, _ = parts[0]
+        shown = ".".join(part[0] for part in parts)
+        if len(parts) == 1:
             spec = self.attributes.get(head.lower())
             if spec is None:
-                raise self.error(f"Unrecognized name: {head}", tokens[0])
+                raise self.error(f"Unrecognized name: {head}", head_at)
             return AttributeRef(head.lower(), spec[0], spec[1])
 
         # Prefixes are matched case-sensitively (§6.1: they must be written in lower case).
         if head in _PROPERTY_PREFIXES:
             custom = _PROPERTY_PREFIXES[head]
-            if len(tokens) != 3:
+            if len(parts) != 3:
                 raise self.error(
                     f"Invalid property reference {shown}: expected "
                     f"{head}.<name>.<int_value|double_value|string_value|bool_value>",
-                    tokens[0],
+                    head_at,
                 )
-            spelled = str(tokens[1].value)
-            name = spelled.lower()
-            field_name = str(tokens[2].value).lower()
+            spelled, name_at, _ = parts[1]
+            field_spelled, field_at, _ = parts[2]
+            field_name = field_spelled.lower()
             if field_name in _UNADDRESSABLE_PROPERTY_FIELDS:
                 raise self.error(
                     f"Field {field_name} of {head}.{spelled} cannot be used in a filter",
-                    tokens[2],
+                    field_at,
                 )
             try:
                 field = PropertyField(field_name)
             except ValueError:
-                raise self.error(
-                    f"Field name {tokens[2].value} does not exist in {head}.{spelled}",
-                    tokens[2],
-                ) from None
-            # MLMD lower-cases the name; two spellings of one name collide as columns.
+                raise self.error(f"Field name {field_spelled} does not exist in {head}.{spelled}", field_at) from None
+            # MLMD lower-cases the name (§6.4 item 7); two spellings that differ only in
+            # case become the same column twice, which MLMD rejects.
+            name = spelled.lower()
             seen = self.property_spellings.setdefault((custom, name), spelled)
             if seen != spelled:
                 raise self.error(
                     f"Duplicate column name: {head}.{seen} and {head}.{spelled} differ only in case",
-                    tokens[1],
+                    name_at,
                 )
             return PropertyRef(custom, name, field)
 
@@ -785,17 +842,18 @@ class _Analyzer:
             prefix = kind.value + "_"
             if head.startswith(prefix) and len(head) > len(prefix):
                 alias = head[len(prefix) :]
-                if not _PATH_PART_RE.fullmatch(alias):
+                if not _ALIAS_RE.fullmatch(alias):
                     break
-                if len(tokens) != 2:
-                    raise self.error(f"Invalid reference {shown}: expected {head}.<field>", tokens[0])
-                field_name = str(tokens[1].value).lower()
+                if len(parts) != 2:
+                    raise self.error(f"Invalid reference {shown}: expected {head}.<field>", head_at)
+                field_spelled, field_at, _ = parts[1]
+                field_name = field_spelled.lower()
                 spec = fields.get(field_name)
                 if spec is None:
-                    raise self.error(f"Field name {tokens[1].value} does not exist in {head}", tokens[1])
+                    raise self.error(f"Field name {field_spelled} does not exist in {head}", field_at)
                 # GoogleSQL identifiers are case-insensitive: contexts_A is contexts_a.
                 return NeighborRef(kind, alias.lower(), field_name, spec[0], spec[1])
-        raise self.error(f"Unrecognized name: {head}", tokens[0])
+        raise self.error(f"Unrecognized name: {head}", head_at)
 
     # -- checks -------------------------------------------------------------------------------
 
@@ -816,24 +874,19 @@ class _Analyzer:
     def enum_number(self, node: _Node, field: Value) -> int:
         """The number of a bare enum name (§6.5: upper-case, case-sensitive)."""
         enum_type = _enum_type(field)
-        if (
-            isinstance(node, Tree)
-            and node.data == "path"
-            and len(node.children) == 1
-            and isinstance(node.children[0], Token)
-            and node.children[0].type == "IDENT"
-        ):
-            name = str(node.children[0].value)
-            number = _ENUM_ACCEPTED[enum_type].get(name)
-            if number is not None:
-                return number
-            if name in _ENUM_UNSUPPORTED[enum_type]:
-                raise self.error(f"Unsupported enum value: {name}", node)
-            raise self.error(f"Unrecognized name: {name}", node)
-        if isinstance(node, Tree) and node.data == "path":
-            # A qualified or quoted name is resolved normally: an unknown one gets the usual
-            # "Unrecognized name", a known one is an enum misuse.
-            self.resolve_path(node.children)
+        if isinstance(node, Token) and node.type == "PATH":
+            parts = self.path_parts(node)
+            name, _, quoted = parts[0]
+            if len(parts) == 1 and not quoted:
+                number = _ENUM_ACCEPTED[enum_type].get(name)
+                if number is not None:
+                    return number
+                if name in _ENUM_UNSUPPORTED[enum_type]:
+                    raise self.error(f"Unsupported enum value: {name}", node)
+                raise self.error(f"Unrecognized name: {name}", node)
+            # Anything else is resolved normally: an unknown name gets the usual
+            # "Unrecognized name", a known one falls through to the enum error below.
+            self.resolve(node)
         raise self.error(
             f"{_ref_text(field)} must be compared with {enum_type.value} names, not numbers or other values",
             node,
@@ -863,7 +916,7 @@ def _first_token(node: _Node) -> Token | None:
     return node
 
 
-def _is_enum_ref(value: Value) -> bool:
+def _is_enum_ref(value: Value) -> TypeGuard[AttributeRef | NeighborRef]:
     return value.value_type is ValueType.ENUM
 
 
@@ -882,6 +935,21 @@ def _ref_text(value: Value) -> str:
 
 # --------------------------------------------------------------------------------------------
 # Entry points
+
+
+def _syntax_error(text: str, tokens: list[Token], token: Token) -> FilterQueryError:
+    if token.type == "$END":
+        return _error(text, "Syntax error: Unexpected end of query", len(text))
+    message = f"Syntax error: Unexpected {_describe_token(token)}"
+    # Name the unsupported construct when it is recognisable from the previous token.
+    index = next((i for i, t in enumerate(tokens) if t is token), 0)
+    previous = tokens[index - 1] if index > 0 else None
+    if previous is not None and previous.type == "PATH":
+        if str(previous.value).upper() == "SELECT":
+            message += " (subqueries are not supported)"
+        elif token.type == "_LPAR":
+            message += " (function calls are not supported)"
+    return _error(text, message, token.start_pos)
 
 
 def _check_limits(text: str) -> None:
@@ -908,13 +976,11 @@ def parse_filter(text: str, node_kind: NodeKind) -> Expr:
     if not tokens:
         raise FilterQueryError("Invalid `filter_query`: query is empty", 0)
     try:
-        tree = _PARSER.parse(tokens)  # type: ignore[arg-type]  # custom-lexer input
+        tree = _PARSER.parse(tokens)  # custom-lexer input: our token list
     except UnexpectedToken as exc:
-        token = exc.token
-        position = len(text) if token.type == "$END" else token.start_pos
-        raise _error(text, f"Syntax error: Unexpected {_describe_token(token)}", position) from None
-    except (UnexpectedCharacters, UnexpectedInput) as exc:  # not expected with our lexer
-        raise _error(text, "Syntax error", getattr(exc, "pos_in_stream", None)) from None
+        raise _syntax_error(text, tokens, exc.token) from None
+    except UnexpectedInput as exc:  # not raised with a token-list lexer; kept as a guard
+        raise _error(text, "Syntax error", None) from exc
     return _Analyzer(text, node_kind).expr(tree.children[0])
 
 

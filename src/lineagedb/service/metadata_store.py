@@ -17,6 +17,7 @@ from lineagedb import errors
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.service import edges
+from lineagedb.service.composite import CompositeWriter
 from lineagedb.service import types as type_rules
 from lineagedb.service.nodes import NodeWriter, UpdateOptions
 from lineagedb.service.type_cache import TypeCache
@@ -447,13 +448,15 @@ class MetadataStore:
         nodes, token = self._list(EXECUTION, request, listing.Scope(context_id=request.context_id))
         return _with_token(svc.GetExecutionsByContextResponse(executions=nodes), token)
 
-    # -- composite writes and lineage (next milestone) -------------------------------------------
+    # -- composite writes (§4.5, §4.6) and lineage (§7) -------------------------------------------
 
     def put_execution(self, request: svc.PutExecutionRequest) -> svc.PutExecutionResponse:
-        raise errors.UnimplementedError("PutExecution is not implemented yet")
+        with self.db.transaction() as uow:
+            return CompositeWriter(uow, self.types, self.clock).put_execution(request)
 
     def put_lineage_subgraph(self, request: svc.PutLineageSubgraphRequest) -> svc.PutLineageSubgraphResponse:
-        raise errors.UnimplementedError("PutLineageSubgraph is not implemented yet")
+        with self.db.transaction() as uow:
+            return CompositeWriter(uow, self.types, self.clock).put_lineage_subgraph(request)
 
     def get_lineage_graph(self, request: svc.GetLineageGraphRequest) -> svc.GetLineageGraphResponse:
         raise errors.UnimplementedError("GetLineageGraph is not implemented yet")

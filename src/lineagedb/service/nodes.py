@@ -63,8 +63,9 @@ def validate_properties(
             return name
         expected = _PROPERTY_TYPE_TO_CASE.get(record.properties[name])
         if value.WhichOneof("value") != expected:
+            # The leading words match MLMD's message; clients match on them.
             raise errors.InvalidArgumentError(
-                f"{kind.label} property {name!r} must hold a {expected or 'declared'} value (unmatched property type)"
+                f"Found unmatched property type: {name} ({kind.label} property must hold a {expected} value)"
             )
     if check_custom:
         for name, value in node.custom_properties.items():
@@ -105,7 +106,7 @@ class NodeWriter:
             fresh = self.types.get_many(self.uow, self.kind.type_kind, [record.id], refresh=True).get(record.id)
             if fresh is None or validate_properties(self.kind, node, fresh, only, check_custom) is not None:
                 raise errors.InvalidArgumentError(
-                    f"{self.kind.label} property {unknown!r} is not declared by type {record.name!r} (unknown property)"
+                    f"Found unknown property: {unknown} (type {record.name!r} does not declare it)"
                 )
 
     # -- writes ------------------------------------------------------------------
