@@ -1,0 +1,137 @@
+"""Set-based statements for lineage traversal (spec §7).
+
+Every function here answers a question about a whole *set* of nodes with one
+statement (one per chunk of ids for very large sets), so a traversal costs a
+number of statements proportional to its hop count, never to its node count.
+The traversal rules themselves live in `lineagedb.service.lineage`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from lineagedb import errors
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.store.repositories import edges as edge_repo
+from lineagedb.store.repositories import types as type_repo
+from lineagedb.store.repositories.nodes import NodeKind
+from lineagedb.store.repositories.types import TypeRecord
+from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND
+from lineagedb.store.unit_of_work import UnitOfWork
+
+# Ids per IN list. Small enough for SQLite builds limited to 999 bound
+# parameters, large enough that ordinary graphs need one statement per hop.
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """An Event row without its path; paths are loaded once, for kept events only."""
+
+    id: int
+    artifact_id: int
+    execution_id: int
+    type: int
+    milliseconds_since_epoch: int | None
+
+
+@dataclass(frozen=True)
+class LinkRow:
+    """An Attribution (node = artifact) or Association (node = execution) row."""
+
+    node_id: int
+    context_id: int
+
+
+def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), CHUNK):
+        yield ordered[start : start + CHUNK]
+
+
+def _apply_filter(uow: UnitOfWork, kind: NodeKind, query: sa.Select[Any], text: str) -> sa.Select[Any]:
+    # Imported lazily, as in `listing`, so lineage works (without filters) before
+    # the filter compiler is installed, and import cycles cannot form.
+    try:
+        from lineagedb.store import filter_query  # type: ignore[attr-defined,unused-ignore]
+    except ImportError as error:  # pragma: no cover - present once the filter compiler lands
+        raise errors.UnimplementedError("filter_query is not supported yet") from error
+    filtered: sa.Select[Any] = filter_query.apply(uow, kind, query, text)
+    return filtered
+
+
+def first_matching_ids(uow: UnitOfWork, kind: NodeKind, filter_text: str, limit: int) -> list[int]:
+    """Ids of nodes of `kind` matching `filter_text`, ascending, at most `limit`."""
+    table = kind.table(uow.schema)
+    # DISTINCT because neighbour joins (contexts_a, events_b, ...) can repeat a node.
+    query = _apply_filter(uow, kind, sa.select(table.c.id).distinct(), filter_text)
+    return [int(i) for i in uow.execute(query.order_by(table.c.id).limit(limit)).scalars()]
+
+
+def ids_matching(uow: UnitOfWork, kind: NodeKind, candidates: Collection[int], filter_text: str) -> set[int]:
+    """The subset of `candidates` (ids of `kind`) that match `filter_text`."""
+    table = kind.table(uow.schema)
+    found: set[int] = set()
+    for chunk in _chunks(candidates):
+        query = _apply_filter(uow, kind, sa.select(table.c.id).where(table.c.id.in_(chunk)), filter_text)
+        found.update(int(i) for i in uow.execute(query).scalars())
+    return found
+
+
+def events_touching(
+    uow: UnitOfWork, side: NodeKind, frontier: Collection[int], event_types: Collection[int] | None = None
+) -> list[EventRow]:
+    """Events whose `side` id (artifact or execution) is in `frontier`, ordered by event id.
+
+    `event_types`, when given, restricts the event types in SQL, so events a
+    directed traversal would discard never leave the database.
+    """
+    e = uow.schema.event
+    column = e.c[side.owner_column]
+    columns = (e.c.id, e.c.artifact_id, e.c.execution_id, e.c.type, e.c.milliseconds_since_epoch)
+    rows: list[EventRow] = []
+    for chunk in _chunks(frontier):
+        query = sa.select(*columns).where(column.in_(chunk))
+        if event_types is not None:
+            query = query.where(e.c.type.in_(sorted(event_types)))
+        rows.extend(EventRow(*row) for row in uow.execute(query.order_by(e.c.id)))
+    if len(frontier) > CHUNK:
+        rows.sort(key=lambda row: row.id)
+    return rows
+
+
+def to_events(uow: UnitOfWork, rows: Sequence[EventRow]) -> list[mlmd.Event]:
+    """Full events (with paths) for `rows`, in the order given; one path query per chunk."""
+    return edge_repo.rows_to_events(uow, rows)
+
+
+def attributions(uow: UnitOfWork, artifact_ids: Collection[int]) -> list[LinkRow]:
+    """Attribution rows of the given artifacts, ordered by (artifact_id, context_id)."""
+    a = uow.schema.attribution
+    return _links(uow, sa.select(a.c.artifact_id, a.c.context_id), a.c.artifact_id, a.c.context_id, artifact_ids)
+
+
+def associations(uow: UnitOfWork, execution_ids: Collection[int]) -> list[LinkRow]:
+    """Association rows of the given executions, ordered by (execution_id, context_id)."""
+    a = uow.schema.association
+    return _links(uow, sa.select(a.c.execution_id, a.c.context_id), a.c.execution_id, a.c.context_id, execution_ids)
+
+
+def _links(
+    uow: UnitOfWork, query: sa.Select[Any], owner: sa.Column[Any], context: sa.Column[Any], ids: Collection[int]
+) -> list[LinkRow]:
+    rows: list[LinkRow] = []
+    for chunk in _chunks(ids):
+        statement = query.where(owner.in_(chunk)).order_by(owner, context)
+        rows.extend(LinkRow(int(node_id), int(context_id)) for node_id, context_id in uow.execute(statement))
+    return rows  # chunks are ascending and disjoint, so the concatenation stays ordered
+
+
+def all_types(uow: UnitOfWork) -> list[TypeRecord]:
+    """Every type of every kind, system types included, ordered by id (three statements)."""
+    t = uow.schema.type
+    return type_repo.load_types(uow, t.c.type_kind.in_([ARTIFACT_KIND, EXECUTION_KIND, CONTEXT_KIND]))
