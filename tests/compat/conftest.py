@@ -22,6 +22,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,11 +31,12 @@ from typing import Any
 
 import pytest
 
+from tests.backends import scratch_database
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).with_name("scenario.py")
 MLMD_PYTHON_ENV = "LINEAGEDB_MLMD_PYTHON"
 DEFAULT_MLMD_PYTHON = REPO_ROOT / ".venv-mlmd" / "bin" / "python"
-DEFAULT_DATABASE_URL = "sqlite:///{tmp_path}/db.sqlite"
 SERVER_START_TIMEOUT_S = 30.0
 SERVER_STOP_TIMEOUT_S = 15.0
 SCENARIO_TIMEOUT_S = 600.0
@@ -69,8 +71,10 @@ class ScenarioRunner:
     python: Path
     _references: dict[str, Steps] = field(default_factory=dict, compare=False, repr=False)
 
-    def run(self, *args: str, suite: str = "api1") -> Steps:
+    def run(self, *args: str, suite: str = "api1", backend: str = "sqlite") -> Steps:
         command = [str(self.python), str(SCENARIO), "--suite", suite, *args]
+        if backend != "sqlite":
+            command.append("--portable-values")
         try:
             completed = subprocess.run(
                 command,
@@ -91,17 +95,22 @@ class ScenarioRunner:
         steps: Steps = json.loads(completed.stdout)
         return steps
 
-    def inprocess(self, suite: str = "api1") -> Steps:
-        return self.run("--target", "inprocess", suite=suite)
+    def inprocess(self, suite: str = "api1", backend: str = "sqlite") -> Steps:
+        if backend == "sqlite":
+            return self.run("--target", "inprocess", suite=suite)
+        # MLMD's own store on a scratch database of the same server as LineageDB's.
+        with tempfile.TemporaryDirectory() as tmp, scratch_database(backend, tmp) as url:
+            return self.run("--target", "inprocess", "--mlmd-database", url, suite=suite, backend=backend)
 
-    def reference(self, suite: str = "api1") -> Steps:
-        """The in-process MLMD run of ``suite``, computed once per session."""
-        if suite not in self._references:
-            self._references[suite] = self.inprocess(suite)
-        return self._references[suite]
+    def reference(self, suite: str = "api1", backend: str = "sqlite") -> Steps:
+        """The in-process MLMD run of ``suite`` on ``backend``, computed once per session."""
+        key = f"{suite}/{backend}"
+        if key not in self._references:
+            self._references[key] = self.inprocess(suite, backend)
+        return self._references[key]
 
-    def grpc(self, host: str, port: int, suite: str = "api1") -> Steps:
-        return self.run("--target", "grpc", "--host", host, "--port", str(port), suite=suite)
+    def grpc(self, host: str, port: int, suite: str = "api1", backend: str = "sqlite") -> Steps:
+        return self.run("--target", "grpc", "--host", host, "--port", str(port), suite=suite, backend=backend)
 
 
 @pytest.fixture(scope="session")
@@ -128,25 +137,24 @@ def compat_suite() -> str:
 
 
 @pytest.fixture
-def reference_steps(scenario_runner: ScenarioRunner, compat_suite: str) -> Steps:
-    """The scenario as MLMD's own C++ store (SQLite) answers it."""
-    return scenario_runner.reference(compat_suite)
+def reference_steps(scenario_runner: ScenarioRunner, compat_suite: str, backend: str) -> Steps:
+    """The scenario as MLMD's own C++ store answers it on the same kind of database."""
+    return scenario_runner.reference(compat_suite, backend)
 
 
 @pytest.fixture
-def reference_steps_rerun(scenario_runner: ScenarioRunner, compat_suite: str) -> Steps:
+def reference_steps_rerun(scenario_runner: ScenarioRunner, compat_suite: str, backend: str) -> Steps:
     """A second reference run on another fresh store (determinism check)."""
-    return scenario_runner.inprocess(compat_suite)
+    return scenario_runner.inprocess(compat_suite, backend)
 
 
 # ------------------------------------------------------------------ LineageDB server
 
 
 @pytest.fixture
-def lineagedb_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Database URL for the server under test; indirect parameters are URL templates."""
-    template: str = getattr(request, "param", DEFAULT_DATABASE_URL)
-    return template.format(tmp_path=tmp_path)
+def lineagedb_database_url(database_url: str) -> str:
+    """Database URL for the server under test: a fresh scratch database of the backend under test."""
+    return database_url
 
 
 @dataclass
@@ -228,6 +236,8 @@ def lineagedb_server(lineagedb_database_url: str) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
-def lineagedb_steps(scenario_runner: ScenarioRunner, lineagedb_server: ServerProcess, compat_suite: str) -> Steps:
+def lineagedb_steps(
+    scenario_runner: ScenarioRunner, lineagedb_server: ServerProcess, compat_suite: str, backend: str
+) -> Steps:
     """The scenario as the official client sees LineageDB over gRPC."""
-    return scenario_runner.grpc(lineagedb_server.host, lineagedb_server.port, compat_suite)
+    return scenario_runner.grpc(lineagedb_server.host, lineagedb_server.port, compat_suite, backend)

@@ -32,6 +32,7 @@ import os
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -711,10 +712,10 @@ def artifact_writes(r: Recorder) -> None:
         },
         custom_properties={
             "c_int": -7,
-            "c_huge": 2**40,
+            "c_huge": HUGE_INT,
             "c_tiny": 1e-10,
             "c_big": 123456789.123456789,
-            "c_sci": 1e300,
+            "c_sci": HUGE_DOUBLE,
             "c_str": "",
             "c_struct": {},
             "c_proto": packed(wrappers_pb2.Int64Value(value=5)),
@@ -1833,6 +1834,14 @@ def suite_api2(r: Recorder) -> None:
     composite_writes_and_lineage(r)
 
 
+# MLMD's MySQL/PostgreSQL schemas store int properties in 32-bit columns, so its own
+# store rejects 2**40 there (INTERNAL), and its MySQL store writes doubles as decimal
+# literals that MySQL clamps to 65 digits (1e300 reads back as 1e65). LineageDB keeps
+# both exactly on every backend. Runs on those backends pass --portable-values so both
+# sides get values MLMD can hold; tests/service covers the full ranges.
+HUGE_INT = 2**40
+HUGE_DOUBLE = 1e300
+
 SUITES: dict[str, Callable[[Recorder], None]] = {"api1": suite_api1, "api2": suite_api2}
 
 
@@ -1845,11 +1854,37 @@ def open_store(args: argparse.Namespace) -> Iterator[metadata_store.MetadataStor
         config = mlmd.MetadataStoreClientConfig(host=args.host, port=args.port, client_timeout_sec=GRPC_TIMEOUT_SECONDS)
         yield metadata_store.MetadataStore(config)
         return
+    if args.mlmd_database:
+        yield metadata_store.MetadataStore(server_connection(args.mlmd_database))
+        return
     with tempfile.TemporaryDirectory(prefix="mlmd-compat-") as tmp:
         connection = mlmd.ConnectionConfig()
         connection.sqlite.filename_uri = os.path.join(tmp, "mlmd.sqlite")
         connection.sqlite.connection_mode = mlmd.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
         yield metadata_store.MetadataStore(connection)
+
+
+def server_connection(url: str) -> mlmd.ConnectionConfig:
+    """ConnectionConfig for MLMD's own MySQL or PostgreSQL client, from `scheme://user@host:port/db`."""
+    parsed = urllib.parse.urlsplit(url)
+    connection = mlmd.ConnectionConfig()
+    database = parsed.path.lstrip("/")
+    if parsed.scheme.startswith("mysql") or parsed.scheme.startswith("mariadb"):
+        connection.mysql.host = parsed.hostname or "127.0.0.1"
+        connection.mysql.port = parsed.port or 3306
+        connection.mysql.database = database
+        connection.mysql.user = parsed.username or "root"
+        connection.mysql.password = parsed.password or ""
+    elif parsed.scheme.startswith("postgres"):
+        connection.postgresql.host = parsed.hostname or "127.0.0.1"
+        connection.postgresql.port = str(parsed.port or 5432)
+        connection.postgresql.dbname = database
+        connection.postgresql.user = parsed.username or "postgres"
+        if parsed.password:
+            connection.postgresql.password = parsed.password
+    else:
+        raise SystemExit(f"--mlmd-database must be a mysql:// or postgresql:// URL, got {url!r}")
+    return connection
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -1858,6 +1893,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int)
     parser.add_argument("--suite", choices=sorted(SUITES), default="api1")
+    parser.add_argument("--portable-values", action="store_true", help="ints within 32 bits, doubles within 65 digits")
+    parser.add_argument(
+        "--mlmd-database",
+        help="with --target inprocess: run MLMD's store on this MySQL/PostgreSQL database instead of SQLite",
+    )
     args = parser.parse_args(argv)
     if args.target == "grpc" and args.port is None:
         parser.error("--target grpc needs --port")
@@ -1865,7 +1905,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    global HUGE_INT, HUGE_DOUBLE
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.portable_values:
+        HUGE_INT, HUGE_DOUBLE = 2**30, 1e60
     with open_store(args) as store:
         recorder = Recorder(store)
         SUITES[args.suite](recorder)

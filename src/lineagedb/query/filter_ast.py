@@ -302,8 +302,9 @@ Expr = And | Or | Not | Comparison | Like | InList | Between | IsNull | EnumPred
 @dataclass(frozen=True, slots=True)
 class JoinRequirements:
     """What a compiled query must join (§6.4): one inner join on Type if the node's ``type``
-    is used, one per distinct neighbor (kind, alias), one per distinct property
-    (custom flag, name). Tuples are sorted so the join order is deterministic."""
+    is used, one per distinct neighbor (kind, alias), plus one on Type for each neighbor
+    whose ``type`` (name) is used, one per distinct property (custom flag, name). Tuples are
+    sorted so the join order is deterministic."""
 
     node_type: bool
     neighbors: tuple[tuple[NeighborKind, str], ...]
@@ -358,7 +359,9 @@ def referenced_joins(expr: Expr) -> JoinRequirements:
             node_type = True
         elif isinstance(value, NeighborRef):
             neighbors.add((value.kind, value.alias))
-            if value.field == "type":
+            # events_x.type is the event's own enum column; other neighbors' `type` is the
+            # name of their Type row, which needs a join of its own.
+            if value.field == "type" and value.kind is not NeighborKind.EVENTS:
                 neighbor_types.add((value.kind, value.alias))
         elif isinstance(value, PropertyRef):
             properties.add((value.custom, value.name))

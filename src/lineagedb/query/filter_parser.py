@@ -5,9 +5,11 @@ Pipeline, each stage linear in the query length:
 1. **Limits** (`MAX_QUERY_LENGTH`, NUL bytes) on the raw text, before anything else.
 2. **Lexer** (`_tokenize`): one compiled regex, GoogleSQL lexical rules (§6.1): quoted,
    triple-quoted and raw strings with escape validation, hex ints, floats, comments,
-   backquoted identifiers. It also tracks the nesting depth (parentheses plus chains of
-   prefix ``NOT`` / ``-``) and stops at `MAX_NESTING_DEPTH`, so a 10k-deep query costs no
-   more than lexing its first few hundred bytes and never reaches the parser.
+   backquoted identifiers. It matches anchored at the current offset only, so no input makes
+   it rescan (no quadratic cases). It also tracks the nesting depth (parentheses plus chains
+   of prefix ``NOT`` / ``-``) and stops at `MAX_NESTING_DEPTH` or `MAX_TOKENS`, so a
+   10k-deep query costs no more than lexing its first few hundred bytes and never reaches
+   the parser, and no accepted query costs more than ~16k tokens (~60 ms CPU).
 3. **Parser**: lark LALR(1) over the token list (a custom-lexer adapter feeds our tokens in).
    The LALR driver is a loop, not recursion, and the grammar keeps AND/OR chains flat.
 4. **Analyzer** (`_Analyzer`): resolves names against the node kind's vocabulary (§6.3),
@@ -16,6 +18,12 @@ Pipeline, each stage linear in the query length:
 
 We reject (INVALID_ARGUMENT) what MLMD merely passes through to SQL: arithmetic, functions,
 subqueries, ``IS TRUE``/``IS FALSE``. ``NULL`` is only accepted in ``IS [NOT] NULL``.
+
+Deliberate differences from MLMD, all on the reject side or unobservable in results:
+adjacent string literals (``'a' 'b'``) are a syntax error; BYTES literals are rejected;
+neighbor aliases are case-insensitive (``contexts_A`` is ``contexts_a``); ``STATE = LIVE``
+(upper-case field name) is accepted as an enum predicate; ``(state) = LIVE`` is accepted.
+
 """
 
 from __future__ import annotations
@@ -370,9 +378,13 @@ def _tokenize(text: str) -> list[Token]:
     outer: list[int] = []
     pending = 0
     nesting = 0
-    for match in _TOKEN_RE.finditer(text):
-        if match.start() != pos:
-            break  # finditer skipped something unlexable at `pos`
+    # Anchored matching only: finditer would *search* past an unlexable spot, re-scanning
+    # the trivia before it from every later offset (quadratic on 64 KiB of spaces).
+    match_token = _TOKEN_RE.match
+    while pos < length:
+        match = match_token(text, pos)
+        if match is None:
+            break
         kind = match.lastgroup
         assert kind is not None
         start = match.start(kind)
@@ -883,9 +895,9 @@ class _Analyzer:
                     return number
                 if name in _ENUM_UNSUPPORTED[enum_type]:
                     raise self.error(f"Unsupported enum value: {name}", node)
-                raise self.error(f"Unrecognized name: {name}", node)
-            # Anything else is resolved normally: an unknown name gets the usual
-            # "Unrecognized name", a known one falls through to the enum error below.
+            # Not an enum name: resolve it as a reference, as MLMD (whose rewrite left it
+            # alone) would. An unknown name gets "Unrecognized name"; a known one (`state =
+            # name`) falls through to the enum error below.
             self.resolve(node)
         raise self.error(
             f"{_ref_text(field)} must be compared with {enum_type.value} names, not numbers or other values",

@@ -151,7 +151,11 @@ class CompositeWriter:
     def put_lineage_subgraph(self, request: svc.PutLineageSubgraphRequest) -> svc.PutLineageSubgraphResponse:
         for index, edge in enumerate(request.event_edges):
             _check_edge(index, edge, request)
-        for kind, nodes in ((ARTIFACT, request.artifacts), (EXECUTION, request.executions), (CONTEXT, request.contexts)):
+        for kind, nodes in (
+            (ARTIFACT, request.artifacts),
+            (EXECUTION, request.executions),
+            (CONTEXT, request.contexts),
+        ):
             self.writers[kind].check_new(list(nodes))
         options = request.options
         context_ids = [self._put_context(c, options.reuse_context_if_already_exist) for c in request.contexts]
@@ -160,9 +164,7 @@ class CompositeWriter:
         if options.reuse_artifact_if_already_exist_by_external_id:
             known = self._reuse_map(artifacts)  # built once: new duplicates in the request still clash
             artifacts = [
-                self._as_update_of(a, known[a.external_id])
-                if not a.HasField("id") and a.external_id in known
-                else a
+                self._as_update_of(a, known[a.external_id]) if not a.HasField("id") and a.external_id in known else a
                 for a in artifacts
             ]
         artifact_ids = self._put_validated(ARTIFACT, artifacts)

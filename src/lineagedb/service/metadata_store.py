@@ -17,8 +17,8 @@ from lineagedb import errors
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.service import edges
-from lineagedb.service.composite import CompositeWriter
 from lineagedb.service import types as type_rules
+from lineagedb.service.composite import CompositeWriter
 from lineagedb.service.nodes import NodeWriter, UpdateOptions
 from lineagedb.service.type_cache import TypeCache
 from lineagedb.store import pagination
@@ -195,9 +195,7 @@ class MetadataStore:
 
     # -- node reads (§4.8) ------------------------------------------------------------------
 
-    def _list(
-        self, kind: NodeKind, request: Any, scope: listing.Scope | None = None
-    ) -> tuple[list[Any], str | None]:
+    def _list(self, kind: NodeKind, request: Any, scope: listing.Scope | None = None) -> tuple[list[Any], str | None]:
         """All nodes (no options) or one page; the token is None without options."""
         scope = scope or listing.Scope()
         scope = scope or listing.Scope()
@@ -459,10 +457,18 @@ class MetadataStore:
             return CompositeWriter(uow, self.types, self.clock).put_lineage_subgraph(request)
 
     def get_lineage_graph(self, request: svc.GetLineageGraphRequest) -> svc.GetLineageGraphResponse:
-        raise errors.UnimplementedError("GetLineageGraph is not implemented yet")
+        from lineagedb.service import lineage
+
+        with self.db.transaction(write=False) as uow:
+            graph = lineage.get_lineage_graph(uow, request.options)
+        return svc.GetLineageGraphResponse(subgraph=graph)
 
     def get_lineage_subgraph(self, request: svc.GetLineageSubgraphRequest) -> svc.GetLineageSubgraphResponse:
-        raise errors.UnimplementedError("GetLineageSubgraph is not implemented yet")
+        from lineagedb.service import lineage
+
+        with self.db.transaction(write=False) as uow:
+            graph = lineage.get_lineage_subgraph(uow, request.lineage_subgraph_query_options, request.read_mask.paths)
+        return svc.GetLineageSubgraphResponse(lineage_subgraph=graph)
 
 
 def _check_all_fields_match(request: Any) -> None:

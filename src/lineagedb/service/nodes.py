@@ -7,6 +7,7 @@ properties); updates load every stored node they touch in one query first.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -86,19 +87,30 @@ class NodeWriter:
     def _type_of(self, type_id: int) -> TypeRecord | None:
         return self.types.get_many(self.uow, self.kind.type_kind, [type_id]).get(type_id)
 
-    def check_new(self, nodes: Sequence[Any], require_type_id: bool = True) -> None:
-        """Validate nodes to be created (§3.2 steps 1-4), loading their types at once."""
-        for node in nodes:
-            if not node.HasField("type_id"):
-                raise errors.InvalidArgumentError(f"{self.kind.label} type_id is missing")
-        records = self.types.get_many(self.uow, self.kind.type_kind, {node.type_id for node in nodes})
-        for node in nodes:
-            record = records.get(node.type_id)
-            if record is None:
-                raise errors.NotFoundError(f"no {self.kind.label} type with id {node.type_id}")
-            self._validate(node, record)
-            if self.kind is NodeKind.CONTEXT and not node.name:
-                raise errors.InvalidArgumentError("context name must not be empty")
+    def check_new(self, nodes: Sequence[Any]) -> None:
+        """Validate nodes to be created (§3.2 steps 1-4); raise the first problem."""
+        failure = self.first_invalid(nodes)
+        if failure is not None:
+            raise failure[1]
+
+    def first_invalid(self, nodes: Sequence[Any]) -> tuple[int, errors.LineageError] | None:
+        """The position of the first node that cannot be created, and why (types loaded at once)."""
+        records = self.types.get_many(
+            self.uow, self.kind.type_kind, {node.type_id for node in nodes if node.HasField("type_id")}
+        )
+        for index, node in enumerate(nodes):
+            try:
+                if not node.HasField("type_id"):
+                    raise errors.InvalidArgumentError(f"{self.kind.label} type_id is missing")
+                record = records.get(node.type_id)
+                if record is None:
+                    raise errors.NotFoundError(f"no {self.kind.label} type with id {node.type_id}")
+                self._validate(node, record)
+                if self.kind is NodeKind.CONTEXT and not node.name:
+                    raise errors.InvalidArgumentError("context name must not be empty")
+            except errors.LineageError as error:
+                return index, error
+        return None
 
     def _validate(self, node: Any, record: TypeRecord, only: set[str] | None = None, check_custom: bool = True) -> None:
         unknown = validate_properties(self.kind, node, record, only, check_custom)
@@ -113,7 +125,9 @@ class NodeWriter:
 
     def put(self, nodes: Sequence[Any], options: UpdateOptions = UpdateOptions()) -> list[int]:
         """Create nodes without id and update nodes with one, in request order."""
-        stored = self.load_stored(node.id for node in nodes if node.HasField("id"))
+        updated = [node.id for node in nodes if node.HasField("id")]
+        stored = self.load_stored(updated)
+        repeated = {node_id for node_id, count in Counter(updated).items() if count > 1}
         ids: list[int] = []
         pending: list[Any] = []
         for node in nodes:
@@ -123,6 +137,9 @@ class NodeWriter:
             ids.extend(self.create(pending))
             pending = []
             ids.append(self.update(node, stored.get(node.id), options))
+            if node.id in repeated and node.id in stored:
+                # A later item for the same id must see this update (spec §1.3).
+                stored.update(self.load_stored([node.id]))
         ids.extend(self.create(pending))
         return ids
 
@@ -135,8 +152,17 @@ class NodeWriter:
     def create(self, nodes: Sequence[Any], validated: bool = False) -> list[int]:
         if not nodes:
             return []
-        if not validated:
-            self.check_new(nodes)
+        failure = None if validated else self.first_invalid(nodes)
+        if failure is not None:
+            # Errors surface in request order, as MLMD reports them: a unique clash of an
+            # earlier node wins over a validation error of a later one.
+            self._insert(nodes[: failure[0]])
+            raise failure[1]
+        return self._insert(nodes)
+
+    def _insert(self, nodes: Sequence[Any]) -> list[int]:
+        if not nodes:
+            return []
         try:
             return node_repo.insert_nodes(self.uow, self.kind, nodes, self.clock())
         except UniqueViolation as error:

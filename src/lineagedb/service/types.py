@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from google.protobuf import json_format
@@ -112,13 +112,17 @@ def _create(uow: UnitOfWork, kind: int, requested: Any, version: str | None) -> 
         version=version,
         description=requested.description if requested.HasField("description") else None,
         external_id=requested.external_id if requested.HasField("external_id") else None,
-        properties=_check_property_types(label, requested.name, requested.properties),
+        properties=dict(requested.properties.items()),
     )
     if kind == EXECUTION_KIND:
         record.input_type = _struct_json(requested, "input_type")
         record.output_type = _struct_json(requested, "output_type")
     try:
-        return type_repo.insert(uow, record)
+        # Like MLMD, write the row before checking property types: a rejected type then
+        # uses up an id on every backend the same way.
+        type_id = type_repo.insert(uow, replace(record, properties={}))
+        type_repo.add_properties(uow, type_id, _check_property_types(label, requested.name, requested.properties))
+        return type_id
     except UniqueViolation as error:
         # Only a type of another kind can hold this external_id; MLMD answers INTERNAL.
         raise errors.InternalError(

@@ -57,7 +57,7 @@ def _apply_filter(uow: UnitOfWork, kind: NodeKind, query: sa.Select[Any], text: 
     # Imported lazily, as in `listing`, so lineage works (without filters) before
     # the filter compiler is installed, and import cycles cannot form.
     try:
-        from lineagedb.store import filter_query  # type: ignore[attr-defined,unused-ignore]
+        from lineagedb.store import filter_query
     except ImportError as error:  # pragma: no cover - present once the filter compiler lands
         raise errors.UnimplementedError("filter_query is not supported yet") from error
     filtered: sa.Select[Any] = filter_query.apply(uow, kind, query, text)
@@ -67,7 +67,7 @@ def _apply_filter(uow: UnitOfWork, kind: NodeKind, query: sa.Select[Any], text: 
 def first_matching_ids(uow: UnitOfWork, kind: NodeKind, filter_text: str, limit: int) -> list[int]:
     """Ids of nodes of `kind` matching `filter_text`, ascending, at most `limit`."""
     table = kind.table(uow.schema)
-    # DISTINCT because neighbour joins (contexts_a, events_b, ...) can repeat a node.
+    # DISTINCT keeps the LIMIT counting nodes even if a filter joins neighbours into the query.
     query = _apply_filter(uow, kind, sa.select(table.c.id).distinct(), filter_text)
     return [int(i) for i in uow.execute(query.order_by(table.c.id).limit(limit)).scalars()]
 
@@ -98,7 +98,10 @@ def events_touching(
         query = sa.select(*columns).where(column.in_(chunk))
         if event_types is not None:
             query = query.where(e.c.type.in_(sorted(event_types)))
-        rows.extend(EventRow(*row) for row in uow.execute(query.order_by(e.c.id)))
+        rows.extend(
+            EventRow(int(r.id), int(r.artifact_id), int(r.execution_id), int(r.type), r.milliseconds_since_epoch)
+            for r in uow.execute(query.order_by(e.c.id))
+        )
     if len(frontier) > CHUNK:
         rows.sort(key=lambda row: row.id)
     return rows
@@ -111,23 +114,20 @@ def to_events(uow: UnitOfWork, rows: Sequence[EventRow]) -> list[mlmd.Event]:
 
 def attributions(uow: UnitOfWork, artifact_ids: Collection[int]) -> list[LinkRow]:
     """Attribution rows of the given artifacts, ordered by (artifact_id, context_id)."""
-    a = uow.schema.attribution
-    return _links(uow, sa.select(a.c.artifact_id, a.c.context_id), a.c.artifact_id, a.c.context_id, artifact_ids)
+    return _links(uow, uow.schema.attribution, "artifact_id", artifact_ids)
 
 
 def associations(uow: UnitOfWork, execution_ids: Collection[int]) -> list[LinkRow]:
     """Association rows of the given executions, ordered by (execution_id, context_id)."""
-    a = uow.schema.association
-    return _links(uow, sa.select(a.c.execution_id, a.c.context_id), a.c.execution_id, a.c.context_id, execution_ids)
+    return _links(uow, uow.schema.association, "execution_id", execution_ids)
 
 
-def _links(
-    uow: UnitOfWork, query: sa.Select[Any], owner: sa.Column[Any], context: sa.Column[Any], ids: Collection[int]
-) -> list[LinkRow]:
+def _links(uow: UnitOfWork, table: sa.Table, owner_column: str, ids: Collection[int]) -> list[LinkRow]:
+    owner, context = table.c[owner_column], table.c.context_id
     rows: list[LinkRow] = []
     for chunk in _chunks(ids):
-        statement = query.where(owner.in_(chunk)).order_by(owner, context)
-        rows.extend(LinkRow(int(node_id), int(context_id)) for node_id, context_id in uow.execute(statement))
+        statement = sa.select(owner.label("node_id"), context).where(owner.in_(chunk)).order_by(owner, context)
+        rows.extend(LinkRow(int(row.node_id), int(row.context_id)) for row in uow.execute(statement))
     return rows  # chunks are ascending and disjoint, so the concatenation stays ordered
 
 
