@@ -83,6 +83,8 @@ def put_type(uow: UnitOfWork, kind: int, requested: Any, can_add_fields: bool, c
     if not requested.name:
         raise errors.InvalidArgumentError(f"{label} name must not be empty")
     version = requested.version or None
+    # No unique key covers a type's identity; serialize creators of the same type.
+    uow.lock(f"type/{kind}/{requested.name}/{version or ''}")
     stored = type_repo.by_name(uow, kind, requested.name, version)
     if stored is None:
         type_id = _create(uow, kind, requested, version)

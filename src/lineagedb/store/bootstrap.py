@@ -20,6 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from lineagedb import errors
+from lineagedb.store import locks
 from lineagedb.store.schema import (
     ARTIFACT_KIND,
     EXECUTION_KIND,
@@ -31,6 +32,8 @@ from lineagedb.store.schema import (
 log = logging.getLogger(__name__)
 
 VERSION_TABLE = "lineagedb_alembic_version"
+# The one older MLMD schema we upgrade in place (MLMD 1.x before v10 added two columns).
+MLMD_V9 = 9
 
 # Created in this order in a fresh database, so they get ids 1-9 as in MLMD.
 SYSTEM_TYPES: tuple[tuple[int, str], ...] = (
@@ -121,34 +124,75 @@ def upgrade_command(url: str) -> str:
 def prepare_database(engine: sa.Engine, allow_upgrade: bool = False) -> SchemaState:
     """Make the database ready to serve, or raise FailedPreconditionError saying why not."""
     with engine.begin() as connection:
-        state = inspect_schema(connection)
-        if state.empty:
-            log.info("empty database: creating MLMD schema v%d", SCHEMA_VERSION)
+        # One initializer at a time: processes starting together on an empty database
+        # must not both create the schema.
+        release = locks.acquire(connection, "schema")
+        try:
+            return _prepare(engine, connection, allow_upgrade)
+        finally:
+            if release is not None:
+                release()
+
+
+def _prepare(engine: sa.Engine, connection: sa.Connection, allow_upgrade: bool) -> SchemaState:
+    state = inspect_schema(connection)
+    fix = upgrade_command(engine.url.render_as_string(hide_password=True))
+    if state.empty:
+        log.info("empty database: creating MLMD schema v%d", SCHEMA_VERSION)
+        command.upgrade(alembic_config(connection), "head")
+    elif state.mlmd_version == MLMD_V9 and not state.missing_tables:
+        if not allow_upgrade:
+            raise errors.FailedPreconditionError(
+                f"database has MLMD schema version {MLMD_V9}; this server needs {SCHEMA_VERSION}. Run: {fix}"
+            )
+        log.info("upgrading MLMD schema v%d to v%d", MLMD_V9, SCHEMA_VERSION)
+        upgrade_mlmd_v9_to_v10(connection)
+        command.stamp(alembic_config(connection), "0001")
+        command.upgrade(alembic_config(connection), "head")
+    elif state.mlmd_version == SCHEMA_VERSION and not state.missing_tables:
+        known = {rev.revision for rev in ScriptDirectory.from_config(alembic_config(connection)).walk_revisions()}
+        if state.revision is None:
+            log.info("database created by MLMD at schema v%d: stamping it", SCHEMA_VERSION)
+            command.stamp(alembic_config(connection), "0001")
+        elif state.revision not in known:
+            raise errors.FailedPreconditionError(
+                f"database schema revision {state.revision} is newer than this server knows; upgrade LineageDB"
+            )
+        elif state.revision != state.head:
+            if not allow_upgrade:
+                raise errors.FailedPreconditionError(
+                    f"database schema revision {state.revision} is behind {state.head}. Run: {fix}"
+                )
             command.upgrade(alembic_config(connection), "head")
-        elif state.mlmd_version == SCHEMA_VERSION and not state.missing_tables:
-            if state.revision is None:
-                log.info("database created by MLMD at schema v%d: stamping it", SCHEMA_VERSION)
-                command.stamp(alembic_config(connection), "0001")
-            elif state.revision != state.head:
-                if not allow_upgrade:
-                    raise errors.FailedPreconditionError(
-                        f"database schema revision {state.revision} is behind {state.head}; "
-                        f"run: {upgrade_command(engine.url.render_as_string(hide_password=True))}"
-                    )
-                command.upgrade(alembic_config(connection), "head")
-        elif state.mlmd_version is not None and state.mlmd_version > SCHEMA_VERSION:
-            raise errors.FailedPreconditionError(
-                f"database schema version {state.mlmd_version} is newer than this server supports "
-                f"({SCHEMA_VERSION}); upgrade LineageDB"
+    elif state.mlmd_version is not None and state.mlmd_version > SCHEMA_VERSION:
+        raise errors.FailedPreconditionError(
+            f"database schema version {state.mlmd_version} is newer than this server supports "
+            f"({SCHEMA_VERSION}); upgrade LineageDB"
+        )
+    elif state.mlmd_version is not None and state.mlmd_version < SCHEMA_VERSION:
+        raise errors.FailedPreconditionError(
+            f"database schema version {state.mlmd_version} is older than {MLMD_V9}; "
+            "upgrade it with MLMD's own migration first"
+        )
+    else:
+        raise errors.FailedPreconditionError(
+            f"database holds an incomplete MLMD schema (missing tables: {', '.join(state.missing_tables)})"
+        )
+    seed_system_types(connection)
+    return inspect_schema(connection)
+
+
+def upgrade_mlmd_v9_to_v10(connection: sa.Connection) -> None:
+    """MLMD's own v9 -> v10 step: proto_value and bool_value on the three property tables."""
+    schema = schema_for(connection.dialect.name)
+    preparer = connection.dialect.identifier_preparer
+    for table in (schema.artifact_property, schema.execution_property, schema.context_property):
+        present = {column["name"] for column in sa.inspect(connection).get_columns(table.name)}
+        for name in ("proto_value", "bool_value"):
+            if name in present:
+                continue
+            column_type = table.c[name].type.compile(dialect=connection.dialect)
+            connection.execute(
+                sa.text(f"ALTER TABLE {preparer.quote(table.name)} ADD COLUMN {preparer.quote(name)} {column_type}")
             )
-        elif state.mlmd_version is not None and state.mlmd_version < SCHEMA_VERSION:
-            raise errors.FailedPreconditionError(
-                f"database schema version {state.mlmd_version} is older than {SCHEMA_VERSION}; "
-                "upgrade it with MLMD's own migration first"
-            )
-        else:
-            raise errors.FailedPreconditionError(
-                f"database holds an incomplete MLMD schema (missing tables: {', '.join(state.missing_tables)})"
-            )
-        seed_system_types(connection)
-        return inspect_schema(connection)
+    connection.execute(sa.update(schema.mlmd_env).values(schema_version=SCHEMA_VERSION))

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from lineagedb import errors
+from lineagedb.store import locks
 from lineagedb.store.engine import is_sqlite_memory
 from lineagedb.store.schema import Schema, schema_for
 
@@ -37,7 +38,7 @@ _PG_RETRYABLE = {"40001", "40P01", "55P03"}
 _PG_CANCELED = "57014"
 # MySQL / MariaDB error numbers.
 _MYSQL_DUPLICATE = {1062, 1586}
-_MYSQL_RETRYABLE = {1205, 1213}
+_MYSQL_RETRYABLE = {1205, 1213, 3058}  # lock wait timeout, deadlock, user-lock deadlock
 _MYSQL_GONE = {2002, 2003, 2006, 2013, 2055, 1927}
 _MYSQL_TIMEOUT = {3024, 1969}
 
@@ -98,6 +99,7 @@ class UnitOfWork:
         self.schema = schema
         self.dialect = connection.dialect.name
         self._after_commit: list[Callable[[], None]] = []
+        self._releases: list[Callable[[], None]] = []
 
     def execute(
         self, statement: sa.Executable, parameters: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None
@@ -109,6 +111,15 @@ class UnitOfWork:
             if isinstance(domain, errors.InternalError):
                 log.exception("database statement failed")
             raise domain from error
+
+    def lock(self, name: str) -> None:
+        """Hold the named lock until this transaction ends (see lineagedb.store.locks)."""
+        try:
+            release = locks.acquire(self.connection, name)
+        except sa_exc.DBAPIError as error:
+            raise classify_driver_error(error) from error
+        if release is not None:
+            self._releases.append(release)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` only once the transaction has committed (cache fills)."""
@@ -147,20 +158,34 @@ class Database:
                 raise classify_driver_error(error) from error
             uow = UnitOfWork(connection, self.schema)
             try:
-                yield uow
-            except BaseException:
-                self._rollback(transaction)
-                raise
-            try:
-                transaction.commit()
-            except sa_exc.DBAPIError as error:
-                domain = classify_driver_error(error)
-                if isinstance(domain, errors.InternalError):
-                    # We cannot tell whether the commit reached the disk.
-                    domain = errors.UnavailableError("the commit outcome is unknown; check before retrying")
-                raise domain from error
+                try:
+                    yield uow
+                except BaseException:
+                    self._rollback(transaction)
+                    raise
+                try:
+                    transaction.commit()
+                except sa_exc.DBAPIError as error:
+                    domain = classify_driver_error(error)
+                    if isinstance(domain, errors.InternalError):
+                        # We cannot tell whether the commit reached the disk.
+                        domain = errors.UnavailableError("the commit outcome is unknown; check before retrying")
+                    raise domain from error
+            finally:
+                self._release_locks(uow)
         for callback in uow._after_commit:
             callback()
+
+    @staticmethod
+    def _release_locks(uow: UnitOfWork) -> None:
+        for release in uow._releases:
+            try:
+                release()
+            except sa_exc.DBAPIError:
+                # The session is gone and its locks with it; the pool discards the connection.
+                log.warning("releasing a named lock failed", exc_info=True)
+        if uow._releases and uow.connection.in_transaction():
+            uow.connection.rollback()
 
     @staticmethod
     def _rollback(transaction: sa.RootTransaction) -> None:

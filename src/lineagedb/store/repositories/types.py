@@ -26,10 +26,18 @@ class TypeRecord:
     parent_type_names: list[str] = field(default_factory=list)
 
 
-def load_types(uow: UnitOfWork, where: sa.ColumnElement[bool]) -> list[TypeRecord]:
-    """Types matching `where` (over the Type table), ordered by id."""
+def load_types(uow: UnitOfWork, where: sa.ColumnElement[bool], latest: bool = False) -> list[TypeRecord]:
+    """Types matching `where` (over the Type table), ordered by id.
+
+    `latest` reads the newest committed rows even inside an older MySQL snapshot
+    (a locking read, as MLMD does there); other backends read committed rows per
+    statement anyway.
+    """
     t = uow.schema.type
-    rows = uow.execute(sa.select(t).where(where).order_by(t.c.id)).all()
+    query = sa.select(t).where(where).order_by(t.c.id)
+    if latest and uow.dialect in ("mysql", "mariadb"):
+        query = query.with_for_update(read=True)
+    rows = uow.execute(query).all()
     if not rows:
         return []
     records = {
@@ -74,7 +82,7 @@ def by_ids(uow: UnitOfWork, kind: int, ids: Iterable[int]) -> dict[int, TypeReco
 def by_name(uow: UnitOfWork, kind: int, name: str, version: str | None) -> TypeRecord | None:
     t = uow.schema.type
     version_clause = t.c.version.is_(None) if not version else t.c.version == version
-    records = load_types(uow, sa.and_(t.c.type_kind == kind, t.c.name == name, version_clause))
+    records = load_types(uow, sa.and_(t.c.type_kind == kind, t.c.name == name, version_clause), latest=True)
     return records[0] if records else None
 
 

@@ -1,0 +1,45 @@
+"""Named locks that serialize work no unique constraint can protect.
+
+MLMD's schema has no unique key on a type's identity (kind, name, version), and
+creating the schema is not idempotent, so concurrent processes could create a type
+twice or race on an empty database. We take a named lock first:
+* PostgreSQL: a transaction-scoped advisory lock (released at COMMIT/ROLLBACK);
+* MySQL/MariaDB: GET_LOCK, a session lock we release once the transaction ends;
+* SQLite: nothing to do; every write transaction starts with BEGIN IMMEDIATE,
+  which already serializes writers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from lineagedb import errors
+
+LOCK_TIMEOUT_S = 30
+
+
+def _digest(name: str) -> bytes:
+    return hashlib.sha256(name.encode()).digest()
+
+
+def acquire(connection: sa.Connection, name: str, timeout_s: int = LOCK_TIMEOUT_S) -> Callable[[], None] | None:
+    """Take the lock `name`; returns how to release it early, or None if it ends with the transaction."""
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        key = int.from_bytes(_digest(name)[:8], "big", signed=True)
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        return None
+    if dialect in ("mysql", "mariadb"):
+        lock_name = "lineagedb:" + _digest(name).hex()[:48]  # GET_LOCK names are limited to 64 characters
+        got = connection.execute(sa.text("SELECT GET_LOCK(:name, :timeout)"), {"name": lock_name, "timeout": timeout_s})
+        if got.scalar() != 1:
+            raise errors.AbortedError("timed out waiting for a concurrent writer; retry the call")
+
+        def release() -> None:
+            connection.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": lock_name})
+
+        return release
+    return None
