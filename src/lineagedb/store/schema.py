@@ -86,6 +86,61 @@ class ProtoValue(TypeDecorator[bytes]):
         return base64.b64decode("".join(raw.split()))
 
 
+def _mysql_latin1_alphabet() -> str:
+    """The 256 characters of MySQL's `latin1` (cp1252, with its five holes mapped to C1 controls)."""
+    chars = []
+    for byte in range(256):
+        try:
+            chars.append(bytes([byte]).decode("cp1252"))
+        except UnicodeDecodeError:
+            chars.append(chr(byte))
+    return "".join(chars)
+
+
+_LATIN1_ALPHABET = _mysql_latin1_alphabet()
+_FROM_LATIN1 = {ord(char): byte for byte, char in enumerate(_LATIN1_ALPHABET)}
+
+
+class MLMDText(TypeDecorator[str]):
+    """Text stored exactly as MLMD stores it.
+
+    MLMD's MySQL client talks to the server in `latin1`, so the UTF-8 bytes of its
+    strings are taken as latin1 characters and converted again: a MySQL database
+    written by MLMD holds "double-encoded" text (✓ is stored as 'âœ“'). To read
+    such databases, and to write text MLMD reads back, LineageDB applies the same
+    transformation on MySQL/MariaDB. ASCII, the common case, is untouched. On
+    SQLite and PostgreSQL MLMD stores plain UTF-8 and so do we.
+    """
+
+    impl = sa.Text
+    cache_ok = True
+
+    def __init__(self, length: int | None = None, medium: bool = False) -> None:
+        super().__init__()
+        self.length = length
+        self.medium = medium
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[object]:
+        if self.length is not None:
+            return dialect.type_descriptor(sa.String(self.length))  # type: ignore[arg-type]
+        if self.medium and dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.MEDIUMTEXT())  # type: ignore[arg-type]
+        return dialect.type_descriptor(sa.Text())  # type: ignore[arg-type]
+
+    def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        if value is None or value.isascii() or dialect.name not in ("mysql", "mariadb"):
+            return value
+        return "".join(_LATIN1_ALPHABET[byte] for byte in value.encode("utf-8"))
+
+    def process_result_value(self, value: str | None, dialect: sa.Dialect) -> str | None:
+        if value is None or value.isascii() or dialect.name not in ("mysql", "mariadb"):
+            return value
+        try:
+            return bytes(_FROM_LATIN1[ord(char)] for char in value).decode("utf-8")
+        except (KeyError, UnicodeDecodeError):
+            return value  # not MLMD's encoding (written by another tool): show it as stored
+
+
 def _id_column() -> sa.Column[int]:
     return sa.Column("id", sa.Integer, primary_key=True, autoincrement=True)
 
@@ -105,7 +160,7 @@ def _flag_column(name: str) -> sa.Column[bool]:
     return sa.Column(name, sa.Boolean(create_constraint=False), nullable=False)
 
 
-_STRING_VALUE = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+_STRING_VALUE = MLMDText(medium=True)
 _INT_VALUE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
@@ -136,7 +191,7 @@ def _property_table(metadata: sa.MetaData, name: str, owner: str, prefix: str) -
         name,
         metadata,
         sa.Column(owner, sa.Integer, nullable=False),
-        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("name", MLMDText(255), nullable=False),
         _flag_column("is_custom_property"),
         sa.Column("int_value", _INT_VALUE),
         sa.Column("double_value", sa.Double().with_variant(postgresql.DOUBLE_PRECISION(), "postgresql")),
@@ -175,8 +230,8 @@ def _node_table(metadata: sa.MetaData, name: str, prefix: str, lower_case: bool,
         _id_column(),
         sa.Column("type_id", sa.Integer, nullable=False),
         *extra,
-        sa.Column("name", sa.String(255), nullable=name_nullable),
-        sa.Column("external_id", sa.String(255), unique=True),
+        sa.Column("name", MLMDText(255), nullable=name_nullable),
+        sa.Column("external_id", MLMDText(255), unique=True),
         _time_column("create_time_since_epoch"),
         _time_column("last_update_time_since_epoch"),
         sa.UniqueConstraint("type_id", "name", name=constraint_name),
@@ -199,17 +254,17 @@ def build_schema(lower_case_names: bool) -> Schema:
         n("Type"),
         md,
         _id_column(),
-        sa.Column("name", sa.String(255), nullable=False),
-        sa.Column("version", sa.String(255)),
+        sa.Column("name", MLMDText(255), nullable=False),
+        sa.Column("version", MLMDText(255)),
         sa.Column(
             "type_kind",
             sa.SmallInteger().with_variant(mysql.TINYINT(1), "mysql", "mariadb"),
             nullable=False,
         ),
-        sa.Column("description", sa.Text),
-        sa.Column("input_type", sa.Text),
-        sa.Column("output_type", sa.Text),
-        sa.Column("external_id", sa.String(255), unique=True),
+        sa.Column("description", MLMDText()),
+        sa.Column("input_type", MLMDText()),
+        sa.Column("output_type", MLMDText()),
+        sa.Column("external_id", MLMDText(255), unique=True),
         sqlite_autoincrement=True,
     )
     sa.Index("idx_type_name", type_.c.name)
@@ -218,7 +273,7 @@ def build_schema(lower_case_names: bool) -> Schema:
         n("TypeProperty"),
         md,
         sa.Column("type_id", sa.Integer, nullable=False),
-        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("name", MLMDText(255), nullable=False),
         sa.Column("data_type", sa.Integer),
         sa.PrimaryKeyConstraint("type_id", "name"),
     )
@@ -234,7 +289,7 @@ def build_schema(lower_case_names: bool) -> Schema:
         n("Artifact"),
         "artifact",
         lower_case_names,
-        sa.Column("uri", sa.Text),
+        sa.Column("uri", MLMDText()),
         sa.Column("state", sa.Integer),
     )
     sa.Index("idx_artifact_uri", artifact.c.uri, mysql_length=255)
@@ -263,7 +318,7 @@ def build_schema(lower_case_names: bool) -> Schema:
         sa.Column("event_id", sa.Integer, nullable=False),
         _flag_column("is_index_step"),
         sa.Column("step_index", sa.Integer),
-        sa.Column("step_key", sa.Text),
+        sa.Column("step_key", MLMDText()),
     )
     sa.Index("idx_eventpath_event_id", event_path.c.event_id)
     association = sa.Table(
