@@ -1,0 +1,180 @@
+"""Schema creation, recognition and refusal at startup (spec §8.3), on every backend."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from lineagedb import errors
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
+from lineagedb.service.metadata_store import MetadataStore
+from lineagedb.store.bootstrap import MLMD_V9, VERSION_TABLE, inspect_schema, prepare_database
+from lineagedb.store.engine import create_engine
+from lineagedb.store.schema import SCHEMA_VERSION, schema_for
+from lineagedb.store.unit_of_work import Database
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+def _execute(engine: sa.Engine, *statements: sa.Executable) -> None:
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(statement)
+
+
+def _drop_version_table(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        if sa.inspect(connection).has_table(VERSION_TABLE):
+            sa.Table(VERSION_TABLE, sa.MetaData()).drop(connection)
+
+
+def test_empty_database_gets_mlmd_schema_v10_with_system_types(engine):
+    state = prepare_database(engine)
+    assert state.mlmd_version == SCHEMA_VERSION and state.current
+    schema = schema_for(engine.dialect.name)
+    with engine.connect() as connection:
+        kinds = connection.execute(sa.select(schema.type.c.id, schema.type.c.type_kind).order_by("id")).all()
+        assert [tuple(row) for row in kinds] == [(1, 1), (2, 1), (3, 1), (4, 1), (5, 0), (6, 0), (7, 0), (8, 0), (9, 0)]
+        assert connection.execute(sa.select(schema.mlmd_env.c.schema_version)).scalars().all() == [10]
+        tables = set(sa.inspect(connection).get_table_names())
+    assert {table.name for table in schema.metadata.sorted_tables} <= tables
+
+
+def test_second_start_keeps_data_and_ids(engine):
+    prepare_database(engine)
+    store = MetadataStore(Database(engine))
+    store.put_artifact_type(svc.PutArtifactTypeRequest(artifact_type=mlmd.ArtifactType(name="Kept")))
+    prepare_database(engine)
+    found = store.get_artifact_type(svc.GetArtifactTypeRequest(type_name="Kept")).artifact_type
+    assert found.id == 10
+
+
+def test_database_created_by_mlmd_is_stamped_not_recreated(engine):
+    # A database as MLMD leaves it: our tables and rows, but no LineageDB stamp.
+    prepare_database(engine)
+    MetadataStore(Database(engine)).put_artifact_type(
+        svc.PutArtifactTypeRequest(artifact_type=mlmd.ArtifactType(name="FromMLMD"))
+    )
+    _drop_version_table(engine)
+    with engine.connect() as connection:
+        assert inspect_schema(connection).revision is None
+    state = prepare_database(engine)
+    assert state.current
+    found = MetadataStore(Database(engine)).get_artifact_type(svc.GetArtifactTypeRequest(type_name="FromMLMD"))
+    assert found.artifact_type.id == 10
+
+
+def test_newer_mlmd_schema_is_refused(engine):
+    prepare_database(engine)
+    schema = schema_for(engine.dialect.name)
+    _execute(engine, sa.update(schema.mlmd_env).values(schema_version=11))
+    with pytest.raises(errors.FailedPreconditionError, match="newer"):
+        prepare_database(engine)
+
+
+def test_unknown_lineagedb_revision_is_refused(engine):
+    prepare_database(engine)
+    _execute(engine, sa.text(f"UPDATE {VERSION_TABLE} SET version_num = 'ffff'"))
+    with pytest.raises(errors.FailedPreconditionError, match="newer than this server knows"):
+        prepare_database(engine)
+
+
+def test_two_schema_version_rows_are_data_loss(engine):
+    prepare_database(engine)
+    schema = schema_for(engine.dialect.name)
+    _execute(engine, sa.insert(schema.mlmd_env).values(schema_version=9))
+    with pytest.raises(errors.DataLossError):
+        prepare_database(engine)
+
+
+def test_empty_schema_version_table_means_initialization_in_progress(engine):
+    prepare_database(engine)
+    _execute(engine, sa.delete(schema_for(engine.dialect.name).mlmd_env))
+    with pytest.raises(errors.AbortedError):
+        prepare_database(engine)
+
+
+def test_partial_schema_is_refused(engine):
+    prepare_database(engine)
+    _execute(engine, sa.text(f"DROP TABLE {schema_for(engine.dialect.name).event_path.name}"))
+    with pytest.raises(errors.FailedPreconditionError, match="missing tables"):
+        prepare_database(engine)
+
+
+def _downgrade_to_v9(engine: sa.Engine) -> None:
+    """Turn a v10 database into what MLMD v9 had: no proto_value/bool_value columns."""
+    schema = schema_for(engine.dialect.name)
+    quote = engine.dialect.identifier_preparer.quote
+    statements: list[sa.Executable] = []
+    for table in (schema.artifact_property, schema.execution_property, schema.context_property):
+        for column in ("proto_value", "bool_value"):
+            statements.append(sa.text(f"ALTER TABLE {quote(table.name)} DROP COLUMN {quote(column)}"))
+    statements.append(sa.update(schema.mlmd_env).values(schema_version=MLMD_V9))
+    _execute(engine, *statements)
+    _drop_version_table(engine)
+
+
+def test_mlmd_v9_database_is_refused_with_the_upgrade_command_then_upgraded_on_request(engine, database_url):
+    prepare_database(engine)
+    store = MetadataStore(Database(engine))
+    type_id = store.put_artifact_type(
+        svc.PutArtifactTypeRequest(artifact_type=mlmd.ArtifactType(name="Old", properties={"p": mlmd.INT}))
+    ).type_id
+    artifact = mlmd.Artifact(type_id=type_id, uri="kept")
+    artifact.properties["p"].int_value = 7
+    store.put_artifacts(svc.PutArtifactsRequest(artifacts=[artifact]))
+    _downgrade_to_v9(engine)
+    engine.dispose()
+
+    with pytest.raises(errors.FailedPreconditionError, match="lineagedb db upgrade --database"):
+        prepare_database(engine)
+
+    upgrade = subprocess.run(
+        [sys.executable, "-m", "lineagedb", "db", "upgrade", "--database", database_url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
+    state = prepare_database(engine)
+    assert state.mlmd_version == SCHEMA_VERSION and state.current
+    read = MetadataStore(Database(engine)).get_artifacts_by_id(svc.GetArtifactsByIDRequest(artifact_ids=[1]))
+    assert read.artifacts[0].uri == "kept" and read.artifacts[0].properties["p"].int_value == 7
+    flagged = mlmd.Artifact(type_id=type_id)
+    flagged.custom_properties["b"].bool_value = True
+    assert MetadataStore(Database(engine)).put_artifacts(svc.PutArtifactsRequest(artifacts=[flagged])).artifact_ids
+
+
+def test_db_current_reports_the_schema_state(database_url):
+    result = subprocess.run(
+        [sys.executable, "-m", "lineagedb", "db", "upgrade", "--database", database_url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    current = subprocess.run(
+        [sys.executable, "-m", "lineagedb", "db", "current", "--database", database_url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert current.returncode == 0, current.stderr
+    assert "mlmd_schema_version=10" in current.stdout and "revision=0001" in current.stdout
