@@ -1,43 +1,314 @@
-"""Command line: `lineagedb serve` and `lineagedb db upgrade|current`."""
+"""Command line: `lineagedb serve` and `lineagedb db upgrade|current`.
+
+Every `serve` option also comes from a LINEAGEDB_* environment variable (shown in
+`--help`); the command line wins. MLMD's server flags are accepted as MLMD spells
+them (`--grpc_port=8080 --mysql_config_host=...`), see lineagedb.ops.mlmd_flags.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from lineagedb import errors
-from lineagedb.config import Settings, default_database_url, env
+from lineagedb.config import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    ENV_PREFIX,
+    ConfigurationError,
+    ConnectionPolicy,
+    Settings,
+    default_database_url,
+    env,
+)
+from lineagedb.ops import mlmd_flags
+from lineagedb.ops.logs import LOG_FORMATS, configure_logging
+
+log = logging.getLogger("lineagedb.cli")
+
+EXIT_CONFIG = 2
+EXIT_STARTUP = 3
+PASSWORD_WARNING = (
+    "a database password was given on the command line, where other local users can read it (ps, /proc); "
+    "use LINEAGEDB_DATABASE_PASSWORD or LINEAGEDB_DATABASE_PASSWORD_FILE instead"
+)
+
+
+def _env_default(name: str, convert: Callable[[str], Any], default: Any) -> Any:
+    raw = os.environ.get(f"{ENV_PREFIX}{name}")
+    if raw is None or raw == "":
+        return default
+    try:
+        return convert(raw)
+    except (ValueError, argparse.ArgumentTypeError) as error:
+        raise ConfigurationError(f"{ENV_PREFIX}{name}={raw!r} is not valid: {error}") from error
+
+
+def _option(
+    group: Any,
+    *flags: str,
+    env_name: str,
+    help: str,
+    type: Callable[[str], Any] = str,
+    default: Any = None,
+    boolean: bool = False,
+    **kwargs: Any,
+) -> None:
+    convert = mlmd_flags.parse_bool if boolean else type
+    value = _env_default(env_name, convert, default)
+    shown = f"; default {default}" if default not in (None, "", False) else ""
+    text = f"{help} [env {ENV_PREFIX}{env_name}{shown}]"
+    if boolean:
+        group.add_argument(
+            *flags, nargs="?", const=True, type=mlmd_flags.parse_bool, default=value, help=text, **kwargs
+        )
+    else:
+        group.add_argument(*flags, type=type, default=value, help=text, **kwargs)
+
+
+def _serve_parser(sub: Any) -> argparse.ArgumentParser:
+    serve: argparse.ArgumentParser = sub.add_parser(
+        "serve",
+        help="run the gRPC server",
+        description="Run the MLMD-compatible gRPC server. Booleans accept --flag, --flag=true and --flag=false.",
+    )
+    net = serve.add_argument_group("listening")
+    _option(net, "--host", env_name="HOST", default="0.0.0.0", help="address to listen on")
+    _option(
+        net,
+        "--port",
+        "--grpc_port",
+        dest="port",
+        env_name="PORT",
+        type=int,
+        default=8080,
+        help="gRPC port (0 picks a free one; --grpc_port is MLMD's spelling)",
+    )
+    _option(
+        net,
+        "--workers",
+        env_name="WORKERS",
+        type=int,
+        default=1,
+        help="server processes sharing the port (SO_REUSEPORT); metrics port N+i for worker i",
+    )
+    _option(
+        net,
+        "--worker-threads",
+        "--workers-threads",
+        dest="worker_threads",
+        env_name="WORKER_THREADS",
+        type=int,
+        default=16,
+        help="RPC threads per process",
+    )
+    serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--worker-port", type=int, default=None, help=argparse.SUPPRESS)
+
+    db = serve.add_argument_group("database")
+    db.add_argument(
+        "--database",
+        default=None,
+        help="SQLAlchemy URL: sqlite:////abs/path.db, postgresql://user@host/db, mysql://user@host/db "
+        f"[env {ENV_PREFIX}DATABASE_URL; default lineagedb.sqlite in the working directory; "
+        "MLMD connection flags take precedence over the variable]",
+    )
+    _option(
+        db,
+        "--database-password-file",
+        env_name="DATABASE_PASSWORD_FILE",
+        help=f"file holding the database password (replaces any in the URL); or set {ENV_PREFIX}DATABASE_PASSWORD",
+    )
+    _option(
+        db,
+        "--enable-database-upgrade",
+        "--enable_database_upgrade",
+        dest="enable_database_upgrade",
+        env_name="ENABLE_DATABASE_UPGRADE",
+        boolean=True,
+        default=False,
+        help="apply pending schema migrations at startup",
+    )
+    _option(db, "--pool-size", env_name="POOL_SIZE", type=int, default=8, help="database connections kept open")
+    _option(
+        db,
+        "--pool-max-overflow",
+        env_name="POOL_MAX_OVERFLOW",
+        type=int,
+        default=4,
+        help="extra connections opened under load",
+    )
+    _option(
+        db,
+        "--fail-fast",
+        env_name="FAIL_FAST",
+        boolean=True,
+        default=False,
+        help="exit at startup if the database cannot be reached (after --metadata_store_connection_retries), "
+        "instead of starting NOT_SERVING and waiting for it",
+    )
+    _option(
+        db,
+        "--health-interval-s",
+        env_name="HEALTH_INTERVAL_S",
+        type=float,
+        default=1.0,
+        help="seconds between database health pings",
+    )
+
+    tls = serve.add_argument_group("TLS (or MLMD's ssl_config in --metadata_store_server_config_file)")
+    _option(tls, "--tls-cert", env_name="TLS_CERT", help="server certificate chain (PEM file)")
+    _option(tls, "--tls-key", env_name="TLS_KEY", help="server private key (PEM file, unencrypted)")
+    _option(
+        tls,
+        "--tls-client-ca",
+        env_name="TLS_CLIENT_CA",
+        help="CA for client certificates; with it, clients must present a certificate it signed (mTLS)",
+    )
+    _option(
+        tls,
+        "--tls-require-client-cert",
+        env_name="TLS_REQUIRE_CLIENT_CERT",
+        boolean=True,
+        default=None,
+        help="require client certificates (default: true when --tls-client-ca is given)",
+    )
+    _option(
+        tls,
+        "--plaintext-port",
+        env_name="PLAINTEXT_PORT",
+        type=int,
+        help="also listen without TLS on this port (e.g. for local health probes)",
+    )
+    _option(
+        tls,
+        "--plaintext-host",
+        env_name="PLAINTEXT_HOST",
+        default="127.0.0.1",
+        help="address of the plaintext listener; non-loopback needs --insecure-i-know when TLS is on",
+    )
+    _option(
+        tls,
+        "--insecure-i-know",
+        env_name="INSECURE_I_KNOW",
+        boolean=True,
+        default=False,
+        help="allow a plaintext listener on a non-loopback address next to TLS",
+    )
+
+    ops = serve.add_argument_group("observability")
+    _option(
+        ops,
+        "--log-level",
+        env_name="LOG_LEVEL",
+        default="INFO",
+        help="DEBUG (one line per call), INFO, WARNING or ERROR",
+    )
+    _option(
+        ops,
+        "--log-format",
+        env_name="LOG_FORMAT",
+        default="text",
+        choices=LOG_FORMATS,
+        help="text or json (one JSON object per line)",
+    )
+    _option(
+        ops,
+        "--metrics-port",
+        env_name="METRICS_PORT",
+        type=int,
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (off unless set)",
+    )
+    _option(ops, "--metrics-host", env_name="METRICS_HOST", default="0.0.0.0", help="address of the metrics server")
+
+    limits = serve.add_argument_group("limits")
+    _option(
+        limits,
+        "--max-receive-message-bytes",
+        env_name="MAX_RECEIVE_MESSAGE_BYTES",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        help="largest request accepted (larger: RESOURCE_EXHAUSTED)",
+    )
+    _option(
+        limits,
+        "--max-send-message-bytes",
+        env_name="MAX_SEND_MESSAGE_BYTES",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        help="largest response sent (larger: RESOURCE_EXHAUSTED)",
+    )
+    policy = ConnectionPolicy()
+    _option(
+        limits,
+        "--max-connection-idle-ms",
+        env_name="MAX_CONNECTION_IDLE_MS",
+        type=int,
+        default=policy.max_connection_idle_ms,
+        help="close connections without calls after this long",
+    )
+    _option(
+        limits,
+        "--max-connection-age-ms",
+        env_name="MAX_CONNECTION_AGE_MS",
+        type=int,
+        default=policy.max_connection_age_ms,
+        help="ask clients to reconnect after this long (0: never)",
+    )
+    _option(
+        limits,
+        "--keepalive-time-ms",
+        env_name="KEEPALIVE_TIME_MS",
+        type=int,
+        default=policy.keepalive_time_ms,
+        help="ping idle clients this often to detect dead peers",
+    )
+    _option(
+        limits,
+        "--min-ping-interval-ms",
+        env_name="MIN_PING_INTERVAL_MS",
+        type=int,
+        default=policy.min_recv_ping_interval_without_data_ms,
+        help="clients pinging more often without calls get strikes",
+    )
+    _option(
+        limits,
+        "--max-ping-strikes",
+        env_name="MAX_PING_STRIKES",
+        type=int,
+        default=policy.max_ping_strikes,
+        help="strikes before a GOAWAY (too_many_pings)",
+    )
+    _option(
+        limits,
+        "--shutdown-grace-s",
+        env_name="SHUTDOWN_GRACE_S",
+        type=float,
+        default=10.0,
+        help="on SIGTERM, seconds in-flight calls get to finish",
+    )
+    _option(
+        limits,
+        "--shutdown-drain-s",
+        env_name="SHUTDOWN_DRAIN_S",
+        type=float,
+        default=0.0,
+        help="on SIGTERM, seconds between NOT_SERVING and closing the port",
+    )
+
+    mlmd_flags.add_arguments(serve, lambda name: os.environ.get(f"{ENV_PREFIX}{name.upper()}") or None)
+    return serve
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lineagedb", description="ML metadata and lineage store (MLMD-compatible).")
     sub = parser.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="run the gRPC server")
-    serve.add_argument("--host", default=env("HOST", "0.0.0.0"), help="address to listen on (default 0.0.0.0)")
-    serve.add_argument(
-        "--port", type=int, default=int(env("PORT", "8080") or 8080), help="port (default 8080; 0 picks a free one)"
-    )
-    serve.add_argument(
-        "--database",
-        default=env("DATABASE_URL"),
-        help="SQLAlchemy URL: sqlite:////abs/path.db, postgresql://user@host/db, mysql://user@host/db "
-        "(default: lineagedb.sqlite in the working directory; env LINEAGEDB_DATABASE_URL)",
-    )
-    serve.add_argument("--workers-threads", dest="worker_threads", type=int, default=16, help="RPC threads")
-    serve.add_argument(
-        "--enable-database-upgrade",
-        "--enable_database_upgrade",
-        dest="enable_database_upgrade",
-        nargs="?",
-        const="true",
-        default=env("ENABLE_DATABASE_UPGRADE", "false"),
-        help="apply pending schema migrations at startup",
-    )
-    serve.add_argument("--log-level", default=env("LOG_LEVEL", "INFO"), help="DEBUG, INFO, WARNING or ERROR")
-
+    _serve_parser(sub)
     db = sub.add_parser("db", help="schema migrations")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     for name, text in (("upgrade", "create or upgrade the schema"), ("current", "print the schema state")):
@@ -46,42 +317,117 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+def build_settings(args: argparse.Namespace, argv: Sequence[str]) -> Settings:
+    """Resolve flags, MLMD flags, config files and environment into Settings (no I/O but reading files)."""
+    from lineagedb.ops.database import parse_url, password_from_environment, with_password
+    from lineagedb.ops.tls import load_tls
+
+    source = mlmd_flags.source_from_args(args, argv)
+    if args.database and source.url is not None:
+        raise ConfigurationError("give either --database or MLMD connection flags/config file, not both")
+    url = parse_url(args.database or source.url or env("DATABASE_URL") or default_database_url())
+    if source.password_on_command_line or (args.database and url.password):
+        log.warning(PASSWORD_WARNING)
+    url = with_password(url, password_from_environment(args.database_password_file))
+
+    tls = source.tls
+    if args.tls_cert or args.tls_key or args.tls_client_ca:
+        if not (args.tls_cert and args.tls_key):
+            raise ConfigurationError("TLS needs both --tls-cert and --tls-key")
+        if tls is not None:
+            raise ConfigurationError("TLS is configured twice: by --tls-* flags and by ssl_config; keep one")
+        tls = load_tls(args.tls_cert, args.tls_key, args.tls_client_ca, args.tls_require_client_cert)
+
+    port, so_reuseport, metrics_port = args.port, False, args.metrics_port
+    if args.worker_index is not None:
+        port, so_reuseport = args.worker_port, True
+        if metrics_port:
+            metrics_port += args.worker_index
+    elif args.workers > 1:
+        so_reuseport = True
+    enable_upgrade = bool(args.enable_database_upgrade) or bool(source.enable_upgrade)
+    retries = source.connection_retries if source.connection_retries is not None else 5
+    return Settings(
+        host=args.host,
+        port=port,
+        database_url=url.render_as_string(hide_password=False),
+        worker_threads=args.worker_threads,
+        pool_size=args.pool_size,
+        pool_max_overflow=args.pool_max_overflow,
+        enable_database_upgrade=enable_upgrade,
+        max_receive_message_bytes=args.max_receive_message_bytes,
+        max_send_message_bytes=args.max_send_message_bytes,
+        shutdown_grace_s=args.shutdown_grace_s,
+        log_level=args.log_level,
+        log_format=args.log_format,
+        create_database=source.create_database,
+        connection_retries=retries,
+        fail_fast=bool(args.fail_fast),
+        tls=tls,
+        plaintext_port=args.plaintext_port,
+        plaintext_host=args.plaintext_host,
+        insecure_i_know=bool(args.insecure_i_know),
+        metrics_port=metrics_port,
+        metrics_host=args.metrics_host,
+        health_interval_s=args.health_interval_s,
+        shutdown_drain_s=args.shutdown_drain_s,
+        connection_policy=ConnectionPolicy(
+            max_connection_idle_ms=args.max_connection_idle_ms,
+            max_connection_age_ms=args.max_connection_age_ms,
+            keepalive_time_ms=args.keepalive_time_ms,
+            min_recv_ping_interval_without_data_ms=args.min_ping_interval_ms,
+            max_ping_strikes=args.max_ping_strikes,
+        ),
+        grpc_channel_arguments=mlmd_flags.parse_channel_arguments(args.grpc_channel_arguments),
+        workers=args.workers,
+        so_reuseport=so_reuseport,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    database = args.database or default_database_url()
+    raw = list(sys.argv[1:] if argv is None else argv)
+    normalized = mlmd_flags.normalize_argv(raw)
+    try:
+        args = _parser().parse_args(normalized)
+    except ConfigurationError as error:  # a bad LINEAGEDB_* variable
+        print(f"lineagedb: configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(getattr(args, "log_level", "INFO"), getattr(args, "log_format", "text"))
     try:
         if args.command == "serve":
-            from lineagedb.server import serve
-
-            settings = Settings(
-                host=args.host,
-                port=args.port,
-                database_url=database,
-                worker_threads=args.worker_threads,
-                enable_database_upgrade=_truthy(args.enable_database_upgrade),
-                log_level=args.log_level,
-            )
-            return serve(settings)
-        return _db_command(args.db_command, database)
+            return _serve(args, normalized)
+        return _db_command(args.db_command, args.database or default_database_url())
+    except ConfigurationError as error:
+        print(f"lineagedb: configuration error: {error}", file=sys.stderr)
+        return EXIT_CONFIG
     except errors.LineageError as error:
         print(f"lineagedb: {error.message}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
+
+
+def _serve(args: argparse.Namespace, argv: list[str]) -> int:
+    from lineagedb.server import StartupError, serve
+
+    settings = build_settings(args, argv)
+    if settings.workers > 1 and args.worker_index is None:
+        from lineagedb.ops.workers import run_workers
+
+        serve_argv = argv[argv.index("serve") + 1 :]
+        display = settings.host if settings.host not in ("", "0.0.0.0", "[::]") else "0.0.0.0"
+        return run_workers(settings.workers, settings.host, settings.port, serve_argv, display)
+    try:
+        return serve(settings)
+    except StartupError as error:
+        print(f"lineagedb: {error}", file=sys.stderr)
+        return EXIT_STARTUP
 
 
 def _db_command(command: str, url: str) -> int:
+    from lineagedb.ops.database import password_from_environment, with_password
     from lineagedb.store.bootstrap import inspect_schema, prepare_database
     from lineagedb.store.engine import create_engine
 
-    engine = create_engine(url)
+    engine = create_engine(with_password(make_url(url), password_from_environment(None)))
     try:
         if command == "upgrade":
             state = prepare_database(engine, allow_upgrade=True)

@@ -10,10 +10,60 @@ DEFAULT_PORT = 8080
 DEFAULT_SQLITE_FILE = "lineagedb.sqlite"
 # KFP raised MLMD's 4 MiB inbound limit to 100 MiB for large lineage writes.
 DEFAULT_MAX_MESSAGE_BYTES = 100 * 1024 * 1024
+ENV_PREFIX = "LINEAGEDB_"
 
 
 def default_database_url() -> str:
     return f"sqlite:///{Path.cwd() / DEFAULT_SQLITE_FILE}"
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """PEM material for the gRPC port (already read from files)."""
+
+    cert_chain: bytes
+    private_key: bytes
+    client_ca: bytes | None = None
+    require_client_cert: bool = False
+    origin: str = "flags"  # "flags" or "ssl_config": for messages only
+
+    def __repr__(self) -> str:  # never print key material
+        return (
+            f"TlsSettings(client_ca={'yes' if self.client_ca else 'no'}, "
+            f"require_client_cert={self.require_client_cert}, origin={self.origin})"
+        )
+
+
+@dataclass(frozen=True)
+class ConnectionPolicy:
+    """HTTP/2 keepalive and connection-age limits (gRPC core channel arguments)."""
+
+    # Close a connection that has had no call for this long (reclaims idle clients).
+    max_connection_idle_ms: int = 5 * 60 * 1000
+    # Make clients reconnect periodically (spreads load after scaling); 0 disables.
+    max_connection_age_ms: int = 0
+    # In-flight calls get this long to finish after max_connection_age.
+    max_connection_age_grace_ms: int = 60 * 1000
+    # The server pings an idle client this often to find dead peers, and waits this long for the answer.
+    keepalive_time_ms: int = 60 * 1000
+    keepalive_timeout_ms: int = 20 * 1000
+    # Clients may not ping more often than this without calls; past max_ping_strikes they get GOAWAY.
+    min_recv_ping_interval_without_data_ms: int = 5 * 60 * 1000
+    max_ping_strikes: int = 2
+
+    def grpc_options(self) -> list[tuple[str, int]]:
+        options = [
+            ("grpc.max_connection_idle_ms", self.max_connection_idle_ms),
+            ("grpc.max_connection_age_grace_ms", self.max_connection_age_grace_ms),
+            ("grpc.keepalive_time_ms", self.keepalive_time_ms),
+            ("grpc.keepalive_timeout_ms", self.keepalive_timeout_ms),
+            ("grpc.keepalive_permit_without_calls", 0),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", self.min_recv_ping_interval_without_data_ms),
+            ("grpc.http2.max_ping_strikes", self.max_ping_strikes),
+        ]
+        if self.max_connection_age_ms > 0:
+            options.append(("grpc.max_connection_age_ms", self.max_connection_age_ms))
+        return options
 
 
 @dataclass(frozen=True)
@@ -29,7 +79,34 @@ class Settings:
     max_send_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     shutdown_grace_s: float = 10.0
     log_level: str = "INFO"
+    # --- operations (issue 6) ---
+    log_format: str = "text"  # "text" or "json"
+    # MLMD: create the database named in the URL if it does not exist (MySQL / PostgreSQL).
+    create_database: bool = False
+    # MLMD: retries while schema preparation answers ABORTED (another server is initializing it).
+    connection_retries: int = 5
+    # Exit at startup when the database cannot be reached instead of waiting for it.
+    fail_fast: bool = False
+    tls: TlsSettings | None = None
+    # An additional plaintext listener (e.g. for local health probes next to a TLS port).
+    plaintext_port: int | None = None
+    plaintext_host: str = "127.0.0.1"
+    insecure_i_know: bool = False
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"
+    health_interval_s: float = 1.0
+    # Seconds between NOT_SERVING and closing the port on SIGTERM (load balancers notice first).
+    shutdown_drain_s: float = 0.0
+    connection_policy: ConnectionPolicy = field(default_factory=ConnectionPolicy)
+    # Raw gRPC channel arguments (MLMD --grpc_channel_arguments); applied last, so they win.
+    grpc_channel_arguments: tuple[tuple[str, int | str], ...] = ()
+    workers: int = 1
+    so_reuseport: bool = False
 
 
 def env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"LINEAGEDB_{name}", default)
+    return os.environ.get(f"{ENV_PREFIX}{name}", default)
+
+
+class ConfigurationError(Exception):
+    """The server cannot start with these settings; the message says what to change."""

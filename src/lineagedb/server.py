@@ -1,18 +1,38 @@
-"""Composition root: engine -> database -> store -> servicers -> grpc.Server."""
+"""Composition root: engine -> database -> store -> servicers -> grpc.Server, plus operations.
+
+Startup: check the configuration (a bad one exits non-zero before binding), try to
+prepare the database once, bind and announce the port. If the database is down,
+the server still starts: health says NOT_SERVING, MetadataStoreService calls get
+UNAVAILABLE, and a background thread keeps preparing it until it answers.
+Shutdown (SIGTERM/SIGINT): health NOT_SERVING, optional drain delay, stop accepting
+calls and let in-flight ones finish within the grace period, dispose the pool.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import threading
+import time
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
+from grpc_health.v1 import health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from sqlalchemy import exc as sa_exc
 
+from lineagedb import errors
 from lineagedb.api.servicer import MetadataStoreServicer
 from lineagedb.api.status import StatusInterceptor
-from lineagedb.config import Settings
+from lineagedb.config import ConfigurationError, Settings
+from lineagedb.ops.database import ensure_database_exists, parse_url, redacted
+from lineagedb.ops.health import DatabaseSupervisor, describe
+from lineagedb.ops.interceptors import CallObserver, ReadinessGate
+from lineagedb.ops.metrics import Metrics
+from lineagedb.ops.tls import server_credentials
+from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
 from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.store.bootstrap import prepare_database
@@ -21,60 +41,183 @@ from lineagedb.store.unit_of_work import Database
 
 log = logging.getLogger(__name__)
 
+READY_LINE = "LineageDB listening on {host}:{port}"
+EXIT_CONFIG = 2
+EXIT_DATABASE = 3
+
+
+class StartupError(Exception):
+    """The server cannot start (the database refused us, or a port is taken)."""
+
 
 @dataclass
 class RunningServer:
     server: grpc.Server
     port: int
     database: Database
+    supervisor: DatabaseSupervisor
+    plaintext_port: int | None = None
+    metrics: Metrics | None = None
+    fatal: list[BaseException] = field(default_factory=list)
 
-    def stop(self, grace: float | None = 5.0) -> None:
+    def stop(self, grace: float | None = 5.0, drain_s: float = 0.0) -> None:
+        self.supervisor.shutdown()  # NOT_SERVING first
+        if drain_s > 0:
+            time.sleep(drain_s)
         self.server.stop(grace).wait()
         self.database.dispose()
 
 
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listen_policy(settings: Settings) -> None:
+    """Fail closed: with TLS on, a plaintext listener must stay on loopback unless overridden."""
+    if settings.tls is None or settings.plaintext_port is None:
+        return
+    if not is_loopback(settings.plaintext_host) and not settings.insecure_i_know:
+        raise ConfigurationError(
+            f"refusing to serve plaintext on non-loopback {settings.plaintext_host}:{settings.plaintext_port} "
+            "while TLS is configured; use a loopback --plaintext-host or pass --insecure-i-know"
+        )
+
+
+def grpc_options(settings: Settings) -> list[tuple[str, int | str]]:
+    options: dict[str, int | str] = {
+        "grpc.max_receive_message_length": settings.max_receive_message_bytes,
+        "grpc.max_send_message_length": settings.max_send_message_bytes,
+        "grpc.so_reuseport": 1 if settings.so_reuseport else 0,
+    }
+    options.update(settings.connection_policy.grpc_options())
+    options.update(settings.grpc_channel_arguments)  # MLMD's --grpc_channel_arguments win
+    return list(options.items())
+
+
 def build_server(settings: Settings) -> RunningServer:
-    engine = create_engine(
-        settings.database_url,
-        PoolSettings(size=settings.pool_size, max_overflow=settings.pool_max_overflow),
-    )
+    """Everything up to (not including) `server.start()`. Raises ConfigurationError / StartupError."""
+    url = parse_url(settings.database_url)
+    check_listen_policy(settings)
+    try:
+        engine = create_engine(url, PoolSettings(size=settings.pool_size, max_overflow=settings.pool_max_overflow))
+    except (sa_exc.ArgumentError, ImportError) as error:
+        raise ConfigurationError(f"cannot use database URL {redacted(url)}: {error}") from error
     database = Database(engine)
-    prepare_database(engine, allow_upgrade=settings.enable_database_upgrade)
+
+    def prepare() -> None:
+        if settings.create_database:
+            ensure_database_exists(engine.url)
+        prepare_database(engine, allow_upgrade=settings.enable_database_upgrade)
+
+    running_fatal: list[BaseException] = []
+    stop_event = _STOP
+
+    def on_fatal(error: BaseException) -> None:
+        running_fatal.append(error)
+        stop_event.set()
+
+    supervisor = DatabaseSupervisor(engine, prepare, settings.health_interval_s, on_fatal)
+    try:
+        attempts = 1 + max(settings.connection_retries, 0) if settings.fail_fast else 1
+        if not supervisor.prepare_with_retries(attempts):
+            if settings.fail_fast:
+                raise StartupError(f"the database at {redacted(url)} is not reachable (--fail-fast)")
+            log.warning("starting without the database at %s; it is retried in the background", redacted(url))
+    except (errors.LineageError, sa_exc.SQLAlchemyError) as error:
+        database.dispose()
+        raise StartupError(f"cannot prepare the database at {redacted(url)}: {describe(error)}") from error
+
+    metrics = Metrics(engine, lambda: supervisor.healthy) if settings.metrics_port is not None else None
     store = MetadataStore(database)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="rpc"),
-        interceptors=[StatusInterceptor()],
-        options=[
-            ("grpc.max_receive_message_length", settings.max_receive_message_bytes),
-            ("grpc.max_send_message_length", settings.max_send_message_bytes),
-            ("grpc.so_reuseport", 0),
-        ],
+        interceptors=[CallObserver(metrics), ReadinessGate(supervisor.ready.is_set), StatusInterceptor()],
+        options=grpc_options(settings),
     )
     svc_grpc.add_MetadataStoreServiceServicer_to_server(MetadataStoreServicer(store), server)
-    port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    health_pb2_grpc.add_HealthServicer_to_server(supervisor.servicer, server)
+    reflection.enable_server_reflection(
+        (
+            svc.DESCRIPTOR.services_by_name["MetadataStoreService"].full_name,
+            "grpc.health.v1.Health",
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+    address = f"{settings.host}:{settings.port}"
+    port = _bind(server, address, settings)
+    plaintext_port = None
+    if settings.plaintext_port is not None:
+        plaintext_port = _bind(server, f"{settings.plaintext_host}:{settings.plaintext_port}", settings, plain=True)
+    running = RunningServer(server, port, database, supervisor, plaintext_port, metrics)
+    running.fatal = running_fatal
+    return running
+
+
+def _bind(server: grpc.Server, address: str, settings: Settings, plain: bool = False) -> int:
+    try:
+        if settings.tls is not None and not plain:
+            port = server.add_secure_port(address, server_credentials(settings.tls))
+        else:
+            port = server.add_insecure_port(address)
+    except RuntimeError as error:
+        raise StartupError(f"cannot listen on {address}: {error}") from error
     if port == 0:
-        raise OSError(f"cannot listen on {settings.host}:{settings.port}")
-    return RunningServer(server, port, database)
+        raise StartupError(f"cannot listen on {address}")
+    return port
+
+
+# Set by signals or by a fatal database error found in the background.
+_STOP = threading.Event()
 
 
 def serve(settings: Settings) -> int:
-    running = build_server(settings)
-    running.server.start()
-    display_host = settings.host if settings.host not in ("", "0.0.0.0", "[::]") else "0.0.0.0"
-    # Tests and tooling read this line to learn the port chosen for --port 0.
-    print(f"LineageDB listening on {display_host}:{running.port}", flush=True)
-    log.info("serving %s on %s:%d", engine_label(running.database), display_host, running.port)
-    stop = threading.Event()
+    _STOP.clear()
 
     def _on_signal(signum: int, _frame: object) -> None:
         log.info("received signal %d, shutting down", signum)
-        stop.set()
+        _STOP.set()
 
+    # Before anything else: a SIGTERM during startup still means a clean stop.
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    stop.wait()
-    running.stop(grace=settings.shutdown_grace_s)
-    log.info("stopped")
+    running = build_server(settings)
+    running.server.start()
+    if running.metrics is not None and settings.metrics_port is not None:
+        try:
+            running.metrics.serve(settings.metrics_host, settings.metrics_port)
+        except OSError as error:
+            running.stop(grace=0)
+            raise StartupError(
+                f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {error}"
+            ) from error
+    display_host = settings.host if settings.host not in ("", "0.0.0.0", "[::]") else "0.0.0.0"
+    # Tests and tooling read this line to learn the port chosen for --port 0.
+    print(READY_LINE.format(host=display_host, port=running.port), flush=True)
+    log.info(
+        "serving %s on %s:%d (%s)",
+        engine_label(running.database),
+        display_host,
+        running.port,
+        "TLS" if settings.tls else "plaintext",
+    )
+    if running.plaintext_port is not None:
+        log.info("plaintext listener on %s:%d", settings.plaintext_host, running.plaintext_port)
+
+    running.supervisor.start()
+    _STOP.wait()
+    started = time.monotonic()
+    running.stop(grace=settings.shutdown_grace_s, drain_s=settings.shutdown_drain_s)
+    if running.fatal:
+        log.error("stopped: the database cannot be used: %s", describe(running.fatal[0]))
+        return EXIT_DATABASE
+    log.info("stopped in %.2fs", time.monotonic() - started)
     return 0
 
 

@@ -187,7 +187,9 @@ def test_optimistic_updates_racing_never_both_succeed(stubs):
         )
         stored = pair[0].GetArtifactsByID(svc.GetArtifactsByIDRequest(artifact_ids=[artifact_id])).artifacts[0]
 
-        def update(i: int, stub: svc_grpc.MetadataStoreServiceStub, stored: mlmd.Artifact = stored) -> None:
+        def update(
+            i: int, stub: svc_grpc.MetadataStoreServiceStub, stored: mlmd.Artifact = stored, round_: int = round_
+        ) -> None:
             changed = mlmd.Artifact()
             changed.CopyFrom(stored)
             changed.uri = f"writer-{i}-round-{round_}"

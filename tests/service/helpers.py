@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.service.metadata_store import MetadataStore
 
-PropertyType = mlmd.PropertyType.ValueType
+PropertyType: TypeAlias = mlmd.PropertyType.ValueType
 
 
 def artifact_type(name: str = "Dataset", **properties: PropertyType) -> mlmd.ArtifactType:

@@ -2,7 +2,7 @@
 
 Every method hands the request to `MetadataStore` and returns its response.
 Validation, transactions and errors live elsewhere: errors become gRPC status
-codes in `lineagedb.api.status`. tests/api/test_servicer.py checks this class
+codes in `lineagedb.api.status`. tests/api/test_grpc_edge.py checks this class
 against the service descriptor, so a new RPC cannot be missed.
 """
 

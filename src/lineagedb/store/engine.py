@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -11,6 +13,11 @@ from sqlalchemy.pool import StaticPool
 
 # SQLite waits this long for a competing writer before reporting SQLITE_BUSY.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+# time.monotonic() by which the current call must be answered (set by the transport edge
+# from the client's gRPC deadline). PostgreSQL transactions then get a statement_timeout,
+# MariaDB ones a max_statement_time, so the database stops working when the client stops waiting.
+STATEMENT_DEADLINE: ContextVar[float | None] = ContextVar("lineagedb_statement_deadline", default=None)
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,34 @@ def create_engine(url: str | URL, pool: PoolSettings | None = None) -> sa.Engine
         kwargs["connect_args"] = {"connect_timeout": 10}
     elif backend in ("mysql", "mariadb"):
         kwargs["connect_args"] = {"connect_timeout": 10, "charset": "utf8mb4"}
-    return sa.create_engine(parsed, **kwargs)
+    engine = sa.create_engine(parsed, **kwargs)
+    _bound_statements_by_deadline(engine)
+    return engine
+
+
+def remaining_ms() -> int | None:
+    """Milliseconds left before STATEMENT_DEADLINE (at least 1), or None without a deadline."""
+    deadline = STATEMENT_DEADLINE.get()
+    if deadline is None:
+        return None
+    return max(1, int((deadline - time.monotonic()) * 1000))
+
+
+def _bound_statements_by_deadline(engine: sa.Engine) -> None:
+    """Bound every statement of a transaction by the caller's deadline (PostgreSQL, MariaDB)."""
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):  # type: ignore[no-untyped-def]
+        left = remaining_ms()
+        if connection.dialect.name == "postgresql":
+            if left is not None:
+                # SET LOCAL ends with the transaction: pooled connections keep no setting.
+                connection.exec_driver_sql(f"SET LOCAL statement_timeout = {left}")
+        elif getattr(connection.dialect, "is_mariadb", False):
+            seconds = 0.0 if left is None else max(left / 1000, 0.001)
+            if connection.info.get("lineagedb_max_statement_time", 0.0) != seconds:
+                connection.exec_driver_sql(f"SET SESSION max_statement_time = {seconds:.3f}")
+                connection.info["lineagedb_max_statement_time"] = seconds
 
 
 def _create_sqlite_engine(url: URL, pool: PoolSettings) -> sa.Engine:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 
-from lineagedb import errors
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.store import filter_query
 from lineagedb.store.repositories import edges as edge_repo
 from lineagedb.store.repositories import types as type_repo
 from lineagedb.store.repositories.nodes import NodeKind
@@ -53,22 +52,11 @@ def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
         yield ordered[start : start + CHUNK]
 
 
-def _apply_filter(uow: UnitOfWork, kind: NodeKind, query: sa.Select[Any], text: str) -> sa.Select[Any]:
-    # Imported lazily, as in `listing`, so lineage works (without filters) before
-    # the filter compiler is installed, and import cycles cannot form.
-    try:
-        from lineagedb.store import filter_query
-    except ImportError as error:  # pragma: no cover - present once the filter compiler lands
-        raise errors.UnimplementedError("filter_query is not supported yet") from error
-    filtered: sa.Select[Any] = filter_query.apply(uow, kind, query, text)
-    return filtered
-
-
 def first_matching_ids(uow: UnitOfWork, kind: NodeKind, filter_text: str, limit: int) -> list[int]:
     """Ids of nodes of `kind` matching `filter_text`, ascending, at most `limit`."""
     table = kind.table(uow.schema)
     # DISTINCT keeps the LIMIT counting nodes even if a filter joins neighbours into the query.
-    query = _apply_filter(uow, kind, sa.select(table.c.id).distinct(), filter_text)
+    query = filter_query.apply(uow, kind, sa.select(table.c.id).distinct(), filter_text)
     return [int(i) for i in uow.execute(query.order_by(table.c.id).limit(limit)).scalars()]
 
 
@@ -77,7 +65,7 @@ def ids_matching(uow: UnitOfWork, kind: NodeKind, candidates: Collection[int], f
     table = kind.table(uow.schema)
     found: set[int] = set()
     for chunk in _chunks(candidates):
-        query = _apply_filter(uow, kind, sa.select(table.c.id).where(table.c.id.in_(chunk)), filter_text)
+        query = filter_query.apply(uow, kind, sa.select(table.c.id).where(table.c.id.in_(chunk)), filter_text)
         found.update(int(i) for i in uow.execute(query).scalars())
     return found
 

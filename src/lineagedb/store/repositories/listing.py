@@ -12,8 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from lineagedb import errors
-from lineagedb.store import pagination
+from lineagedb.store import filter_query, pagination
 from lineagedb.store.repositories import nodes as node_repo
 from lineagedb.store.repositories.nodes import NodeKind
 from lineagedb.store.unit_of_work import UnitOfWork
@@ -49,7 +48,7 @@ def list_page(uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Sco
     continuation, order = pagination.keyset(page, table)
     query = sa.select(table.c.id, table.c[page.column].label("sort_value"))
     if page.filter_query:
-        query = _apply_filter(uow, kind, query, page.filter_query)
+        query = filter_query.apply(uow, kind, query, page.filter_query)
     query = query.where(*_scope_clauses(uow, kind, scope), *continuation).order_by(*order)
     rows = uow.execute(query.limit(min(page.size + 1, pagination.MAX_FETCH))).all()
     token = ""
@@ -58,12 +57,3 @@ def list_page(uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Sco
         token = pagination.encode_token(page, rows)
     by_id = {node.id: node for node in node_repo.load_by_ids(uow, kind, [row.id for row in rows])}
     return [by_id[row.id] for row in rows if row.id in by_id], token
-
-
-def _apply_filter(uow: UnitOfWork, kind: NodeKind, query: sa.Select[Any], text: str) -> sa.Select[Any]:
-    try:
-        from lineagedb.store import filter_query  # type: ignore[attr-defined]
-    except ImportError as error:  # pragma: no cover - present once the filter compiler lands
-        raise errors.UnimplementedError("filter_query is not supported yet") from error
-    filtered: sa.Select[Any] = filter_query.apply(uow, kind, query, text)
-    return filtered

@@ -1,0 +1,1 @@
+"""Operations: MLMD flag compatibility, TLS, health, metrics, logging, worker processes."""

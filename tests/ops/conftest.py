@@ -1,0 +1,340 @@
+"""Operations tests: servers started with arbitrary flags, certificates, the official client, a TCP proxy."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import ipaddress
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.backends import IN_CI, unreachable_reason
+
+ROOT = Path(__file__).resolve().parents[2]
+MLMD_PYTHON = Path(os.environ.get("LINEAGEDB_MLMD_PYTHON") or ROOT / ".venv-mlmd" / "bin" / "python")
+MLMD_CLIENT = Path(__file__).with_name("mlmd_client.py")
+READY = re.compile(r"^LineageDB listening on (?P<host>[^\s:]+):(?P<port>\d+)$")
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A `lineagedb serve` process; stdout lines and stderr (in a file) are kept."""
+
+    process: subprocess.Popen[str]
+    stderr_path: Path
+    port: int = 0
+    stdout: list[str] = field(default_factory=list)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def channel(self) -> grpc.Channel:
+        return grpc.insecure_channel(self.address)
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+
+def spawn(args: list[str], tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    stderr_path = tmp_path / f"server-{time.monotonic_ns()}.log"
+    command = [sys.executable, "-m", "lineagedb", *args]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=stderr_path.open("w"),
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    process.stderr_path = stderr_path  # type: ignore[attr-defined]
+    return process
+
+
+def start(args: list[str], tmp_path: Path, env: dict[str, str] | None = None) -> Server:
+    """Start `lineagedb serve ARGS` and wait for the ready line (fails the test if it never comes)."""
+    process = spawn(["serve", *args], tmp_path, env)
+    server = Server(process, process.stderr_path)  # type: ignore[attr-defined]
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            server.stdout.append(line)
+            match = READY.match(line.strip())
+            if match and not ready.is_set():
+                server.port = int(match.group("port"))
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not ready.wait(START_TIMEOUT_S) or server.port == 0:
+        process.kill()
+        process.wait()
+        pytest.fail(f"server did not start: {args}\n--- stderr ---\n{server.stderr()[-3000:]}")
+    return server
+
+
+def run_to_exit(args: list[str], tmp_path: Path, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run `lineagedb ARGS` expecting it to exit by itself; returns (code, stdout, stderr)."""
+    process = spawn(args, tmp_path, env)
+    try:
+        stdout, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail(f"lineagedb {args} did not exit")
+    return process.returncode, stdout, process.stderr_path.read_text()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """Servers appended here are stopped after the test."""
+    started: list[Server] = []
+    yield started
+    for server in started:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait()
+
+
+def health_status(channel: grpc.Channel, service: str = "", timeout: float = 5.0) -> str:
+    stub = health_pb2_grpc.HealthStub(channel)
+    response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+def require_backend(name: str) -> None:
+    reason = unreachable_reason(name)
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"CI requires every backend: {reason}")
+        pytest.skip(reason)
+
+
+# ------------------------------------------------------------------------- certificates
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca: Path
+    other_client_cert: Path
+    other_client_key: Path
+    other_server_key: Path
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _cert(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
+    ca: bool = False,
+    server: bool = False,
+) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    issuer_name, issuer_key = issuer if issuer else (name, key)
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=2))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _write(path: Path, item: x509.Certificate | ec.EllipticCurvePrivateKey) -> Path:
+    if isinstance(item, x509.Certificate):
+        path.write_bytes(item.public_bytes(serialization.Encoding.PEM))
+    else:
+        path.write_bytes(
+            item.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    d = tmp_path_factory.mktemp("pki")
+    ca_key, other_ca_key = _key(), _key()
+    ca = _cert("LineageDB test CA", ca_key, None, ca=True)
+    other_ca = _cert("Some other CA", other_ca_key, None, ca=True)
+    server_key, client_key, other_client_key, other_server_key = _key(), _key(), _key(), _key()
+    server = _cert("localhost", server_key, (ca.subject, ca_key), server=True)
+    client = _cert("pipeline-runner", client_key, (ca.subject, ca_key))
+    other_client = _cert("intruder", other_client_key, (other_ca.subject, other_ca_key))
+    return Pki(
+        ca=_write(d / "ca.pem", ca),
+        server_cert=_write(d / "server.pem", server),
+        server_key=_write(d / "server.key", server_key),
+        client_cert=_write(d / "client.pem", client),
+        client_key=_write(d / "client.key", client_key),
+        other_ca=_write(d / "other-ca.pem", other_ca),
+        other_client_cert=_write(d / "other-client.pem", other_client),
+        other_client_key=_write(d / "other-client.key", other_client_key),
+        other_server_key=_write(d / "other-server.key", other_server_key),
+    )
+
+
+# ---------------------------------------------------------------------- official client
+
+
+@pytest.fixture(scope="session")
+def mlmd_python() -> Path:
+    if MLMD_PYTHON.exists():
+        return MLMD_PYTHON
+    reason = f"official ml-metadata client not found at {MLMD_PYTHON}; run `make mlmd-venv`"
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def official_client(mlmd_python: Path, port: int, host: str = "localhost", **tls: Any) -> dict[str, Any]:
+    """Run the official client against host:port; ca/cert/key are paths for its ssl_config."""
+    options = {"host": host, "port": port, **{k: str(v) for k, v in tls.items()}}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    completed = subprocess.run(
+        [str(mlmd_python), str(MLMD_CLIENT), json.dumps(options)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    result: dict[str, Any] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+# ------------------------------------------------------------------------------ proxy
+
+
+class TcpProxy:
+    """A TCP forwarder to `target` on a fixed local port; `start()` and `stop()` as often as needed.
+
+    Stopping closes the listener and every forwarded connection: to the server behind it,
+    the database has gone away.
+    """
+
+    def __init__(self, target: tuple[str, int], port: int) -> None:
+        self.target = target
+        self.port = port
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            # shutdown() wakes the thread blocked in accept(); close() alone would leave the port listening.
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            for s in self._sockets:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            self._sockets.clear()
