@@ -54,5 +54,8 @@ lint: install ## ruff
 typecheck: install ## mypy
 	$(BIN)/mypy
 
+bench: install mlmd-venv ## Benchmark against MLMD's own store (BENCH_ARGS=--quick | --full; see bench/README.md)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 clean: ## Remove virtualenvs and generated code
 	rm -rf $(VENV) $(MLMD_VENV) src/lineagedb/proto
