@@ -21,7 +21,18 @@ from lineagedb.store.unit_of_work import UnitOfWork
 class TypeCache:
     def __init__(self) -> None:
         self._types: dict[int, TypeRecord] = {}
+        self._by_identity: dict[tuple[int, str, str | None], int] = {}
         self._lock = threading.Lock()
+
+    def by_identity(self, kind: int, name: str, version: str | None) -> TypeRecord | None:
+        """The cached type with this (kind, name, version), if any. May lag other processes."""
+        with self._lock:
+            type_id = self._by_identity.get((kind, name, version))
+            return self._types.get(type_id) if type_id is not None else None
+
+    def remember(self, uow: UnitOfWork, record: TypeRecord) -> None:
+        """Cache `record` once `uow` commits."""
+        uow.after_commit(lambda: self._store([record]))
 
     def get_many(self, uow: UnitOfWork, kind: int, ids: Iterable[int], refresh: bool = False) -> dict[int, TypeRecord]:
         """Types of `kind` among `ids`; ids of another kind or unknown are absent."""
@@ -40,6 +51,7 @@ class TypeCache:
         with self._lock:
             for record in records:
                 self._types[record.id] = record
+                self._by_identity[(record.kind, record.name, record.version)] = record.id
 
     def name_of(self, type_id: int) -> str | None:
         with self._lock:

@@ -96,6 +96,21 @@ def put_type(uow: UnitOfWork, kind: int, requested: Any, can_add_fields: bool, c
     return type_id
 
 
+def is_noop_put(kind: int, stored: TypeRecord, requested: Any) -> bool:
+    """Would putting `requested` over `stored` change nothing and succeed?
+
+    True when the request declares exactly the stored properties, sets no
+    external_id, and names either no base type or the linked one. Pipelines re-put
+    their types on every run, so this case is worth answering from the cache.
+    """
+    if requested.external_id or dict(requested.properties.items()) != stored.properties:
+        return False
+    if not requested.HasField("base_type"):
+        return True
+    linked = stored.parent_type_names[0] if stored.parent_type_names else None
+    return requested.base_type != 0 and linked == BASE_TYPE_NAMES[kind][requested.base_type]
+
+
 def _check_property_types(label: str, name: str, properties: Any) -> dict[str, int]:
     for prop, data_type in properties.items():
         if data_type == mlmd.UNKNOWN:

@@ -104,3 +104,33 @@ def columns_to_value(row: Any, target: mlmd.Value) -> None:
         target.proto_value.CopyFrom(any_value)
     elif row.bool_value is not None:
         target.bool_value = bool(row.bool_value)
+
+
+def fill_properties(rows: Any, nodes: dict[int, Any]) -> None:
+    """Add property rows (owner, name, is_custom, int, double, string, proto, bool) to
+    the nodes they belong to. The hot loop of every node read, so it is flat."""
+    for owner, name, is_custom, int_value, double_value, string_value, proto_value, bool_value in rows:
+        node = nodes.get(owner)
+        if node is None:
+            continue
+        target = (node.custom_properties if is_custom else node.properties)[name]
+        if int_value is not None:
+            target.int_value = int_value
+        elif double_value is not None:
+            target.double_value = double_value
+        elif string_value is not None:
+            if string_value.startswith(STRUCT_PREFIX):
+                struct = _decode_struct(string_value)
+                if struct is None:
+                    raise errors.InvalidArgumentError("a stored struct property cannot be decoded")
+                target.struct_value.CopyFrom(struct)
+            else:
+                target.string_value = string_value
+        elif proto_value is not None:
+            any_value = any_pb2.Any()
+            any_value.ParseFromString(proto_value)
+            if not any_value.type_url:
+                raise errors.InternalError("a stored proto property has no type_url")
+            target.proto_value.CopyFrom(any_value)
+        elif bool_value is not None:
+            target.bool_value = bool(bool_value)

@@ -273,7 +273,10 @@ def apply(uow: Any, kind: Any, query: sa.Select[Any], text: str) -> sa.Select[An
     return query.where(table.c.id.in_(compiled.select_ids(distinct=False)))
 
 
-def _parse(text: str, kind: NodeKind) -> Expr:
+def _parse(text: str | bytes, kind: NodeKind) -> Expr:
+    if not isinstance(text, str):
+        # proto2 strings are not UTF-8-checked on parse: invalid UTF-8 arrives as bytes.
+        raise errors.InvalidArgumentError("Invalid `filter_query`: the query is not valid UTF-8")
     try:
         return parse_filter(text, kind)
     except FilterQueryError as error:

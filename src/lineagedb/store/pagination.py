@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,10 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 
 # MLMD fetches at most this many rows per page, whatever max_result_size says (§5.2).
 MAX_FETCH = 101
+
+# URL-safe base64, optionally padded: anything else is "failed to decode" (MLMD uses absl's
+# strict WebSafeBase64Unescape; Python's decoder would silently drop foreign characters).
+_TOKEN_TEXT = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 
 _Field = mlmd.ListOperationOptions.OrderByField
 _COLUMNS: dict[int, str] = {
@@ -74,9 +79,13 @@ def parse_page(options: mlmd.ListOperationOptions) -> Page:
     return Page(options, options.max_result_size, field, ascending, token)
 
 
-def decode_token(text: str) -> mlmd.ListOperationNextPageToken:
+def decode_token(text: str | bytes) -> mlmd.ListOperationNextPageToken:
+    # proto2 strings with invalid UTF-8 reach us as bytes (upb does not validate them).
+    if not isinstance(text, str) or _TOKEN_TEXT.fullmatch(text) is None:
+        raise errors.InvalidArgumentError("failed to decode next_page_token")
+    unpadded = text.rstrip("=")
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.b64decode(unpadded + "=" * (-len(unpadded) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError) as error:
         raise errors.InvalidArgumentError("failed to decode next_page_token") from error
     token = mlmd.ListOperationNextPageToken()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
@@ -126,6 +127,13 @@ class MLMDText(TypeDecorator[str]):
         if self.medium and dialect.name in ("mysql", "mariadb"):
             return dialect.type_descriptor(mysql.MEDIUMTEXT())  # type: ignore[arg-type]
         return dialect.type_descriptor(sa.Text())  # type: ignore[arg-type]
+
+    # No processing at all outside MySQL: these columns are read on every hot path.
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        return super().bind_processor(dialect) if dialect.name in ("mysql", "mariadb") else None
+
+    def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
+        return super().result_processor(dialect, coltype) if dialect.name in ("mysql", "mariadb") else None
 
     def process_bind_param(self, value: str | None, dialect: sa.Dialect) -> str | None:
         if value is None or value.isascii() or dialect.name not in ("mysql", "mariadb"):

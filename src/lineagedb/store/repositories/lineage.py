@@ -8,8 +8,10 @@ The traversal rules themselves live in `lineagedb.service.lineage`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -19,7 +21,7 @@ from lineagedb.store.repositories import edges as edge_repo
 from lineagedb.store.repositories import types as type_repo
 from lineagedb.store.repositories.nodes import NodeKind
 from lineagedb.store.repositories.types import TypeRecord
-from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND
+from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND, Schema
 from lineagedb.store.unit_of_work import UnitOfWork
 
 # Ids per IN list. Small enough for SQLite builds limited to 999 bound
@@ -78,21 +80,34 @@ def events_touching(
     `event_types`, when given, restricts the event types in SQL, so events a
     directed traversal would discard never leave the database.
     """
-    e = uow.schema.event
-    column = e.c[side.owner_column]
-    columns = (e.c.id, e.c.artifact_id, e.c.execution_id, e.c.type, e.c.milliseconds_since_epoch)
+    statement = _events_statement(uow.schema, side, event_types is not None)
+    types = sorted(event_types) if event_types is not None else None
     rows: list[EventRow] = []
     for chunk in _chunks(frontier):
-        query = sa.select(*columns).where(column.in_(chunk))
-        if event_types is not None:
-            query = query.where(e.c.type.in_(sorted(event_types)))
-        rows.extend(
-            EventRow(int(r.id), int(r.artifact_id), int(r.execution_id), int(r.type), r.milliseconds_since_epoch)
-            for r in uow.execute(query.order_by(e.c.id))
-        )
+        parameters: dict[str, object] = {"ids": chunk} if types is None else {"ids": chunk, "types": types}
+        rows.extend(EventRow(*row) for row in uow.execute(statement, parameters).all())
     if len(frontier) > CHUNK:
         rows.sort(key=lambda row: row.id)
     return rows
+
+
+@functools.cache
+def _events_statement(schema: Schema, side: NodeKind, by_type: bool) -> sa.Select[Any]:
+    """Built once per shape; expanding parameters keep it in SQLAlchemy's compiled cache
+    without rebuilding the expression on every hop."""
+    e = schema.event
+    query = sa.select(e.c.id, e.c.artifact_id, e.c.execution_id, e.c.type, e.c.milliseconds_since_epoch).where(
+        e.c[side.owner_column].in_(sa.bindparam("ids", expanding=True))
+    )
+    if by_type:
+        query = query.where(e.c.type.in_(sa.bindparam("types", expanding=True)))
+    return query.order_by(e.c.id)
+
+
+@functools.cache
+def _links_statement(table: sa.Table, owner_column: str) -> sa.Select[Any]:
+    owner, context = table.c[owner_column], table.c.context_id
+    return sa.select(owner, context).where(owner.in_(sa.bindparam("ids", expanding=True))).order_by(owner, context)
 
 
 def to_events(uow: UnitOfWork, rows: Sequence[EventRow]) -> list[mlmd.Event]:
@@ -111,11 +126,10 @@ def associations(uow: UnitOfWork, execution_ids: Collection[int]) -> list[LinkRo
 
 
 def _links(uow: UnitOfWork, table: sa.Table, owner_column: str, ids: Collection[int]) -> list[LinkRow]:
-    owner, context = table.c[owner_column], table.c.context_id
+    statement = _links_statement(table, owner_column)
     rows: list[LinkRow] = []
     for chunk in _chunks(ids):
-        statement = sa.select(owner.label("node_id"), context).where(owner.in_(chunk)).order_by(owner, context)
-        rows.extend(LinkRow(int(row.node_id), int(row.context_id)) for row in uow.execute(statement))
+        rows.extend(LinkRow(int(row[0]), int(row[1])) for row in uow.execute(statement, {"ids": chunk}).all())
     return rows  # chunks are ascending and disjoint, so the concatenation stays ordered
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 
+from lineagedb.store.schema import Schema
 from lineagedb.store.unit_of_work import UnitOfWork
 
 
@@ -26,47 +29,60 @@ class TypeRecord:
     parent_type_names: list[str] = field(default_factory=list)
 
 
+@functools.cache
+def _types_with_parent(schema: Schema) -> sa.Select[Any]:
+    """Types joined with their base-type link; built once (aliases are costly to rebuild)."""
+    t, pt = schema.type, schema.parent_type
+    parent = t.alias("parent")
+    return (
+        sa.select(t, parent.c.name.label("parent_name"))
+        .join_from(t, pt, pt.c.type_id == t.c.id, isouter=True)
+        .join(parent, parent.c.id == pt.c.parent_type_id, isouter=True)
+        .order_by(t.c.id, pt.c.parent_type_id)
+    )
+
+
 def load_types(uow: UnitOfWork, where: sa.ColumnElement[bool], latest: bool = False) -> list[TypeRecord]:
-    """Types matching `where` (over the Type table), ordered by id.
+    """Types matching `where` (over the Type table), ordered by id: two queries, one
+    for the types with their base-type link, one for their properties.
 
     `latest` reads the newest committed rows even inside an older MySQL snapshot
     (a locking read, as MLMD does there); other backends read committed rows per
     statement anyway.
     """
-    t = uow.schema.type
-    query = sa.select(t).where(where).order_by(t.c.id)
+    t, tp = uow.schema.type, uow.schema.type_property
+    query = _types_with_parent(uow.schema).where(where)
     if latest and uow.dialect in ("mysql", "mariadb"):
-        query = query.with_for_update(read=True)
-    rows = uow.execute(query).all()
-    if not rows:
+        query = query.with_for_update(read=True, of=t)
+    records: dict[int, TypeRecord] = {}
+    for row in uow.execute(query).all():
+        record = records.get(row.id)
+        if record is None:
+            record = records[row.id] = TypeRecord(
+                id=row.id,
+                kind=row.type_kind,
+                name=row.name,
+                version=row.version,
+                description=row.description,
+                external_id=row.external_id,
+                input_type=row.input_type,
+                output_type=row.output_type,
+            )
+        if row.parent_name is not None:
+            record.parent_type_names.append(row.parent_name)
+    if not records:
         return []
-    records = {
-        row.id: TypeRecord(
-            id=row.id,
-            kind=row.type_kind,
-            name=row.name,
-            version=row.version,
-            description=row.description,
-            external_id=row.external_id,
-            input_type=row.input_type,
-            output_type=row.output_type,
-        )
-        for row in rows
-    }
     ids = list(records)
-    tp, pt = uow.schema.type_property, uow.schema.parent_type
     for chunk in _chunks(ids):
         for prop in uow.execute(sa.select(tp.c.type_id, tp.c.name, tp.c.data_type).where(tp.c.type_id.in_(chunk))):
             records[prop.type_id].properties[prop.name] = prop.data_type or 0
-        parent = t.alias("parent")
-        for link in uow.execute(
-            sa.select(pt.c.type_id, parent.c.name)
-            .join_from(pt, parent, parent.c.id == pt.c.parent_type_id)
-            .where(pt.c.type_id.in_(chunk))
-            .order_by(pt.c.type_id, pt.c.parent_type_id)
-        ):
-            records[link.type_id].parent_type_names.append(link.name)
     return list(records.values())
+
+
+def property_count(uow: UnitOfWork, type_id: int) -> int:
+    """How many properties a type has (they are only ever added, so this tells a cached copy is current)."""
+    tp = uow.schema.type_property
+    return int(uow.execute(sa.select(sa.func.count()).where(tp.c.type_id == type_id)).scalar_one())
 
 
 def by_ids(uow: UnitOfWork, kind: int, ids: Iterable[int]) -> dict[int, TypeRecord]:
