@@ -141,7 +141,15 @@ def _serve_parser(sub: Any) -> argparse.ArgumentParser:
         env_name="POOL_MAX_OVERFLOW",
         type=int,
         default=4,
-        help="extra connections opened under load",
+        help="extra connections opened under load (at most --pool-size + this many per process)",
+    )
+    _option(
+        db,
+        "--pool-timeout",
+        env_name="POOL_TIMEOUT",
+        type=float,
+        default=10.0,
+        help="seconds a call waits for a free database connection before RESOURCE_EXHAUSTED",
     )
     _option(
         db,
@@ -345,6 +353,10 @@ def build_settings(args: argparse.Namespace, argv: Sequence[str]) -> Settings:
             metrics_port += args.worker_index
     elif args.workers > 1:
         so_reuseport = True
+    if args.pool_size < 1 or args.pool_max_overflow < 0 or args.pool_timeout <= 0:
+        raise ConfigurationError(
+            "--pool-size must be at least 1, --pool-max-overflow at least 0, --pool-timeout positive"
+        )
     enable_upgrade = bool(args.enable_database_upgrade) or bool(source.enable_upgrade)
     retries = source.connection_retries if source.connection_retries is not None else 5
     return Settings(
@@ -354,6 +366,7 @@ def build_settings(args: argparse.Namespace, argv: Sequence[str]) -> Settings:
         worker_threads=args.worker_threads,
         pool_size=args.pool_size,
         pool_max_overflow=args.pool_max_overflow,
+        pool_timeout_s=args.pool_timeout,
         enable_database_upgrade=enable_upgrade,
         max_receive_message_bytes=args.max_receive_message_bytes,
         max_send_message_bytes=args.max_send_message_bytes,

@@ -74,6 +74,8 @@ class Settings:
     worker_threads: int = 16
     pool_size: int = 8
     pool_max_overflow: int = 4
+    # Seconds a call waits for a free database connection before RESOURCE_EXHAUSTED.
+    pool_timeout_s: float = 10.0
     enable_database_upgrade: bool = False
     max_receive_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_send_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES

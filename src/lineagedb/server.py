@@ -105,7 +105,10 @@ def build_server(settings: Settings) -> RunningServer:
     url = parse_url(settings.database_url)
     check_listen_policy(settings)
     try:
-        engine = create_engine(url, PoolSettings(size=settings.pool_size, max_overflow=settings.pool_max_overflow))
+        pool = PoolSettings(
+            size=settings.pool_size, max_overflow=settings.pool_max_overflow, timeout_s=settings.pool_timeout_s
+        )
+        engine = create_engine(url, pool)
     except (sa_exc.ArgumentError, ImportError) as error:
         raise ConfigurationError(f"cannot use database URL {redacted(url)}: {error}") from error
     database = Database(engine)

@@ -85,7 +85,9 @@ def events_touching(
     rows: list[EventRow] = []
     for chunk in _chunks(frontier):
         parameters: dict[str, object] = {"ids": chunk} if types is None else {"ids": chunk, "types": types}
-        rows.extend(EventRow(*row) for row in uow.execute(statement, parameters).all())
+        rows.extend(
+            EventRow(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4]) for r in uow.execute(statement, parameters).all()
+        )
     if len(frontier) > CHUNK:
         rows.sort(key=lambda row: row.id)
     return rows
@@ -105,7 +107,7 @@ def _events_statement(schema: Schema, side: NodeKind, by_type: bool) -> sa.Selec
 
 
 @functools.cache
-def _links_statement(table: sa.Table, owner_column: str) -> sa.Select[Any]:
+def _links_statement(table: sa.Table, owner_column: str) -> sa.Select[tuple[int, int]]:
     owner, context = table.c[owner_column], table.c.context_id
     return sa.select(owner, context).where(owner.in_(sa.bindparam("ids", expanding=True))).order_by(owner, context)
 
