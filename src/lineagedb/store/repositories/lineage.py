@@ -85,9 +85,8 @@ def events_touching(
     rows: list[EventRow] = []
     for chunk in _chunks(frontier):
         parameters: dict[str, object] = {"ids": chunk} if types is None else {"ids": chunk, "types": types}
-        rows.extend(
-            EventRow(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4]) for r in uow.execute(statement, parameters).all()
-        )
+        found: list[Any] = list(uow.execute(statement, parameters).all())
+        rows.extend(EventRow(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4]) for r in found)
     if len(frontier) > CHUNK:
         rows.sort(key=lambda row: row.id)
     return rows
@@ -107,7 +106,7 @@ def _events_statement(schema: Schema, side: NodeKind, by_type: bool) -> sa.Selec
 
 
 @functools.cache
-def _links_statement(table: sa.Table, owner_column: str) -> sa.Select[tuple[int, int]]:
+def _links_statement(table: sa.Table, owner_column: str) -> sa.Select[Any]:
     owner, context = table.c[owner_column], table.c.context_id
     return sa.select(owner, context).where(owner.in_(sa.bindparam("ids", expanding=True))).order_by(owner, context)
 
@@ -131,7 +130,8 @@ def _links(uow: UnitOfWork, table: sa.Table, owner_column: str, ids: Collection[
     statement = _links_statement(table, owner_column)
     rows: list[LinkRow] = []
     for chunk in _chunks(ids):
-        rows.extend(LinkRow(int(row[0]), int(row[1])) for row in uow.execute(statement, {"ids": chunk}).all())
+        found: list[Any] = list(uow.execute(statement, {"ids": chunk}).all())
+        rows.extend(LinkRow(int(row[0]), int(row[1])) for row in found)
     return rows  # chunks are ascending and disjoint, so the concatenation stays ordered
 
 
