@@ -19,6 +19,7 @@ ASCII-case-insensitive with no escape character, PostgreSQL and MySQL use ``\\``
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -268,16 +269,30 @@ def apply(uow: Any, kind: Any, query: sa.Select[Any], text: str) -> sa.Select[An
     """
     node_kind = NodeKind(kind.value)
     schema: Schema = uow.schema
-    compiled = compile_filter(_parse(text, node_kind), node_kind, schema)
-    table = _node_table(schema, node_kind)
-    return query.where(table.c.id.in_(compiled.select_ids(distinct=False)))
+    return query.where(_node_table(schema, node_kind).c.id.in_(_matching_subquery(schema, node_kind, text)))
+
+
+@functools.lru_cache(maxsize=512)
+def _matching_subquery(schema: Schema, kind: NodeKind, text: str) -> sa.Select[Any]:
+    """Parse and compile a filter once: clients page through one filter many times,
+    and parsing costs far more than running the compiled statement."""
+    return compile_filter(_parse(text, kind), kind, schema).select_ids(distinct=False)
 
 
 def _parse(text: str | bytes, kind: NodeKind) -> Expr:
-    if not isinstance(text, str):
-        # proto2 strings are not UTF-8-checked on parse: invalid UTF-8 arrives as bytes.
+    # proto2 strings are not UTF-8-checked on parse: invalid UTF-8 arrives as bytes, and
+    # encoded surrogates (ED A0 80) as a str that no database driver can encode.
+    if not isinstance(text, str) or not _encodable(text):
         raise errors.InvalidArgumentError("Invalid `filter_query`: the query is not valid UTF-8")
     try:
         return parse_filter(text, kind)
     except FilterQueryError as error:
         raise errors.InvalidArgumentError(error.message) from None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
