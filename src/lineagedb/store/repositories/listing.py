@@ -46,7 +46,9 @@ def list_page(uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Sco
     """One page of nodes in scope and the token of the next page ("" on the last)."""
     table = kind.table(uow.schema)
     continuation, order = pagination.keyset(page, table)
-    query = sa.select(table.c.id, table.c[page.column].label("sort_value"))
+    # The page's node rows come back with their type names in one statement; their
+    # properties in a second.
+    query = node_repo.select_nodes(uow, kind)
     if page.filter_query:
         query = filter_query.apply(uow, kind, query, page.filter_query)
     query = query.where(*_scope_clauses(uow, kind, scope), *continuation).order_by(*order)
@@ -54,6 +56,14 @@ def list_page(uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Sco
     token = ""
     if len(rows) > page.size:
         rows = rows[: page.size]
-        token = pagination.encode_token(page, rows)
-    by_id = {node.id: node for node in node_repo.load_by_ids(uow, kind, [row.id for row in rows])}
-    return [by_id[row.id] for row in rows if row.id in by_id], token
+        keys = [_PageKey(row.id, getattr(row, page.column)) for row in rows]
+        token = pagination.encode_token(page, keys)
+    return node_repo.hydrate(uow, kind, rows), token
+
+
+@dataclass(frozen=True)
+class _PageKey:
+    """What a page token records of a row: its id and its value of the order column."""
+
+    id: int
+    sort_value: int
