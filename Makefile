@@ -10,7 +10,7 @@ PROTO_SOURCES := $(shell find protos -name '*.proto')
 PROTO_STAMP := src/lineagedb/proto/.generated
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto serve test test-fast lint typecheck bench mlmd-venv clean
+.PHONY: help install proto serve test test-fast lint typecheck bench bench-workers mlmd-venv clean
 
 help: ## List the commands
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,6 +56,9 @@ typecheck: install ## mypy
 
 bench: install mlmd-venv ## Benchmark against MLMD's own store (BENCH_ARGS=--quick | --full; see bench/README.md)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+bench-workers: install ## Throughput of --workers 1 vs 2 on PostgreSQL with 8 concurrent clients
+	$(BIN)/python bench/workers.py
 
 clean: ## Remove virtualenvs and generated code
 	rm -rf $(VENV) $(MLMD_VENV) src/lineagedb/proto
