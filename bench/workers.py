@@ -29,11 +29,11 @@ from typing import Any
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import LINEAGEDB, log, running, scratch_database, unreachable  # noqa: E402
+from run import LINEAGEDB, log, running, scratch_database, unreachable
 
-from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd  # noqa: E402
-from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc  # noqa: E402
-from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc  # noqa: E402
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
+from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
 
 BENCH = Path(__file__).resolve().parent
 THREADS_PER_PROCESS = 2
