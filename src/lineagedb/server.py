@@ -24,6 +24,7 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy import exc as sa_exc
 
 from lineagedb import errors
+from lineagedb.api.retry import AbortedRetry
 from lineagedb.api.servicer import MetadataStoreServicer
 from lineagedb.api.status import StatusInterceptor
 from lineagedb.config import ConfigurationError, Settings
@@ -140,7 +141,12 @@ def build_server(settings: Settings) -> RunningServer:
     store = MetadataStore(database)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="rpc"),
-        interceptors=[CallObserver(metrics), ReadinessGate(supervisor.ready.is_set), StatusInterceptor()],
+        interceptors=[
+            CallObserver(metrics),
+            ReadinessGate(supervisor.ready.is_set),
+            StatusInterceptor(),
+            AbortedRetry(),
+        ],
         options=grpc_options(settings),
     )
     svc_grpc.add_MetadataStoreServiceServicer_to_server(MetadataStoreServicer(store), server)

@@ -1,0 +1,61 @@
+"""Server-side retry of calls that lost a race (ABORTED).
+
+Deadlocks, serialization failures and a concurrent first creation of the same
+context roll the whole transaction back, so running the call again is safe: no
+handler mutates its request. A couple of quick retries here spare every client
+the round trip; if the conflict persists, or the attempt itself was slow (a
+busy SQLite file already waited out its busy timeout), the client gets ABORTED
+and can retry as MLMD's clients do.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from lineagedb import errors
+
+ATTEMPTS = 3
+BASE_DELAY_S = 0.005
+SLOW_ATTEMPT_S = 1.0
+MIN_REMAINING_S = 0.5
+
+
+class AbortedRetry(grpc.ServerInterceptor):
+    def __init__(self, attempts: int = ATTEMPTS, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.attempts = attempts
+        self.sleep = sleep
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+
+        def retrying(request: Any, context: grpc.ServicerContext) -> Any:
+            for attempt in range(1, self.attempts + 1):
+                started = time.monotonic()
+                try:
+                    return inner(request, context)
+                except errors.AbortedError:
+                    remaining = context.time_remaining()
+                    out_of_time = remaining is not None and remaining < MIN_REMAINING_S
+                    if attempt == self.attempts or out_of_time or time.monotonic() - started > SLOW_ATTEMPT_S:
+                        raise
+                    # Jittered exponential backoff, so racing writers do not collide again in step.
+                    self.sleep(BASE_DELAY_S * (2**attempt) * random.uniform(0.5, 1.5))
+            raise AssertionError("unreachable")
+
+        return grpc.unary_unary_rpc_method_handler(
+            retrying,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
