@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -40,6 +41,40 @@ def status_for(error: errors.LineageError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+# Details travel percent-encoded in a header; clients drop headers over 8 KiB, which
+# would turn the real status into RESOURCE_EXHAUSTED. 512 characters stay below that
+# even when every character needs four UTF-8 bytes.
+MAX_DETAILS_CHARS = 512
+
+
+def _details(message: str) -> str:
+    if len(message) <= MAX_DETAILS_CHARS:
+        return message
+    return message[: MAX_DETAILS_CHARS - 16] + " ... (truncated)"
+
+
+@dataclass(frozen=True)
+class UndecodableRequest:
+    """Stands in for a request whose bytes do not parse, so the handler can answer
+    INVALID_ARGUMENT instead of gRPC's own INTERNAL."""
+
+    type_name: str
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+    type_name = getattr(getattr(deserializer, "__self__", None), "__name__", "request")
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # a DecodeError, whatever the protobuf runtime calls it
+            return UndecodableRequest(type_name)
+
+    return parse
+
+
 class StatusInterceptor(grpc.ServerInterceptor):
     """Turns exceptions raised by unary handlers into gRPC statuses."""
 
@@ -55,6 +90,10 @@ class StatusInterceptor(grpc.ServerInterceptor):
         inner = handler.unary_unary
 
         def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            if isinstance(request, UndecodableRequest):
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"the request bytes are not a valid {request.type_name} message"
+                )
             try:
                 return inner(request, context)
             except errors.LineageError as error:
@@ -63,7 +102,7 @@ class StatusInterceptor(grpc.ServerInterceptor):
                     log.error("%s failed: %s", method, error.message, exc_info=error.__cause__ is not None)
                 else:
                     log.debug("%s -> %s: %s", method, code.name, error.message)
-                context.abort(code, error.message)
+                context.abort(code, _details(error.message))
             except Exception:
                 if context.code() is not None:  # already aborted by the handler itself
                     raise
@@ -72,6 +111,6 @@ class StatusInterceptor(grpc.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             guarded,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )

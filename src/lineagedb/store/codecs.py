@@ -52,6 +52,8 @@ def value_to_columns(name: str, value: mlmd.Value) -> dict[str, Any]:
             raise errors.InvalidArgumentError(f"property {name!r}: NaN and infinite doubles cannot be stored")
         columns["double_value"] = round_double(value.double_value)
     elif case == "string_value":
+        if isinstance(value.string_value, bytes):  # proto2 leaves invalid UTF-8 as bytes
+            raise errors.InvalidArgumentError(f"property {name!r}: string_value is not valid UTF-8")
         if value.string_value.startswith(STRUCT_PREFIX) and _decode_struct(value.string_value) is None:
             raise errors.InvalidArgumentError(
                 f"property {name!r}: a string starting with {STRUCT_PREFIX!r} must carry a base64-encoded Struct"

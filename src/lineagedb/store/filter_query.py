@@ -280,8 +280,8 @@ def _matching_subquery(schema: Schema, kind: NodeKind, text: str) -> sa.Select[A
 
 
 def _parse(text: str | bytes, kind: NodeKind) -> Expr:
-    # proto2 strings are not UTF-8-checked on parse: invalid UTF-8 arrives as bytes, and
-    # encoded surrogates (ED A0 80) as a str that no database driver can encode.
+    # proto2 strings are not UTF-8-checked on parse: invalid UTF-8 arrives as bytes. A str
+    # with lone surrogates (in-process callers) is no better: no database driver encodes it.
     if not isinstance(text, str) or not _encodable(text):
         raise errors.InvalidArgumentError("Invalid `filter_query`: the query is not valid UTF-8")
     try:

@@ -26,6 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
+from lineagedb import errors
+
 SCHEMA_VERSION = 10
 
 # type_kind discriminator values stored in Type.type_kind.
@@ -128,9 +130,18 @@ class MLMDText(TypeDecorator[str]):
             return dialect.type_descriptor(mysql.MEDIUMTEXT())  # type: ignore[arg-type]
         return dialect.type_descriptor(sa.Text())  # type: ignore[arg-type]
 
-    # No processing at all outside MySQL: these columns are read on every hot path.
+    # Results need no processing outside MySQL: these columns are read on every hot path.
+    # Parameters are always checked: proto2 string fields are not UTF-8-validated when a
+    # request is parsed, so invalid UTF-8 reaches us as bytes and must never be stored.
     def bind_processor(self, dialect: sa.Dialect) -> Any:
-        return super().bind_processor(dialect) if dialect.name in ("mysql", "mariadb") else None
+        if dialect.name in ("mysql", "mariadb"):
+            transform = super().bind_processor(dialect)
+
+            def checked_and_transformed(value: Any) -> Any:
+                return transform(_checked_text(value)) if transform is not None else _checked_text(value)
+
+            return checked_and_transformed
+        return _checked_text
 
     def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
         return super().result_processor(dialect, coltype) if dialect.name in ("mysql", "mariadb") else None
@@ -147,6 +158,12 @@ class MLMDText(TypeDecorator[str]):
             return bytes(_FROM_LATIN1[ord(char)] for char in value).decode("utf-8")
         except (KeyError, UnicodeDecodeError):
             return value  # not MLMD's encoding (written by another tool): show it as stored
+
+
+def _checked_text(value: Any) -> Any:
+    if isinstance(value, bytes):
+        raise errors.InvalidArgumentError("a text field of the request is not valid UTF-8")
+    return value
 
 
 def _id_column() -> sa.Column[int]:

@@ -111,6 +111,11 @@ class UnitOfWork:
             if isinstance(domain, errors.InternalError):
                 log.exception("database statement failed")
             raise domain from error
+        except sa_exc.StatementError as error:
+            # A column type rejected a parameter (schema.MLMDText: invalid UTF-8).
+            if isinstance(error.orig, errors.LineageError):
+                raise error.orig from None
+            raise
 
     def lock(self, name: str) -> None:
         """Hold the named lock until this transaction ends (see lineagedb.store.locks)."""
