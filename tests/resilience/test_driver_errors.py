@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -164,7 +163,10 @@ def _server_pid_waiting(connection: sa.Connection, name: str, own: int) -> bool:
 def test_a_deadlock_inside_put_execution_answers_aborted(
     server_backend: str, scratch_url: str, tmp_path: Path, servers: list[Server]
 ) -> None:
-    """An outside transaction deadlocks with the server's PutExecution; the client sees ABORTED, then retries."""
+    """An outside transaction deadlocks with the server's PutExecution. The server retries an
+    ABORTED transaction itself (api/retry.py): depending on when the outside transaction lets
+    go, the client sees OK from a server-side retry or, if every attempt lost, ABORTED. Never
+    INTERNAL, never a partial write; a client retry succeeds."""
     server = start(["--host", "127.0.0.1", "--port", "0", "--database", scratch_url], tmp_path)
     servers.append(server)
     workload = Workload()
@@ -218,8 +220,7 @@ def test_a_deadlock_inside_put_execution_answers_aborted(
         f"{'was the victim' if outside_error else 'proceeded'}; retry -> {retried}; partial {len(report.partial)}"
     )
     assert outside_error is None, f"the database chose the outside transaction as the victim: {outside_error}"
-    assert outcome == ["ABORTED"]
+    assert outcome in (["OK"], ["ABORTED"])
     assert retried == "OK"
     report.assert_ok()
     assert "INTERNAL" not in workload.statuses
-    assert grpc.StatusCode.ABORTED.name in workload.statuses
