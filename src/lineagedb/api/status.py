@@ -103,6 +103,10 @@ class StatusInterceptor(grpc.ServerInterceptor):
                 else:
                     log.debug("%s -> %s: %s", method, code.name, error.message)
                 context.abort(code, _details(error.message))
+            except UnicodeDecodeError:
+                # proto2 does not validate UTF-8 when parsing; invalid text (a map key, say)
+                # only fails when read. The transaction has been rolled back by now.
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request contains text that is not valid UTF-8")
             except Exception:
                 if context.code() is not None:  # already aborted by the handler itself
                     raise

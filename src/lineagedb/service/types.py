@@ -143,7 +143,7 @@ def _create(uow: UnitOfWork, kind: int, requested: Any, version: str | None) -> 
     except UniqueViolation as error:
         # Only a type of another kind can hold this external_id; MLMD answers INTERNAL.
         raise errors.InternalError(
-            f"external_id {requested.external_id!r} is used by a type of another kind"
+            f"a type of another kind already uses external_id {requested.external_id!r}"
         ) from error
 
 
@@ -181,7 +181,7 @@ def _evolve(uow: UnitOfWork, stored: TypeRecord, requested: Any, can_add: bool, 
             type_repo.set_external_id(uow, stored.id, requested.external_id)
         except UniqueViolation as error:
             raise errors.InternalError(
-                f"external_id {requested.external_id!r} is already used by another type"
+                f"another type already uses external_id {requested.external_id!r}"
             ) from error
 
 
