@@ -265,24 +265,15 @@ class MetadataStore:
 
     def get_artifacts_by_type(self, request: svc.GetArtifactsByTypeRequest) -> svc.GetArtifactsByTypeResponse:
         nodes, token = self._by_type(ARTIFACT, request)
-        response = svc.GetArtifactsByTypeResponse(artifacts=nodes)
-        if token is not None:
-            response.next_page_token = token
-        return response
+        return svc.GetArtifactsByTypeResponse(artifacts=nodes, next_page_token=token)  # None leaves it unset
 
     def get_executions_by_type(self, request: svc.GetExecutionsByTypeRequest) -> svc.GetExecutionsByTypeResponse:
         nodes, token = self._by_type(EXECUTION, request)
-        response = svc.GetExecutionsByTypeResponse(executions=nodes)
-        if token is not None:
-            response.next_page_token = token
-        return response
+        return svc.GetExecutionsByTypeResponse(executions=nodes, next_page_token=token)  # None leaves it unset
 
     def get_contexts_by_type(self, request: svc.GetContextsByTypeRequest) -> svc.GetContextsByTypeResponse:
         nodes, token = self._by_type(CONTEXT, request)
-        response = svc.GetContextsByTypeResponse(contexts=nodes)
-        if token is not None:
-            response.next_page_token = token
-        return response
+        return svc.GetContextsByTypeResponse(contexts=nodes, next_page_token=token)  # None leaves it unset
 
     def _by_type_and_name(self, kind: NodeKind, request: Any, name: str) -> Any | None:
         with self.db.transaction(write=False) as uow:
