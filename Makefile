@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 MLMD_VENV := .venv-mlmd
 PORT ?= 8080
 HOST ?= 0.0.0.0
-DATABASE ?= sqlite:///$(CURDIR)/lineagedb.db
+DATABASE ?= sqlite:///$(CURDIR)/lineagedb.sqlite
 PROTO_SOURCES := $(shell find protos -name '*.proto')
 PROTO_STAMP := src/lineagedb/proto/.generated
 
