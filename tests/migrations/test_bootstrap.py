@@ -13,7 +13,7 @@ from lineagedb import errors
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.service.metadata_store import MetadataStore
-from lineagedb.store.bootstrap import MLMD_V9, VERSION_TABLE, inspect_schema, prepare_database
+from lineagedb.store.bootstrap import MLMD_V9, VERSION_TABLE, inspect_schema, lineagedb_indexes, prepare_database
 from lineagedb.store.engine import create_engine
 from lineagedb.store.schema import SCHEMA_VERSION, schema_for
 from lineagedb.store.unit_of_work import Database
@@ -67,12 +67,35 @@ def test_database_created_by_mlmd_is_stamped_not_recreated(engine):
         svc.PutArtifactTypeRequest(artifact_type=mlmd.ArtifactType(name="FromMLMD"))
     )
     _drop_version_table(engine)
+    with engine.begin() as connection:
+        for index in lineagedb_indexes(engine.dialect.name):
+            index.drop(connection)
     with engine.connect() as connection:
         assert inspect_schema(connection).revision is None
     state = prepare_database(engine)
-    assert state.current
+    # Stamped at the MLMD baseline and served; LineageDB's own indexes wait for `db upgrade`.
+    assert state.revision == "0001" and not state.current
+    assert not _lineagedb_index_names(engine)
     found = MetadataStore(Database(engine)).get_artifact_type(svc.GetArtifactTypeRequest(type_name="FromMLMD"))
     assert found.artifact_type.id == 10
+    state = prepare_database(engine, allow_upgrade=True)
+    assert state.current
+    assert _lineagedb_index_names(engine) == {index.name for index in lineagedb_indexes(engine.dialect.name)}
+
+
+def _lineagedb_index_names(engine: sa.Engine) -> set[str]:
+    inspector = sa.inspect(engine)
+    return {
+        index["name"]
+        for table in inspector.get_table_names()
+        for index in inspector.get_indexes(table)
+        if (index["name"] or "").startswith("lineagedb_")
+    }
+
+
+def test_fresh_database_gets_lineagedb_indexes(engine):
+    prepare_database(engine)
+    assert _lineagedb_index_names(engine) == {index.name for index in lineagedb_indexes(engine.dialect.name)}
 
 
 def test_newer_mlmd_schema_is_refused(engine):
@@ -177,4 +200,4 @@ def test_db_current_reports_the_schema_state(database_url):
         check=False,
     )
     assert current.returncode == 0, current.stderr
-    assert "mlmd_schema_version=10" in current.stdout and "revision=0001" in current.stdout
+    assert "mlmd_schema_version=10" in current.stdout and "revision=0002" in current.stdout

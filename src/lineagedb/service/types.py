@@ -180,9 +180,7 @@ def _evolve(uow: UnitOfWork, stored: TypeRecord, requested: Any, can_add: bool, 
         try:
             type_repo.set_external_id(uow, stored.id, requested.external_id)
         except UniqueViolation as error:
-            raise errors.InternalError(
-                f"another type already uses external_id {requested.external_id!r}"
-            ) from error
+            raise errors.InternalError(f"another type already uses external_id {requested.external_id!r}") from error
 
 
 def _type_name(data_type: int) -> str:

@@ -32,6 +32,8 @@ from lineagedb.store.schema import (
 log = logging.getLogger(__name__)
 
 VERSION_TABLE = "lineagedb_alembic_version"
+# The oldest revision the server can serve; later ones only add indexes (see _prepare).
+REQUIRED_REVISION = "0001"
 # The one older MLMD schema we upgrade in place (MLMD 1.x before v10 added two columns).
 MLMD_V9 = 9
 
@@ -95,6 +97,24 @@ def inspect_schema(connection: sa.Connection) -> SchemaState:
     return SchemaState(version, missing, revision, head or "")
 
 
+def lineagedb_indexes(dialect_name: str) -> list[sa.Index]:
+    """The indexes LineageDB adds to MLMD's schema (migration 0002)."""
+    schema = schema_for(dialect_name)
+    # Built on copies: MLMD's table definitions stay exactly schema v10.
+    copies = sa.MetaData()
+    artifact, execution, context, attribution, association = (
+        table.to_metadata(copies)
+        for table in (schema.artifact, schema.execution, schema.context, schema.attribution, schema.association)
+    )
+    return [
+        sa.Index("lineagedb_idx_artifact_name", artifact.c.name),
+        sa.Index("lineagedb_idx_execution_name", execution.c.name),
+        sa.Index("lineagedb_idx_context_name", context.c.name),
+        sa.Index("lineagedb_idx_attribution_artifact_id", attribution.c.artifact_id),
+        sa.Index("lineagedb_idx_association_execution_id", association.c.execution_id),
+    ]
+
+
 def create_mlmd_schema(connection: sa.Connection) -> None:
     """Create the v10 tables, MLMDEnv and system types (the baseline migration's body)."""
     schema = schema_for(connection.dialect.name)
@@ -154,16 +174,30 @@ def _prepare(engine: sa.Engine, connection: sa.Connection, allow_upgrade: bool) 
         if state.revision is None:
             log.info("database created by MLMD at schema v%d: stamping it", SCHEMA_VERSION)
             command.stamp(alembic_config(connection), "0001")
+            if allow_upgrade:
+                command.upgrade(alembic_config(connection), "head")
+            else:
+                log.warning("LineageDB's extra indexes are not in this MLMD database yet. Run: %s", fix)
         elif state.revision not in known:
             raise errors.FailedPreconditionError(
                 f"database schema revision {state.revision} is newer than this server knows; upgrade LineageDB"
             )
         elif state.revision != state.head:
-            if not allow_upgrade:
+            if allow_upgrade:
+                command.upgrade(alembic_config(connection), "head")
+            elif _order(connection, state.revision) < _order(connection, REQUIRED_REVISION):
                 raise errors.FailedPreconditionError(
                     f"database schema revision {state.revision} is behind {state.head}. Run: {fix}"
                 )
-            command.upgrade(alembic_config(connection), "head")
+            else:
+                # Later revisions only add indexes: serve, but say how to get them.
+                log.warning(
+                    "database schema revision %s is behind %s (LineageDB's extra indexes are missing; "
+                    "filters and relationship reads scan more). Run: %s",
+                    state.revision,
+                    state.head,
+                    fix,
+                )
     elif state.mlmd_version is not None and state.mlmd_version > SCHEMA_VERSION:
         raise errors.FailedPreconditionError(
             f"database schema version {state.mlmd_version} is newer than this server supports "
@@ -180,6 +214,12 @@ def _prepare(engine: sa.Engine, connection: sa.Connection, allow_upgrade: bool) 
         )
     seed_system_types(connection)
     return inspect_schema(connection)
+
+
+def _order(connection: sa.Connection, revision: str) -> int:
+    """Position of `revision` in the (linear) migration history, 0 = baseline."""
+    history = [rev.revision for rev in ScriptDirectory.from_config(alembic_config(connection)).walk_revisions()]
+    return list(reversed(history)).index(revision)
 
 
 def upgrade_mlmd_v9_to_v10(connection: sa.Connection) -> None:
