@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 
 from lineagedb import errors
+from lineagedb.api.wrapping import UnaryWrapper, unary_handler
 
 ATTEMPTS = 3
 BASE_DELAY_S = 0.005
@@ -25,19 +26,13 @@ SLOW_ATTEMPT_S = 1.0
 MIN_REMAINING_S = 0.5
 
 
-class AbortedRetry(grpc.ServerInterceptor):
+class AbortedRetry(UnaryWrapper):
     def __init__(self, attempts: int = ATTEMPTS, sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__()
         self.attempts = attempts
         self.sleep = sleep
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
 
         def retrying(request: Any, context: grpc.ServicerContext) -> Any:
@@ -54,8 +49,4 @@ class AbortedRetry(grpc.ServerInterceptor):
                     self.sleep(BASE_DELAY_S * (2**attempt) * random.uniform(0.5, 1.5))
             raise AssertionError("unreachable")
 
-        return grpc.unary_unary_rpc_method_handler(
-            retrying,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return unary_handler(handler, retrying)

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from lineagedb import errors
+from lineagedb.api.wrapping import UnaryWrapper, unary_handler
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +76,10 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     return parse
 
 
-class StatusInterceptor(grpc.ServerInterceptor):
+class StatusInterceptor(UnaryWrapper):
     """Turns exceptions raised by unary handlers into gRPC statuses."""
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        method = handler_call_details.method
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
 
         def guarded(request: Any, context: grpc.ServicerContext) -> Any:
@@ -113,8 +106,4 @@ class StatusInterceptor(grpc.ServerInterceptor):
                 log.exception("%s failed with an unexpected error", method)
                 context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=_tolerant(handler.request_deserializer),
-            response_serializer=handler.response_serializer,
-        )
+        return unary_handler(handler, guarded, _tolerant(handler.request_deserializer))

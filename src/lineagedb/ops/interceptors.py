@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from lineagedb.api.wrapping import UnaryWrapper, unary_handler
 from lineagedb.ops.metrics import Metrics
 from lineagedb.store.engine import STATEMENT_DEADLINE
 
@@ -23,41 +24,29 @@ METADATA_SERVICE_PREFIX = "/ml_metadata.MetadataStoreService/"
 # gRPC reports "no deadline" as a time remaining this large or larger.
 NO_DEADLINE_S = 10 * 365 * 24 * 3600
 
-Continuation = Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None]
-
-
-def _wrap_unary(handler: grpc.RpcMethodHandler, behavior: Callable[[Any, grpc.ServicerContext], Any]) -> Any:
-    return grpc.unary_unary_rpc_method_handler(
-        behavior,
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
-    )
-
 
 def _short(method: str) -> str:
     return method.rsplit("/", 1)[-1]
 
 
-class CallObserver(grpc.ServerInterceptor):
+class CallObserver(UnaryWrapper):
     """One debug log line and the metrics of every unary call."""
 
     def __init__(self, metrics: Metrics | None) -> None:
+        super().__init__()
         self.metrics = metrics
 
-    def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        method = handler_call_details.method
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
         metrics = self.metrics
+        # Label children resolved once per method, not on every call.
+        in_flight = metrics.in_flight.labels(method) if metrics is not None else None
+        latency = metrics.latency.labels(method) if metrics is not None else None
 
         def observed(request: Any, context: grpc.ServicerContext) -> Any:
             start = time.perf_counter()
-            if metrics is not None:
-                metrics.in_flight.labels(method).inc()
+            if in_flight is not None:
+                in_flight.inc()
             code = grpc.StatusCode.OK
             try:
                 response = inner(request, context)
@@ -68,17 +57,17 @@ class CallObserver(grpc.ServerInterceptor):
                 raise
             finally:
                 elapsed = time.perf_counter() - start
-                if metrics is not None:
-                    metrics.in_flight.labels(method).dec()
+                if metrics is not None and in_flight is not None and latency is not None:
+                    in_flight.dec()
                     metrics.calls.labels(method, code.name).inc()
-                    metrics.latency.labels(method).observe(elapsed)
+                    latency.observe(elapsed)
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("call %s %s %.1fms peer=%s", _short(method), code.name, elapsed * 1000, context.peer())
 
-        return _wrap_unary(handler, observed)
+        return unary_handler(handler, observed)
 
 
-class ReadinessGate(grpc.ServerInterceptor):
+class ReadinessGate(UnaryWrapper):
     """MetadataStoreService calls: UNAVAILABLE until the schema is ready; honour client deadlines.
 
     The remaining deadline is handed to the store (STATEMENT_DEADLINE), which bounds
@@ -86,15 +75,13 @@ class ReadinessGate(grpc.ServerInterceptor):
     """
 
     def __init__(self, ready: Callable[[], bool]) -> None:
+        super().__init__()
         self.ready = ready
 
-    def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or handler.unary_unary is None or not method.startswith(METADATA_SERVICE_PREFIX):
-            return handler
+    def applies(self, method: str) -> bool:
+        return method.startswith(METADATA_SERVICE_PREFIX)
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.unary_unary
         ready = self.ready
 
@@ -113,4 +100,4 @@ class ReadinessGate(grpc.ServerInterceptor):
             finally:
                 STATEMENT_DEADLINE.reset(token)
 
-        return _wrap_unary(handler, gated)
+        return unary_handler(handler, gated)
