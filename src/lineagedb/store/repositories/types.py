@@ -30,28 +30,34 @@ class TypeRecord:
 
 
 @functools.cache
-def _types_with_parent(schema: Schema) -> sa.Select[Any]:
-    """Types joined with their base-type link; built once (aliases are costly to rebuild)."""
-    t, pt = schema.type, schema.parent_type
+def _types_query(schema: Schema) -> sa.Select[Any]:
+    """Types with their base-type link and their properties, one row per (type, property);
+    built once (aliases are costly to rebuild)."""
+    t, pt, tp = schema.type, schema.parent_type, schema.type_property
     parent = t.alias("parent")
     return (
-        sa.select(t, parent.c.name.label("parent_name"))
+        sa.select(
+            t,
+            parent.c.name.label("parent_name"),
+            tp.c.name.label("property_name"),
+            tp.c.data_type.label("property_type"),
+        )
         .join_from(t, pt, pt.c.type_id == t.c.id, isouter=True)
         .join(parent, parent.c.id == pt.c.parent_type_id, isouter=True)
+        .join(tp, tp.c.type_id == t.c.id, isouter=True)
         .order_by(t.c.id, pt.c.parent_type_id)
     )
 
 
 def load_types(uow: UnitOfWork, where: sa.ColumnElement[bool], latest: bool = False) -> list[TypeRecord]:
-    """Types matching `where` (over the Type table), ordered by id: two queries, one
-    for the types with their base-type link, one for their properties.
+    """Types matching `where` (over the Type table), ordered by id, in one statement.
 
     `latest` reads the newest committed rows even inside an older MySQL snapshot
     (a locking read, as MLMD does there); other backends read committed rows per
     statement anyway.
     """
-    t, tp = uow.schema.type, uow.schema.type_property
-    query = _types_with_parent(uow.schema).where(where)
+    t = uow.schema.type
+    query = _types_query(uow.schema).where(where)
     if latest and uow.dialect in ("mysql", "mariadb"):
         query = query.with_for_update(read=True, of=t)
     records: dict[int, TypeRecord] = {}
@@ -68,14 +74,12 @@ def load_types(uow: UnitOfWork, where: sa.ColumnElement[bool], latest: bool = Fa
                 input_type=row.input_type,
                 output_type=row.output_type,
             )
-        if row.parent_name is not None:
+        # A type has at most one base-type link, so parents do not multiply property rows;
+        # property rows repeat the parent name, hence the membership test.
+        if row.parent_name is not None and row.parent_name not in record.parent_type_names:
             record.parent_type_names.append(row.parent_name)
-    if not records:
-        return []
-    ids = list(records)
-    for chunk in _chunks(ids):
-        for prop in uow.execute(sa.select(tp.c.type_id, tp.c.name, tp.c.data_type).where(tp.c.type_id.in_(chunk))):
-            records[prop.type_id].properties[prop.name] = prop.data_type or 0
+        if row.property_name is not None:
+            record.properties[row.property_name] = row.property_type or 0
     return list(records.values())
 
 
