@@ -52,8 +52,3 @@ class TypeCache:
             for record in records:
                 self._types[record.id] = record
                 self._by_identity[(record.kind, record.name, record.version)] = record.id
-
-    def name_of(self, type_id: int) -> str | None:
-        with self._lock:
-            record = self._types.get(type_id)
-        return record.name if record else None

@@ -24,16 +24,6 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 STRUCT_PREFIX = "mlmd-struct::"
 PROPERTY_VALUE_COLUMNS = ("int_value", "double_value", "string_value", "proto_value", "bool_value")
 
-# Value oneof case -> PropertyType number (MLMD relies on these being equal).
-VALUE_CASE_TO_PROPERTY_TYPE = {
-    "int_value": mlmd.INT,
-    "double_value": mlmd.DOUBLE,
-    "string_value": mlmd.STRING,
-    "struct_value": mlmd.STRUCT,
-    "proto_value": mlmd.PROTO,
-    "bool_value": mlmd.BOOLEAN,
-}
-
 
 def round_double(value: float) -> float:
     """MLMD writes doubles as printf("%f") text; replicate the rounding."""
@@ -81,31 +71,6 @@ def _decode_struct(text: str) -> struct_pb2.Struct | None:
         return struct
     except (binascii.Error, ValueError, DecodeError):
         return None
-
-
-def columns_to_value(row: Any, target: mlmd.Value) -> None:
-    """Fill `target` from a property row (any object with the value attributes)."""
-    if row.int_value is not None:
-        target.int_value = row.int_value
-    elif row.double_value is not None:
-        target.double_value = row.double_value
-    elif row.string_value is not None:
-        text = row.string_value
-        if text.startswith(STRUCT_PREFIX):
-            struct = _decode_struct(text)
-            if struct is None:
-                raise errors.InvalidArgumentError("a stored struct property cannot be decoded")
-            target.struct_value.CopyFrom(struct)
-        else:
-            target.string_value = text
-    elif row.proto_value is not None:
-        any_value = any_pb2.Any()
-        any_value.ParseFromString(row.proto_value)
-        if not any_value.type_url:
-            raise errors.InternalError("a stored proto property has no type_url")
-        target.proto_value.CopyFrom(any_value)
-    elif row.bool_value is not None:
-        target.bool_value = bool(row.bool_value)
 
 
 def fill_properties(rows: Any, nodes: dict[int, Any]) -> None:

@@ -106,12 +106,6 @@ def by_name(uow: UnitOfWork, kind: int, name: str, version: str | None) -> TypeR
     return records[0] if records else None
 
 
-def by_names(uow: UnitOfWork, kind: int, names: Iterable[str]) -> list[TypeRecord]:
-    """Unversioned types of `kind` with any of `names`."""
-    t = uow.schema.type
-    return load_types(uow, sa.and_(t.c.type_kind == kind, t.c.name.in_(sorted(set(names))), t.c.version.is_(None)))
-
-
 def by_external_ids(uow: UnitOfWork, kind: int | None, external_ids: Sequence[str]) -> list[TypeRecord]:
     t = uow.schema.type
     clause: sa.ColumnElement[bool] = t.c.external_id.in_(sorted(set(external_ids)))
