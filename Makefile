@@ -41,15 +41,16 @@ $(MLMD_VENV)/.installed: tests/compat/requirements-mlmd.txt
 
 mlmd-venv: $(MLMD_VENV)/.installed ## Virtualenv with the official ml-metadata client (protobuf<5)
 
-test: install mlmd-venv ## Run the full test suite
+test: install mlmd-venv lint typecheck ## Run the full test suite (after lint and type checks)
 	$(BIN)/python -m pytest
 
 test-fast: install ## Run the tests that need no official-client virtualenv
 	$(BIN)/python -m pytest -m 'not compat'
 
-lint: install ## ruff
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+lint: install ## ruff, and the layering contracts (import-linter)
+	$(BIN)/ruff check src tests scripts bench
+	$(BIN)/ruff format --check src tests scripts bench
+	$(BIN)/lint-imports
 
 typecheck: install ## mypy
 	$(BIN)/mypy
