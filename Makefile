@@ -10,7 +10,7 @@ PROTO_SOURCES := $(shell find protos -name '*.proto')
 PROTO_STAMP := src/lineagedb/proto/.generated
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto serve test test-fast lint typecheck bench bench-workers mlmd-venv clean
+.PHONY: help install proto serve test test-fast soak lint typecheck bench bench-workers mlmd-venv clean
 
 help: ## List the commands
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ mlmd-venv: $(MLMD_VENV)/.installed ## Virtualenv with the official ml-metadata c
 
 test: install mlmd-venv lint typecheck ## Run the full test suite (after lint and type checks)
 	$(BIN)/python -m pytest
+
+soak: install mlmd-venv ## Long fault and fuzz runs (RELIABILITY soak counts; tens of minutes)
+	LINEAGEDB_SOAK=1 $(BIN)/python -m pytest -m soak
 
 test-fast: install ## Run the tests that need no official-client virtualenv
 	$(BIN)/python -m pytest -m 'not compat'
