@@ -16,7 +16,10 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as
 from tests.ops.conftest import Server, free_port, start
 from tests.resilience.conftest import Workload, channel, check_invariants, wait_serving
 
+# Wall-clock caps: the smoke run is bounded tightly; the soak run gets the RELIABILITY
+# budget (a restart costs ~1.5 s here, so 200 kills take about 8 minutes).
 WALL_CAP_S = 90.0
+SOAK_WALL_CAP_S = 900.0
 BAD_CODES = {"INTERNAL", "UNKNOWN", "DATA_LOSS"}
 
 
@@ -34,7 +37,9 @@ def _writers(address: str, workload: Workload, stop: threading.Event, threads: i
     return workers
 
 
-def kill_loop(tmp_path: Path, servers: list[Server], rng: random.Random, kills: int) -> None:
+def kill_loop(
+    tmp_path: Path, servers: list[Server], rng: random.Random, kills: int, wall_cap_s: float = WALL_CAP_S
+) -> None:
     url = f"sqlite:///{tmp_path / 'crash.db'}"
     port = free_port()
     args = ["--host", "127.0.0.1", "--port", str(port), "--database", url, "--health-interval-s", "0.5"]
@@ -45,12 +50,13 @@ def kill_loop(tmp_path: Path, servers: list[Server], rng: random.Random, kills: 
         workload.create_types(svc_grpc.MetadataStoreServiceStub(ch))
     stop = threading.Event()
     workers = _writers(server.address, workload, stop, threads=4)
-    survived, restart_s, in_flight_codes = 0, [], Counter[str]()
+    attempted, survived, restart_s, in_flight_codes = 0, 0, [], Counter[str]()
     began = time.monotonic()
     try:
         for _ in range(kills):
-            if time.monotonic() - began > WALL_CAP_S:
+            if time.monotonic() - began > wall_cap_s:
                 break
+            attempted += 1
             acked_before = len(workload.acked)
             deadline = time.monotonic() + 10
             while len(workload.acked) == acked_before and time.monotonic() < deadline:
@@ -76,14 +82,15 @@ def kill_loop(tmp_path: Path, servers: list[Server], rng: random.Random, kills: 
     assert server.process.wait(timeout=30) == 0
     report = check_invariants(url, workload.acked)
     print(
-        f"T1 SQLite kill -9: kills survived {survived}/{kills}; acked {len(workload.acked)}; "
+        f"T1 SQLite kill -9: kills survived {survived}/{attempted} ({kills} planned, wall cap {wall_cap_s:.0f}s); "
+        f"acked {len(workload.acked)}; "
         f"batches present {report.batches_present}; acked-but-missing {len(report.acked_missing)}; "
         f"partial {len(report.partial)}; integrity_check {report.integrity}; "
         f"statuses {dict(workload.statuses)}; around kills {dict(in_flight_codes)}; "
         f"restart-to-serving max {max(restart_s):.2f}s"
     )
     report.assert_ok()
-    assert survived == kills
+    assert survived == attempted and attempted > 0
     assert not BAD_CODES & set(workload.statuses), workload.statuses
 
 
@@ -95,7 +102,7 @@ def test_sigkill_mid_batch_loses_no_acknowledged_write(
 
 @pytest.mark.soak
 def test_sigkill_mid_batch_soak(tmp_path: Path, servers: list[Server], rng: random.Random) -> None:
-    kill_loop(tmp_path, servers, rng, kills=200)
+    kill_loop(tmp_path, servers, rng, kills=200, wall_cap_s=SOAK_WALL_CAP_S)
 
 
 def two_servers_one_file(tmp_path: Path, servers: list[Server], rng: random.Random, seconds: float) -> None:
