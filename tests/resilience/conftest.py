@@ -328,3 +328,20 @@ def wait_serving(address: str, timeout: float = 30.0) -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+
+def start_writers(address: str, workload: Workload, stop: threading.Event, threads: int) -> list[threading.Thread]:
+    """`threads` clients looping `workload.put` against `address` until `stop` is set
+    (pausing 20 ms after a failed call, so an outage is not a busy loop)."""
+
+    def loop() -> None:
+        with channel(address) as ch:
+            stub = svc_grpc.MetadataStoreServiceStub(ch)
+            while not stop.is_set():
+                if workload.put(stub) != "OK":
+                    time.sleep(0.02)
+
+    workers = [threading.Thread(target=loop, daemon=True) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    return workers

@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
 from tests.backends import MYSQL_URL, scratch_database
 from tests.ops.conftest import Server, TcpProxy, free_port, require_backend, start
-from tests.resilience.conftest import Workload, channel, check_invariants
+from tests.resilience.conftest import Workload, channel, check_invariants, start_writers
 
 ALLOWED = {"OK", "UNAVAILABLE", "ABORTED"}
 
@@ -41,16 +41,7 @@ def outage_cycles(tmp_path: Path, servers: list[Server], rng: random.Random, cyc
                 workload.create_types(svc_grpc.MetadataStoreServiceStub(ch))
             stop = threading.Event()
 
-            def loop() -> None:
-                with channel(server.address) as ch:
-                    stub = svc_grpc.MetadataStoreServiceStub(ch)
-                    while not stop.is_set():
-                        if workload.put(stub) != "OK":
-                            time.sleep(0.02)
-
-            workers = [threading.Thread(target=loop, daemon=True) for _ in range(8)]
-            for worker in workers:
-                worker.start()
+            workers = start_writers(server.address, workload, stop, threads=8)
             recoveries: list[float] = []
             try:
                 for _ in range(cycles):

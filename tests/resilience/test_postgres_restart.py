@@ -15,7 +15,7 @@ import pytest
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
 from tests.ops.conftest import Server, health_status, start
-from tests.resilience.conftest import PrivatePostgres, Workload, channel, check_invariants
+from tests.resilience.conftest import PrivatePostgres, Workload, channel, check_invariants, start_writers
 
 ALLOWED = {"OK", "UNAVAILABLE", "ABORTED"}
 RECOVERY_LIMIT_S = 5.0
@@ -32,16 +32,7 @@ def restart_cycles(
         workload.create_types(svc_grpc.MetadataStoreServiceStub(ch))
     stop = threading.Event()
 
-    def loop() -> None:
-        with channel(server.address) as ch:
-            stub = svc_grpc.MetadataStoreServiceStub(ch)
-            while not stop.is_set():
-                if workload.put(stub) != "OK":
-                    time.sleep(0.02)
-
-    workers = [threading.Thread(target=loop, daemon=True) for _ in range(8)]
-    for worker in workers:
-        worker.start()
+    workers = start_writers(server.address, workload, stop, threads=8)
     recoveries: list[float] = []
     health_during_outage: list[str] = []
     try:

@@ -14,27 +14,13 @@ import pytest
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
 from tests.ops.conftest import Server, free_port, start
-from tests.resilience.conftest import Workload, channel, check_invariants, wait_serving
+from tests.resilience.conftest import Workload, channel, check_invariants, start_writers, wait_serving
 
 # Wall-clock caps: the smoke run is bounded tightly; the soak run gets the RELIABILITY
 # budget (a restart costs ~1.5 s here, so 200 kills take about 8 minutes).
 WALL_CAP_S = 90.0
 SOAK_WALL_CAP_S = 900.0
 BAD_CODES = {"INTERNAL", "UNKNOWN", "DATA_LOSS"}
-
-
-def _writers(address: str, workload: Workload, stop: threading.Event, threads: int) -> list[threading.Thread]:
-    def loop() -> None:
-        with channel(address) as ch:
-            stub = svc_grpc.MetadataStoreServiceStub(ch)
-            while not stop.is_set():
-                if workload.put(stub) != "OK":
-                    time.sleep(0.02)
-
-    workers = [threading.Thread(target=loop, daemon=True) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    return workers
 
 
 def kill_loop(
@@ -49,7 +35,7 @@ def kill_loop(
     with channel(server.address) as ch:
         workload.create_types(svc_grpc.MetadataStoreServiceStub(ch))
     stop = threading.Event()
-    workers = _writers(server.address, workload, stop, threads=4)
+    workers = start_writers(server.address, workload, stop, threads=4)
     attempted, survived, restart_s, in_flight_codes = 0, 0, [], Counter[str]()
     began = time.monotonic()
     try:
@@ -121,7 +107,9 @@ def two_servers_one_file(tmp_path: Path, servers: list[Server], rng: random.Rand
         context_type_id=workload.context_type_id,
     )
     stop = threading.Event()
-    workers = _writers(first.address, survivor, stop, threads=4) + _writers(second.address, workload, stop, threads=4)
+    workers = start_writers(first.address, survivor, stop, threads=4) + start_writers(
+        second.address, workload, stop, threads=4
+    )
     kill_at = rng.uniform(seconds * 0.3, seconds * 0.6)
     time.sleep(kill_at)
     killed_at = time.monotonic()
