@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
@@ -125,6 +127,12 @@ def _create_sqlite_engine(url: URL, pool: PoolSettings) -> sa.Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
         write = connection.info.get("lineagedb_write", True)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        # Straight to the driver: BEGIN has no parameters or result, and SQLAlchemy's
+        # statement machinery cost more than SQLite's own work on every short call.
+        statement = "BEGIN IMMEDIATE" if write else "BEGIN"
+        try:
+            connection.connection.dbapi_connection.execute(statement)
+        except sqlite3.Error as error:  # e.g. SQLITE_BUSY: wrapped as SQLAlchemy would, for classification
+            raise sa_exc.DBAPIError.instance(statement, None, error, sqlite3.Error) from error
 
     return engine

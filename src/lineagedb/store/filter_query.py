@@ -269,12 +269,14 @@ def apply(uow: Any, kind: Any, query: sa.Select[Any], text: str) -> sa.Select[An
     """
     node_kind = NodeKind(kind.value)
     schema: Schema = uow.schema
-    return query.where(_node_table(schema, node_kind).c.id.in_(_matching_subquery(schema, node_kind, text)))
+    return query.where(_node_table(schema, node_kind).c.id.in_(matching_subquery(schema, node_kind, text)))
 
 
 @functools.lru_cache(maxsize=512)
-def _matching_subquery(schema: Schema, kind: NodeKind, text: str) -> sa.Select[Any]:
-    """Parse and compile a filter once: clients page through one filter many times,
+def matching_subquery(schema: Schema, kind: NodeKind, text: str) -> sa.Select[Any]:
+    """Ids (not distinct) of the nodes of ``kind`` matching ``text``.
+
+    Parsed and compiled once per text: clients page through one filter many times,
     and parsing costs far more than running the compiled statement."""
     return compile_filter(_parse(text, kind), kind, schema).select_ids(distinct=False)
 

@@ -104,8 +104,16 @@ class UnitOfWork:
     def execute(
         self, statement: sa.Executable, parameters: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None
     ) -> sa.CursorResult[Any]:
+        return self._classified(self.connection.execute, statement, parameters)
+
+    def execute_driver_sql(self, sql: str, parameters: Sequence[tuple[Any, ...]]) -> sa.CursorResult[Any]:
+        """Run SQL text SQLAlchemy compiled earlier (see store.bulk_insert) with positional rows."""
+        return self._classified(self.connection.exec_driver_sql, sql, parameters)
+
+    @staticmethod
+    def _classified(run: Callable[..., sa.CursorResult[Any]], statement: Any, parameters: Any) -> sa.CursorResult[Any]:
         try:
-            return self.connection.execute(statement, parameters)
+            return run(statement, parameters)
         except sa_exc.DBAPIError as error:
             domain = classify_driver_error(error)
             if isinstance(domain, errors.InternalError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -11,7 +12,9 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.store import bulk_insert
 from lineagedb.store.repositories.nodes import _insert_returning_ids
+from lineagedb.store.schema import Schema
 from lineagedb.store.unit_of_work import UnitOfWork
 
 _CHUNK = 500
@@ -41,8 +44,7 @@ def insert_events(uow: UnitOfWork, events: Sequence[mlmd.Event], now_ms: int) ->
                 steps.append({"event_id": event_id, "is_index_step": True, "step_index": step.index, "step_key": None})
             elif case == "key":
                 steps.append({"event_id": event_id, "is_index_step": False, "step_index": None, "step_key": step.key})
-    if steps:
-        uow.execute(sa.insert(uow.schema.event_path), steps)
+    bulk_insert.insert_rows(uow, uow.schema.event_path, steps)
 
 
 def events_by(uow: UnitOfWork, column: str, ids: Iterable[int]) -> list[mlmd.Event]:
@@ -51,13 +53,11 @@ def events_by(uow: UnitOfWork, column: str, ids: Iterable[int]) -> list[mlmd.Eve
     Ordered as MLMD's SQLite reads come back: (artifact_id, execution_id, type)
     for by-artifact reads, (execution_id, insertion) for by-execution reads.
     """
-    e = uow.schema.event
     wanted = sorted(set(ids))
-    order = (e.c.artifact_id, e.c.execution_id, e.c.type) if column == "artifact_id" else (e.c.execution_id, e.c.id)
+    statement = _events_by_statement(uow.schema, column)
     rows: list[Any] = []
     for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
-        rows.extend(uow.execute(sa.select(e).where(e.c[column].in_(chunk)).order_by(*order)).all())
+        rows.extend(uow.execute(statement, {"ids": wanted[start : start + _CHUNK]}).all())
     if column == "artifact_id" and len(wanted) > _CHUNK:
         rows.sort(key=lambda r: (r.artifact_id, r.execution_id, r.type))
     elif len(wanted) > _CHUNK:
@@ -78,18 +78,27 @@ def rows_to_events(uow: UnitOfWork, rows: Sequence[Any]) -> list[mlmd.Event]:
     return events
 
 
-def _load_paths(uow: UnitOfWork, by_id: dict[int, mlmd.Event]) -> None:
-    p = uow.schema.event_path
+@functools.cache
+def _events_by_statement(schema: Schema, column: str) -> sa.Select[Any]:
+    e = schema.event
+    order = (e.c.artifact_id, e.c.execution_id, e.c.type) if column == "artifact_id" else (e.c.execution_id, e.c.id)
+    return sa.select(e).where(e.c[column].in_(sa.bindparam("ids", expanding=True))).order_by(*order)
+
+
+@functools.cache
+def _paths_statement(schema: Schema, dialect: str) -> sa.Select[Any]:
+    p = schema.event_path
+    query = sa.select(p).where(p.c.event_id.in_(sa.bindparam("ids", expanding=True)))
     # EventPath has no key; steps come back in insertion order via the physical row id.
-    physical: sa.ColumnElement[Any] | None = {
-        "sqlite": sa.literal_column("rowid"),
-        "postgresql": sa.literal_column("ctid"),
-    }.get(uow.dialect)
+    physical = {"sqlite": "rowid", "postgresql": "ctid"}.get(dialect)
+    return query.order_by(p.c.event_id, sa.literal_column(physical)) if physical is not None else query
+
+
+def _load_paths(uow: UnitOfWork, by_id: dict[int, mlmd.Event]) -> None:
+    statement = _paths_statement(uow.schema, uow.dialect)
     ids = list(by_id)
     for start in range(0, len(ids), _CHUNK):
-        query = sa.select(p).where(p.c.event_id.in_(ids[start : start + _CHUNK]))
-        query = query.order_by(p.c.event_id, physical) if physical is not None else query
-        for step in uow.execute(query):
+        for step in uow.execute(statement, {"ids": ids[start : start + _CHUNK]}):
             target = by_id[step.event_id].path.steps.add()
             if step.is_index_step:
                 target.index = step.step_index
@@ -97,11 +106,16 @@ def _load_paths(uow: UnitOfWork, by_id: dict[int, mlmd.Event]) -> None:
                 target.key = step.step_key if step.step_key is not None else ""
 
 
+@functools.cache
+def _ids_statement(table: sa.Table) -> sa.Select[Any]:
+    return sa.select(table.c.id).where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+
+
 def existing_ids(uow: UnitOfWork, table: sa.Table, ids: Iterable[int]) -> set[int]:
     wanted = sorted(set(ids))
     found: set[int] = set()
     for start in range(0, len(wanted), _CHUNK):
-        found.update(uow.execute(sa.select(table.c.id).where(table.c.id.in_(wanted[start : start + _CHUNK]))).scalars())
+        found.update(uow.execute(_ids_statement(table), {"ids": wanted[start : start + _CHUNK]}).scalars())
     return found
 
 
@@ -111,17 +125,18 @@ def insert_ignoring_duplicates(uow: UnitOfWork, table: sa.Table, rows: Sequence[
         return
     unique = list(dict.fromkeys(tuple(sorted(row.items())) for row in rows))
     params = [dict(items) for items in unique]
-    statement: Any
-    if uow.dialect == "sqlite":
-        statement = sqlite_dialect.insert(table).on_conflict_do_nothing()
-    elif uow.dialect == "postgresql":
-        statement = pg_dialect.insert(table).on_conflict_do_nothing()
-    else:
-        # INSERT IGNORE would also hide other errors; a no-op update only absorbs duplicates.
-        mysql_insert = mysql_dialect.insert(table)
-        first = next(iter(params[0]))
-        statement = mysql_insert.on_duplicate_key_update({first: mysql_insert.inserted[first]})
-    uow.execute(statement, params)
+    uow.execute(_insert_ignoring_statement(table, uow.dialect, next(iter(params[0]))), params)
+
+
+@functools.cache
+def _insert_ignoring_statement(table: sa.Table, dialect: str, first_column: str) -> Any:
+    if dialect == "sqlite":
+        return sqlite_dialect.insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        return pg_dialect.insert(table).on_conflict_do_nothing()
+    # INSERT IGNORE would also hide other errors; a no-op update only absorbs duplicates.
+    mysql_insert = mysql_dialect.insert(table)
+    return mysql_insert.on_duplicate_key_update({first_column: mysql_insert.inserted[first_column]})
 
 
 def attributions_for(uow: UnitOfWork, artifact_ids: Iterable[int]) -> list[Any]:

@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.query.filter_ast import NodeKind as FilterKind
 from lineagedb.store import filter_query
 from lineagedb.store.repositories import edges as edge_repo
 from lineagedb.store.repositories import types as type_repo
@@ -56,10 +57,20 @@ def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
 
 def first_matching_ids(uow: UnitOfWork, kind: NodeKind, filter_text: str, limit: int) -> list[int]:
     """Ids of nodes of `kind` matching `filter_text`, ascending, at most `limit`."""
-    table = kind.table(uow.schema)
+    statement = _first_matching_statement(uow.schema, kind, filter_text)
+    return [int(i) for i in uow.execute(statement, {"limit": limit}).scalars()]
+
+
+@functools.lru_cache(maxsize=256)
+def _first_matching_statement(schema: Schema, kind: NodeKind, filter_text: str) -> sa.Select[Any]:
+    """Built once per filter text: lineage clients start from the same few filters
+    (`id = N` per node) again and again, and building the statement cost more than
+    running it. Raises InvalidArgumentError (not cached) for a bad filter."""
+    table = kind.table(schema)
     # DISTINCT keeps the LIMIT counting nodes even if a filter joins neighbours into the query.
-    query = filter_query.apply(uow, kind, sa.select(table.c.id).distinct(), filter_text)
-    return [int(i) for i in uow.execute(query.order_by(table.c.id).limit(limit)).scalars()]
+    ids = sa.select(table.c.id).distinct()
+    query = ids.where(table.c.id.in_(filter_query.matching_subquery(schema, FilterKind(kind.value), filter_text)))
+    return query.order_by(table.c.id).limit(sa.bindparam("limit", type_=sa.Integer))
 
 
 def ids_matching(uow: UnitOfWork, kind: NodeKind, candidates: Collection[int], filter_text: str) -> set[int]:

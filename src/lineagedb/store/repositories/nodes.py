@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from google.protobuf.message import Message
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
-from lineagedb.store import codecs
+from lineagedb.store import bulk_insert, codecs
 from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND, Schema
 from lineagedb.store.unit_of_work import UnitOfWork
 
@@ -118,12 +118,20 @@ def insert_nodes(uow: UnitOfWork, kind: NodeKind, nodes: Sequence[Message], now_
 
 def _insert_returning_ids(uow: UnitOfWork, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
     dialect = uow.connection.dialect
+    if len(rows) > 1 and uow.dialect == "sqlite":
+        # SQLite cannot promise RETURNING order, so SQLAlchemy would insert row by row.
+        # Every write transaction holds SQLite's write lock (BEGIN IMMEDIATE), so nobody
+        # else allocates ids meanwhile: one executemany allocates consecutive rowids
+        # (INTEGER PRIMARY KEY takes max + 1), ending at last_insert_rowid().
+        bulk_insert.insert_rows(uow, table, rows)
+        last = int(uow.execute(sa.select(sa.func.last_insert_rowid())).scalar_one())
+        return list(range(last - len(rows) + 1, last + 1))
     if len(rows) > 1 and dialect.insert_executemany_returning_sort_by_parameter_order:
-        result = uow.execute(sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+        result = uow.execute(bulk_insert.insert_statement(table, returning_ids=True), rows)
         return [int(row[0]) for row in result]
     ids = []
     for row in rows:
-        result = uow.execute(sa.insert(table).values(**row))
+        result = uow.execute(bulk_insert.insert_statement(table), row)
         ids.append(int(result.inserted_primary_key[0]))  # type: ignore[index]
     return ids
 
@@ -133,8 +141,7 @@ def insert_properties(uow: UnitOfWork, kind: NodeKind, rows: Iterable[PropertyRo
         {kind.owner_column: row.owner_id, "name": row.name, "is_custom_property": row.is_custom, **row.columns}
         for row in rows
     ]
-    if params:
-        uow.execute(sa.insert(kind.property_table(uow.schema)), params)
+    bulk_insert.insert_rows(uow, kind.property_table(uow.schema), params)
 
 
 def delete_properties(uow: UnitOfWork, kind: NodeKind, keys: Iterable[tuple[int, str, bool]]) -> None:

@@ -49,19 +49,19 @@ def _types_query(schema: Schema) -> sa.Select[Any]:
     )
 
 
-def load_types(uow: UnitOfWork, where: sa.ColumnElement[bool], latest: bool = False) -> list[TypeRecord]:
+def load_types(
+    uow: UnitOfWork,
+    where: sa.ColumnElement[bool] | sa.Select[Any],
+    parameters: dict[str, Any] | None = None,
+) -> list[TypeRecord]:
     """Types matching `where` (over the Type table), ordered by id, in one statement.
 
-    `latest` reads the newest committed rows even inside an older MySQL snapshot
-    (a locking read, as MLMD does there); other backends read committed rows per
-    statement anyway.
+    `where` is a condition, or a full statement from `_types_query` with its bound
+    `parameters` (the hot paths build theirs once, see `_by_ids_statement`).
     """
-    t = uow.schema.type
-    query = _types_query(uow.schema).where(where)
-    if latest and uow.dialect in ("mysql", "mariadb"):
-        query = query.with_for_update(read=True, of=t)
+    query = where if isinstance(where, sa.Select) else _types_query(uow.schema).where(where)
     records: dict[int, TypeRecord] = {}
-    for row in uow.execute(query).all():
+    for row in uow.execute(query, parameters).all():
         record = records.get(row.id)
         if record is None:
             record = records[row.id] = TypeRecord(
@@ -83,26 +83,54 @@ def load_types(uow: UnitOfWork, where: sa.ColumnElement[bool], latest: bool = Fa
     return list(records.values())
 
 
+# Statements of the per-call paths, built once per schema: building a SELECT with
+# joins and aliases cost more than running it on SQLite.
+
+
+@functools.cache
+def _by_ids_statement(schema: Schema) -> sa.Select[Any]:
+    t = schema.type
+    return _types_query(schema).where(
+        t.c.type_kind == sa.bindparam("kind"), t.c.id.in_(sa.bindparam("ids", expanding=True))
+    )
+
+
+@functools.cache
+def _by_name_statement(schema: Schema, versioned: bool, locking: bool) -> sa.Select[Any]:
+    """`locking` reads the newest committed rows even inside an older MySQL snapshot
+    (a locking read, as MLMD does there); other backends read committed rows per
+    statement anyway."""
+    t = schema.type
+    version_clause = t.c.version == sa.bindparam("version") if versioned else t.c.version.is_(None)
+    query = _types_query(schema).where(t.c.type_kind == sa.bindparam("kind"), t.c.name == sa.bindparam("name"))
+    query = query.where(version_clause)
+    return query.with_for_update(read=True, of=t) if locking else query
+
+
+@functools.cache
+def _property_count_statement(schema: Schema) -> sa.Select[Any]:
+    tp = schema.type_property
+    return sa.select(sa.func.count()).where(tp.c.type_id == sa.bindparam("type_id"))
+
+
 def property_count(uow: UnitOfWork, type_id: int) -> int:
     """How many properties a type has (they are only ever added, so this tells a cached copy is current)."""
-    tp = uow.schema.type_property
-    return int(uow.execute(sa.select(sa.func.count()).where(tp.c.type_id == type_id)).scalar_one())
+    return int(uow.execute(_property_count_statement(uow.schema), {"type_id": type_id}).scalar_one())
 
 
 def by_ids(uow: UnitOfWork, kind: int, ids: Iterable[int]) -> dict[int, TypeRecord]:
-    t = uow.schema.type
     wanted = sorted(set(ids))
+    statement = _by_ids_statement(uow.schema)
     found: dict[int, TypeRecord] = {}
     for chunk in _chunks(wanted):
-        for record in load_types(uow, sa.and_(t.c.type_kind == kind, t.c.id.in_(chunk))):
+        for record in load_types(uow, statement, parameters={"kind": kind, "ids": list(chunk)}):
             found[record.id] = record
     return found
 
 
 def by_name(uow: UnitOfWork, kind: int, name: str, version: str | None) -> TypeRecord | None:
-    t = uow.schema.type
-    version_clause = t.c.version.is_(None) if not version else t.c.version == version
-    records = load_types(uow, sa.and_(t.c.type_kind == kind, t.c.name == name, version_clause), latest=True)
+    statement = _by_name_statement(uow.schema, bool(version), uow.dialect in ("mysql", "mariadb"))
+    records = load_types(uow, statement, parameters={"kind": kind, "name": name, "version": version})
     return records[0] if records else None
 
 

@@ -1,0 +1,67 @@
+"""Multi-row INSERTs without SQLAlchemy's per-row parameter machinery.
+
+Profiling PutArtifacts showed SQLAlchemy spending more time preparing each row's
+parameters for `executemany` than SQLite spent inserting them. On SQLite the
+statement text and the column types' bind processors are therefore taken from
+SQLAlchemy once per (table, columns) and the rows go to the driver as tuples.
+Other backends keep SQLAlchemy's batched "insertmanyvalues" path, which already
+sends many rows per round trip (psycopg2's plain executemany would not).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from lineagedb.store.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    columns: tuple[str, ...]
+    # (position, processor) for the columns whose type converts values on the way in.
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+
+@functools.cache
+def insert_statement(table: sa.Table, returning_ids: bool = False) -> sa.Insert:
+    """INSERTs are built once per table: each call then only binds its rows."""
+    statement = sa.insert(table)
+    return statement.returning(table.c.id, sort_by_parameter_order=True) if returning_ids else statement
+
+
+def insert_rows(uow: UnitOfWork, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT `rows` (dicts with the same keys) into `table`."""
+    if not rows:
+        return
+    if uow.dialect != "sqlite":
+        uow.execute(insert_statement(table), rows)
+        return
+    plan = _plan(table, uow.connection.dialect, tuple(rows[0]))
+    columns, processors = plan.columns, plan.processors
+    params = []
+    for row in rows:
+        values = [row[column] for column in columns]
+        for position, process in processors:
+            if values[position] is not None:
+                values[position] = process(values[position])
+        params.append(tuple(values))
+    uow.execute_driver_sql(plan.sql, params)
+
+
+@functools.lru_cache(maxsize=128)
+def _plan(table: sa.Table, dialect: sa.Dialect, keys: tuple[str, ...]) -> _Plan:
+    compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(keys))
+    # qmark placeholders: the driver takes values in the order SQLAlchemy rendered them.
+    columns = tuple(compiled.positiontup or ())
+    processors = []
+    for position, column in enumerate(columns):
+        process = table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors.append((position, process))
+    return _Plan(compiled.string, columns, tuple(processors))
