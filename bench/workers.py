@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -37,6 +38,74 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as
 
 BENCH = Path(__file__).resolve().parent
 THREADS_PER_PROCESS = 2
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# -- where the CPU goes (Linux /proc): on a 2-core machine that also runs the clients and
+# the database, the ratio alone cannot say whether the servers or the machine ran out.
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # fields from "state" on; comm may hold spaces
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command name, CPU seconds so far) for every process."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is None:
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        found[int(entry.name)] = (int(fields[1]), comm, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return found
+
+
+def _tree(root: int, processes: dict[int, tuple[int, str, float]]) -> set[int]:
+    members, added = {root}, True
+    while added:
+        children = {pid for pid, (parent, _, _) in processes.items() if parent in members} - members
+        members |= children
+        added = bool(children)
+    return members
+
+
+def _machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return (sum(values) - idle) / CLOCK_TICKS, sum(values) / CLOCK_TICKS
+
+
+def cpu_snapshot(server_pid: int, bench_pid: int) -> dict[str, float]:
+    processes = _processes()
+    server = _tree(server_pid, processes)
+    clients = _tree(bench_pid, processes) - server - {bench_pid}
+    busy, total = _machine_busy_seconds()
+    return {
+        "server": sum(processes[p][2] for p in server if p in processes),
+        "clients": sum(processes[p][2] for p in clients if p in processes),
+        "postgres": sum(cpu for _, comm, cpu in processes.values() if comm.startswith("postgres")),
+        "machine_busy": busy,
+        "machine_total": total,
+    }
+
+
+def cores_used(before: dict[str, float], after: dict[str, float], elapsed: float) -> dict[str, float]:
+    """Average cores each party used between two snapshots (client processes are read
+    just before they exit, so their share is taken from their own last reading)."""
+    used = {key: (after[key] - before[key]) / elapsed for key in ("server", "postgres", "machine_busy")}
+    used["machine_cores"] = (after["machine_total"] - before["machine_total"]) / elapsed
+    return used
 
 
 def prepare_types(address: str) -> dict[str, int]:
@@ -108,7 +177,10 @@ def client_process(address: str, types: dict[str, int], deadline: float, tag: st
         thread.start()
     for thread in threads:
         thread.join()
-    results.put(dict(counts))
+    times = os.times()
+    report: dict[str, float] = dict(counts)
+    report["cpu_seconds"] = times.user + times.system  # this client process, both threads
+    results.put(report)
 
 
 def measure(workers: int, clients: int, seconds: float, directory: Path) -> dict[str, Any]:
@@ -127,15 +199,22 @@ def measure(workers: int, clients: int, seconds: float, directory: Path) -> dict
                 context.Process(target=client_process, args=(address, types, deadline, f"w{workers}p{i}", results))
                 for i in range(processes)
             ]
+            before = cpu_snapshot(server.process.pid, os.getpid())
             for child in children:
                 child.start()
             totals: Counter[str] = Counter()
+            client_cpu = 0.0
             for _ in children:
-                totals.update(results.get(timeout=seconds + 120))
+                counts = results.get(timeout=seconds + 120)
+                client_cpu += counts.pop("cpu_seconds", 0.0)
+                totals.update(counts)
+            after = cpu_snapshot(server.process.pid, os.getpid())
             for child in children:
                 child.join(timeout=30)
             elapsed = time.monotonic() - start
-    return {"workers": workers, "ops": totals.get("ok", 0), "seconds": elapsed, "codes": dict(totals)}
+    cores = cores_used(before, after, elapsed)
+    cores["clients"] = client_cpu / elapsed
+    return {"workers": workers, "ops": totals.get("ok", 0), "seconds": elapsed, "codes": dict(totals), "cores": cores}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = measure(workers, args.clients, args.seconds, Path(tmp))
                 result["ops_per_s"] = result["ops"] / result["seconds"]
                 log(f"round {round_ + 1}: --workers {workers}: {result['ops_per_s']:.0f} ops/s {result['codes']}")
+                log("  cores used: " + ", ".join(f"{k} {v:.2f}" for k, v in result["cores"].items()))
                 runs.append(result)
     by_workers = {w: [r["ops_per_s"] for r in runs if r["workers"] == w] for w in (1, 2)}
     ratios = [two / one for one, two in zip(by_workers[1], by_workers[2], strict=True)]
@@ -172,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  --workers 1: {summary['ops_per_s']['1']:.0f} ops/s")
     print(f"  --workers 2: {summary['ops_per_s']['2']:.0f} ops/s")
     print(f"  ratio: {summary['ratio_2_to_1']:.2f}x (per round: {', '.join(f'{r:.2f}' for r in ratios)})")
+    print(f"  cores used (median over rounds; the machine has {os.cpu_count()}):")
+    for w in (1, 2):
+        cores = [r["cores"] for r in runs if r["workers"] == w]
+        parts = ("server", "clients", "postgres", "machine_busy")
+        print(f"    --workers {w}: " + ", ".join(f"{p} {statistics.median(c[p] for c in cores):.2f}" for p in parts))
     return 0
 
 

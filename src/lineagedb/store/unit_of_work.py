@@ -110,6 +110,22 @@ class UnitOfWork:
         """Run SQL text SQLAlchemy compiled earlier (see store.bulk_insert) with positional rows."""
         return self._classified(self.connection.exec_driver_sql, sql, parameters)
 
+    def fetch_driver_sql(self, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Rows of SQL text (compiled by SQLAlchemy, see store.fast_read) from the driver's
+        own cursor, inside this transaction. SQLite only."""
+        dbapi_connection = self.connection.connection.dbapi_connection
+        assert dbapi_connection is not None
+        try:
+            rows: list[tuple[Any, ...]] = dbapi_connection.execute(sql, parameters).fetchall()
+            return rows
+        except sqlite3.Error as error:
+            wrapped = sa_exc.DBAPIError.instance(sql, parameters, error, sqlite3.Error)
+            assert isinstance(wrapped, sa_exc.DBAPIError)
+            domain = classify_driver_error(wrapped)
+            if isinstance(domain, errors.InternalError):
+                log.error("database statement failed: %s", error)
+            raise domain from error
+
     @staticmethod
     def _classified(run: Callable[..., sa.CursorResult[Any]], statement: Any, parameters: Any) -> sa.CursorResult[Any]:
         try:

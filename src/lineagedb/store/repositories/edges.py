@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
-from lineagedb.store import bulk_insert
+from lineagedb.store import bulk_insert, fast_read
 from lineagedb.store.repositories.nodes import _insert_returning_ids
 from lineagedb.store.schema import Schema
 from lineagedb.store.unit_of_work import UnitOfWork
@@ -88,7 +88,8 @@ def _events_by_statement(schema: Schema, column: str) -> sa.Select[Any]:
 @functools.cache
 def _paths_statement(schema: Schema, dialect: str) -> sa.Select[Any]:
     p = schema.event_path
-    query = sa.select(p).where(p.c.event_id.in_(sa.bindparam("ids", expanding=True)))
+    columns = (p.c.event_id, p.c.is_index_step, p.c.step_index, p.c.step_key)
+    query = sa.select(*columns).where(p.c.event_id.in_(sa.bindparam("ids", expanding=True)))
     # EventPath has no key; steps come back in insertion order via the physical row id.
     physical = {"sqlite": "rowid", "postgresql": "ctid"}.get(dialect)
     return query.order_by(p.c.event_id, sa.literal_column(physical)) if physical is not None else query
@@ -98,12 +99,14 @@ def _load_paths(uow: UnitOfWork, by_id: dict[int, mlmd.Event]) -> None:
     statement = _paths_statement(uow.schema, uow.dialect)
     ids = list(by_id)
     for start in range(0, len(ids), _CHUNK):
-        for step in uow.execute(statement, {"ids": ids[start : start + _CHUNK]}):
-            target = by_id[step.event_id].path.steps.add()
-            if step.is_index_step:
-                target.index = step.step_index
+        for event_id, is_index_step, step_index, step_key in fast_read.rows(
+            uow, statement, {"ids": ids[start : start + _CHUNK]}
+        ):
+            target = by_id[event_id].path.steps.add()
+            if is_index_step:
+                target.index = step_index
             else:
-                target.key = step.step_key if step.step_key is not None else ""
+                target.key = step_key if step_key is not None else ""
 
 
 @functools.cache

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.query.filter_ast import NodeKind as FilterKind
-from lineagedb.store import filter_query
+from lineagedb.store import fast_read, filter_query
 from lineagedb.store.repositories import edges as edge_repo
 from lineagedb.store.repositories import types as type_repo
 from lineagedb.store.repositories.nodes import NodeKind
@@ -96,7 +96,7 @@ def events_touching(
     rows: list[EventRow] = []
     for chunk in _chunks(frontier):
         parameters: dict[str, object] = {"ids": chunk} if types is None else {"ids": chunk, "types": types}
-        found: list[Any] = list(uow.execute(statement, parameters).all())
+        found = fast_read.rows(uow, statement, parameters)
         rows.extend(EventRow(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4]) for r in found)
     if len(frontier) > CHUNK:
         rows.sort(key=lambda row: row.id)
@@ -141,7 +141,7 @@ def _links(uow: UnitOfWork, table: sa.Table, owner_column: str, ids: Collection[
     statement = _links_statement(table, owner_column)
     rows: list[LinkRow] = []
     for chunk in _chunks(ids):
-        found: list[Any] = list(uow.execute(statement, {"ids": chunk}).all())
+        found = fast_read.rows(uow, statement, {"ids": chunk})
         rows.extend(LinkRow(int(row[0]), int(row[1])) for row in found)
     return rows  # chunks are ascending and disjoint, so the concatenation stays ordered
 

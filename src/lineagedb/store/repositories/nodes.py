@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from google.protobuf.message import Message
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
-from lineagedb.store import bulk_insert, codecs
+from lineagedb.store import bulk_insert, codecs, fast_read
 from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND, Schema
 from lineagedb.store.unit_of_work import UnitOfWork
 
@@ -219,7 +219,7 @@ def hydrate(uow: UnitOfWork, kind: NodeKind, rows: Sequence[Any], id_source: sa.
     else:
         ids = list(by_id)
         for start in range(0, len(ids), _CHUNK):
-            codecs.fill_properties(uow.execute(by_ids, {"ids": ids[start : start + _CHUNK]}).all(), by_id)
+            codecs.fill_properties(fast_read.rows(uow, by_ids, {"ids": ids[start : start + _CHUNK]}), by_id)
     return messages
 
 
@@ -269,7 +269,7 @@ def load_by_ids(uow: UnitOfWork, kind: NodeKind, ids: Iterable[int]) -> list[Any
     by_ids = _statements(uow.schema, kind)[0]
     result: list[Any] = []
     for start in range(0, len(wanted), _CHUNK):
-        rows = uow.execute(by_ids, {"ids": wanted[start : start + _CHUNK]}).all()
+        rows = fast_read.rows(uow, by_ids, {"ids": wanted[start : start + _CHUNK]})
         result.extend(hydrate(uow, kind, rows))
     return result
 

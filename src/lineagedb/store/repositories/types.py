@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from lineagedb.store import fast_read
 from lineagedb.store.schema import Schema
 from lineagedb.store.unit_of_work import UnitOfWork
 
@@ -59,28 +60,40 @@ def load_types(
     `where` is a condition, or a full statement from `_types_query` with its bound
     `parameters` (the hot paths build theirs once, see `_by_ids_statement`).
     """
-    query = where if isinstance(where, sa.Select) else _types_query(uow.schema).where(where)
+    if isinstance(where, sa.Select):
+        query, rows = where, fast_read.rows(uow, where, parameters or {})
+    else:
+        query = _types_query(uow.schema).where(where)
+        rows = list(uow.execute(query).all())
+    at = _positions(query)
+    id_, kind, name, version, description = at["id"], at["type_kind"], at["name"], at["version"], at["description"]
+    external_id, input_type, output_type = at["external_id"], at["input_type"], at["output_type"]
+    parent_name, property_name, property_type = at["parent_name"], at["property_name"], at["property_type"]
     records: dict[int, TypeRecord] = {}
-    for row in uow.execute(query, parameters).all():
-        record = records.get(row.id)
+    for row in rows:
+        record = records.get(row[id_])
         if record is None:
-            record = records[row.id] = TypeRecord(
-                id=row.id,
-                kind=row.type_kind,
-                name=row.name,
-                version=row.version,
-                description=row.description,
-                external_id=row.external_id,
-                input_type=row.input_type,
-                output_type=row.output_type,
+            record = records[row[id_]] = TypeRecord(
+                id=row[id_],
+                kind=row[kind],
+                name=row[name],
+                version=row[version],
+                description=row[description],
+                external_id=row[external_id],
+                input_type=row[input_type],
+                output_type=row[output_type],
             )
         # A type has at most one base-type link, so parents do not multiply property rows;
         # property rows repeat the parent name, hence the membership test.
-        if row.parent_name is not None and row.parent_name not in record.parent_type_names:
-            record.parent_type_names.append(row.parent_name)
-        if row.property_name is not None:
-            record.properties[row.property_name] = row.property_type or 0
+        if row[parent_name] is not None and row[parent_name] not in record.parent_type_names:
+            record.parent_type_names.append(row[parent_name])
+        if row[property_name] is not None:
+            record.properties[row[property_name]] = row[property_type] or 0
     return list(records.values())
+
+
+def _positions(query: sa.Select[Any]) -> dict[str, int]:
+    return {str(column.key): position for position, column in enumerate(query.selected_columns)}
 
 
 # Statements of the per-call paths, built once per schema: building a SELECT with
