@@ -39,6 +39,7 @@ def insert_rows(uow: UnitOfWork, table: sa.Table, rows: Sequence[Mapping[str, An
     """INSERT `rows` (dicts with the same keys) into `table`."""
     if not rows:
         return
+    uow.note_inserted(table, len(rows))
     if uow.dialect != "sqlite":
         uow.execute(insert_statement(table), rows)
         return

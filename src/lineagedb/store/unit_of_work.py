@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -24,6 +25,7 @@ from lineagedb import errors
 from lineagedb.store import locks
 from lineagedb.store.engine import is_sqlite_memory
 from lineagedb.store.schema import Schema, schema_for
+from lineagedb.store.statistics import StatisticsKeeper
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +102,8 @@ class UnitOfWork:
         self.dialect = connection.dialect.name
         self._after_commit: list[Callable[[], None]] = []
         self._releases: list[Callable[[], None]] = []
+        # Rows inserted per table, for store.statistics once the transaction commits.
+        self.inserted: Counter[str] = Counter()
 
     def execute(
         self, statement: sa.Executable, parameters: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None
@@ -141,6 +145,9 @@ class UnitOfWork:
                 raise error.orig from None
             raise
 
+    def note_inserted(self, table: sa.Table, rows: int) -> None:
+        self.inserted[table.name] += rows
+
     def lock(self, name: str) -> None:
         """Hold the named lock until this transaction ends (see lineagedb.store.locks)."""
         try:
@@ -162,6 +169,7 @@ class Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.schema = schema_for(self.dialect)
+        self.statistics = StatisticsKeeper(engine)
         # A private in-memory SQLite database lives on one shared connection.
         self._serialize = threading.RLock() if is_sqlite_memory(engine.url) else None
 
@@ -204,6 +212,7 @@ class Database:
                 self._release_locks(uow)
         for callback in uow._after_commit:
             callback()
+        self.statistics.record(uow.inserted)
 
     @staticmethod
     def _release_locks(uow: UnitOfWork) -> None:
@@ -225,4 +234,5 @@ class Database:
             log.warning("rollback failed; the connection will be discarded", exc_info=True)
 
     def dispose(self) -> None:
+        self.statistics.wait(timeout=10)
         self.engine.dispose()

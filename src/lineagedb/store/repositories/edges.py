@@ -128,6 +128,7 @@ def insert_ignoring_duplicates(uow: UnitOfWork, table: sa.Table, rows: Sequence[
         return
     unique = list(dict.fromkeys(tuple(sorted(row.items())) for row in rows))
     params = [dict(items) for items in unique]
+    uow.note_inserted(table, len(params))
     uow.execute(_insert_ignoring_statement(table, uow.dialect, next(iter(params[0]))), params)
 
 

@@ -118,7 +118,7 @@ def insert_nodes(uow: UnitOfWork, kind: NodeKind, nodes: Sequence[Message], now_
 
 def _insert_returning_ids(uow: UnitOfWork, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
     dialect = uow.connection.dialect
-    if len(rows) > 1 and uow.dialect == "sqlite":
+    if len(rows) > 1 and uow.dialect == "sqlite":  # bulk_insert counts these rows
         # SQLite cannot promise RETURNING order, so SQLAlchemy would insert row by row.
         # Every write transaction holds SQLite's write lock (BEGIN IMMEDIATE), so nobody
         # else allocates ids meanwhile: one executemany allocates consecutive rowids
@@ -126,6 +126,7 @@ def _insert_returning_ids(uow: UnitOfWork, table: sa.Table, rows: list[dict[str,
         bulk_insert.insert_rows(uow, table, rows)
         last = int(uow.execute(sa.select(sa.func.last_insert_rowid())).scalar_one())
         return list(range(last - len(rows) + 1, last + 1))
+    uow.note_inserted(table, len(rows))
     if len(rows) > 1 and dialect.insert_executemany_returning_sort_by_parameter_order:
         result = uow.execute(bulk_insert.insert_statement(table, returning_ids=True), rows)
         return [int(row[0]) for row in result]
