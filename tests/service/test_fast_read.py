@@ -20,6 +20,7 @@ from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.store import fast_read
 from lineagedb.store.repositories import edges as edge_repo
 from lineagedb.store.repositories import lineage as lineage_repo
+from lineagedb.store.repositories import listing
 from lineagedb.store.repositories import nodes as node_repo
 from lineagedb.store.repositories import types as type_repo
 from lineagedb.store.repositories.nodes import NodeKind
@@ -78,7 +79,18 @@ def _cases(store: MetadataStore, artifact_ids: list[int], execution_ids: list[in
         (lineage_repo._events_statement(schema, NodeKind.EXECUTION, True), {"ids": execution_ids, "types": [3, 4]}),
         (edge_repo._paths_statement(schema, store.db.dialect), {"ids": list(range(1, 10))}),
         (type_repo._by_ids_statement(schema), {"kind": 1, "ids": list(range(1, 20))}),
+        # Page statements carry a compiled filter's own literals (numbers, text, lists).
+        (_page(schema, "properties.n.int_value > 3 AND uri LIKE 'u/%'"), {"limit": 5, "after_value": 0}),
+        (
+            _page(schema, f"id IN ({artifact_ids[1]}, {artifact_ids[5]}) OR name = 'a4'"),
+            {"limit": 50, "after_value": 0},
+        ),
+        (_page(schema, "properties.s.string_value = 'ünï-7'"), {"limit": 50, "after_value": 0}),
     ]
+
+
+def _page(schema: Any, filter_text: str) -> Any:
+    return listing._page_statement(schema, NodeKind.ARTIFACT, filter_text, 3, True, True, False, False)
 
 
 def test_fast_rows_equal_sqlalchemy_rows(store: MetadataStore) -> None:
@@ -88,7 +100,7 @@ def test_fast_rows_equal_sqlalchemy_rows(store: MetadataStore) -> None:
             expected = [tuple(row) for row in uow.execute(statement, parameters).all()]
             got = [tuple(row) for row in fast_read.rows(uow, statement, parameters)]
             assert got == expected, statement
-            assert expected, "every case reads something"
+            assert expected, f"every case reads something: {statement}"
 
 
 def test_an_empty_id_list_reads_nothing(store: MetadataStore) -> None:

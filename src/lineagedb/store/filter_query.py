@@ -53,7 +53,7 @@ from lineagedb.query.filter_ast import (
     referenced_joins,
 )
 from lineagedb.query.filter_parser import parse_filter
-from lineagedb.store.schema import Schema
+from lineagedb.store.schema import MLMDText, Schema
 
 __all__ = ["CompiledFilter", "InnerJoin", "apply", "compile_filter", "matching_ids"]
 
@@ -138,7 +138,7 @@ class _Compiler:
             prop = _property_table(self.schema, self.kind).alias(f"f_p{index}")
             onclause = sa.and_(
                 prop.c[owner_column] == self.node.c.id,
-                prop.c.name == sa.literal(name, sa.String()),
+                prop.c.name == sa.literal(name, MLMDText()),
                 prop.c.is_custom_property == sa.literal(custom, sa.Boolean()),
             )
             self.joins.append(InnerJoin(prop, onclause))
@@ -182,7 +182,10 @@ class _Compiler:
         match value:
             case Literal(constant):
                 # Typed bind parameters: SQLAlchemy renders bools per dialect (0/1 or
-                # TRUE/FALSE) and never inlines the value.
+                # TRUE/FALSE) and never inlines the value. Text is stored MLMD's way
+                # (double-encoded on MySQL), so text literals are encoded the same way.
+                if isinstance(constant, str):
+                    return sa.literal(constant, MLMDText())
                 return sa.literal(constant)
             case Negate(operand):
                 return -self.value(operand)
@@ -267,8 +270,12 @@ def apply(uow: Any, kind: Any, query: sa.Select[Any], text: str) -> sa.Select[An
     ours), ``uow`` provides the schema. The filter is applied as ``id IN (subquery)``: the
     semi-join de-duplicates by itself and leaves the listing's columns and ORDER BY alone.
     """
+    return restrict(uow.schema, kind, query, text)
+
+
+def restrict(schema: Schema, kind: Any, query: sa.Select[Any], text: str) -> sa.Select[Any]:
+    """`apply` for callers that hold the schema rather than a unit of work."""
     node_kind = NodeKind(kind.value)
-    schema: Schema = uow.schema
     return query.where(_node_table(schema, node_kind).c.id.in_(matching_subquery(schema, node_kind, text)))
 
 

@@ -116,21 +116,35 @@ def encode_token(page: Page, rows: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(token.SerializeToString()).decode("ascii").rstrip("=")
 
 
-def keyset(page: Page, table: sa.Table) -> tuple[list[sa.ColumnElement[bool]], list[sa.ColumnElement[Any]]]:
-    """WHERE clauses continuing after the token, and the ORDER BY, for `table`."""
-    column, node_id = table.c[page.column], table.c.id
-    direction = (lambda c: c.asc()) if page.ascending else (lambda c: c.desc())
-    order = [direction(column)] if page.field == _Field.ID else [direction(column), direction(node_id)]
-    token = page.token
-    if token is None:
+def keyset(
+    field: int, ascending: bool, table: sa.Table, continued: bool
+) -> tuple[list[sa.ColumnElement[bool]], list[sa.ColumnElement[Any]]]:
+    """WHERE clauses continuing after a token, and the ORDER BY, for `table`.
+
+    The clauses take the token's position as the bound parameters "after_value" and
+    "after_id" (see `keyset_parameters`), so one statement serves every page.
+    """
+    column, node_id = table.c[_COLUMNS[field]], table.c.id
+    direction = (lambda c: c.asc()) if ascending else (lambda c: c.desc())
+    order = [direction(column)] if field == _Field.ID else [direction(column), direction(node_id)]
+    if not continued:
         return [], order
-    if page.field == _Field.ID:
-        offset = token.field_offset
-        return [node_id > offset if page.ascending else node_id < offset], order
-    last_id = token.listed_ids[0] if page.field == _Field.LAST_UPDATE_TIME else token.id_offset
-    value = token.field_offset
-    if page.ascending:
+    value, last_id = sa.bindparam("after_value", type_=sa.BigInteger), sa.bindparam("after_id", type_=sa.BigInteger)
+    if field == _Field.ID:
+        return [node_id > value if ascending else node_id < value], order
+    if ascending:
         clause = sa.or_(column > value, sa.and_(column == value, node_id > last_id))
     else:
         clause = sa.or_(column < value, sa.and_(column == value, node_id < last_id))
     return [clause], order
+
+
+def keyset_parameters(page: Page) -> dict[str, int]:
+    """The values of `keyset`'s parameters for `page` (none on a first page)."""
+    token = page.token
+    if token is None:
+        return {}
+    if page.field == _Field.ID:
+        return {"after_value": token.field_offset}
+    last_id = token.listed_ids[0] if page.field == _Field.LAST_UPDATE_TIME else token.id_offset
+    return {"after_value": token.field_offset, "after_id": last_id}

@@ -7,14 +7,16 @@ plus the two hydration queries, whatever its size.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
-from lineagedb.store import filter_query, pagination
+from lineagedb.store import fast_read, filter_query, pagination
 from lineagedb.store.repositories import nodes as node_repo
 from lineagedb.store.repositories.nodes import NodeKind
+from lineagedb.store.schema import Schema
 from lineagedb.store.unit_of_work import UnitOfWork
 
 
@@ -44,21 +46,67 @@ def list_all(uow: UnitOfWork, kind: NodeKind, scope: Scope = Scope()) -> list[An
 
 def list_page(uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Scope = Scope()) -> tuple[list[Any], str]:
     """One page of nodes in scope and the token of the next page ("" on the last)."""
-    table = kind.table(uow.schema)
-    continuation, order = pagination.keyset(page, table)
-    # The page's node rows come back with their type names in one statement; their
-    # properties in a second.
-    query = node_repo.select_nodes(uow, kind)
-    if page.filter_query:
-        query = filter_query.apply(uow, kind, query, page.filter_query)
-    query = query.where(*_scope_clauses(uow, kind, scope), *continuation).order_by(*order)
-    rows = uow.execute(query.limit(min(page.size + 1, pagination.MAX_FETCH))).all()
+    statement = _page_statement(
+        uow.schema,
+        kind,
+        page.filter_query,
+        page.field,
+        page.ascending,
+        page.token is not None,
+        scope.type_id is not None,
+        scope.context_id is not None,
+    )
+    parameters: dict[str, Any] = {"limit": min(page.size + 1, pagination.MAX_FETCH)}
+    parameters.update(pagination.keyset_parameters(page))
+    if scope.type_id is not None:
+        parameters["scope_type_id"] = scope.type_id
+    if scope.context_id is not None:
+        parameters["scope_context_id"] = scope.context_id
+    rows = fast_read.rows(uow, statement, parameters)
     token = ""
     if len(rows) > page.size:
         rows = rows[: page.size]
-        keys = [_PageKey(row.id, getattr(row, page.column)) for row in rows]
+        id_at, value_at = _column_positions(statement, page.column)
+        keys = [_PageKey(row[id_at], row[value_at]) for row in rows]
         token = pagination.encode_token(page, keys)
     return node_repo.hydrate(uow, kind, rows), token
+
+
+@functools.lru_cache(maxsize=512)
+def _page_statement(
+    schema: Schema,
+    kind: NodeKind,
+    filter_text: str,
+    field: int,
+    ascending: bool,
+    continued: bool,
+    by_type: bool,
+    by_context: bool,
+) -> sa.Select[Any]:
+    """The page query for one shape of request, built once: clients page through the
+    same listing again and again, and building it cost more than running it. The
+    page position, scope and size are bound parameters. Raises InvalidArgumentError
+    (not cached) for a bad filter."""
+    table = kind.table(schema)
+    # The page's node rows come back with their type names in one statement; their
+    # properties in a second (hydrate).
+    query = node_repo.select_nodes_of(schema, kind)
+    if filter_text:
+        query = filter_query.restrict(schema, kind, query, filter_text)
+    if by_type:
+        query = query.where(table.c.type_id == sa.bindparam("scope_type_id", type_=sa.Integer))
+    if by_context:
+        link = schema.attribution if kind is NodeKind.ARTIFACT else schema.association
+        owner = link.c[kind.owner_column]
+        in_context = sa.select(owner).where(link.c.context_id == sa.bindparam("scope_context_id", type_=sa.Integer))
+        query = query.where(table.c.id.in_(in_context))
+    continuation, order = pagination.keyset(field, ascending, table, continued)
+    return query.where(*continuation).order_by(*order).limit(sa.bindparam("limit", type_=sa.Integer))
+
+
+def _column_positions(statement: sa.Select[Any], column: str) -> tuple[int, int]:
+    keys = [str(c.key) for c in statement.selected_columns]
+    return keys.index("id"), keys.index(column)
 
 
 @dataclass(frozen=True)

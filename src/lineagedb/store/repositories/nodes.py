@@ -175,8 +175,12 @@ def update_row(
 
 def select_nodes(uow: UnitOfWork, kind: NodeKind) -> sa.Select[Any]:
     """SELECT of node rows joined with their type name, for callers to filter and order."""
-    table = kind.table(uow.schema)
-    type_table = uow.schema.type
+    return select_nodes_of(uow.schema, kind)
+
+
+def select_nodes_of(schema: Schema, kind: NodeKind) -> sa.Select[Any]:
+    table = kind.table(schema)
+    type_table = schema.type
     return sa.select(table, type_table.c.name.label("type_name")).join_from(
         table, type_table, type_table.c.id == table.c.type_id, isouter=True
     )
