@@ -128,7 +128,8 @@ def _property_count_statement(schema: Schema) -> sa.Select[Any]:
 
 def property_count(uow: UnitOfWork, type_id: int) -> int:
     """How many properties a type has (they are only ever added, so this tells a cached copy is current)."""
-    return int(uow.execute(_property_count_statement(uow.schema), {"type_id": type_id}).scalar_one())
+    [(count,)] = fast_read.rows(uow, _property_count_statement(uow.schema), {"type_id": type_id})
+    return int(count)
 
 
 def by_ids(uow: UnitOfWork, kind: int, ids: Iterable[int]) -> dict[int, TypeRecord]:
