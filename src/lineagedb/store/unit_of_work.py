@@ -10,6 +10,7 @@ ALREADY_EXISTS on inserts, INTERNAL on updates, ABORTED on a context race).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -114,21 +115,35 @@ class UnitOfWork:
         """Run SQL text SQLAlchemy compiled earlier (see store.bulk_insert) with positional rows."""
         return self._classified(self.connection.exec_driver_sql, sql, parameters)
 
-    def fetch_driver_sql(self, sql: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+    def fetch_driver_sql(
+        self, sql: str, parameters: Sequence[Any] | Mapping[str, Any]
+    ) -> tuple[list[tuple[Any, ...]], Sequence[Any] | None]:
         """Rows of SQL text (compiled by SQLAlchemy, see store.fast_read) from the driver's
-        own cursor, inside this transaction. SQLite only."""
+        own cursor, inside this transaction, and the cursor's description. Driver errors are classified as everywhere
+        else; a lost connection is invalidated, as SQLAlchemy would, so the pool drops it."""
+        dialect = self.connection.dialect
         dbapi_connection = self.connection.connection.dbapi_connection
         assert dbapi_connection is not None
+        cursor = dbapi_connection.cursor()
         try:
-            rows: list[tuple[Any, ...]] = dbapi_connection.execute(sql, parameters).fetchall()
-            return rows
-        except sqlite3.Error as error:
-            wrapped = sa_exc.DBAPIError.instance(sql, parameters, error, sqlite3.Error)
+            cursor.execute(sql, parameters)
+            rows: list[tuple[Any, ...]] = list(cursor.fetchall())
+            return rows, cursor.description
+        except dialect.loaded_dbapi.Error as error:
+            lost = dialect.is_disconnect(error, dbapi_connection, cursor)
+            wrapped = sa_exc.DBAPIError.instance(
+                sql, parameters, error, dialect.loaded_dbapi.Error, connection_invalidated=lost
+            )
             assert isinstance(wrapped, sa_exc.DBAPIError)
+            if lost:
+                self.connection.invalidate(error)
             domain = classify_driver_error(wrapped)
             if isinstance(domain, errors.InternalError):
                 log.error("database statement failed: %s", error)
             raise domain from error
+        finally:
+            with contextlib.suppress(dialect.loaded_dbapi.Error):
+                cursor.close()  # may fail once the connection is gone; the error above matters
 
     @staticmethod
     def _classified(run: Callable[..., sa.CursorResult[Any]], statement: Any, parameters: Any) -> sa.CursorResult[Any]:
