@@ -26,22 +26,11 @@ class Scope:
     context_id: int | None = None  # artifacts via Attribution, executions via Association
 
 
-def _scope_clauses(uow: UnitOfWork, kind: NodeKind, scope: Scope) -> list[sa.ColumnElement[bool]]:
-    table = kind.table(uow.schema)
-    clauses: list[sa.ColumnElement[bool]] = []
-    if scope.type_id is not None:
-        clauses.append(table.c.type_id == scope.type_id)
-    if scope.context_id is not None:
-        link = uow.schema.attribution if kind is NodeKind.ARTIFACT else uow.schema.association
-        owner = link.c[kind.owner_column]
-        clauses.append(table.c.id.in_(sa.select(owner).where(link.c.context_id == scope.context_id)))
-    return clauses
-
-
 def list_all(uow: UnitOfWork, kind: NodeKind, scope: Scope = Scope()) -> list[Any]:
     """Every node in scope, ordered by id (requests without options)."""
-    clauses = _scope_clauses(uow, kind, scope)
-    return node_repo.load_where(uow, kind, sa.and_(*clauses) if clauses else None)
+    statement = _scope_statement(uow.schema, kind, scope.type_id is not None, scope.context_id is not None)
+    rows = fast_read.rows(uow, statement, _scope_parameters(scope))
+    return node_repo.hydrate(uow, kind, rows)
 
 
 def list_page(uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Scope = Scope()) -> tuple[list[Any], str]:
@@ -58,10 +47,7 @@ def list_page(uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Sco
     )
     parameters: dict[str, Any] = {"limit": min(page.size + 1, pagination.MAX_FETCH)}
     parameters.update(pagination.keyset_parameters(page))
-    if scope.type_id is not None:
-        parameters["scope_type_id"] = scope.type_id
-    if scope.context_id is not None:
-        parameters["scope_context_id"] = scope.context_id
+    parameters.update(_scope_parameters(scope))
     rows = fast_read.rows(uow, statement, parameters)
     token = ""
     if len(rows) > page.size:
@@ -90,9 +76,23 @@ def _page_statement(
     table = kind.table(schema)
     # The page's node rows come back with their type names in one statement; their
     # properties in a second (hydrate).
-    query = node_repo.select_nodes_of(schema, kind)
+    query = _scoped(schema, kind, by_type, by_context)
     if filter_text:
         query = filter_query.restrict(schema, kind, query, filter_text)
+    continuation, order = pagination.keyset(field, ascending, table, continued)
+    return query.where(*continuation).order_by(*order).limit(sa.bindparam("limit", type_=sa.Integer))
+
+
+@functools.cache
+def _scope_statement(schema: Schema, kind: NodeKind, by_type: bool, by_context: bool) -> sa.Select[Any]:
+    """Every node row in a scope, ordered by id (built once per scope shape)."""
+    return _scoped(schema, kind, by_type, by_context).order_by(kind.table(schema).c.id)
+
+
+def _scoped(schema: Schema, kind: NodeKind, by_type: bool, by_context: bool) -> sa.Select[Any]:
+    """Node rows with their type names, restricted to a scope given as bound parameters."""
+    table = kind.table(schema)
+    query = node_repo.select_nodes_of(schema, kind)
     if by_type:
         query = query.where(table.c.type_id == sa.bindparam("scope_type_id", type_=sa.Integer))
     if by_context:
@@ -100,8 +100,16 @@ def _page_statement(
         owner = link.c[kind.owner_column]
         in_context = sa.select(owner).where(link.c.context_id == sa.bindparam("scope_context_id", type_=sa.Integer))
         query = query.where(table.c.id.in_(in_context))
-    continuation, order = pagination.keyset(field, ascending, table, continued)
-    return query.where(*continuation).order_by(*order).limit(sa.bindparam("limit", type_=sa.Integer))
+    return query
+
+
+def _scope_parameters(scope: Scope) -> dict[str, int]:
+    parameters = {}
+    if scope.type_id is not None:
+        parameters["scope_type_id"] = scope.type_id
+    if scope.context_id is not None:
+        parameters["scope_context_id"] = scope.context_id
+    return parameters
 
 
 def _column_positions(statement: sa.Select[Any], column: str) -> tuple[int, int]:
