@@ -17,7 +17,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -94,6 +94,14 @@ def _mysql_code(orig: BaseException | None) -> int | None:
     return None
 
 
+def _raise_domain(error: sa_exc.DBAPIError) -> NoReturn:
+    """Raise the domain error for a failed statement; unexpected ones are logged."""
+    domain = classify_driver_error(error)
+    if isinstance(domain, errors.InternalError):
+        log.error("database statement failed", exc_info=error)
+    raise domain from error
+
+
 class UnitOfWork:
     """One open transaction. Repositories run their statements through it."""
 
@@ -119,8 +127,9 @@ class UnitOfWork:
         self, sql: str, parameters: Sequence[Any] | Mapping[str, Any]
     ) -> tuple[list[tuple[Any, ...]], Sequence[Any] | None]:
         """Rows of SQL text (compiled by SQLAlchemy, see store.fast_read) from the driver's
-        own cursor, inside this transaction, and the cursor's description. Driver errors are classified as everywhere
-        else; a lost connection is invalidated, as SQLAlchemy would, so the pool drops it."""
+        own cursor, inside this transaction, and the cursor's description. Driver errors
+        are classified as everywhere else; a lost connection is invalidated, as SQLAlchemy
+        would, so the pool drops it."""
         dialect = self.connection.dialect
         dbapi_connection = self.connection.connection.dbapi_connection
         assert dbapi_connection is not None
@@ -137,10 +146,7 @@ class UnitOfWork:
             assert isinstance(wrapped, sa_exc.DBAPIError)
             if lost:
                 self.connection.invalidate(error)
-            domain = classify_driver_error(wrapped)
-            if isinstance(domain, errors.InternalError):
-                log.error("database statement failed: %s", error)
-            raise domain from error
+            _raise_domain(wrapped)
         finally:
             with contextlib.suppress(dialect.loaded_dbapi.Error):
                 cursor.close()  # may fail once the connection is gone; the error above matters
@@ -150,10 +156,7 @@ class UnitOfWork:
         try:
             return run(statement, parameters)
         except sa_exc.DBAPIError as error:
-            domain = classify_driver_error(error)
-            if isinstance(domain, errors.InternalError):
-                log.exception("database statement failed")
-            raise domain from error
+            _raise_domain(error)
         except sa_exc.StatementError as error:
             # A column type rejected a parameter (schema.MLMDText: invalid UTF-8).
             if isinstance(error.orig, errors.LineageError):

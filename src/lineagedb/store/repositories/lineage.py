@@ -58,7 +58,7 @@ def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
 def first_matching_ids(uow: UnitOfWork, kind: NodeKind, filter_text: str, limit: int) -> list[int]:
     """Ids of nodes of `kind` matching `filter_text`, ascending, at most `limit`."""
     statement = _first_matching_statement(uow.schema, kind, filter_text)
-    return [int(i) for i in uow.execute(statement, {"limit": limit}).scalars()]
+    return [int(row[0]) for row in fast_read.rows(uow, statement, {"limit": limit})]
 
 
 @functools.lru_cache(maxsize=256)

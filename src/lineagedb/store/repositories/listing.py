@@ -92,7 +92,7 @@ def _scope_statement(schema: Schema, kind: NodeKind, by_type: bool, by_context: 
 def _scoped(schema: Schema, kind: NodeKind, by_type: bool, by_context: bool) -> sa.Select[Any]:
     """Node rows with their type names, restricted to a scope given as bound parameters."""
     table = kind.table(schema)
-    query = node_repo.select_nodes_of(schema, kind)
+    query = node_repo.select_nodes(schema, kind)
     if by_type:
         query = query.where(table.c.type_id == sa.bindparam("scope_type_id", type_=sa.Integer))
     if by_context:

@@ -116,6 +116,9 @@ def insert_nodes(uow: UnitOfWork, kind: NodeKind, nodes: Sequence[Message], now_
     return ids
 
 
+_LAST_ROWID = sa.select(sa.func.last_insert_rowid())
+
+
 def _insert_returning_ids(uow: UnitOfWork, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
     dialect = uow.connection.dialect
     if len(rows) > 1 and uow.dialect == "sqlite":  # bulk_insert counts these rows
@@ -124,7 +127,7 @@ def _insert_returning_ids(uow: UnitOfWork, table: sa.Table, rows: list[dict[str,
         # else allocates ids meanwhile: one executemany allocates consecutive rowids
         # (INTEGER PRIMARY KEY takes max + 1), ending at last_insert_rowid().
         bulk_insert.insert_rows(uow, table, rows)
-        last = int(uow.execute(sa.select(sa.func.last_insert_rowid())).scalar_one())
+        [(last,)] = fast_read.rows(uow, _LAST_ROWID, {})
         return list(range(last - len(rows) + 1, last + 1))
     uow.note_inserted(table, len(rows))
     if len(rows) > 1 and dialect.insert_executemany_returning_sort_by_parameter_order:
@@ -173,12 +176,8 @@ def update_row(
     return uow.execute(statement.values(**values)).rowcount > 0
 
 
-def select_nodes(uow: UnitOfWork, kind: NodeKind) -> sa.Select[Any]:
+def select_nodes(schema: Schema, kind: NodeKind) -> sa.Select[Any]:
     """SELECT of node rows joined with their type name, for callers to filter and order."""
-    return select_nodes_of(uow.schema, kind)
-
-
-def select_nodes_of(schema: Schema, kind: NodeKind) -> sa.Select[Any]:
     table = kind.table(schema)
     type_table = schema.type
     return sa.select(table, type_table.c.name.label("type_name")).join_from(
@@ -284,7 +283,7 @@ def load_where(
 ) -> list[Any]:
     """All nodes matching `where` (None = all), ordered by `order_by` (default id)."""
     table = kind.table(uow.schema)
-    query = select_nodes(uow, kind)
+    query = select_nodes(uow.schema, kind)
     ids = sa.select(table.c.id)
     if where is not None:
         query = query.where(where)
