@@ -1,4 +1,4 @@
-"""Command line: `lineagedb serve` and `lineagedb db upgrade|current`.
+"""Command line: `lineagedb serve`, `lineagedb db upgrade|current` and `lineagedb token create`.
 
 Every `serve` option also comes from a LINEAGEDB_* environment variable (shown in
 `--help`); the command line wins. MLMD's server flags are accepted as MLMD spells
@@ -23,11 +23,13 @@ from lineagedb.config import (
     ConfigurationError,
     ConnectionPolicy,
     Settings,
+    TlsSettings,
     default_database_url,
     env,
 )
 from lineagedb.ops import mlmd_flags
 from lineagedb.ops.logs import LOG_FORMATS, configure_logging
+from lineagedb.security.settings import DEFAULT_JWT_ALGORITHMS, MTLS_IDENTITY_SOURCES, SecuritySettings
 
 log = logging.getLogger("lineagedb.cli")
 
@@ -309,8 +311,90 @@ def _serve_parser(sub: Any) -> argparse.ArgumentParser:
         help="on SIGTERM, seconds between NOT_SERVING and closing the port",
     )
 
+    _security_arguments(serve)
     mlmd_flags.add_arguments(serve, lambda name: os.environ.get(f"{ENV_PREFIX}{name.upper()}") or None)
     return serve
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _security_arguments(serve: argparse.ArgumentParser) -> None:
+    # JWT flags default to None (not SecuritySettings' defaults) so that giving one without
+    # --auth-jwt-jwks can be refused instead of silently doing nothing.
+    auth = serve.add_argument_group("authentication and authorization", "off unless a credential source is given")
+    _option(auth, "--auth-tokens", env_name="AUTH_TOKENS", metavar="FILE", help="static bearer tokens (SHA-256 hashes)")
+    _option(
+        auth,
+        "--auth-jwt-jwks",
+        env_name="AUTH_JWT_JWKS",
+        metavar="FILE_OR_URL",
+        help="accept JWT bearer tokens signed by a key in this JSON Web Key Set (file or http(s) URL)",
+    )
+    _option(auth, "--auth-jwt-issuer", env_name="AUTH_JWT_ISSUER", metavar="ISSUER", help="required 'iss' of JWTs")
+    _option(
+        auth, "--auth-jwt-audience", env_name="AUTH_JWT_AUDIENCE", metavar="AUDIENCE", help="required 'aud' of JWTs"
+    )
+    _option(
+        auth,
+        "--auth-jwt-principal-claim",
+        env_name="AUTH_JWT_PRINCIPAL_CLAIM",
+        metavar="CLAIM",
+        help="claim naming the caller; dotted paths reach nested claims (default sub)",
+    )
+    _option(
+        auth,
+        "--auth-jwt-groups-claim",
+        env_name="AUTH_JWT_GROUPS_CLAIM",
+        metavar="CLAIM",
+        help="claim listing groups (default groups)",
+    )
+    _option(
+        auth,
+        "--auth-jwt-namespace-claim",
+        env_name="AUTH_JWT_NAMESPACE_CLAIM",
+        metavar="CLAIM",
+        help="claim giving the caller's default namespace, e.g. kubernetes.io.namespace",
+    )
+    _option(
+        auth,
+        "--auth-jwt-algorithms",
+        env_name="AUTH_JWT_ALGORITHMS",
+        metavar="ALG,...",
+        type=_comma_list,
+        help=f"comma-separated JWT algorithms accepted (default {','.join(DEFAULT_JWT_ALGORITHMS)})",
+    )
+    _option(
+        auth,
+        "--auth-jwt-leeway-s",
+        env_name="AUTH_JWT_LEEWAY_S",
+        metavar="SECONDS",
+        type=float,
+        help="clock skew tolerated on exp/nbf, in seconds (default 30)",
+    )
+    _option(
+        auth,
+        "--auth-mtls-identity",
+        env_name="AUTH_MTLS_IDENTITY",
+        choices=MTLS_IDENTITY_SOURCES,
+        help="name callers by this field of their verified client certificate (needs --tls-client-ca)",
+    )
+    _option(
+        auth,
+        "--auth-anonymous",
+        env_name="AUTH_ANONYMOUS",
+        metavar="ROLE@NAMESPACE",
+        help="grant calls without credentials this role (viewer, editor or admin) in this namespace",
+    )
+    _option(auth, "--authz-policy", env_name="AUTHZ_POLICY", metavar="FILE", help="authorization policy file")
+    _option(
+        auth,
+        "--page-token-key-file",
+        env_name="PAGE_TOKEN_KEY_FILE",
+        metavar="FILE",
+        help=f"key that signs page tokens (or {ENV_PREFIX}PAGE_TOKEN_KEY)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -322,7 +406,39 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("upgrade", "create or upgrade the schema"), ("current", "print the schema state")):
         cmd = db_sub.add_parser(name, help=text)
         cmd.add_argument("--database", default=env("DATABASE_URL"), help="SQLAlchemy URL")
+    _token_parser(sub)
     return parser
+
+
+def _checked_name(what: str) -> Callable[[str], str]:
+    from lineagedb.security.static_tokens import check_name
+
+    def convert(text: str) -> str:
+        try:
+            return check_name(text, what)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from error
+
+    return convert
+
+
+def _token_parser(sub: Any) -> None:
+    token = sub.add_parser("token", help="static bearer tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser(
+        "create",
+        help="make a new bearer token",
+        description="Print a new random token (once) and the line that makes it valid in the --auth-tokens file.",
+    )
+    create.add_argument(
+        "--principal",
+        required=True,
+        type=_checked_name("principal"),
+        help="who the token authenticates (no whitespace; ':' is fine, e.g. system:serviceaccount:ns:name)",
+    )
+    create.add_argument(
+        "--group", action="append", default=[], type=_checked_name("group"), help="a group of the principal (repeat)"
+    )
 
 
 def build_settings(args: argparse.Namespace, argv: Sequence[str]) -> Settings:
@@ -357,6 +473,7 @@ def build_settings(args: argparse.Namespace, argv: Sequence[str]) -> Settings:
         raise ConfigurationError(
             "--pool-size must be at least 1, --pool-max-overflow at least 0, --pool-timeout positive"
         )
+    security = build_security_settings(args, tls)
     enable_upgrade = bool(args.enable_database_upgrade) or bool(source.enable_upgrade)
     retries = source.connection_retries if source.connection_retries is not None else 5
     return Settings(
@@ -394,7 +511,47 @@ def build_settings(args: argparse.Namespace, argv: Sequence[str]) -> Settings:
         grpc_channel_arguments=mlmd_flags.parse_channel_arguments(args.grpc_channel_arguments),
         workers=args.workers,
         so_reuseport=so_reuseport,
+        security=security,
     )
+
+
+def build_security_settings(args: argparse.Namespace, tls: TlsSettings | None) -> SecuritySettings:
+    """The authentication flags as SecuritySettings, refusing combinations that cannot work."""
+    jwt_flags = {
+        "--auth-jwt-issuer": args.auth_jwt_issuer,
+        "--auth-jwt-audience": args.auth_jwt_audience,
+        "--auth-jwt-principal-claim": args.auth_jwt_principal_claim,
+        "--auth-jwt-groups-claim": args.auth_jwt_groups_claim,
+        "--auth-jwt-namespace-claim": args.auth_jwt_namespace_claim,
+        "--auth-jwt-algorithms": args.auth_jwt_algorithms,
+        "--auth-jwt-leeway-s": args.auth_jwt_leeway_s,
+    }
+    given = [flag for flag, value in jwt_flags.items() if value is not None]
+    if given and not args.auth_jwt_jwks:
+        raise ConfigurationError(f"{', '.join(given)} need --auth-jwt-jwks (the key set that verifies JWTs)")
+    defaults = SecuritySettings()
+    try:
+        security = SecuritySettings(
+            tokens_file=args.auth_tokens or None,
+            jwt_jwks=args.auth_jwt_jwks or None,
+            jwt_issuer=args.auth_jwt_issuer or None,
+            jwt_audience=args.auth_jwt_audience or None,
+            jwt_principal_claim=args.auth_jwt_principal_claim or defaults.jwt_principal_claim,
+            jwt_groups_claim=args.auth_jwt_groups_claim or defaults.jwt_groups_claim,
+            jwt_namespace_claim=args.auth_jwt_namespace_claim or None,
+            jwt_algorithms=defaults.jwt_algorithms if args.auth_jwt_algorithms is None else args.auth_jwt_algorithms,
+            jwt_leeway_s=defaults.jwt_leeway_s if args.auth_jwt_leeway_s is None else args.auth_jwt_leeway_s,
+            mtls_identity=args.auth_mtls_identity or None,
+            anonymous=args.auth_anonymous or None,
+            authz_policy=args.authz_policy or None,
+            page_token_key_file=args.page_token_key_file or None,
+        )
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from error
+    # The certificate names the caller only if gRPC verified it, i.e. it was required and checked against a CA.
+    if security.mtls_identity and (tls is None or tls.client_ca is None or not tls.require_client_cert):
+        raise ConfigurationError("--auth-mtls-identity needs TLS with --tls-client-ca and client certificates required")
+    return security
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -409,6 +566,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args, normalized)
+        if args.command == "token":
+            return _token_create(args.principal, args.group)
         return _db_command(args.db_command, args.database or default_database_url())
     except ConfigurationError as error:
         print(f"lineagedb: configuration error: {error}", file=sys.stderr)
@@ -433,6 +592,17 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> int:
     except StartupError as error:
         print(f"lineagedb: {error}", file=sys.stderr)
         return EXIT_STARTUP
+
+
+def _token_create(principal: str, groups: list[str]) -> int:
+    from lineagedb.security.static_tokens import new_token, tokens_file_line
+
+    token = new_token()
+    print(f"token: {token}")
+    print(f"tokens file line: {tokens_file_line(token, principal, groups)}")
+    print("# The token is shown only this once: give it to the client (metadata 'authorization: Bearer <token>').")
+    print("# Add the line to the --auth-tokens file, then reload or restart the server. The file holds only the hash.")
+    return 0
 
 
 def _db_command(command: str, url: str) -> int:

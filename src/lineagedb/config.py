@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lineagedb.security.settings import SecuritySettings
+
 DEFAULT_PORT = 8080
 DEFAULT_SQLITE_FILE = "lineagedb.sqlite"
 # KFP raised MLMD's 4 MiB inbound limit to 100 MiB for large lineage writes.
@@ -104,6 +106,8 @@ class Settings:
     grpc_channel_arguments: tuple[tuple[str, int | str], ...] = ()
     workers: int = 1
     so_reuseport: bool = False
+    # Authentication and authorization (off unless configured).
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
 
 def env(name: str, default: str | None = None) -> str | None:
