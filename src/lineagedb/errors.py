@@ -60,5 +60,13 @@ class DataLossError(LineageError):
     pass
 
 
+class UnauthenticatedError(LineageError):
+    """No credentials, or credentials that are not valid; the message never echoes them."""
+
+
+class PermissionDeniedError(LineageError):
+    """Authenticated, but the policy does not allow this call."""
+
+
 class InternalError(LineageError):
     """A server-side fault. MLMD also answers INTERNAL for a few update clashes."""

@@ -117,6 +117,8 @@ EXPECTED_CODES: dict[type[errors.LineageError], grpc.StatusCode] = {
     errors.ResourceExhaustedError: StatusCode.RESOURCE_EXHAUSTED,
     errors.DeadlineExceededError: StatusCode.DEADLINE_EXCEEDED,
     errors.DataLossError: StatusCode.DATA_LOSS,
+    errors.UnauthenticatedError: StatusCode.UNAUTHENTICATED,
+    errors.PermissionDeniedError: StatusCode.PERMISSION_DENIED,
     errors.InternalError: StatusCode.INTERNAL,
 }
 

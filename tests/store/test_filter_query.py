@@ -14,6 +14,7 @@ from lineagedb.query.filter_ast import NodeKind
 from lineagedb.query.filter_parser import parse_filter
 from lineagedb.store import filter_query
 from lineagedb.store.schema import Schema, schema_for
+from lineagedb.store.tenancy import UNRESTRICTED
 
 A, E, C = NodeKind.ARTIFACT, NodeKind.EXECUTION, NodeKind.CONTEXT
 LIVE, PENDING, DELETED = 2, 1, 4
@@ -292,7 +293,7 @@ def test_filter_apply_restricts_a_listing_query(connection: sa.Connection, schem
 
     table = schema.artifact
     listing = sa.select(table.c.id, table.c.id.label("sort_value")).order_by(table.c.id.desc())
-    uow = SimpleNamespace(schema=schema)
+    uow = SimpleNamespace(schema=schema, tenancy=UNRESTRICTED)
     query = filter_query.apply(uow, RepoNodeKind.ARTIFACT, listing, "contexts_a.name LIKE 'c%'")
     assert [row.id for row in connection.execute(query)] == [2, 1]
 
@@ -302,7 +303,9 @@ def test_filter_apply_maps_parse_errors_to_invalid_argument(schema: Schema) -> N
 
     listing = sa.select(schema.artifact.c.id)
     with pytest.raises(errors.InvalidArgumentError) as info:
-        filter_query.apply(SimpleNamespace(schema=schema), RepoNodeKind.ARTIFACT, listing, "id = '1'")
+        filter_query.apply(
+            SimpleNamespace(schema=schema, tenancy=UNRESTRICTED), RepoNodeKind.ARTIFACT, listing, "id = '1'"
+        )
     assert info.value.message.startswith("Invalid `filter_query`: ")
 
 

@@ -31,6 +31,8 @@ STATUS_BY_ERROR: dict[type[errors.LineageError], grpc.StatusCode] = {
     errors.ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.DeadlineExceededError: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.DataLossError: grpc.StatusCode.DATA_LOSS,
+    errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    errors.PermissionDeniedError: grpc.StatusCode.PERMISSION_DENIED,
     errors.InternalError: grpc.StatusCode.INTERNAL,
 }
 

@@ -107,7 +107,7 @@ def _reaches(uow: UnitOfWork, start: int, target: int) -> bool:
     while frontier:
         if target in frontier:
             return True
-        parents = {parent for _, parent in edge_repo.parent_links(uow, frontier)}
+        parents = {parent for _, parent in edge_repo.parent_links(uow, frontier, integrity_check=True)}
         frontier = parents - seen
         seen |= frontier
     return False

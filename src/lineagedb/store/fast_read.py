@@ -59,7 +59,7 @@ def rows(uow: UnitOfWork, statement: sa.Select[Any], parameters: Mapping[str, An
     values = {name: _value(plan, name, parameters) for name in plan.order}
     sql = [plan.pieces[0]]
     for name, piece in zip(plan.lists, plan.pieces[1:], strict=True):
-        items = values.pop(name) if not plan.positional else values[name]
+        items = values[name]  # a list may appear more than once (namespace checks on both ends)
         if plan.positional:
             marks = ", ".join([plan.mark] * len(items))
         else:
@@ -69,6 +69,9 @@ def rows(uow: UnitOfWork, statement: sa.Select[Any], parameters: Mapping[str, An
         # SQLAlchemy renders an empty list as a never-true subquery; so do we (SQLite only).
         sql.append(f"({marks})" if items else "(SELECT 1 WHERE 1 != 1)")
         sql.append(piece)
+    if not plan.positional:
+        for name in plan.lists:
+            values.pop(name, None)  # replaced by the numbered keys above
     arguments: Sequence[Any] | Mapping[str, Any]
     if plan.positional:
         flat: list[Any] = []

@@ -53,7 +53,9 @@ from lineagedb.query.filter_ast import (
     referenced_joins,
 )
 from lineagedb.query.filter_parser import parse_filter
+from lineagedb.store import tenancy
 from lineagedb.store.schema import MLMDText, Schema
+from lineagedb.store.tenancy import Reach
 
 __all__ = ["CompiledFilter", "InnerJoin", "apply", "compile_filter", "matching_ids"]
 
@@ -106,10 +108,12 @@ def _property_table(schema: Schema, kind: NodeKind) -> sa.Table:
 
 
 class _Compiler:
-    def __init__(self, schema: Schema, kind: NodeKind, node: sa.FromClause) -> None:
+    def __init__(self, schema: Schema, kind: NodeKind, node: sa.FromClause, reach: Reach) -> None:
         self.schema = schema
         self.kind = kind
         self.node = node
+        # Neighbors the caller cannot read are not there: they never satisfy a join.
+        self.reach = reach
         self.joins: list[InnerJoin] = []
         self.node_type: sa.FromClause | None = None
         # (kind, alias) -> the neighbor row alias; (kind, alias) -> its Type alias.
@@ -150,8 +154,12 @@ class _Compiler:
         node_id = self.node.c.id
         if kind is NeighborKind.EVENTS:
             event = s.event.alias(name)
-            owner = event.c.artifact_id if self.kind is NodeKind.ARTIFACT else event.c.execution_id
-            self.joins.append(InnerJoin(event, owner == node_id))
+            if self.kind is NodeKind.ARTIFACT:
+                owner, other, other_kind = event.c.artifact_id, event.c.execution_id, tenancy.EXECUTION_NODE
+            else:
+                owner, other, other_kind = event.c.execution_id, event.c.artifact_id, tenancy.ARTIFACT_NODE
+            # An event is visible only when both of its ends are.
+            self.joins.append(InnerJoin(event, sa.and_(owner == node_id, self._visible(other_kind, other))))
             return event
         link: sa.FromClause
         if kind is NeighborKind.CONTEXTS:
@@ -172,9 +180,13 @@ class _Compiler:
             link = s.association.alias(f"{name}_link")
             near, far, target = link.c.context_id, link.c.execution_id, s.execution
         neighbor = target.alias(name)
+        target_kind = tenancy.kind_number(target.name.lower())
         self.joins.append(InnerJoin(link, near == node_id))
-        self.joins.append(InnerJoin(neighbor, neighbor.c.id == far))
+        self.joins.append(InnerJoin(neighbor, sa.and_(neighbor.c.id == far, self._visible(target_kind, neighbor.c.id))))
         return neighbor
+
+    def _visible(self, node_kind: int, node_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        return tenancy.visible(node_kind, node_id, self.reach)
 
     # -- expressions -------------------------------------------------------------------------
 
@@ -240,52 +252,58 @@ class _Compiler:
         raise TypeError(f"not a filter expression: {expr!r}")
 
 
-def compile_filter(expr: Expr, kind: NodeKind, schema: Schema, node: sa.FromClause | None = None) -> CompiledFilter:
+def compile_filter(
+    expr: Expr, kind: NodeKind, schema: Schema, node: sa.FromClause | None = None, reach: Reach = Reach.ALL
+) -> CompiledFilter:
     """Compile ``expr`` (parsed for ``kind``) against ``schema``.
 
     ``node`` is the FROM element standing for the filtered nodes; by default a fresh alias
     of the node table, so the result can sit in a subquery under a query on the same table
-    without SQLAlchemy correlating the two.
+    without SQLAlchemy correlating the two. Under a restricted ``reach`` the filtered node
+    and every joined neighbor must be readable (the statement then takes tenancy's
+    parameters).
     """
     if node is None:
         node = _node_table(schema, kind).alias("f_node")
-    compiler = _Compiler(schema, kind, node)
+    compiler = _Compiler(schema, kind, node, reach)
     compiler.plan_joins(expr)
     where = compiler.expr(expr)
+    if reach is not Reach.ALL:
+        where = sa.and_(compiler._visible(tenancy.kind_number(kind.value), node.c.id), where)
     return CompiledFilter(node=node, joins=tuple(compiler.joins), where=where)
 
 
-def matching_ids(schema: Schema, kind: NodeKind, text: str) -> sa.Select[int]:
+def matching_ids(schema: Schema, kind: NodeKind, text: str, reach: Reach = Reach.ALL) -> sa.Select[int]:
     """``SELECT DISTINCT id`` of the nodes of ``kind`` matching the filter ``text``.
 
     Raises InvalidArgumentError for a filter MLMD would reject (§6.6).
     """
-    return compile_filter(_parse(text, kind), kind, schema).select_ids()
+    return compile_filter(_parse(text, kind), kind, schema, reach=reach).select_ids()
 
 
 def apply(uow: Any, kind: Any, query: sa.Select[Any], text: str) -> sa.Select[Any]:
     """Restrict a node listing ``query`` (over the plain node table) to nodes matching ``text``.
 
-    Used by ``repositories.listing``: ``kind`` is the repository's NodeKind (same values as
-    ours), ``uow`` provides the schema. The filter is applied as ``id IN (subquery)``: the
-    semi-join de-duplicates by itself and leaves the listing's columns and ORDER BY alone.
+    ``kind`` is the repository's NodeKind (same values as ours), ``uow`` provides the schema
+    and the caller's reach. The filter is applied as ``id IN (subquery)``: the semi-join
+    de-duplicates by itself and leaves the listing's columns and ORDER BY alone.
     """
-    return restrict(uow.schema, kind, query, text)
+    return restrict(uow.schema, kind, query, text, uow.tenancy.reach)
 
 
-def restrict(schema: Schema, kind: Any, query: sa.Select[Any], text: str) -> sa.Select[Any]:
+def restrict(schema: Schema, kind: Any, query: sa.Select[Any], text: str, reach: Reach) -> sa.Select[Any]:
     """`apply` for callers that hold the schema rather than a unit of work."""
     node_kind = NodeKind(kind.value)
-    return query.where(_node_table(schema, node_kind).c.id.in_(matching_subquery(schema, node_kind, text)))
+    return query.where(_node_table(schema, node_kind).c.id.in_(matching_subquery(schema, node_kind, text, reach)))
 
 
 @functools.lru_cache(maxsize=512)
-def matching_subquery(schema: Schema, kind: NodeKind, text: str) -> sa.Select[Any]:
-    """Ids (not distinct) of the nodes of ``kind`` matching ``text``.
+def matching_subquery(schema: Schema, kind: NodeKind, text: str, reach: Reach = Reach.ALL) -> sa.Select[Any]:
+    """Ids (not distinct) of the readable nodes of ``kind`` matching ``text``.
 
-    Parsed and compiled once per text: clients page through one filter many times,
-    and parsing costs far more than running the compiled statement."""
-    return compile_filter(_parse(text, kind), kind, schema).select_ids(distinct=False)
+    Parsed and compiled once per text and reach: clients page through one filter many
+    times, and parsing costs far more than running the compiled statement."""
+    return compile_filter(_parse(text, kind), kind, schema, reach=reach).select_ids(distinct=False)
 
 
 def _parse(text: str | bytes, kind: NodeKind) -> Expr:

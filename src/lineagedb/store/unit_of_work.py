@@ -27,6 +27,7 @@ from lineagedb.store import locks
 from lineagedb.store.engine import is_sqlite_memory
 from lineagedb.store.schema import Schema, schema_for
 from lineagedb.store.statistics import StatisticsKeeper
+from lineagedb.store.tenancy import CURRENT_TENANCY, UNRESTRICTED, Tenancy
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,11 @@ def _raise_domain(error: sa_exc.DBAPIError) -> NoReturn:
 class UnitOfWork:
     """One open transaction. Repositories run their statements through it."""
 
-    def __init__(self, connection: sa.Connection, schema: Schema) -> None:
+    def __init__(self, connection: sa.Connection, schema: Schema, tenancy: Tenancy = UNRESTRICTED) -> None:
         self.connection = connection
         self.schema = schema
+        # What this call may see and change: every node or edge read is scoped by it.
+        self.tenancy = tenancy
         self.dialect = connection.dialect.name
         self._after_commit: list[Callable[[], None]] = []
         self._releases: list[Callable[[], None]] = []
@@ -183,8 +186,11 @@ class UnitOfWork:
 class Database:
     """The engine plus the schema of its dialect; opens units of work."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, require_tenancy: bool = False) -> None:
         self.engine = engine
+        # With authentication on, a transaction opened outside a call whose tenancy the
+        # transport edge decided is refused rather than run unrestricted (fail closed).
+        self.require_tenancy = require_tenancy
         self.dialect = engine.dialect.name
         self.schema = schema_for(self.dialect)
         self.statistics = StatisticsKeeper(engine)
@@ -193,12 +199,17 @@ class Database:
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[UnitOfWork]:
+        tenancy = CURRENT_TENANCY.get()
+        if tenancy is None:
+            if self.require_tenancy:
+                raise errors.PermissionDeniedError("the call's namespaces could not be determined")
+            tenancy = UNRESTRICTED
         lock = self._serialize if self._serialize is not None else nullcontext()
         with lock:
-            uow = self._run(write)
+            uow = self._run(write, tenancy)
             yield from uow
 
-    def _run(self, write: bool) -> Iterator[UnitOfWork]:
+    def _run(self, write: bool, tenancy: Tenancy) -> Iterator[UnitOfWork]:
         try:
             connection = self.engine.connect()
         except sa_exc.TimeoutError as error:
@@ -211,7 +222,7 @@ class Database:
                 transaction = connection.begin()
             except sa_exc.DBAPIError as error:
                 raise classify_driver_error(error) from error
-            uow = UnitOfWork(connection, self.schema)
+            uow = UnitOfWork(connection, self.schema, tenancy)
             try:
                 try:
                     yield uow

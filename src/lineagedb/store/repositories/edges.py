@@ -12,9 +12,10 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
-from lineagedb.store import bulk_insert, fast_read
+from lineagedb.store import bulk_insert, fast_read, tenancy
 from lineagedb.store.repositories.nodes import _insert_returning_ids
 from lineagedb.store.schema import Schema
+from lineagedb.store.tenancy import ARTIFACT_NODE, CONTEXT_NODE, EXECUTION_NODE, Reach
 from lineagedb.store.unit_of_work import UnitOfWork
 
 _CHUNK = 500
@@ -48,16 +49,17 @@ def insert_events(uow: UnitOfWork, events: Sequence[mlmd.Event], now_ms: int) ->
 
 
 def events_by(uow: UnitOfWork, column: str, ids: Iterable[int]) -> list[mlmd.Event]:
-    """Events whose `column` (artifact_id or execution_id) is in `ids`.
+    """Readable events (both ends readable) whose `column` (artifact_id or execution_id) is in `ids`.
 
     Ordered as MLMD's SQLite reads come back: (artifact_id, execution_id, type)
     for by-artifact reads, (execution_id, insertion) for by-execution reads.
     """
     wanted = sorted(set(ids))
-    statement = _events_by_statement(uow.schema, column)
+    statement = _events_by_statement(uow.schema, column, uow.tenancy.reach)
+    visibility = uow.tenancy.parameters
     rows: list[Any] = []
     for start in range(0, len(wanted), _CHUNK):
-        rows.extend(uow.execute(statement, {"ids": wanted[start : start + _CHUNK]}).all())
+        rows.extend(uow.execute(statement, {"ids": wanted[start : start + _CHUNK], **visibility}).all())
     if column == "artifact_id" and len(wanted) > _CHUNK:
         rows.sort(key=lambda r: (r.artifact_id, r.execution_id, r.type))
     elif len(wanted) > _CHUNK:
@@ -79,10 +81,35 @@ def rows_to_events(uow: UnitOfWork, rows: Sequence[Any]) -> list[mlmd.Event]:
 
 
 @functools.cache
-def _events_by_statement(schema: Schema, column: str) -> sa.Select[Any]:
+def _events_by_statement(schema: Schema, column: str, reach: Reach) -> sa.Select[Any]:
     e = schema.event
     order = (e.c.artifact_id, e.c.execution_id, e.c.type) if column == "artifact_id" else (e.c.execution_id, e.c.id)
-    return sa.select(e).where(e.c[column].in_(sa.bindparam("ids", expanding=True))).order_by(*order)
+    query = sa.select(e).where(e.c[column].in_(sa.bindparam("ids", expanding=True)), *event_visible(e, reach))
+    return query.order_by(*order)
+
+
+def event_visible(event: sa.FromClause, reach: Reach) -> tuple[sa.ColumnElement[bool], ...]:
+    """Conditions under which an event row is readable: both of its ends are."""
+    if reach is Reach.ALL:
+        return ()
+    return (
+        tenancy.visible(ARTIFACT_NODE, event.c.artifact_id, reach),
+        tenancy.visible(EXECUTION_NODE, event.c.execution_id, reach),
+    )
+
+
+def link_visible(link: sa.FromClause, reach: Reach) -> tuple[sa.ColumnElement[bool], ...]:
+    """Conditions under which an attribution, association or parent-context row is readable."""
+    if reach is Reach.ALL:
+        return ()
+    columns = link.c
+    if "artifact_id" in columns:
+        ends = ((ARTIFACT_NODE, columns.artifact_id), (CONTEXT_NODE, columns.context_id))
+    elif "execution_id" in columns:
+        ends = ((EXECUTION_NODE, columns.execution_id), (CONTEXT_NODE, columns.context_id))
+    else:
+        ends = ((CONTEXT_NODE, columns.context_id), (CONTEXT_NODE, columns.parent_context_id))
+    return tuple(tenancy.visible(kind, column, reach) for kind, column in ends)
 
 
 @functools.cache
@@ -110,15 +137,21 @@ def _load_paths(uow: UnitOfWork, by_id: dict[int, mlmd.Event]) -> None:
 
 
 @functools.cache
-def _ids_statement(table: sa.Table) -> sa.Select[Any]:
-    return sa.select(table.c.id).where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+def _ids_statement(table: sa.Table, reach: Reach) -> sa.Select[Any]:
+    query = sa.select(table.c.id).where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+    if reach is not Reach.ALL:
+        query = query.where(tenancy.visible(tenancy.kind_number(table.name.lower()), table.c.id, reach))
+    return query
 
 
 def existing_ids(uow: UnitOfWork, table: sa.Table, ids: Iterable[int]) -> set[int]:
+    """The ids among `ids` of readable rows of the node table `table`."""
     wanted = sorted(set(ids))
+    statement = _ids_statement(table, uow.tenancy.reach)
+    visibility = uow.tenancy.parameters
     found: set[int] = set()
     for start in range(0, len(wanted), _CHUNK):
-        found.update(uow.execute(_ids_statement(table), {"ids": wanted[start : start + _CHUNK]}).scalars())
+        found.update(uow.execute(statement, {"ids": wanted[start : start + _CHUNK], **visibility}).scalars())
     return found
 
 
@@ -145,33 +178,48 @@ def _insert_ignoring_statement(table: sa.Table, dialect: str, first_column: str)
 
 def attributions_for(uow: UnitOfWork, artifact_ids: Iterable[int]) -> list[Any]:
     a = uow.schema.attribution
-    return _rows_where_in(uow, sa.select(a.c.context_id, a.c.artifact_id), a.c.artifact_id, artifact_ids)
+    return _rows_where_in(uow, sa.select(a.c.context_id, a.c.artifact_id), a, a.c.artifact_id, artifact_ids)
 
 
 def associations_for(uow: UnitOfWork, execution_ids: Iterable[int]) -> list[Any]:
     a = uow.schema.association
-    return _rows_where_in(uow, sa.select(a.c.context_id, a.c.execution_id), a.c.execution_id, execution_ids)
+    return _rows_where_in(uow, sa.select(a.c.context_id, a.c.execution_id), a, a.c.execution_id, execution_ids)
 
 
-def _rows_where_in(uow: UnitOfWork, query: sa.Select[Any], column: sa.Column[Any], ids: Iterable[int]) -> list[Any]:
+def _rows_where_in(
+    uow: UnitOfWork,
+    query: sa.Select[Any],
+    link: sa.Table,
+    column: sa.Column[Any],
+    ids: Iterable[int],
+    scoped: bool = True,
+) -> list[Any]:
+    """Readable rows of `link` (both ends readable) whose `column` is in `ids`;
+    every such row when not `scoped` (integrity checks only)."""
     wanted = sorted(set(ids))
+    visibility = uow.tenancy.parameters if scoped else {}
+    if scoped:
+        query = query.where(*link_visible(link, uow.tenancy.reach))
     rows: list[Any] = []
     for start in range(0, len(wanted), _CHUNK):
-        rows.extend(uow.execute(query.where(column.in_(wanted[start : start + _CHUNK]))).all())
+        rows.extend(uow.execute(query.where(column.in_(wanted[start : start + _CHUNK])), visibility).all())
     return rows
 
 
-def parent_links(uow: UnitOfWork, child_ids: Iterable[int]) -> list[tuple[int, int]]:
-    """(child, parent) pairs for the given children."""
+def parent_links(uow: UnitOfWork, child_ids: Iterable[int], integrity_check: bool = False) -> list[tuple[int, int]]:
+    """(child, parent) pairs for the given children. `integrity_check` reads links
+    the caller cannot see too: a cycle through another namespace is still a cycle."""
     pc = uow.schema.parent_context
-    rows = _rows_where_in(uow, sa.select(pc.c.context_id, pc.c.parent_context_id), pc.c.context_id, child_ids)
+    query = sa.select(pc.c.context_id, pc.c.parent_context_id)
+    rows = _rows_where_in(uow, query, pc, pc.c.context_id, child_ids, scoped=not integrity_check)
     return [(row[0], row[1]) for row in rows]
 
 
 def child_links(uow: UnitOfWork, parent_ids: Iterable[int]) -> list[tuple[int, int]]:
     """(child, parent) pairs for the given parents."""
     pc = uow.schema.parent_context
-    rows = _rows_where_in(uow, sa.select(pc.c.context_id, pc.c.parent_context_id), pc.c.parent_context_id, parent_ids)
+    query = sa.select(pc.c.context_id, pc.c.parent_context_id)
+    rows = _rows_where_in(uow, query, pc, pc.c.parent_context_id, parent_ids)
     return [(row[0], row[1]) for row in rows]
 
 

@@ -23,6 +23,7 @@ from lineagedb.store.repositories import types as type_repo
 from lineagedb.store.repositories.nodes import NodeKind
 from lineagedb.store.repositories.types import TypeRecord
 from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND, Schema
+from lineagedb.store.tenancy import Reach
 from lineagedb.store.unit_of_work import UnitOfWork
 
 # Ids per IN list. Small enough for SQLite builds limited to 999 bound
@@ -56,30 +57,33 @@ def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
 
 
 def first_matching_ids(uow: UnitOfWork, kind: NodeKind, filter_text: str, limit: int) -> list[int]:
-    """Ids of nodes of `kind` matching `filter_text`, ascending, at most `limit`."""
-    statement = _first_matching_statement(uow.schema, kind, filter_text)
-    return [int(row[0]) for row in fast_read.rows(uow, statement, {"limit": limit})]
+    """Ids of readable nodes of `kind` matching `filter_text`, ascending, at most `limit`."""
+    statement = _first_matching_statement(uow.schema, kind, filter_text, uow.tenancy.reach)
+    return [int(row[0]) for row in fast_read.rows(uow, statement, {"limit": limit, **uow.tenancy.parameters})]
 
 
 @functools.lru_cache(maxsize=256)
-def _first_matching_statement(schema: Schema, kind: NodeKind, filter_text: str) -> sa.Select[Any]:
+def _first_matching_statement(schema: Schema, kind: NodeKind, filter_text: str, reach: Reach) -> sa.Select[Any]:
     """Built once per filter text: lineage clients start from the same few filters
     (`id = N` per node) again and again, and building the statement cost more than
     running it. Raises InvalidArgumentError (not cached) for a bad filter."""
     table = kind.table(schema)
     # DISTINCT keeps the LIMIT counting nodes even if a filter joins neighbours into the query.
     ids = sa.select(table.c.id).distinct()
-    query = ids.where(table.c.id.in_(filter_query.matching_subquery(schema, FilterKind(kind.value), filter_text)))
+    matching = filter_query.matching_subquery(schema, FilterKind(kind.value), filter_text, reach)
+    query = ids.where(table.c.id.in_(matching))
+    if reach is not Reach.ALL:
+        query = query.where(kind.visible(table.c.id, reach))
     return query.order_by(table.c.id).limit(sa.bindparam("limit", type_=sa.Integer))
 
 
 def ids_matching(uow: UnitOfWork, kind: NodeKind, candidates: Collection[int], filter_text: str) -> set[int]:
-    """The subset of `candidates` (ids of `kind`) that match `filter_text`."""
+    """The subset of `candidates` (ids of `kind`) that match `filter_text` (readable ones only)."""
     table = kind.table(uow.schema)
     found: set[int] = set()
     for chunk in _chunks(candidates):
         query = filter_query.apply(uow, kind, sa.select(table.c.id).where(table.c.id.in_(chunk)), filter_text)
-        found.update(int(i) for i in uow.execute(query).scalars())
+        found.update(int(i) for i in uow.execute(query, uow.tenancy.parameters).scalars())
     return found
 
 
@@ -91,11 +95,14 @@ def events_touching(
     `event_types`, when given, restricts the event types in SQL, so events a
     directed traversal would discard never leave the database.
     """
-    statement = _events_statement(uow.schema, side, event_types is not None)
+    statement = _events_statement(uow.schema, side, event_types is not None, uow.tenancy.reach)
     types = sorted(event_types) if event_types is not None else None
+    visibility = uow.tenancy.parameters
     rows: list[EventRow] = []
     for chunk in _chunks(frontier):
-        parameters: dict[str, object] = {"ids": chunk} if types is None else {"ids": chunk, "types": types}
+        parameters: dict[str, object] = {"ids": chunk, **visibility}
+        if types is not None:
+            parameters["types"] = types
         found = fast_read.rows(uow, statement, parameters)
         rows.extend(EventRow(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4]) for r in found)
     if len(frontier) > CHUNK:
@@ -104,7 +111,7 @@ def events_touching(
 
 
 @functools.cache
-def _events_statement(schema: Schema, side: NodeKind, by_type: bool) -> sa.Select[Any]:
+def _events_statement(schema: Schema, side: NodeKind, by_type: bool, reach: Reach) -> sa.Select[Any]:
     """Built once per shape; expanding parameters keep it in SQLAlchemy's compiled cache
     without rebuilding the expression on every hop."""
     e = schema.event
@@ -113,13 +120,15 @@ def _events_statement(schema: Schema, side: NodeKind, by_type: bool) -> sa.Selec
     )
     if by_type:
         query = query.where(e.c.type.in_(sa.bindparam("types", expanding=True)))
-    return query.order_by(e.c.id)
+    # A hop never crosses into a namespace the caller cannot read.
+    return query.where(*edge_repo.event_visible(e, reach)).order_by(e.c.id)
 
 
 @functools.cache
-def _links_statement(table: sa.Table, owner_column: str) -> sa.Select[Any]:
+def _links_statement(table: sa.Table, owner_column: str, reach: Reach) -> sa.Select[Any]:
     owner, context = table.c[owner_column], table.c.context_id
-    return sa.select(owner, context).where(owner.in_(sa.bindparam("ids", expanding=True))).order_by(owner, context)
+    query = sa.select(owner, context).where(owner.in_(sa.bindparam("ids", expanding=True)))
+    return query.where(*edge_repo.link_visible(table, reach)).order_by(owner, context)
 
 
 def to_events(uow: UnitOfWork, rows: Sequence[EventRow]) -> list[mlmd.Event]:
@@ -138,10 +147,11 @@ def associations(uow: UnitOfWork, execution_ids: Collection[int]) -> list[LinkRo
 
 
 def _links(uow: UnitOfWork, table: sa.Table, owner_column: str, ids: Collection[int]) -> list[LinkRow]:
-    statement = _links_statement(table, owner_column)
+    statement = _links_statement(table, owner_column, uow.tenancy.reach)
+    visibility = uow.tenancy.parameters
     rows: list[LinkRow] = []
     for chunk in _chunks(ids):
-        found = fast_read.rows(uow, statement, {"ids": chunk})
+        found = fast_read.rows(uow, statement, {"ids": chunk, **visibility})
         rows.extend(LinkRow(int(row[0]), int(row[1])) for row in found)
     return rows  # chunks are ascending and disjoint, so the concatenation stays ordered
 

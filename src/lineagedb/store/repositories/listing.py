@@ -17,6 +17,7 @@ from lineagedb.store import fast_read, filter_query, pagination
 from lineagedb.store.repositories import nodes as node_repo
 from lineagedb.store.repositories.nodes import NodeKind
 from lineagedb.store.schema import Schema
+from lineagedb.store.tenancy import Reach
 from lineagedb.store.unit_of_work import UnitOfWork
 
 
@@ -27,9 +28,11 @@ class Scope:
 
 
 def list_all(uow: UnitOfWork, kind: NodeKind, scope: Scope = Scope()) -> list[Any]:
-    """Every node in scope, ordered by id (requests without options)."""
-    statement = _scope_statement(uow.schema, kind, scope.type_id is not None, scope.context_id is not None)
-    rows = fast_read.rows(uow, statement, _scope_parameters(scope))
+    """Every readable node in scope, ordered by id (requests without options)."""
+    statement = _scope_statement(
+        uow.schema, kind, scope.type_id is not None, scope.context_id is not None, uow.tenancy.reach
+    )
+    rows = fast_read.rows(uow, statement, {**_scope_parameters(scope), **uow.tenancy.parameters})
     return node_repo.hydrate(uow, kind, rows)
 
 
@@ -44,8 +47,9 @@ def list_page(uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Sco
         page.token is not None,
         scope.type_id is not None,
         scope.context_id is not None,
+        uow.tenancy.reach,
     )
-    parameters: dict[str, Any] = {"limit": min(page.size + 1, pagination.MAX_FETCH)}
+    parameters: dict[str, Any] = {"limit": min(page.size + 1, pagination.MAX_FETCH), **uow.tenancy.parameters}
     parameters.update(pagination.keyset_parameters(page))
     parameters.update(_scope_parameters(scope))
     rows = fast_read.rows(uow, statement, parameters)
@@ -68,37 +72,41 @@ def _page_statement(
     continued: bool,
     by_type: bool,
     by_context: bool,
+    reach: Reach,
 ) -> sa.Select[Any]:
-    """The page query for one shape of request, built once: clients page through the
+    """The page query for one shape of request (and reach), built once: clients page through the
     same listing again and again, and building it cost more than running it. The
     page position, scope and size are bound parameters. Raises InvalidArgumentError
     (not cached) for a bad filter."""
     table = kind.table(schema)
     # The page's node rows come back with their type names in one statement; their
     # properties in a second (hydrate).
-    query = _scoped(schema, kind, by_type, by_context)
+    query = _scoped(schema, kind, by_type, by_context, reach)
     if filter_text:
-        query = filter_query.restrict(schema, kind, query, filter_text)
+        query = filter_query.restrict(schema, kind, query, filter_text, reach)
     continuation, order = pagination.keyset(field, ascending, table, continued)
     return query.where(*continuation).order_by(*order).limit(sa.bindparam("limit", type_=sa.Integer))
 
 
 @functools.cache
-def _scope_statement(schema: Schema, kind: NodeKind, by_type: bool, by_context: bool) -> sa.Select[Any]:
-    """Every node row in a scope, ordered by id (built once per scope shape)."""
-    return _scoped(schema, kind, by_type, by_context).order_by(kind.table(schema).c.id)
+def _scope_statement(schema: Schema, kind: NodeKind, by_type: bool, by_context: bool, reach: Reach) -> sa.Select[Any]:
+    """Every readable node row in a scope, ordered by id (built once per scope shape)."""
+    return _scoped(schema, kind, by_type, by_context, reach).order_by(kind.table(schema).c.id)
 
 
-def _scoped(schema: Schema, kind: NodeKind, by_type: bool, by_context: bool) -> sa.Select[Any]:
-    """Node rows with their type names, restricted to a scope given as bound parameters."""
+def _scoped(schema: Schema, kind: NodeKind, by_type: bool, by_context: bool, reach: Reach) -> sa.Select[Any]:
+    """Readable node rows with their type names, restricted to a scope given as bound
+    parameters. A context the caller cannot read has no members for it."""
     table = kind.table(schema)
-    query = node_repo.select_nodes(schema, kind)
+    query = node_repo.select_nodes(schema, kind, reach)
     if by_type:
         query = query.where(table.c.type_id == sa.bindparam("scope_type_id", type_=sa.Integer))
     if by_context:
         link = schema.attribution if kind is NodeKind.ARTIFACT else schema.association
         owner = link.c[kind.owner_column]
         in_context = sa.select(owner).where(link.c.context_id == sa.bindparam("scope_context_id", type_=sa.Integer))
+        if reach is not Reach.ALL:
+            in_context = in_context.where(NodeKind.CONTEXT.visible(link.c.context_id, reach))
         query = query.where(table.c.id.in_(in_context))
     return query
 

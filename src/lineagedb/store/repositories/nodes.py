@@ -18,8 +18,9 @@ import sqlalchemy as sa
 from google.protobuf.message import Message
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
-from lineagedb.store import bulk_insert, codecs, fast_read
+from lineagedb.store import bulk_insert, codecs, fast_read, tenancy
 from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND, Schema
+from lineagedb.store.tenancy import Reach
 from lineagedb.store.unit_of_work import UnitOfWork
 
 _CHUNK = 500  # ids per IN list (SQLite builds may allow only 999 bound parameters)
@@ -50,6 +51,15 @@ class NodeKind(enum.Enum):
     def property_table(self, schema: Schema) -> sa.Table:
         table: sa.Table = getattr(schema, f"{self.value}_property")
         return table
+
+    @property
+    def number(self) -> int:
+        """The kind as the namespace membership table stores it."""
+        return tenancy.kind_number(self.value)
+
+    def visible(self, node_id: sa.ColumnElement[Any], reach: Reach) -> sa.ColumnElement[bool]:
+        """Whether the node `node_id` of this kind is readable (see store.tenancy)."""
+        return tenancy.visible(self.number, node_id, reach)
 
     @property
     def owner_column(self) -> str:
@@ -110,6 +120,7 @@ def insert_nodes(uow: UnitOfWork, kind: NodeKind, nodes: Sequence[Message], now_
         values["last_update_time_since_epoch"] = now_ms
         rows.append(values)
     ids = _insert_returning_ids(uow, table, rows)
+    tenancy.record_membership(uow, kind.value, ids)
     insert_properties(
         uow, kind, [prop for node_id, node in zip(ids, nodes, strict=True) for prop in property_rows(node_id, node)]
     )
@@ -176,27 +187,27 @@ def update_row(
     return uow.execute(statement.values(**values)).rowcount > 0
 
 
-def select_nodes(schema: Schema, kind: NodeKind) -> sa.Select[Any]:
-    """SELECT of node rows joined with their type name, for callers to filter and order."""
+def select_nodes(schema: Schema, kind: NodeKind, reach: Reach) -> sa.Select[Any]:
+    """SELECT of the readable node rows joined with their type name, for callers to
+    filter and order. Under a restricted reach it takes tenancy's parameters."""
     table = kind.table(schema)
     type_table = schema.type
-    return sa.select(table, type_table.c.name.label("type_name")).join_from(
+    query = sa.select(table, type_table.c.name.label("type_name")).join_from(
         table, type_table, type_table.c.id == table.c.type_id, isouter=True
     )
+    return query if reach is Reach.ALL else query.where(kind.visible(table.c.id, reach))
 
 
 @functools.cache
-def _statements(schema: Schema, kind: NodeKind) -> tuple[sa.Select[Any], sa.Select[Any], sa.Select[Any]]:
-    """Statements reused by every by-id read, built once: (nodes by ids, properties by
-    owner ids, property columns). Expanding bind parameters keep them cacheable."""
+def _statements(
+    schema: Schema, kind: NodeKind, reach: Reach = Reach.ALL
+) -> tuple[sa.Select[Any], sa.Select[Any], sa.Select[Any]]:
+    """Statements reused by every by-id read, built once per reach: (readable nodes by
+    ids, properties by owner ids, property columns). Expanding bind parameters keep
+    them cacheable."""
     table = kind.table(schema)
-    type_table = schema.type
-    nodes = (
-        sa.select(table, type_table.c.name.label("type_name"))
-        .join_from(table, type_table, type_table.c.id == table.c.type_id, isouter=True)
-        .where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
-        .order_by(table.c.id)
-    )
+    nodes = select_nodes(schema, kind, reach).where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+    nodes = nodes.order_by(table.c.id)
     props = kind.property_table(schema)
     owner = props.c[kind.owner_column]
     columns = sa.select(
@@ -205,7 +216,13 @@ def _statements(schema: Schema, kind: NodeKind) -> tuple[sa.Select[Any], sa.Sele
     return nodes, columns.where(owner.in_(sa.bindparam("ids", expanding=True))), columns
 
 
-def hydrate(uow: UnitOfWork, kind: NodeKind, rows: Sequence[Any], id_source: sa.Select[Any] | None = None) -> list[Any]:
+def hydrate(
+    uow: UnitOfWork,
+    kind: NodeKind,
+    rows: Sequence[Any],
+    id_source: sa.Select[Any] | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> list[Any]:
     """Turn node rows (from `select_nodes`) into messages with all their properties.
 
     `id_source`, when given, is a SELECT of the same ids; it lets the property
@@ -219,7 +236,7 @@ def hydrate(uow: UnitOfWork, kind: NodeKind, rows: Sequence[Any], id_source: sa.
     _, by_ids, columns = _statements(uow.schema, kind)
     if id_source is not None:
         owner = kind.property_table(uow.schema).c[kind.owner_column]
-        codecs.fill_properties(uow.execute(columns.where(owner.in_(id_source))).all(), by_id)
+        codecs.fill_properties(uow.execute(columns.where(owner.in_(id_source)), parameters or {}).all(), by_id)
     else:
         ids = list(by_id)
         for start in range(0, len(ids), _CHUNK):
@@ -270,10 +287,11 @@ def _row_to_message(kind: NodeKind, message_class: Any, row: Any) -> Any:
 def load_by_ids(uow: UnitOfWork, kind: NodeKind, ids: Iterable[int]) -> list[Any]:
     """Existing nodes among `ids`, each once, ordered by id."""
     wanted = sorted(set(ids))
-    by_ids = _statements(uow.schema, kind)[0]
+    by_ids = _statements(uow.schema, kind, uow.tenancy.reach)[0]
+    visibility = uow.tenancy.parameters
     result: list[Any] = []
     for start in range(0, len(wanted), _CHUNK):
-        rows = fast_read.rows(uow, by_ids, {"ids": wanted[start : start + _CHUNK]})
+        rows = fast_read.rows(uow, by_ids, {"ids": wanted[start : start + _CHUNK], **visibility})
         result.extend(hydrate(uow, kind, rows))
     return result
 
@@ -281,16 +299,19 @@ def load_by_ids(uow: UnitOfWork, kind: NodeKind, ids: Iterable[int]) -> list[Any
 def load_where(
     uow: UnitOfWork, kind: NodeKind, where: sa.ColumnElement[bool] | None, order_by: Sequence[Any] = ()
 ) -> list[Any]:
-    """All nodes matching `where` (None = all), ordered by `order_by` (default id)."""
+    """All readable nodes matching `where` (None = all), ordered by `order_by` (default id)."""
     table = kind.table(uow.schema)
-    query = select_nodes(uow.schema, kind)
+    reach = uow.tenancy.reach
+    query = select_nodes(uow.schema, kind, reach)
     ids = sa.select(table.c.id)
+    if reach is not Reach.ALL:
+        ids = ids.where(kind.visible(table.c.id, reach))
     if where is not None:
         query = query.where(where)
         ids = ids.where(where)
     query = query.order_by(*(order_by or (table.c.id,)))
-    rows = uow.execute(query).all()
-    return hydrate(uow, kind, rows, id_source=ids)
+    rows = uow.execute(query, uow.tenancy.parameters).all()
+    return hydrate(uow, kind, rows, id_source=ids, parameters=uow.tenancy.parameters)
 
 
 def load_by_type_and_name(uow: UnitOfWork, kind: NodeKind, type_id: int, name: str) -> Any | None:

@@ -1,0 +1,175 @@
+"""Namespaces in the data-access layer: which nodes a call may see, and where new ones go.
+
+Every artifact, execution and context belongs to one namespace. MLMD's tables stay
+unchanged; membership lives in LineageDB's own table `lineagedb_node_namespace`, which
+holds a row only for nodes *outside* `default`. Nodes MLMD (or LineageDB before
+namespaces) wrote have no row, so they belong to `default` without any backfill, and a
+store that never uses namespaces pays nothing on writes.
+
+The transport edge decides what a caller may read (the policy) and sets `CURRENT_TENANCY`
+for the call; `Database.transaction()` hands it to the unit of work, and every
+repository statement that returns nodes or edges adds `visible(...)`, so a forgotten
+check in an edge cannot leak rows. A statement that forgot the namespace parameters
+fails (an unbound parameter), it does not return more.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import enum
+import functools
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from lineagedb import errors
+
+DEFAULT_NAMESPACE = "default"
+# Kubernetes-namespace-like names: they end up in metadata headers and policy files.
+NAMESPACE_PATTERN = re.compile(r"[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?")
+VISIBLE_PARAMETER = "tenancy_readable"
+
+# Node kinds as stored in the membership table (MLMD's own type_kind numbers).
+ARTIFACT_NODE, EXECUTION_NODE, CONTEXT_NODE = 1, 0, 2
+
+
+def check_namespace_name(name: str) -> str:
+    if not isinstance(name, str) or NAMESPACE_PATTERN.fullmatch(name) is None:
+        raise errors.InvalidArgumentError(
+            "a namespace name is 1-63 lower-case letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+class Reach(enum.Enum):
+    """How a set of readable namespaces becomes SQL (part of cached statements' keys)."""
+
+    ALL = "all"  # no restriction (authentication off, cluster admins)
+    WITH_DEFAULT = "with_default"  # `default` readable: nodes without a foreign membership row
+    LISTED = "listed"  # `default` not readable: nodes with a membership row in the set
+
+
+@dataclass(frozen=True)
+class Tenancy:
+    """What one call may see and change, and where the nodes it creates go.
+
+    `readable` / `writable` of None mean every namespace. `token_binding` is what
+    page tokens are signed over (the principal and its readable namespaces); None
+    with authentication off, where MLMD's unsigned tokens are used.
+    """
+
+    namespace: str = DEFAULT_NAMESPACE
+    readable: frozenset[str] | None = None
+    writable: frozenset[str] | None = None
+    token_binding: bytes | None = None
+
+    @functools.cached_property
+    def reach(self) -> Reach:
+        if self.readable is None:
+            return Reach.ALL
+        return Reach.WITH_DEFAULT if DEFAULT_NAMESPACE in self.readable else Reach.LISTED
+
+    @functools.cached_property
+    def parameters(self) -> dict[str, Any]:
+        """Bound parameters for statements built with `visible(...)` under this reach."""
+        if self.readable is None:
+            return {}
+        if self.reach is Reach.WITH_DEFAULT:
+            return {VISIBLE_PARAMETER: sorted(self.readable - {DEFAULT_NAMESPACE}) or [DEFAULT_NAMESPACE]}
+        return {VISIBLE_PARAMETER: sorted(self.readable) or [""]}  # "" names no namespace
+
+    def may_write(self, namespace: str) -> bool:
+        return self.writable is None or namespace in self.writable
+
+    def may_read(self, namespace: str) -> bool:
+        return self.readable is None or namespace in self.readable
+
+
+UNRESTRICTED = Tenancy()
+# Set by the transport edge for the duration of one call (a contextvar, so each gRPC
+# worker thread sees only its own call's tenancy).
+CURRENT_TENANCY: contextvars.ContextVar[Tenancy | None] = contextvars.ContextVar("lineagedb_tenancy", default=None)
+
+
+def kind_number(kind_value: str) -> int:
+    return {"artifact": ARTIFACT_NODE, "execution": EXECUTION_NODE, "context": CONTEXT_NODE}[kind_value]
+
+
+def visible(node_kind: int, node_id: sa.ColumnElement[Any], reach: Reach) -> sa.ColumnElement[bool]:
+    """Whether the node `node_id` (of `node_kind`) is readable under `reach`.
+
+    An index probe on the membership table's primary key per candidate row. The
+    readable namespaces are the expanding parameter VISIBLE_PARAMETER, so statements
+    stay cacheable per reach.
+    """
+    if reach is Reach.ALL:
+        return sa.true()
+    m = MEMBERSHIP.alias()
+    names: sa.BindParameter[list[str]] = sa.bindparam(VISIBLE_PARAMETER, expanding=True)
+    row = sa.select(m.c.node_id).where(m.c.node_kind == node_kind, m.c.node_id == node_id)
+    if reach is Reach.WITH_DEFAULT:
+        # Visible unless it has a membership row naming a namespace outside the set.
+        return ~sa.exists(row.where(m.c.namespace.not_in(names)))
+    return sa.exists(row.where(m.c.namespace.in_(names)))
+
+
+def namespaces_of(uow: Any, kind_value: str, ids: Collection[int]) -> dict[int, str]:
+    """The namespace of each of `ids` (nodes without a row are in `default`)."""
+    result = dict.fromkeys(ids, DEFAULT_NAMESPACE)
+    if not ids:
+        return result
+    m = MEMBERSHIP
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), 500):
+        query = sa.select(m.c.node_id, m.c.namespace).where(
+            m.c.node_kind == kind_number(kind_value), m.c.node_id.in_(wanted[start : start + 500])
+        )
+        for node_id, namespace in uow.execute(query):
+            result[int(node_id)] = namespace
+    return result
+
+
+def record_membership(uow: Any, kind_value: str, ids: Iterable[int]) -> None:
+    """New nodes join the call's namespace (no row for `default`, see the module doc)."""
+    namespace = uow.tenancy.namespace
+    if namespace == DEFAULT_NAMESPACE:
+        return
+    rows = [{"node_kind": kind_number(kind_value), "node_id": node_id, "namespace": namespace} for node_id in ids]
+    if rows:
+        uow.execute(sa.insert(MEMBERSHIP), rows)
+
+
+def require_namespace(uow: Any, namespace: str) -> None:
+    """NOT_FOUND-style refusal (FAILED_PRECONDITION) for writes into a namespace nobody created."""
+    if namespace == DEFAULT_NAMESPACE:
+        return
+    if uow.execute(sa.select(NAMESPACES.c.name).where(NAMESPACES.c.name == namespace)).first() is None:
+        raise errors.FailedPreconditionError(
+            f"namespace {namespace!r} does not exist; an administrator creates it with "
+            f"`lineagedb namespace create {namespace}`"
+        )
+
+
+# LineageDB's own tables (migration 0003), kept out of MLMD's MetaData so that the
+# baseline migration and the MLMD schema checks never see them. Lower-case names,
+# the same on every backend.
+METADATA = sa.MetaData()
+NAMESPACES = sa.Table(
+    "lineagedb_namespace",
+    METADATA,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("create_time_since_epoch", sa.BigInteger, nullable=False),
+)
+MEMBERSHIP = sa.Table(
+    "lineagedb_node_namespace",
+    METADATA,
+    sa.Column("node_kind", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("node_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("namespace", sa.String(63), nullable=False),
+)
+# Finding a namespace's nodes (and refusing to delete a namespace that has any).
+sa.Index("idx_lineagedb_node_namespace_namespace", MEMBERSHIP.c.namespace, MEMBERSHIP.c.node_kind)
