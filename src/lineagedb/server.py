@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import signal
 import threading
 import time
@@ -24,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy import exc as sa_exc
 
 from lineagedb import errors
+from lineagedb.api.auth import AuthInterceptor
 from lineagedb.api.retry import AbortedRetry
 from lineagedb.api.servicer import MetadataStoreServicer
 from lineagedb.api.status import StatusInterceptor
@@ -35,8 +37,10 @@ from lineagedb.ops.metrics import Metrics
 from lineagedb.ops.tls import server_credentials
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
+from lineagedb.security.access_control import AccessControl, page_token_secret
+from lineagedb.security.policy import PolicyError
 from lineagedb.service.metadata_store import MetadataStore
-from lineagedb.store.bootstrap import prepare_database
+from lineagedb.store.bootstrap import prepare_database, upgrade_command
 from lineagedb.store.engine import PoolSettings, create_engine
 from lineagedb.store.unit_of_work import Database
 
@@ -60,6 +64,19 @@ class RunningServer:
     plaintext_port: int | None = None
     metrics: Metrics | None = None
     fatal: list[BaseException] = field(default_factory=list)
+    access: AccessControl | None = None
+
+    def reload_security(self) -> bool:
+        """SIGHUP: re-read the policy and credential files; a bad file keeps the old ones."""
+        if self.access is None or not self.access.enabled:
+            return True
+        try:
+            self.access.reload()
+        except (ConfigurationError, PolicyError, errors.LineageError) as error:
+            log.error("reload refused, keeping the previous policy and credentials: %s", _reason(error))
+            return False
+        log.info("reloaded the authorization policy and credentials")
+        return True
 
     def stop(self, grace: float | None = 5.0, drain_s: float = 0.0) -> None:
         self.supervisor.shutdown()  # NOT_SERVING first
@@ -77,6 +94,36 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _reason(error: BaseException) -> str:
+    return error.message if isinstance(error, errors.LineageError) else str(error)
+
+
+def build_access_control(settings: Settings) -> AccessControl:
+    """Authentication and the policy from the flags; a bad file or combination stops startup."""
+    security = settings.security
+    if security.authz_policy and not (security.authentication_enabled or security.anonymous):
+        raise ConfigurationError(
+            "--authz-policy needs a way to authenticate callers: --auth-tokens, --auth-jwt-jwks, "
+            "--auth-mtls-identity or --auth-anonymous"
+        )
+    try:
+        access = AccessControl(security, page_token_secret(security, os.environ))
+    except (PolicyError, errors.LineageError) as error:
+        raise ConfigurationError(_reason(error)) from error
+    if not access.enabled and not is_loopback(settings.host):
+        log.warning(
+            "authentication is off and the server listens on %s: anyone who can reach it may read and "
+            "change all metadata (see README, Security)",
+            settings.host or "all interfaces",
+        )
+    if access.enabled and settings.tls is None and not is_loopback(settings.host) and not settings.insecure_i_know:
+        raise ConfigurationError(
+            f"refusing to accept credentials in plaintext on {settings.host}:{settings.port}: configure TLS "
+            "(--tls-cert/--tls-key), listen on loopback, or pass --insecure-i-know (e.g. behind a TLS proxy)"
+        )
+    return access
 
 
 def check_listen_policy(settings: Settings) -> None:
@@ -105,6 +152,7 @@ def build_server(settings: Settings) -> RunningServer:
     """Everything up to (not including) `server.start()`. Raises ConfigurationError / StartupError."""
     url = parse_url(settings.database_url)
     check_listen_policy(settings)
+    access = build_access_control(settings)
     try:
         pool = PoolSettings(
             size=settings.pool_size, max_overflow=settings.pool_max_overflow, timeout_s=settings.pool_timeout_s
@@ -112,12 +160,18 @@ def build_server(settings: Settings) -> RunningServer:
         engine = create_engine(url, pool)
     except (sa_exc.ArgumentError, ImportError) as error:
         raise ConfigurationError(f"cannot use database URL {redacted(url)}: {error}") from error
-    database = Database(engine)
+    database = Database(engine, require_tenancy=access.enabled)
 
     def prepare() -> None:
         if settings.create_database:
             ensure_database_exists(engine.url)
-        prepare_database(engine, allow_upgrade=settings.enable_database_upgrade)
+        state = prepare_database(engine, allow_upgrade=settings.enable_database_upgrade)
+        access.namespaces_available = state.has_namespaces
+        if access.enabled and not state.has_namespaces:
+            raise errors.FailedPreconditionError(
+                "namespaces need LineageDB's schema revision 0003 or later; run: "
+                + upgrade_command(engine.url.render_as_string(hide_password=True))
+            )
 
     running_fatal: list[BaseException] = []
     stop_event = _STOP
@@ -143,6 +197,7 @@ def build_server(settings: Settings) -> RunningServer:
         futures.ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="rpc"),
         interceptors=[
             CallObserver(metrics),
+            AuthInterceptor(access),
             ReadinessGate(supervisor.ready.is_set),
             StatusInterceptor(),
             AbortedRetry(),
@@ -166,6 +221,7 @@ def build_server(settings: Settings) -> RunningServer:
         plaintext_port = _bind(server, f"{settings.plaintext_host}:{settings.plaintext_port}", settings, plain=True)
     running = RunningServer(server, port, database, supervisor, plaintext_port, metrics)
     running.fatal = running_fatal
+    running.access = access
     return running
 
 
@@ -197,6 +253,7 @@ def serve(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     running = build_server(settings)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: running.reload_security())
     running.server.start()
     if running.metrics is not None and settings.metrics_port is not None:
         try:

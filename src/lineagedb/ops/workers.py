@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -63,6 +64,16 @@ def run_workers(workers: int, host: str, port: int, serve_argv: Sequence[str], d
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    # Page tokens issued by one worker must verify on the others: without a configured
+    # key, the workers share one made here (lineagedb.security.access_control).
+    os.environ.setdefault("LINEAGEDB_PAGE_TOKEN_KEY", secrets.token_urlsafe(32))
+
+    # SIGHUP (reload the policy and tokens) goes to every worker.
+    def _forward_reload(_signum: int, _frame: object) -> None:
+        for child in children:
+            child.process.send_signal(signal.SIGHUP)
+
+    signal.signal(signal.SIGHUP, _forward_reload)
     children = [
         _Child(index, [*base, "--worker-index", str(index), "--worker-port", str(port)]) for index in range(workers)
     ]

@@ -60,7 +60,7 @@ class CompositeWriter:
         try:
             return node_repo.insert_nodes(self.uow, CONTEXT, [context], self.clock())[0]
         except UniqueViolation as error:
-            if reuse:
+            if reuse and not node_repo.exists_unscoped(self.uow, CONTEXT, context.type_id, context.name):
                 # Another writer created it first; the client's retry will find and reuse it.
                 raise errors.AbortedError(
                     f"context {context.name!r} was created concurrently; retry to reuse it"

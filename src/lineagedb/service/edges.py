@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from lineagedb import errors
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.service import access
 from lineagedb.store.repositories import edges as edge_repo
 from lineagedb.store.unit_of_work import UniqueViolation, UnitOfWork
 
@@ -34,6 +35,11 @@ def put_events(uow: UnitOfWork, events: Sequence[mlmd.Event], now_ms: int, check
                 raise errors.InvalidArgumentError(
                     f"event refers to execution {event.execution_id}, which does not exist"
                 )
+    # Also when the nodes are not checked (PutExecution): never an edge into a namespace
+    # the caller cannot see, nor between two nodes it may not write.
+    access.require_link_rights(
+        uow, [(("artifact", e.artifact_id), ("execution", e.execution_id)) for e in events], "an event"
+    )
     try:
         edge_repo.insert_events(uow, events, now_ms)
     except UniqueViolation as error:
@@ -67,11 +73,17 @@ def put_attributions_and_associations(
 
 def link_attributions(uow: UnitOfWork, pairs: Iterable[tuple[int, int]]) -> None:
     rows = [{"context_id": c, "artifact_id": a} for c, a in pairs]
+    access.require_link_rights(
+        uow, [(("context", r["context_id"]), ("artifact", r["artifact_id"])) for r in rows], "an attribution"
+    )
     edge_repo.insert_ignoring_duplicates(uow, uow.schema.attribution, rows)
 
 
 def link_associations(uow: UnitOfWork, pairs: Iterable[tuple[int, int]]) -> None:
     rows = [{"context_id": c, "execution_id": e} for c, e in pairs]
+    access.require_link_rights(
+        uow, [(("context", r["context_id"]), ("execution", r["execution_id"])) for r in rows], "an association"
+    )
     edge_repo.insert_ignoring_duplicates(uow, uow.schema.association, rows)
 
 
@@ -89,6 +101,10 @@ def put_parent_contexts(uow: UnitOfWork, links: Sequence[mlmd.ParentContext]) ->
                 f"parent context link {link.child_id} -> {link.parent_id}: both contexts must exist and differ "
                 "(cannot be found)"
             )
+        # After the existence check, so an invisible context reads as a missing one.
+        access.require_link_rights(
+            uow, [(("context", link.child_id), ("context", link.parent_id))], "a parent context link"
+        )
         if _reaches(uow, start=link.parent_id, target=link.child_id):
             raise errors.InvalidArgumentError(
                 f"parent context link {link.child_id} -> {link.parent_id} would create a cycle (cycle detected)"

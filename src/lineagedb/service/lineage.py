@@ -265,7 +265,9 @@ def get_lineage_graph(uow: UnitOfWork, options: mlmd.LineageGraphQueryOptions) -
     if hops < 0:
         raise errors.InvalidArgumentError(f"stop_conditions.max_num_hops must not be negative, got {hops}")
     hops = min(hops, LEGACY_MAX_NUM_HOPS)
-    query_artifacts, _ = listing.list_page(uow, ARTIFACT, pagination.parse_page(options.artifacts_options))
+    query_artifacts, _ = listing.list_page(
+        uow, ARTIFACT, pagination.parse_page(options.artifacts_options, uow.tenancy.page_token_key)
+    )
     if not query_artifacts:
         raise errors.NotFoundError("no artifact matches artifacts_options")
     max_nodes = options.max_node_size  # proto default 20; <= 0 means unlimited

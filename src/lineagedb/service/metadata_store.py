@@ -206,11 +206,10 @@ class MetadataStore:
     def _list(self, kind: NodeKind, request: Any, scope: listing.Scope | None = None) -> tuple[list[Any], str | None]:
         """All nodes (no options) or one page; the token is None without options."""
         scope = scope or listing.Scope()
-        scope = scope or listing.Scope()
         with self.db.transaction(write=False) as uow:
             if not request.HasField("options"):
                 return listing.list_all(uow, kind, scope), None
-            page = pagination.parse_page(request.options)
+            page = pagination.parse_page(request.options, uow.tenancy.page_token_key)
             return listing.list_page(uow, kind, page, scope)
 
     def get_artifacts(self, request: svc.GetArtifactsRequest) -> svc.GetArtifactsResponse:
@@ -259,7 +258,9 @@ class MetadataStore:
             scope = listing.Scope(type_id=record.id)
             if not request.HasField("options"):
                 return listing.list_all(uow, kind, scope), None
-            nodes, token = listing.list_page(uow, kind, pagination.parse_page(request.options), scope)
+            nodes, token = listing.list_page(
+                uow, kind, pagination.parse_page(request.options, uow.tenancy.page_token_key), scope
+            )
             # MLMD always sets the token (possibly "") when the type has nodes (§5.5).
             return nodes, token if nodes or token else None
 

@@ -16,6 +16,7 @@ from google.protobuf import field_mask_pb2
 
 from lineagedb import errors
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.service import access
 from lineagedb.service.type_cache import TypeCache
 from lineagedb.store.codecs import value_to_columns
 from lineagedb.store.repositories import nodes as node_repo
@@ -81,6 +82,8 @@ class NodeWriter:
         self.kind = kind
         self.types = types
         self.clock = clock
+        # Stored nodes this call may read but not change (namespaces it may not write).
+        self.read_only: set[int] = set()
 
     # -- validation --------------------------------------------------------------
 
@@ -144,10 +147,13 @@ class NodeWriter:
         return ids
 
     def load_stored(self, ids: Any) -> dict[int, Any]:
+        """The stored nodes among `ids` that this call may read (others read as missing)."""
         wanted = list(ids)
         if not wanted:
             return {}
-        return {node.id: node for node in node_repo.load_by_ids(self.uow, self.kind, wanted)}
+        stored = {node.id: node for node in node_repo.load_by_ids(self.uow, self.kind, wanted)}
+        self.read_only |= access.read_only(self.uow, self.kind.value, stored)
+        return stored
 
     def create(self, nodes: Sequence[Any], validated: bool = False) -> list[int]:
         if not nodes:
@@ -175,6 +181,8 @@ class NodeWriter:
         label = self.kind.label
         if stored is None:
             raise errors.InvalidArgumentError(f"cannot find the given id {node.id} among stored {label}s")
+        if stored.id in self.read_only:
+            raise errors.PermissionDeniedError(f"you may read {label} {node.id} but not change it (its namespace)")
         if options.check_last_update_time:
             requested_time = node.last_update_time_since_epoch
             if requested_time != stored.last_update_time_since_epoch:

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 VERSION_TABLE = "lineagedb_alembic_version"
 # The oldest revision the server can serve; later ones only add indexes (see _prepare).
 REQUIRED_REVISION = "0001"
+# The revision that adds the namespace tables; authentication needs it.
+NAMESPACES_REVISION = "0003"
 # The one older MLMD schema we upgrade in place (MLMD 1.x before v10 added two columns).
 MLMD_V9 = 9
 
@@ -62,6 +64,11 @@ class SchemaState:
     @property
     def empty(self) -> bool:
         return self.mlmd_version is None and len(self.missing_tables) == len(_table_names(None))
+
+    @property
+    def has_namespaces(self) -> bool:
+        """Migration 0003 (store.tenancy's tables) has run."""
+        return self.revision is not None and self.revision >= NAMESPACES_REVISION
 
     @property
     def current(self) -> bool:

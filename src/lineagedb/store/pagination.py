@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -63,7 +65,8 @@ def _ordering(options: mlmd.ListOperationOptions) -> tuple[int, bool]:
     return order.field, order.is_asc
 
 
-def parse_page(options: mlmd.ListOperationOptions) -> Page:
+def parse_page(options: mlmd.ListOperationOptions, key: bytes | None = None) -> Page:
+    """Validate `options`; with a `key` (authentication on) the token must carry its signature."""
     if options.max_result_size <= 0:
         raise errors.InvalidArgumentError(f"max_result_size must be positive, got {options.max_result_size}")
     field, ascending = _ordering(options)
@@ -71,7 +74,7 @@ def parse_page(options: mlmd.ListOperationOptions) -> Page:
         raise errors.InvalidArgumentError("order_by_field.field must be ID, CREATE_TIME or LAST_UPDATE_TIME")
     token = None
     if options.next_page_token:
-        token = decode_token(options.next_page_token)
+        token = decode_token(_unsealed(options.next_page_token, key) if key is not None else options.next_page_token)
         if _ordering(token.set_options) != (field, ascending):
             raise errors.InvalidArgumentError("next_page_token was issued for a different ordering (options mismatch)")
         if field == _Field.LAST_UPDATE_TIME and not token.listed_ids:
@@ -96,8 +99,29 @@ def decode_token(text: str | bytes) -> mlmd.ListOperationNextPageToken:
     return token
 
 
-def encode_token(page: Page, rows: Sequence[Any]) -> str:
-    """Token for the page that ends with `rows[-1]` (rows carry id and the order column)."""
+def _seal(text: str, key: bytes) -> str:
+    mac = hmac.new(key, text.encode("ascii"), hashlib.sha256).digest()
+    return f"{text}.{base64.urlsafe_b64encode(mac).decode('ascii').rstrip('=')}"
+
+
+def _unsealed(text: str | bytes, key: bytes) -> str:
+    """The MLMD token inside a signed one, if the signature is this caller's.
+
+    With authentication on, a token is bound to the principal and the namespaces it
+    may read (the key is derived from them), and to the whole query it continues
+    (filter, ordering, position), so one replayed by someone else, or edited to skip
+    a filter, is refused."""
+    if not isinstance(text, str) or text.count(".") != 1:
+        raise errors.InvalidArgumentError("next_page_token is not a token this server issued to this caller")
+    body, _ = text.split(".")
+    if not hmac.compare_digest(_seal(body, key), text):
+        raise errors.InvalidArgumentError("next_page_token is not a token this server issued to this caller")
+    return body
+
+
+def encode_token(page: Page, rows: Sequence[Any], key: bytes | None = None) -> str:
+    """Token for the page that ends with `rows[-1]` (rows carry id and the order column);
+    signed for the caller when a `key` is given (see `_unsealed`)."""
     last = rows[-1]
     token = mlmd.ListOperationNextPageToken()
     options = mlmd.ListOperationOptions()
@@ -113,7 +137,8 @@ def encode_token(page: Page, rows: Sequence[Any]) -> str:
         token.id_offset = last.id
         token.field_offset = last.sort_value
     token.set_options.CopyFrom(options)
-    return base64.urlsafe_b64encode(token.SerializeToString()).decode("ascii").rstrip("=")
+    text = base64.urlsafe_b64encode(token.SerializeToString()).decode("ascii").rstrip("=")
+    return _seal(text, key) if key is not None else text
 
 
 def keyset(

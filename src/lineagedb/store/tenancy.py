@@ -57,15 +57,16 @@ class Reach(enum.Enum):
 class Tenancy:
     """What one call may see and change, and where the nodes it creates go.
 
-    `readable` / `writable` of None mean every namespace. `token_binding` is what
-    page tokens are signed over (the principal and its readable namespaces); None
-    with authentication off, where MLMD's unsigned tokens are used.
+    `readable` / `writable` of None mean every namespace. `page_token_key` signs
+    page tokens (store.pagination): a key derived from the server's secret, the
+    principal and its readable namespaces, so a token only works for the caller it
+    was issued to. None with authentication off, where MLMD's unsigned tokens are used.
     """
 
     namespace: str = DEFAULT_NAMESPACE
     readable: frozenset[str] | None = None
     writable: frozenset[str] | None = None
-    token_binding: bytes | None = None
+    page_token_key: bytes | None = None
 
     @functools.cached_property
     def reach(self) -> Reach:
@@ -133,6 +134,26 @@ def namespaces_of(uow: Any, kind_value: str, ids: Collection[int]) -> dict[int, 
     return result
 
 
+def require_creatable(uow: Any) -> None:
+    """Nodes may be created only in a namespace the call may write and that exists.
+
+    Checked here, where every node insert passes, so no write path can skip it."""
+    namespace = uow.tenancy.namespace
+    if not uow.tenancy.may_write(namespace):
+        raise errors.PermissionDeniedError(f"you may not create metadata in namespace {namespace!r}")
+    if namespace == DEFAULT_NAMESPACE or namespace in uow.checked_namespaces:
+        return
+    # A shared row lock (PostgreSQL, MySQL; SQLite writers are serialized anyway) holds
+    # off a concurrent delete_namespace until this write has committed its members.
+    exists = sa.select(NAMESPACES.c.name).where(NAMESPACES.c.name == namespace).with_for_update(read=True)
+    if uow.execute(exists).first() is None:
+        raise errors.FailedPreconditionError(
+            f"namespace {namespace!r} does not exist; an administrator creates it with "
+            f"`lineagedb namespace create {namespace}`"
+        )
+    uow.checked_namespaces.add(namespace)
+
+
 def record_membership(uow: Any, kind_value: str, ids: Iterable[int]) -> None:
     """New nodes join the call's namespace (no row for `default`, see the module doc)."""
     namespace = uow.tenancy.namespace
@@ -143,15 +164,39 @@ def record_membership(uow: Any, kind_value: str, ids: Iterable[int]) -> None:
         uow.execute(sa.insert(MEMBERSHIP), rows)
 
 
-def require_namespace(uow: Any, namespace: str) -> None:
-    """NOT_FOUND-style refusal (FAILED_PRECONDITION) for writes into a namespace nobody created."""
-    if namespace == DEFAULT_NAMESPACE:
-        return
-    if uow.execute(sa.select(NAMESPACES.c.name).where(NAMESPACES.c.name == namespace)).first() is None:
+# -- administration (lineagedb namespace create|list|delete) ----------------------------
+
+
+def create_namespace(uow: Any, name: str, now_ms: int) -> None:
+    check_namespace_name(name)
+    if name == DEFAULT_NAMESPACE or uow.execute(sa.select(NAMESPACES.c.name).where(NAMESPACES.c.name == name)).first():
+        raise errors.AlreadyExistsError(f"namespace {name!r} already exists")
+    uow.execute(sa.insert(NAMESPACES).values(name=name, create_time_since_epoch=now_ms))
+
+
+def list_namespaces(uow: Any) -> list[tuple[str, int]]:
+    """(name, number of nodes) of every namespace, `default` first (its count is not kept)."""
+    counts = dict(
+        uow.execute(sa.select(MEMBERSHIP.c.namespace, sa.func.count()).group_by(MEMBERSHIP.c.namespace)).all()
+    )
+    names = uow.execute(sa.select(NAMESPACES.c.name).order_by(NAMESPACES.c.name)).scalars().all()
+    return [(DEFAULT_NAMESPACE, -1)] + [(name, int(counts.get(name, 0))) for name in names]
+
+
+def delete_namespace(uow: Any, name: str) -> None:
+    """Delete an empty namespace; one that still holds nodes is refused."""
+    check_namespace_name(name)
+    if name == DEFAULT_NAMESPACE:
+        raise errors.FailedPreconditionError("the default namespace always exists")
+    row = sa.select(NAMESPACES.c.name).where(NAMESPACES.c.name == name).with_for_update()
+    if uow.execute(row).first() is None:
+        raise errors.NotFoundError(f"namespace {name!r} does not exist")
+    members = uow.execute(sa.select(sa.func.count()).where(MEMBERSHIP.c.namespace == name)).scalar_one()
+    if members:
         raise errors.FailedPreconditionError(
-            f"namespace {namespace!r} does not exist; an administrator creates it with "
-            f"`lineagedb namespace create {namespace}`"
+            f"namespace {name!r} still holds {members} nodes; it can only be deleted when empty"
         )
+    uow.execute(sa.delete(NAMESPACES).where(NAMESPACES.c.name == name))
 
 
 # LineageDB's own tables (migration 0003), kept out of MLMD's MetaData so that the

@@ -111,6 +111,8 @@ class UnitOfWork:
         self.schema = schema
         # What this call may see and change: every node or edge read is scoped by it.
         self.tenancy = tenancy
+        # Namespaces this transaction already found to exist (store.tenancy.require_creatable).
+        self.checked_namespaces: set[str] = set()
         self.dialect = connection.dialect.name
         self._after_commit: list[Callable[[], None]] = []
         self._releases: list[Callable[[], None]] = []

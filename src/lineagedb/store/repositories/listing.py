@@ -58,7 +58,7 @@ def list_page(uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Sco
         rows = rows[: page.size]
         id_at, value_at = _column_positions(statement, page.column)
         keys = [_PageKey(row[id_at], row[value_at]) for row in rows]
-        token = pagination.encode_token(page, keys)
+        token = pagination.encode_token(page, keys, uow.tenancy.page_token_key)
     return node_repo.hydrate(uow, kind, rows), token
 
 

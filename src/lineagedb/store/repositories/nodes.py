@@ -110,6 +110,7 @@ def insert_nodes(uow: UnitOfWork, kind: NodeKind, nodes: Sequence[Message], now_
     """Insert new nodes and their properties; returns ids in request order."""
     if not nodes:
         return []
+    tenancy.require_creatable(uow)
     table = kind.table(uow.schema)
     rows = []
     for node in nodes:
@@ -318,6 +319,16 @@ def load_by_type_and_name(uow: UnitOfWork, kind: NodeKind, type_id: int, name: s
     table = kind.table(uow.schema)
     found = load_where(uow, kind, sa.and_(table.c.type_id == type_id, table.c.name == name))
     return found[0] if found else None
+
+
+def exists_unscoped(uow: UnitOfWork, kind: NodeKind, type_id: int, name: str) -> bool:
+    """Whether a node of (type, name) exists in *any* namespace. Only to tell a unique
+    clash with an invisible node (ALREADY_EXISTS) from a creation race (ABORTED)."""
+    if uow.tenancy.reach is Reach.ALL:
+        return False  # unrestricted: a clash after a lookup that found nothing is a race
+    table = kind.table(uow.schema)
+    query = sa.select(table.c.id).where(table.c.type_id == type_id, table.c.name == name)
+    return uow.execute(query).first() is not None
 
 
 def load_by_uris(uow: UnitOfWork, uris: Sequence[str]) -> list[Any]:

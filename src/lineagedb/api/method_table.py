@@ -1,0 +1,90 @@
+"""The one table from every served gRPC method to the permission it needs.
+
+A method that is not listed here is denied (fail closed); a test lists the methods
+of every service the server registers (through reflection) and requires each to be
+here, so a new RPC cannot slip through unprotected.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Permission(enum.Enum):
+    PUBLIC = "public"  # no credentials: health probes
+    AUTHENTICATED = "authenticated"  # any caller with valid credentials: schema reflection
+    READ = "read"  # viewer somewhere; sees only readable namespaces
+    WRITE = "write"  # editor in the call's namespace (nodes and edges)
+    WRITE_TYPES = "write_types"  # the policy's type_writers role in the call's namespace
+
+
+_MLMD = "/ml_metadata.MetadataStoreService/"
+_MLMD_WRITES = (
+    "PutArtifacts",
+    "PutExecutions",
+    "PutContexts",
+    "PutEvents",
+    "PutExecution",
+    "PutLineageSubgraph",
+    "PutAttributionsAndAssociations",
+    "PutParentContexts",
+)
+_MLMD_TYPE_WRITES = ("PutArtifactType", "PutExecutionType", "PutContextType", "PutTypes")
+_MLMD_READS = (
+    "GetArtifactType",
+    "GetArtifactTypesByID",
+    "GetArtifactTypes",
+    "GetArtifactTypesByExternalIds",
+    "GetExecutionType",
+    "GetExecutionTypesByID",
+    "GetExecutionTypes",
+    "GetExecutionTypesByExternalIds",
+    "GetContextType",
+    "GetContextTypesByID",
+    "GetContextTypes",
+    "GetContextTypesByExternalIds",
+    "GetArtifacts",
+    "GetExecutions",
+    "GetContexts",
+    "GetArtifactsByID",
+    "GetExecutionsByID",
+    "GetContextsByID",
+    "GetArtifactsByType",
+    "GetExecutionsByType",
+    "GetContextsByType",
+    "GetArtifactByTypeAndName",
+    "GetExecutionByTypeAndName",
+    "GetContextByTypeAndName",
+    "GetArtifactsByURI",
+    "GetArtifactsByExternalIds",
+    "GetExecutionsByExternalIds",
+    "GetContextsByExternalIds",
+    "GetEventsByExecutionIDs",
+    "GetEventsByArtifactIDs",
+    "GetContextsByArtifact",
+    "GetContextsByExecution",
+    "GetParentContextsByContext",
+    "GetChildrenContextsByContext",
+    "GetParentContextsByContexts",
+    "GetChildrenContextsByContexts",
+    "GetArtifactsByContext",
+    "GetExecutionsByContext",
+    "GetLineageGraph",
+    "GetLineageSubgraph",
+)
+
+METHOD_PERMISSIONS: dict[str, Permission] = {
+    **{_MLMD + name: Permission.WRITE for name in _MLMD_WRITES},
+    **{_MLMD + name: Permission.WRITE_TYPES for name in _MLMD_TYPE_WRITES},
+    **{_MLMD + name: Permission.READ for name in _MLMD_READS},
+    "/grpc.health.v1.Health/Check": Permission.PUBLIC,
+    "/grpc.health.v1.Health/Watch": Permission.PUBLIC,
+    "/grpc.health.v1.Health/List": Permission.PUBLIC,
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": Permission.AUTHENTICATED,
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": Permission.AUTHENTICATED,
+}
+
+
+def permission_for(method: str) -> Permission | None:
+    """The permission `method` needs, or None: not in the table, so denied."""
+    return METHOD_PERMISSIONS.get(method)

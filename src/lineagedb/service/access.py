@@ -1,0 +1,57 @@
+"""Namespace rules for writes that touch stored nodes (the policy decided the rest).
+
+Reads need nothing here: the store scopes every statement by the call's readable
+namespaces. Writes add two rules the store cannot know: an update needs the right to
+write the node's own namespace, and an edge (event, attribution, association,
+parent context) needs both ends readable and at least one end writable, so one team
+can link its model to another team's dataset but not wire two of that team's nodes
+together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from lineagedb import errors
+from lineagedb.store import tenancy
+from lineagedb.store.unit_of_work import UnitOfWork
+
+# An edge end: (node kind value, node id, what to call it in a message).
+End = tuple[str, int]
+
+
+def _unrestricted(uow: UnitOfWork) -> bool:
+    return uow.tenancy.readable is None and uow.tenancy.writable is None
+
+
+def read_only(uow: UnitOfWork, kind_value: str, ids: Collection[int]) -> set[int]:
+    """Those of `ids` (readable nodes) whose namespace the call may not write."""
+    if uow.tenancy.writable is None or not ids:
+        return set()
+    namespaces = tenancy.namespaces_of(uow, kind_value, ids)
+    return {node_id for node_id, namespace in namespaces.items() if not uow.tenancy.may_write(namespace)}
+
+
+def require_link_rights(uow: UnitOfWork, links: Sequence[tuple[End, End]], what: str) -> None:
+    """Each link's ends readable (else reported as missing) and one of them writable."""
+    if _unrestricted(uow) or not links:
+        return
+    wanted: dict[str, set[int]] = {}
+    for ends in links:
+        for kind_value, node_id in ends:
+            wanted.setdefault(kind_value, set()).add(node_id)
+    namespace = {
+        (kind_value, node_id): ns
+        for kind_value, ids in wanted.items()
+        for node_id, ns in tenancy.namespaces_of(uow, kind_value, ids).items()
+    }
+    for ends in links:
+        for kind_value, node_id in ends:
+            if not uow.tenancy.may_read(namespace[(kind_value, node_id)]):
+                raise errors.InvalidArgumentError(f"{what} refers to {kind_value} {node_id}, which does not exist")
+        if not any(uow.tenancy.may_write(namespace[end]) for end in ends):
+            (kind_a, id_a), (kind_b, id_b) = ends
+            raise errors.PermissionDeniedError(
+                f"{what} between {kind_a} {id_a} and {kind_b} {id_b} needs the right to write "
+                "the namespace of at least one of them"
+            )
