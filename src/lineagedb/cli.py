@@ -407,6 +407,19 @@ def _parser() -> argparse.ArgumentParser:
         cmd = db_sub.add_parser(name, help=text)
         cmd.add_argument("--database", default=env("DATABASE_URL"), help="SQLAlchemy URL")
     _token_parser(sub)
+    namespace = sub.add_parser("namespace", help="namespaces (tenancy): create, list, delete when empty")
+    namespace_sub = namespace.add_subparsers(dest="namespace_command", required=True)
+    for name, text in (("create", "create a namespace"), ("delete", "delete an empty namespace"), ("list", "list")):
+        cmd = namespace_sub.add_parser(name, help=text)
+        if name != "list":
+            cmd.add_argument("name", help="namespace name (lower-case letters, digits, '-', '_', '.')")
+        cmd.add_argument("--database", default=env("DATABASE_URL"), help="SQLAlchemy URL")
+    authz = sub.add_parser("authz", help="authorization policy tools")
+    authz_sub = authz.add_subparsers(dest="authz_command", required=True)
+    check = authz_sub.add_parser("check", help="validate a policy file and print what each principal and group may do")
+    check.add_argument("--policy", required=True, help="the --authz-policy TOML file")
+    check.add_argument("--principal", action="append", default=[], help="also show this principal (repeat)")
+    check.add_argument("--anonymous", default=None, help="the --auth-anonymous ROLE@NAMESPACE to check too")
     return parser
 
 
@@ -568,6 +581,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args, normalized)
         if args.command == "token":
             return _token_create(args.principal, args.group)
+        if args.command == "namespace":
+            return _namespace_command(args)
+        if args.command == "authz":
+            return _authz_check(args.policy, args.principal, args.anonymous)
         return _db_command(args.db_command, args.database or default_database_url())
     except ConfigurationError as error:
         print(f"lineagedb: configuration error: {error}", file=sys.stderr)
@@ -602,6 +619,28 @@ def _token_create(principal: str, groups: list[str]) -> int:
     print(f"tokens file line: {tokens_file_line(token, principal, groups)}")
     print("# The token is shown only this once: give it to the client (metadata 'authorization: Bearer <token>').")
     print("# Add the line to the --auth-tokens file, then reload or restart the server. The file holds only the hash.")
+    return 0
+
+
+def _namespace_command(args: argparse.Namespace) -> int:
+    from lineagedb.ops import namespaces
+
+    lines = namespaces.run(args.namespace_command, args.database or default_database_url(), getattr(args, "name", None))
+    print("\n".join(lines))
+    return 0
+
+
+def _authz_check(path: str, principals: list[str], anonymous: str | None) -> int:
+    from lineagedb.security.policy import PolicyError, describe, load_policy
+    from lineagedb.security.settings import parse_anonymous
+
+    try:
+        policy = load_policy(path, parse_anonymous(anonymous) if anonymous else None)
+    except (PolicyError, ValueError) as error:
+        print(f"lineagedb: invalid policy: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{path}: valid")
+    print("\n".join(describe(policy, principals)))
     return 0
 
 
