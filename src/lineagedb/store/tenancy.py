@@ -119,18 +119,24 @@ def visible(node_kind: int, node_id: sa.ColumnElement[Any], reach: Reach) -> sa.
 
 
 def namespaces_of(uow: Any, kind_value: str, ids: Collection[int]) -> dict[int, str]:
-    """The namespace of each of `ids` (nodes without a row are in `default`)."""
-    result = dict.fromkeys(ids, DEFAULT_NAMESPACE)
-    if not ids:
-        return result
-    m = MEMBERSHIP
-    wanted = sorted(set(ids))
-    for start in range(0, len(wanted), 500):
-        query = sa.select(m.c.node_id, m.c.namespace).where(
-            m.c.node_kind == kind_number(kind_value), m.c.node_id.in_(wanted[start : start + 500])
-        )
-        for node_id, namespace in uow.execute(query):
-            result[int(node_id)] = namespace
+    """The namespace of each of `ids` (nodes without a row are in `default`).
+
+    Nodes this transaction created or already looked up are answered from the unit of
+    work's memory, so a composite write checking its new edges costs no statements for
+    the nodes it just wrote."""
+    from lineagedb.store import fast_read  # unit_of_work (which fast_read needs) imports this module
+
+    number = kind_number(kind_value)
+    known = uow.known_namespaces
+    result = {node_id: known[(number, node_id)] for node_id in ids if (number, node_id) in known}
+    missing = sorted(set(ids) - result.keys())
+    for start in range(0, len(missing), 500):
+        chunk = missing[start : start + 500]
+        found = dict.fromkeys(chunk, DEFAULT_NAMESPACE)
+        for node_id, namespace in fast_read.rows(uow, _NAMESPACES_OF, {"kind": number, "ids": chunk}):
+            found[int(node_id)] = namespace
+        result.update(found)
+        known.update(((number, node_id), namespace) for node_id, namespace in found.items())
     return result
 
 
@@ -157,9 +163,12 @@ def require_creatable(uow: Any) -> None:
 def record_membership(uow: Any, kind_value: str, ids: Iterable[int]) -> None:
     """New nodes join the call's namespace (no row for `default`, see the module doc)."""
     namespace = uow.tenancy.namespace
+    number = kind_number(kind_value)
+    ids = list(ids)
+    uow.known_namespaces.update(((number, node_id), namespace) for node_id in ids)
     if namespace == DEFAULT_NAMESPACE:
         return
-    rows = [{"node_kind": kind_number(kind_value), "node_id": node_id, "namespace": namespace} for node_id in ids]
+    rows = [{"node_kind": number, "node_id": node_id, "namespace": namespace} for node_id in ids]
     if rows:
         uow.execute(sa.insert(MEMBERSHIP), rows)
 
@@ -218,3 +227,7 @@ MEMBERSHIP = sa.Table(
 )
 # Finding a namespace's nodes (and refusing to delete a namespace that has any).
 sa.Index("idx_lineagedb_node_namespace_namespace", MEMBERSHIP.c.namespace, MEMBERSHIP.c.node_kind)
+_NAMESPACES_OF = sa.select(MEMBERSHIP.c.node_id, MEMBERSHIP.c.namespace).where(
+    MEMBERSHIP.c.node_kind == sa.bindparam("kind", type_=sa.SmallInteger),
+    MEMBERSHIP.c.node_id.in_(sa.bindparam("ids", expanding=True)),
+)

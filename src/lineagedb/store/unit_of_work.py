@@ -113,6 +113,8 @@ class UnitOfWork:
         self.tenancy = tenancy
         # Namespaces this transaction already found to exist (store.tenancy.require_creatable).
         self.checked_namespaces: set[str] = set()
+        # (node kind number, node id) -> namespace, for nodes written or looked up here.
+        self.known_namespaces: dict[tuple[int, int], str] = {}
         self.dialect = connection.dialect.name
         self._after_commit: list[Callable[[], None]] = []
         self._releases: list[Callable[[], None]] = []

@@ -1,0 +1,266 @@
+"""What access control costs: the same workload against LineageDB with auth off and on.
+
+Two servers on two fresh databases of one backend, loaded with the same data through
+the same calls; with auth on every call carries a bearer token and acts in a namespace,
+so every node has a membership row and every read evaluates the namespace predicates.
+Operations alternate between the two servers rep by rep (same machine state); the
+report is the median of per-rep ratios on / off. The official client cannot send
+bearer tokens, so this uses LineageDB's generated stubs (the same wire messages).
+
+    .venv/bin/python bench/auth_overhead.py [--backends sqlite,postgresql] [--reps 30]
+
+Two readers are timed with auth on: `viewer-of-default` can read `default` too (the
+NOT EXISTS form of the predicate) and `team-only` cannot (the EXISTS form).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as harness
+
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
+from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
+
+POLICY = """
+cluster_admins = ["root"]
+[namespaces.team-a]
+editor = ["writer", "team-only"]
+[namespaces.default]
+viewer = ["writer"]
+[defaults]
+writer = "team-a"
+"team-only" = "team-a"
+"""
+
+Metadata = list[tuple[str, str]]
+
+
+def _token(principal: str) -> tuple[str, str]:
+    out = subprocess.run(
+        [str(harness.LINEAGEDB), "token", "create", "--principal", principal],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    fields = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line and not line.startswith("#"))
+    return fields["token"], fields["tokens file line"]
+
+
+class Target:
+    """One server with the data loaded; `call(op)` runs one timed operation."""
+
+    def __init__(self, port: int, writer: Metadata, readers: dict[str, Metadata]) -> None:
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.stub = svc_grpc.MetadataStoreServiceStub(self.channel)
+        self.writer = writer
+        self.readers = readers
+
+    def load(self, admin: Metadata, batches: int, chain: int) -> None:
+        s = self.stub
+        self.atype = s.PutArtifactType(
+            svc.PutArtifactTypeRequest(
+                artifact_type=mlmd.ArtifactType(name="Data", properties={"shard": mlmd.INT, "split": mlmd.STRING})
+            ),
+            metadata=admin,
+        ).type_id
+        self.etype = s.PutExecutionType(
+            svc.PutExecutionTypeRequest(execution_type=mlmd.ExecutionType(name="Step")), metadata=admin
+        ).type_id
+        self.ctype = s.PutContextType(
+            svc.PutContextTypeRequest(context_type=mlmd.ContextType(name="Run")), metadata=admin
+        ).type_id
+        self.context_id = s.PutContexts(
+            svc.PutContextsRequest(contexts=[mlmd.Context(type_id=self.ctype, name="ctx-base")]), metadata=self.writer
+        ).context_ids[0]
+        self.ids: list[int] = []
+        for batch in range(batches):
+            self.put_batch(f"load{batch}")
+        # A chain a0 -> e1 -> a1 -> ... for lineage, attributed to the base context.
+        head = self.ids[0]
+        previous = head
+        for step in range(chain):
+            response = s.PutExecution(self._execution_request([previous], f"chain{step}"), metadata=self.writer)
+            previous = response.artifact_ids[-1]
+        self.head = head
+
+    def _artifacts(self, tag: str, count: int) -> list[mlmd.Artifact]:
+        return [
+            mlmd.Artifact(
+                type_id=self.atype,
+                uri=f"s3://bucket/{tag}/{i}",
+                properties={"shard": mlmd.Value(int_value=i % 20), "split": mlmd.Value(string_value="train")},
+                custom_properties={"note": mlmd.Value(string_value=tag)},
+            )
+            for i in range(count)
+        ]
+
+    def put_batch(self, tag: str) -> None:
+        response = self.stub.PutArtifacts(
+            svc.PutArtifactsRequest(artifacts=self._artifacts(tag, 100)), metadata=self.writer
+        )
+        self.ids.extend(response.artifact_ids)
+
+    def _execution_request(self, inputs: list[int], tag: str) -> svc.PutExecutionRequest:
+        # Inputs by event only: sending the stored artifact back would be a whole update.
+        pairs = [
+            svc.PutExecutionRequest.ArtifactAndEvent(event=mlmd.Event(artifact_id=i, type=mlmd.Event.INPUT))
+            for i in inputs
+        ]
+        pairs.append(
+            svc.PutExecutionRequest.ArtifactAndEvent(
+                artifact=self._artifacts(tag, 1)[0], event=mlmd.Event(type=mlmd.Event.OUTPUT)
+            )
+        )
+        return svc.PutExecutionRequest(
+            execution=mlmd.Execution(type_id=self.etype, last_known_state=mlmd.Execution.COMPLETE),
+            artifact_event_pairs=pairs,
+            contexts=[mlmd.Context(id=self.context_id)],
+            options=svc.PutExecutionRequest.Options(force_reuse_context=True),
+        )
+
+    def operations(self, rep: int, reader: str) -> dict[str, Callable[[], Any]]:
+        s, md, ids = self.stub, self.readers[reader], self.ids
+        picked = ids[(rep * 37) % (len(ids) - 100) :][:100]
+
+        def paged_filter() -> None:
+            options = mlmd.ListOperationOptions(max_result_size=100, filter_query="properties.shard.int_value = 7")
+            while True:
+                page = s.GetArtifacts(svc.GetArtifactsRequest(options=options), metadata=md)
+                if not page.next_page_token:
+                    return
+                options.next_page_token = page.next_page_token
+
+        lineage = svc.GetLineageSubgraphRequest(
+            lineage_subgraph_query_options=mlmd.LineageSubgraphQueryOptions(
+                starting_artifacts=mlmd.LineageSubgraphQueryOptions.StartingNodes(filter_query=f"id = {self.head}"),
+                max_num_hops=10,
+            )
+        )
+        return {
+            "trivial": lambda: s.GetArtifactsByID(svc.GetArtifactsByIDRequest(), metadata=md),
+            "by_id_100": lambda: s.GetArtifactsByID(svc.GetArtifactsByIDRequest(artifact_ids=picked), metadata=md),
+            "filter_property_all_pages": paged_filter,
+            "by_context": lambda: s.GetArtifactsByContext(
+                svc.GetArtifactsByContextRequest(context_id=self.context_id), metadata=md
+            ),
+            "lineage_10_hops": lambda: s.GetLineageSubgraph(lineage, metadata=md),
+            "put_artifacts_100": lambda: self.put_batch(f"rep{rep}"),
+            "put_execution": lambda: s.PutExecution(
+                self._execution_request(picked[:2], f"exec{rep}"), metadata=self.writer
+            ),
+        }
+
+
+def _timed(operation: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    operation()
+    return time.perf_counter() - start
+
+
+def bench_backend(backend: str, reps: int, batches: int, chain: int, workdir: Path) -> dict[str, Any]:
+    tokens = {principal: _token(principal) for principal in ("root", "writer", "team-only")}
+    (workdir / "tokens").write_text("\n".join(line for _, line in tokens.values()) + "\n")
+    (workdir / "policy.toml").write_text(POLICY)
+
+    def bearer(principal: str) -> Metadata:
+        return [("authorization", f"Bearer {tokens[principal][0]}")]
+
+    with ExitStack() as stack:
+        off_url = stack.enter_context(harness.scratch_database(backend, workdir))
+        on_url = stack.enter_context(harness.scratch_database(backend, workdir))
+        subprocess.run([str(harness.LINEAGEDB), "db", "upgrade", "--database", on_url], check=True, capture_output=True)
+        subprocess.run(
+            [str(harness.LINEAGEDB), "namespace", "create", "team-a", "--database", on_url],
+            check=True,
+            capture_output=True,
+        )
+        base = [str(harness.LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0"]
+        off_server = stack.enter_context(harness.running([*base, "--database", off_url], workdir / "off.log"))
+        on_command = [
+            *base,
+            "--database",
+            on_url,
+            "--auth-tokens",
+            str(workdir / "tokens"),
+            "--authz-policy",
+            str(workdir / "policy.toml"),
+        ]
+        on_server = stack.enter_context(harness.running(on_command, workdir / "on.log"))
+        off = Target(off_server.port, [], {"viewer-of-default": [], "team-only": []})
+        on = Target(
+            on_server.port, bearer("writer"), {"viewer-of-default": bearer("writer"), "team-only": bearer("team-only")}
+        )
+        off.load([], batches, chain)
+        on.load(bearer("root"), batches, chain)
+        ratios: dict[str, list[float]] = {}
+        times: dict[str, dict[str, list[float]]] = {}
+        for rep in range(reps):
+            for reader in ("viewer-of-default", "team-only"):
+                off_ops, on_ops = off.operations(rep, reader), on.operations(rep, reader)
+                for name in off_ops:
+                    if name.startswith("put_") and reader != "viewer-of-default":
+                        continue  # writes do not depend on the reader
+                    key = name if name.startswith("put_") else f"{name} [{reader}]"
+                    # Alternate which server goes first, so neither always meets a warm cache.
+                    pair = (off_ops[name], on_ops[name]) if rep % 2 else (on_ops[name], off_ops[name])
+                    first, second = _timed(pair[0]), _timed(pair[1])
+                    off_s, on_s = (first, second) if rep % 2 else (second, first)
+                    ratios.setdefault(key, []).append(on_s / off_s)
+                    entry = times.setdefault(key, {"off": [], "on": []})
+                    entry["off"].append(off_s)
+                    entry["on"].append(on_s)
+        off.channel.close()
+        on.channel.close()
+    return {
+        key: {
+            "off_ms": statistics.median(times[key]["off"]) * 1000,
+            "on_ms": statistics.median(times[key]["on"]) * 1000,
+            "ratio_on_off": statistics.median(values),
+        }
+        for key, values in ratios.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--chain", type=int, default=11)
+    parser.add_argument("--out", type=Path, default=harness.BENCH / "auth_results.json")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {}
+    for backend in args.backends.split(","):
+        reason = harness.unreachable(backend)
+        if reason is not None:
+            harness.log(f"auth overhead: {backend} skipped ({reason})")
+            continue
+        harness.log(f"auth overhead on {backend}: {args.reps} alternating reps")
+        with tempfile.TemporaryDirectory(prefix="lineagedb-auth-bench-") as workdir:
+            results[backend] = bench_backend(backend, args.reps, args.batches, args.chain, Path(workdir))
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print("\n## Access control: auth on ÷ auth off (median of per-rep ratios, same run)\n")
+    print("| backend | operation | off ms | on ms | on ÷ off |\n| --- | --- | ---: | ---: | ---: |")
+    for backend, rows in results.items():
+        for key, row in rows.items():
+            print(f"| {backend} | {key} | {row['off_ms']:.2f} | {row['on_ms']:.2f} | {row['ratio_on_off']:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
