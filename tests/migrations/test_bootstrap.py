@@ -200,4 +200,42 @@ def test_db_current_reports_the_schema_state(database_url):
         check=False,
     )
     assert current.returncode == 0, current.stderr
-    assert "mlmd_schema_version=10" in current.stdout and "revision=0002" in current.stdout
+    assert "mlmd_schema_version=10" in current.stdout and "revision=0003" in current.stdout
+
+
+def test_revision_0003_adds_the_namespace_tables_and_the_namespace_commands_use_them(engine, database_url):
+    """A database at 0002 (LineageDB before namespaces) keeps serving; `db upgrade` adds the
+    tables, and `lineagedb namespace` refuses to run before it, with the command to fix it."""
+    from alembic import command
+
+    from lineagedb.store.bootstrap import alembic_config
+    from lineagedb.store.tenancy import METADATA
+
+    prepare_database(engine)
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0002")
+    with engine.connect() as connection:
+        state = inspect_schema(connection)
+        assert state.revision == "0002" and not state.has_namespaces
+        assert not set(METADATA.tables) & set(sa.inspect(connection).get_table_names())
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "lineagedb", *args, "--database", database_url],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+
+    refused = cli("namespace", "create", "team-a")
+    assert refused.returncode == 2 and "lineagedb db upgrade" in refused.stderr
+    assert cli("db", "upgrade").returncode == 0
+    created = cli("namespace", "create", "team-a")
+    assert created.returncode == 0, created.stderr
+    assert cli("namespace", "create", "team-a").returncode == 2  # already exists
+    listed = cli("namespace", "list")
+    assert listed.stdout.splitlines() == ["default\t(nodes not counted)", "team-a\t0 nodes"]
+    assert cli("namespace", "delete", "team-a").returncode == 0
+    assert cli("namespace", "list").stdout.splitlines() == ["default\t(nodes not counted)"]
