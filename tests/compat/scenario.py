@@ -9,7 +9,9 @@ fixed sequence of RPCs against either
 * ``--target grpc --host H --port P``: any server speaking
   ``ml_metadata.MetadataStoreService`` (LineageDB under test),
 
-and prints a JSON list of steps: ``{"step", "ok", "code", "result"}``. Two runs
+and prints a JSON list of steps: ``{"step", "ok", "code", "result"}``. ``presence.*``
+steps (``Recorder.wire``) record a response as ``{"present", "response"}``: the paths of
+the fields it has set, recursively, since proto2 presence is part of the answer. Two runs
 against stores that started empty must print identical documents. Wall-clock
 timestamps are replaced by a placeholder; where the timestamp behavior itself is
 part of the contract (``last_update_time_since_epoch`` moving or not), tracked
@@ -27,6 +29,8 @@ Suites:
 from __future__ import annotations
 
 import argparse
+import base64
+import functools
 import json
 import os
 import sys
@@ -214,6 +218,52 @@ def to_json(value: object) -> Json:
     raise TypeError(f"cannot normalize {type(value).__name__}")
 
 
+def present_fields(msg: message.Message, prefix: str = "") -> list[str]:
+    """Paths of every field set in `msg`, recursively, sorted.
+
+    proto2 presence is visible to clients (``HasField``, Go pointers, JSON), so "unset" and
+    "set to the default" are different answers. Elements of repeated message fields are keyed
+    by their identity (id; artifact, execution and type for events; ...) rather than their
+    position, so stores that return rows in another order still compare.
+    """
+    paths: list[str] = []
+    for field, value in msg.ListFields():
+        path = prefix + field.name
+        if field.message_type is not None and field.message_type.GetOptions().map_entry:
+            value_field = field.message_type.fields_by_name["value"]
+            for key in sorted(value):
+                entry_path = f"{path}[{key!r}]"
+                paths.append(entry_path)
+                if value_field.message_type is not None:
+                    paths += present_fields(value[key], entry_path + ".")
+        elif field.label == field.LABEL_REPEATED:
+            for position, item in enumerate(value):
+                if field.message_type is None:
+                    paths.append(f"{path}[{position}]")
+                    continue
+                item_path = f"{path}[{_identity(item, position)}]"
+                paths.append(item_path)
+                paths += present_fields(item, item_path + ".")
+        else:
+            paths.append(path)
+            if field.message_type is not None:
+                paths += present_fields(value, path + ".")
+    return sorted(paths)
+
+
+def _identity(item: Any, position: int) -> str:
+    names = {field.name for field, _ in item.ListFields()}
+    if "id" in names:
+        return f"id={item.id}"
+    if {"artifact_id", "execution_id"} <= names:  # an event
+        kind = f",type={item.type}" if "type" in names else ""
+        return f"a={item.artifact_id},e={item.execution_id}{kind}"
+    if "context_id" in names:  # an attribution or association
+        other = "artifact_id" if "artifact_id" in names else "execution_id"
+        return f"c={item.context_id},{other}={getattr(item, other, '')}"
+    return str(position)
+
+
 # ------------------------------------------------------------------------- recorder
 
 
@@ -256,6 +306,20 @@ class Recorder:
 
     def call(self, name: str, method: str, request: message.Message) -> Any:
         return self.step(name, lambda: self.rpc(method, request))
+
+    def wire(self, name: str, method: str, request: message.Message, shape: Callable[[Any], Json] = to_json) -> Any:
+        """Like `call`, and also record which fields the response has set (recursively).
+
+        The client's Python API returns plain lists for most reads, which hides presence;
+        this goes through the serialized response instead (parsed from MLMD's bytes in
+        process, copied from the gRPC answer otherwise, presence kept either way). `shape`
+        turns the response into the recorded value (e.g. sorting what MLMD leaves unordered)."""
+
+        def answer() -> dict[str, Json]:
+            response = self.rpc(method, request)
+            return {"present": present_fields(response), "response": shape(response)}
+
+        return self.step(name, answer)
 
     def tracked(self, kind: str, nodes: Sequence[Any]) -> dict[str, Json]:
         """Describe timestamp behavior of freshly read nodes.
@@ -1468,6 +1532,174 @@ def final_state(r: Recorder) -> None:
     r.step("final.contexts", s.get_contexts)
 
 
+# A page token (id order) positioned after every id: an empty page whatever the store holds.
+PAST_THE_END = (
+    base64.urlsafe_b64encode(
+        mlmd.ListOperationNextPageToken(
+            id_offset=2**40, field_offset=2**40, set_options=mlmd.ListOperationOptions()
+        ).SerializeToString()
+    )
+    .decode("ascii")
+    .rstrip("=")
+)
+
+
+def request(method: str, **fields: Any) -> message.Message:
+    """The request message of `method`, with `fields` set (empty strings left unset)."""
+    return getattr(svc, f"{method}Request")(**{k: v for k, v in fields.items() if v != ""})
+
+
+# Node kinds for loops over the three families of node RPCs: (kind, plural, type name).
+KINDS = (("artifact", "Artifacts", DATASET), ("execution", "Executions", TRAINER), ("context", "Contexts", PIPELINE))
+
+
+def field_presence(r: Recorder) -> None:
+    """Every read RPC once more, through the serialized response, recording which fields
+    are present: on the rich data of api1 (versions, descriptions, external ids, base
+    types, every property kind, event paths, parent links) and in empty answers."""
+    w = r.wire
+    for label, kind, name, version in (
+        ("artifact_type", "Artifact", DATASET, ""),
+        ("artifact_type_v1", "Artifact", DATASET, "v1"),
+        ("artifact_type_with_base_type", "Artifact", MODEL, ""),
+        ("execution_type", "Execution", TRAINER, ""),
+        ("context_type", "Context", PIPELINE, ""),
+        ("context_type_v2", "Context", PIPELINE, "v2"),
+    ):
+        w(f"presence.{label}", f"Get{kind}Type", request(f"Get{kind}Type", type_name=name, type_version=version))
+    for kind, external_ids in (
+        # MLMD returns these in external_id order (its index), LineageDB in id order: the
+        # ids are chosen so both orders agree; this step is about presence.
+        ("Artifact", ["at-ext-1", "at-ext-v1"]),
+        ("Execution", ["et-ext-1", "et-ext-eval"]),
+        ("Context", ["ct-ext-1"]),
+    ):
+        lower = kind.lower()
+        w(f"presence.{lower}_types", f"Get{kind}Types", request(f"Get{kind}Types"))
+        type_ids = [*range(1, 20), 99]
+        w(f"presence.{lower}_types_by_id", f"Get{kind}TypesByID", request(f"Get{kind}TypesByID", type_ids=type_ids))
+        w(f"presence.{lower}_types_by_id_empty", f"Get{kind}TypesByID", request(f"Get{kind}TypesByID"))
+        method = f"Get{kind}TypesByExternalIds"
+        w(f"presence.{lower}_types_by_external_ids", method, request(method, external_ids=external_ids))
+
+    for kind, plural, type_name in KINDS:
+        w(f"presence.{kind}s.all", f"Get{plural}", request(f"Get{plural}"))
+        w(f"presence.{kind}s.page", f"Get{plural}", request(f"Get{plural}", options=options(size=2)))
+        w(
+            f"presence.{kind}s.filter_matches_none",
+            f"Get{plural}",
+            request(f"Get{plural}", options=options(query="id < 0")),
+        )
+        ids = {f"{kind}_ids": [*range(1, 8), 99]}
+        w(f"presence.{kind}s.by_id", f"Get{plural}ByID", request(f"Get{plural}ByID", **ids))
+        w(
+            f"presence.{kind}s.by_id_unknown",
+            f"Get{plural}ByID",
+            request(f"Get{plural}ByID", **{f"{kind}_ids": [99]}),
+        )
+        by_type = functools.partial(request, f"Get{plural}ByType")
+        w(f"presence.{kind}s.by_type", f"Get{plural}ByType", by_type(type_name=type_name))
+        w(f"presence.{kind}s.by_type_page", f"Get{plural}ByType", by_type(type_name=type_name, options=options()))
+        w(
+            f"presence.{kind}s.by_type_filter_matches_none",
+            f"Get{plural}ByType",
+            by_type(type_name=type_name, options=options(query="id < 0")),
+        )
+        w(
+            f"presence.{kind}s.by_type_past_the_end",
+            f"Get{plural}ByType",
+            by_type(type_name=type_name, options=options(token=PAST_THE_END)),
+        )
+        w(
+            f"presence.{kind}s.by_unknown_type",
+            f"Get{plural}ByType",
+            by_type(type_name="compat.Nope", options=options()),
+        )
+        w(f"presence.{kind}s.by_unknown_type_all", f"Get{plural}ByType", by_type(type_name="compat.Nope"))
+        by_name = functools.partial(request, f"Get{kind.capitalize()}ByTypeAndName")
+        for label, name in (("", f"{kind[0]}1"), ("_absent", "zzz")):
+            w(
+                f"presence.{kind}.by_type_and_name{label}",
+                f"Get{kind.capitalize()}ByTypeAndName",
+                by_name(type_name=type_name, **{f"{kind}_name": name}),
+            )
+    w(
+        "presence.artifacts.by_id_with_types",
+        "GetArtifactsByID",
+        svc.GetArtifactsByIDRequest(artifact_ids=[*range(1, 8), 99], populate_artifact_types=True),
+    )
+    w(
+        "presence.artifacts.by_id_unknown_with_types",
+        "GetArtifactsByID",
+        svc.GetArtifactsByIDRequest(artifact_ids=[99], populate_artifact_types=True),
+    )
+    w("presence.artifacts.by_uri", "GetArtifactsByURI", svc.GetArtifactsByURIRequest(uris=["mem://u8"]))
+    w("presence.artifacts.by_uri_unset", "GetArtifactsByURI", svc.GetArtifactsByURIRequest(uris=[""]))
+    w(
+        "presence.artifacts.by_external_ids",
+        "GetArtifactsByExternalIds",
+        svc.GetArtifactsByExternalIdsRequest(external_ids=["art-ext-1b"]),
+    )
+    w(
+        "presence.executions.by_external_ids",
+        "GetExecutionsByExternalIds",
+        svc.GetExecutionsByExternalIdsRequest(external_ids=["exe-ext-1", "exe-ext-2"]),
+    )
+    w(
+        "presence.contexts.by_external_ids",
+        "GetContextsByExternalIds",
+        svc.GetContextsByExternalIdsRequest(external_ids=["ctx-ext-1"]),
+    )
+    w(
+        "presence.events.by_artifacts",
+        "GetEventsByArtifactIDs",
+        svc.GetEventsByArtifactIDsRequest(artifact_ids=[1, 2, 3, 4]),
+    )
+    w(
+        "presence.events.by_executions",
+        "GetEventsByExecutionIDs",
+        svc.GetEventsByExecutionIDsRequest(execution_ids=[1, 2, 3]),
+    )
+    w("presence.contexts.by_artifact", "GetContextsByArtifact", svc.GetContextsByArtifactRequest(artifact_id=1))
+    w("presence.contexts.by_execution", "GetContextsByExecution", svc.GetContextsByExecutionRequest(execution_id=2))
+    for context_id in (1, 3):
+        w(
+            f"presence.contexts.parents_of_{context_id}",
+            "GetParentContextsByContext",
+            svc.GetParentContextsByContextRequest(context_id=context_id),
+        )
+        w(
+            f"presence.contexts.children_of_{context_id}",
+            "GetChildrenContextsByContext",
+            svc.GetChildrenContextsByContextRequest(context_id=context_id),
+        )
+    for kind, plural, _ in KINDS[:2]:
+        by_context = functools.partial(request, f"Get{plural}ByContext")
+        w(f"presence.{kind}s.by_context", f"Get{plural}ByContext", by_context(context_id=1))
+        w(f"presence.{kind}s.by_context_page", f"Get{plural}ByContext", by_context(context_id=1, options=options()))
+        w(
+            f"presence.{kind}s.by_context_filter_matches_none",
+            f"Get{plural}ByContext",
+            by_context(context_id=1, options=options(query="id < 0")),
+        )
+        w(
+            f"presence.{kind}s.by_unknown_context",
+            f"Get{plural}ByContext",
+            by_context(context_id=99, options=options()),
+        )
+    starting = mlmd.LineageSubgraphQueryOptions.StartingNodes
+    w(
+        "presence.lineage_subgraph",
+        "GetLineageSubgraph",
+        svc.GetLineageSubgraphRequest(
+            lineage_subgraph_query_options=mlmd.LineageSubgraphQueryOptions(
+                starting_artifacts=starting(filter_query="id = 1"), max_num_hops=2
+            )
+        ),
+        shape=sorted_graph,
+    )
+
+
 def suite_api1(r: Recorder) -> None:
     type_writes(r)
     type_reads(r)
@@ -1478,6 +1710,7 @@ def suite_api1(r: Recorder) -> None:
     events(r)
     attributions_and_parents(r)
     final_state(r)
+    field_presence(r)
 
 
 # ------------------------------------------------------------------------ suite api2
@@ -1635,6 +1868,13 @@ def list_options_and_filters(r: Recorder) -> None:
         "artifacts",
         type_name="compat.Nope",
         options=options(),
+    )
+    list_call(
+        "list.artifacts_by_type_filter_matches_none",
+        "GetArtifactsByType",
+        "artifacts",
+        type_name="compat.Page",
+        options=options(query="id < 0"),
     )
     list_call(
         "list.executions_by_type",

@@ -3,18 +3,27 @@
 ``scenario.py`` runs one scripted call sequence twice: against MLMD's embedded C++
 store (the reference) and against a LineageDB server over gRPC. Every step must
 produce the same outcome (status class and normalized response), except steps
-listed in ``DOCUMENTED_DEVIATIONS``.
+listed in ``DOCUMENTED_DEVIATIONS``. The ``presence.*`` steps (and the page summaries'
+tokens) also record which fields each response has set, so presence is compared, not
+only values.
+
+``presence_probe.py`` sends the same serialized requests to every RPC of MLMD's C++
+store and of LineageDB and compares the status and present fields of each answer.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.backends import scratch_database
+from tests.compat.conftest import REPO_ROOT, ScenarioRunner, ServerProcess, _clean_env
 
 pytestmark = pytest.mark.compat
 
@@ -31,6 +40,11 @@ MYSQL_TYPE_READS_WITHOUT_EXTERNAL_ID = {
     "artifact_type.get_version_v1",
     "execution_type.get",
     "context_type.get",
+    "presence.artifact_type",
+    "presence.artifact_type_v1",
+    "presence.execution_type",
+    "presence.context_type",
+    "presence.context_type_v2",
 }
 
 
@@ -48,8 +62,19 @@ def normalize_for_backend(backend: str, steps: Steps) -> Steps:
             step["result"] = _sorted_by_id(step["result"])
         mysql_type_read = backend == "mysql" and step["step"] in MYSQL_TYPE_READS_WITHOUT_EXTERNAL_ID
         if mysql_type_read and isinstance(step["result"], dict):
-            step["result"].pop("external_id", None)
+            _drop_type_external_id(step["result"])
     return normalized
+
+
+def _drop_type_external_id(result: dict[str, Any]) -> None:
+    """Forget a type's external_id: the type itself, or a recorded response holding one."""
+    if "present" not in result:
+        result.pop("external_id", None)
+        return
+    response: dict[str, Any] = result["response"]
+    for field, type_message in response.items():  # the one `*_type` field of a Get*Type response
+        type_message.pop("external_id", None)
+        result["present"] = [path for path in result["present"] if path != f"{field}.external_id"]
 
 
 def _sorted_by_id(value: Any) -> Any:
@@ -163,3 +188,33 @@ def test_official_client_sees_mlmd_behavior(
     lineagedb_steps = normalize_for_backend(backend, lineagedb_steps)
     mismatches = [m for m in compare_steps(reference_steps, lineagedb_steps) if m.name not in DOCUMENTED_DEVIATIONS]
     assert not mismatches, format_report(mismatches, len(reference_steps), tmp_path)
+
+
+PROBE = Path(__file__).with_name("presence_probe.py")
+PROBE_TIMEOUT_S = 600.0
+# See MYSQL_TYPE_READS_WITHOUT_EXTERNAL_ID: MLMD's MySQL store drops it from reads by name.
+MYSQL_PROBE_IGNORED = [f"full.{kind}_type:{kind}_type.external_id" for kind in ("artifact", "execution", "context")]
+
+
+def test_every_rpc_sets_the_fields_mlmd_sets(
+    scenario_runner: ScenarioRunner, lineagedb_server: ServerProcess, backend: str, tmp_path: Path
+) -> None:
+    """The probe's requests, empty and non-empty answers of every RPC: same status, same present fields."""
+    command = [str(scenario_runner.python), str(PROBE)]
+    command += ["--lineagedb-address", f"{lineagedb_server.host}:{lineagedb_server.port}"]
+    if backend == "mysql":
+        for entry in MYSQL_PROBE_IGNORED:
+            command += ["--ignore", entry]
+    with scratch_database(backend, str(tmp_path)) as mlmd_url:
+        if backend != "sqlite":
+            command += ["--mlmd-database", mlmd_url]
+        completed = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+            env=_clean_env(),
+            cwd=REPO_ROOT,
+            check=False,
+        )
+    assert completed.returncode == 0, f"{completed.stdout[-6000:]}\n--- stderr ---\n{completed.stderr[-3000:]}"

@@ -261,8 +261,12 @@ class MetadataStore:
             nodes, token = listing.list_page(
                 uow, kind, pagination.parse_page(request.options, uow.tenancy.page_token_key), scope
             )
-            # MLMD always sets the token (possibly "") when the type has nodes (§5.5).
-            return nodes, token if nodes or token else None
+            if nodes or token:
+                return nodes, token
+            # MLMD sets the token (possibly "") whenever the type has a node, even when the
+            # filter or the page position leaves this page empty; it leaves it absent only
+            # for a type without nodes (§5.5, probed). Presence is visible to clients.
+            return [], "" if _has_nodes(uow, kind, scope) else None
 
     def get_artifacts_by_type(self, request: svc.GetArtifactsByTypeRequest) -> svc.GetArtifactsByTypeResponse:
         nodes, token = self._by_type(ARTIFACT, request)
@@ -481,6 +485,13 @@ def _check_external_ids(external_ids: Iterable[str]) -> list[str]:
     if any(not external_id for external_id in wanted):
         raise errors.InvalidArgumentError("external_ids must not contain an empty string")
     return wanted
+
+
+def _has_nodes(uow: UnitOfWork, kind: NodeKind, scope: listing.Scope) -> bool:
+    """Whether any node the caller may read is in `scope` (a one-row page, no filter)."""
+    first = pagination.parse_page(mlmd.ListOperationOptions(max_result_size=1), uow.tenancy.page_token_key)
+    nodes, _ = listing.list_page(uow, kind, first, scope)
+    return bool(nodes)
 
 
 def _with_token(response: Any, token: str | None) -> Any:
