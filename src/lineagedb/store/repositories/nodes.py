@@ -322,13 +322,23 @@ def load_by_type_and_name(uow: UnitOfWork, kind: NodeKind, type_id: int, name: s
 
 
 def exists_unscoped(uow: UnitOfWork, kind: NodeKind, type_id: int, name: str) -> bool:
-    """Whether a node of (type, name) exists in *any* namespace. Only to tell a unique
-    clash with an invisible node (ALREADY_EXISTS) from a creation race (ABORTED)."""
-    if uow.tenancy.reach is Reach.ALL:
+    """Whether a node of (type, name) exists that the call cannot read. Only to tell a
+    unique clash with an invisible node (ALREADY_EXISTS) from a creation race (ABORTED):
+    a clash with a readable one is a race the client's retry resolves by reusing it."""
+    reach = uow.tenancy.reach
+    if reach is Reach.ALL:
         return False  # unrestricted: a clash after a lookup that found nothing is a race
     table = kind.table(uow.schema)
-    query = sa.select(table.c.id).where(table.c.type_id == type_id, table.c.name == name)
-    return uow.execute(query).first() is not None
+    query = sa.select(table.c.id).where(
+        table.c.type_id == type_id, table.c.name == name, sa.not_(kind.visible(table.c.id, reach))
+    )
+    if uow.dialect == "postgresql":
+        # The failed INSERT aborted this transaction (PostgreSQL refuses every further
+        # statement), so ask on a connection of its own. PostgreSQL reports the unique
+        # violation only once the clashing row is committed, so that connection sees it.
+        with uow.connection.engine.connect() as other:
+            return other.execute(query, uow.tenancy.parameters).first() is not None
+    return uow.execute(query, uow.tenancy.parameters).first() is not None
 
 
 def load_by_uris(uow: UnitOfWork, uris: Sequence[str]) -> list[Any]:
