@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from lineagedb.store import tenancy
 from lineagedb.store.bootstrap import prepare_database, seed_system_types
 from lineagedb.store.engine import create_engine
 from lineagedb.store.schema import schema_for
@@ -81,7 +82,8 @@ def _reset(engine: sa.Engine, written: dict[str, bool]) -> None:
     """Empty the written tables (never MLMDEnv), restart the id counters inserts moved,
     re-seed the system types."""
     schema = schema_for(engine.dialect.name)
-    tables = [t for t in schema.metadata.sorted_tables if t is not schema.mlmd_env and t.name.lower() in written]
+    candidates = [*schema.metadata.sorted_tables, *tenancy.METADATA.sorted_tables]
+    tables = [t for t in candidates if t is not schema.mlmd_env and t.name.lower() in written]
     if not tables:
         return
     quote = engine.dialect.identifier_preparer.quote

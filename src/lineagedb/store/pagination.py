@@ -75,6 +75,9 @@ def parse_page(options: mlmd.ListOperationOptions, key: bytes | None = None) -> 
     token = None
     if options.next_page_token:
         token = decode_token(_unsealed(options.next_page_token, key) if key is not None else options.next_page_token)
+        if key is not None and token.set_options.filter_query != options.filter_query:
+            # Signed tokens are bound to the query they continue (MLMD's own are not checked).
+            raise errors.InvalidArgumentError("next_page_token was issued for a different filter_query")
         if _ordering(token.set_options) != (field, ascending):
             raise errors.InvalidArgumentError("next_page_token was issued for a different ordering (options mismatch)")
         if field == _Field.LAST_UPDATE_TIME and not token.listed_ids:
