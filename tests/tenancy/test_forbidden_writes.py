@@ -624,3 +624,32 @@ def test_reuse_race_in_her_own_namespace_is_retryable(world: World, monkeypatch:
             svc.GetContextByTypeAndNameRequest(type_name="Run", context_name="alice-race")
         )
     assert list(retried.context_ids) == [found.context.id]
+
+
+def test_restating_a_link_between_two_read_only_nodes_is_allowed(fresh_world: World) -> None:
+    """PutExecution links every artifact of the call to every context, so a run of Alice's
+    that reads a shared dataset in a shared pipeline context restates the shared
+    attribution (both ends read-only for her). A link that exists already needs no right
+    to write; a new one between two read-only nodes is still refused."""
+    w = fresh_world
+    a, c = w.artifacts, w.contexts
+    attribution = mlmd.Attribution(context_id=c["shared_pipeline"], artifact_id=a["shared_census"])
+    with acting_as(None):
+        w.store.put_attributions_and_associations(svc.PutAttributionsAndAssociationsRequest(attributions=[attribution]))
+    method, request = put_execution(
+        w,
+        [pair(event=mlmd.Event(artifact_id=a["shared_census"], type=INPUT))],
+        contexts=[context_like(w, "shared_pipeline", c["shared_pipeline"])],
+        execution=new_execution(w, "a-run-in-shared-pipeline"),
+        force_reuse_context=True,
+    )
+    with acting_as(ALICE):
+        response = getattr(w.store, method)(request)
+    with acting_as(None), w.database.transaction() as uow:
+        assert tenancy.namespaces_of(uow, "execution", [response.execution_id]) == {response.execution_id: "team-a"}
+    # A new attribution between two read-only nodes is refused, and changes nothing.
+    before = snapshot(w.database.engine)
+    new_link = mlmd.Attribution(context_id=c["shared_pipeline"], artifact_id=a["shared_holdout"])
+    with acting_as(ALICE), pytest.raises(errors.PermissionDeniedError):
+        w.store.put_attributions_and_associations(svc.PutAttributionsAndAssociationsRequest(attributions=[new_link]))
+    assert snapshot(w.database.engine) == before

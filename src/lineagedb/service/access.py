@@ -10,7 +10,7 @@ together.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from lineagedb import errors
 from lineagedb.store import tenancy
@@ -32,8 +32,17 @@ def read_only(uow: UnitOfWork, kind_value: str, ids: Collection[int]) -> set[int
     return {node_id for node_id, namespace in namespaces.items() if not uow.tenancy.may_write(namespace)}
 
 
-def require_link_rights(uow: UnitOfWork, links: Sequence[tuple[End, End]], what: str) -> None:
-    """Each link's ends readable (else reported as missing) and one of them writable."""
+def require_link_rights(
+    uow: UnitOfWork,
+    links: Sequence[tuple[End, End]],
+    what: str,
+    already_linked: Callable[[list[tuple[End, End]]], set[tuple[End, End]]] | None = None,
+) -> None:
+    """Each link's ends readable (else reported as missing) and one of them writable.
+
+    `already_linked` says which links exist already: re-stating one (PutExecution links
+    every artifact of the call to every context, a shared input to a shared pipeline
+    context included) changes nothing, so it needs no write right."""
     if _unrestricted(uow) or not links:
         return
     wanted: dict[str, set[int]] = {}
@@ -45,13 +54,19 @@ def require_link_rights(uow: UnitOfWork, links: Sequence[tuple[End, End]], what:
         for kind_value, ids in wanted.items()
         for node_id, ns in tenancy.namespaces_of(uow, kind_value, ids).items()
     }
+    unwritable: list[tuple[End, End]] = []
     for ends in links:
         for kind_value, node_id in ends:
             if not uow.tenancy.may_read(namespace[(kind_value, node_id)]):
                 raise errors.InvalidArgumentError(f"{what} refers to {kind_value} {node_id}, which does not exist")
         if not any(uow.tenancy.may_write(namespace[end]) for end in ends):
-            (kind_a, id_a), (kind_b, id_b) = ends
-            raise errors.PermissionDeniedError(
-                f"{what} between {kind_a} {id_a} and {kind_b} {id_b} needs the right to write "
-                "the namespace of at least one of them"
-            )
+            unwritable.append(ends)
+    if unwritable and already_linked is not None:
+        existing = already_linked(unwritable)
+        unwritable = [ends for ends in unwritable if ends not in existing]
+    if unwritable:
+        (kind_a, id_a), (kind_b, id_b) = unwritable[0]
+        raise errors.PermissionDeniedError(
+            f"{what} between {kind_a} {id_a} and {kind_b} {id_b} needs the right to write "
+            "the namespace of at least one of them"
+        )

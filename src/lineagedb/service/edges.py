@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from lineagedb import errors
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
@@ -74,7 +75,10 @@ def put_attributions_and_associations(
 def link_attributions(uow: UnitOfWork, pairs: Iterable[tuple[int, int]]) -> None:
     rows = [{"context_id": c, "artifact_id": a} for c, a in pairs]
     access.require_link_rights(
-        uow, [(("context", r["context_id"]), ("artifact", r["artifact_id"])) for r in rows], "an attribution"
+        uow,
+        [(("context", r["context_id"]), ("artifact", r["artifact_id"])) for r in rows],
+        "an attribution",
+        lambda links: _existing_links(uow, uow.schema.attribution, "artifact_id", links),
     )
     edge_repo.insert_ignoring_duplicates(uow, uow.schema.attribution, rows)
 
@@ -82,9 +86,20 @@ def link_attributions(uow: UnitOfWork, pairs: Iterable[tuple[int, int]]) -> None
 def link_associations(uow: UnitOfWork, pairs: Iterable[tuple[int, int]]) -> None:
     rows = [{"context_id": c, "execution_id": e} for c, e in pairs]
     access.require_link_rights(
-        uow, [(("context", r["context_id"]), ("execution", r["execution_id"])) for r in rows], "an association"
+        uow,
+        [(("context", r["context_id"]), ("execution", r["execution_id"])) for r in rows],
+        "an association",
+        lambda links: _existing_links(uow, uow.schema.association, "execution_id", links),
     )
     edge_repo.insert_ignoring_duplicates(uow, uow.schema.association, rows)
+
+
+def _existing_links(
+    uow: UnitOfWork, table: Any, owner_column: str, links: list[tuple[access.End, access.End]]
+) -> set[tuple[access.End, access.End]]:
+    """Those of `links` (context end first) that are stored already."""
+    stored = edge_repo.existing_links(uow, table, owner_column, [(c[1], n[1]) for c, n in links])
+    return {link for link in links if (link[0][1], link[1][1]) in stored}
 
 
 def put_parent_contexts(uow: UnitOfWork, links: Sequence[mlmd.ParentContext]) -> None:

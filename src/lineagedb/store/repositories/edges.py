@@ -176,6 +176,24 @@ def _insert_ignoring_statement(table: sa.Table, dialect: str, first_column: str)
     return mysql_insert.on_duplicate_key_update({first_column: mysql_insert.inserted[first_column]})
 
 
+def existing_links(
+    uow: UnitOfWork, table: sa.Table, owner_column: str, pairs: Sequence[tuple[int, int]]
+) -> set[tuple[int, int]]:
+    """The (context_id, owner id) pairs among `pairs` stored in the link `table`. Not
+    scoped: the caller has already checked that it may read both ends."""
+    wanted = sorted(set(pairs))
+    found: set[tuple[int, int]] = set()
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        query = sa.select(table.c.context_id, table.c[owner_column]).where(
+            table.c.context_id.in_(sorted({c for c, _ in chunk})),
+            table.c[owner_column].in_(sorted({o for _, o in chunk})),
+        )
+        rows: list[Any] = list(uow.execute(query))
+        found.update((int(row[0]), int(row[1])) for row in rows)
+    return found & set(wanted)
+
+
 def attributions_for(uow: UnitOfWork, artifact_ids: Iterable[int]) -> list[Any]:
     a = uow.schema.attribution
     return _rows_where_in(uow, sa.select(a.c.context_id, a.c.artifact_id), a, a.c.artifact_id, artifact_ids)
