@@ -28,7 +28,7 @@ from lineagedb.store.repositories import listing
 from lineagedb.store.repositories import nodes as node_repo
 from lineagedb.store.repositories import types as type_repo
 from lineagedb.store.repositories.nodes import NodeKind
-from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND
+from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND, check_text
 from lineagedb.store.unit_of_work import Database, UnitOfWork
 
 ARTIFACT, EXECUTION, CONTEXT = NodeKind.ARTIFACT, NodeKind.EXECUTION, NodeKind.CONTEXT
@@ -281,6 +281,9 @@ class MetadataStore:
         return svc.GetContextsByTypeResponse(contexts=nodes, next_page_token=token)  # None leaves it unset
 
     def _by_type_and_name(self, kind: NodeKind, request: Any, name: str) -> Any | None:
+        # An unknown type ends the call before the name is looked up; text that cannot be
+        # stored is refused all the same (INVALID_ARGUMENT, as on every other path).
+        check_text(name, f"{kind.label} name")
         with self.db.transaction(write=False) as uow:
             record = type_repo.by_name(uow, kind.type_kind, request.type_name, request.type_version or None)
             if record is None:

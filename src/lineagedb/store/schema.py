@@ -19,6 +19,7 @@ Deliberate differences from MLMD's DDL (documented in the README):
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,15 +114,19 @@ class MLMDText(TypeDecorator[str]):
     such databases, and to write text MLMD reads back, LineageDB applies the same
     transformation on MySQL/MariaDB. ASCII, the common case, is untouched. On
     SQLite and PostgreSQL MLMD stores plain UTF-8 and so do we.
+
+    `field_name` is how an error about a bound value names it to the client (the
+    request field the column holds, e.g. "artifact uri").
     """
 
     impl = sa.Text
     cache_ok = True
 
-    def __init__(self, length: int | None = None, medium: bool = False) -> None:
+    def __init__(self, length: int | None = None, medium: bool = False, field_name: str = "a text field") -> None:
         super().__init__()
         self.length = length
         self.medium = medium
+        self.field_name = field_name
 
     def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[object]:
         if self.length is not None:
@@ -131,17 +136,18 @@ class MLMDText(TypeDecorator[str]):
         return dialect.type_descriptor(sa.Text())  # type: ignore[arg-type]
 
     # Results need no processing outside MySQL: these columns are read on every hot path.
-    # Parameters are always checked: proto2 string fields are not UTF-8-validated when a
-    # request is parsed, so invalid UTF-8 reaches us as bytes and must never be stored.
+    # Parameters are always checked (see _text_check), here because every value written
+    # to or compared with a text column passes this one place, on every backend.
     def bind_processor(self, dialect: sa.Dialect) -> Any:
+        checked = _text_check(self.field_name)
         if dialect.name in ("mysql", "mariadb"):
             transform = super().bind_processor(dialect)
 
             def checked_and_transformed(value: Any) -> Any:
-                return transform(_checked_text(value)) if transform is not None else _checked_text(value)
+                return transform(checked(value)) if transform is not None else checked(value)
 
             return checked_and_transformed
-        return _checked_text
+        return checked
 
     def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
         return super().result_processor(dialect, coltype) if dialect.name in ("mysql", "mariadb") else None
@@ -160,10 +166,33 @@ class MLMDText(TypeDecorator[str]):
             return value  # not MLMD's encoding (written by another tool): show it as stored
 
 
-def _checked_text(value: Any) -> Any:
-    if isinstance(value, bytes):
-        raise errors.InvalidArgumentError("a text field of the request is not valid UTF-8")
-    return value
+def _text_check(field_name: str) -> Callable[[Any], Any]:
+    """The parameter check of a text column whose values are `field_name` to the client.
+
+    * Invalid UTF-8: proto2 string fields are not UTF-8-validated when a request is parsed,
+      so such text reaches us as bytes; stored, it would make every later read fail.
+    * NUL (U+0000): PostgreSQL text cannot hold it (the driver refuses the statement, which
+      was an INTERNAL error), SQLite and MySQL would store it, and MLMD keeps only the text
+      before it. One answer on every backend instead: INVALID_ARGUMENT naming the field,
+      for writes and for lookups alike (a value that cannot be stored matches nothing).
+    """
+
+    def checked(value: Any) -> Any:
+        if isinstance(value, str):
+            if "\x00" in value:
+                raise errors.InvalidArgumentError(
+                    f"{field_name} contains a NUL character (U+0000), which LineageDB does not store"
+                )
+        elif isinstance(value, bytes):
+            raise errors.InvalidArgumentError(f"{field_name} is not valid UTF-8")
+        return value
+
+    return checked
+
+
+def check_text(value: str, field_name: str) -> None:
+    """The text column check, for a value a call may answer without binding it."""
+    _text_check(field_name)(value)
 
 
 def _id_column() -> sa.Column[int]:
@@ -185,7 +214,6 @@ def _flag_column(name: str) -> sa.Column[bool]:
     return sa.Column(name, sa.Boolean(create_constraint=False), nullable=False)
 
 
-_STRING_VALUE = MLMDText(medium=True)
 _INT_VALUE = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
@@ -216,11 +244,11 @@ def _property_table(metadata: sa.MetaData, name: str, owner: str, prefix: str) -
         name,
         metadata,
         sa.Column(owner, sa.Integer, nullable=False),
-        sa.Column("name", MLMDText(255), nullable=False),
+        sa.Column("name", MLMDText(255, field_name=f"{prefix} property name"), nullable=False),
         _flag_column("is_custom_property"),
         sa.Column("int_value", _INT_VALUE),
         sa.Column("double_value", sa.Double().with_variant(postgresql.DOUBLE_PRECISION(), "postgresql")),
-        sa.Column("string_value", _STRING_VALUE),
+        sa.Column("string_value", MLMDText(medium=True, field_name=f"{prefix} property string_value")),
         sa.Column(
             "byte_value",
             sa.LargeBinary()
@@ -255,8 +283,8 @@ def _node_table(metadata: sa.MetaData, name: str, prefix: str, lower_case: bool,
         _id_column(),
         sa.Column("type_id", sa.Integer, nullable=False),
         *extra,
-        sa.Column("name", MLMDText(255), nullable=name_nullable),
-        sa.Column("external_id", MLMDText(255), unique=True),
+        sa.Column("name", MLMDText(255, field_name=f"{prefix} name"), nullable=name_nullable),
+        sa.Column("external_id", MLMDText(255, field_name=f"{prefix} external_id"), unique=True),
         _time_column("create_time_since_epoch"),
         _time_column("last_update_time_since_epoch"),
         sa.UniqueConstraint("type_id", "name", name=constraint_name),
@@ -279,17 +307,17 @@ def build_schema(lower_case_names: bool) -> Schema:
         n("Type"),
         md,
         _id_column(),
-        sa.Column("name", MLMDText(255), nullable=False),
-        sa.Column("version", MLMDText(255)),
+        sa.Column("name", MLMDText(255, field_name="type name"), nullable=False),
+        sa.Column("version", MLMDText(255, field_name="type version")),
         sa.Column(
             "type_kind",
             sa.SmallInteger().with_variant(mysql.TINYINT(1), "mysql", "mariadb"),
             nullable=False,
         ),
-        sa.Column("description", MLMDText()),
-        sa.Column("input_type", MLMDText()),
-        sa.Column("output_type", MLMDText()),
-        sa.Column("external_id", MLMDText(255), unique=True),
+        sa.Column("description", MLMDText(field_name="type description")),
+        sa.Column("input_type", MLMDText(field_name="execution type input_type")),
+        sa.Column("output_type", MLMDText(field_name="execution type output_type")),
+        sa.Column("external_id", MLMDText(255, field_name="type external_id"), unique=True),
         sqlite_autoincrement=True,
     )
     sa.Index("idx_type_name", type_.c.name)
@@ -298,7 +326,7 @@ def build_schema(lower_case_names: bool) -> Schema:
         n("TypeProperty"),
         md,
         sa.Column("type_id", sa.Integer, nullable=False),
-        sa.Column("name", MLMDText(255), nullable=False),
+        sa.Column("name", MLMDText(255, field_name="type property name"), nullable=False),
         sa.Column("data_type", sa.Integer),
         sa.PrimaryKeyConstraint("type_id", "name"),
     )
@@ -314,7 +342,7 @@ def build_schema(lower_case_names: bool) -> Schema:
         n("Artifact"),
         "artifact",
         lower_case_names,
-        sa.Column("uri", MLMDText()),
+        sa.Column("uri", MLMDText(field_name="artifact uri")),
         sa.Column("state", sa.Integer),
     )
     sa.Index("idx_artifact_uri", artifact.c.uri, mysql_length=255)
@@ -343,7 +371,7 @@ def build_schema(lower_case_names: bool) -> Schema:
         sa.Column("event_id", sa.Integer, nullable=False),
         _flag_column("is_index_step"),
         sa.Column("step_index", sa.Integer),
-        sa.Column("step_key", MLMDText()),
+        sa.Column("step_key", MLMDText(field_name="event path step key")),
     )
     sa.Index("idx_eventpath_event_id", event_path.c.event_id)
     association = sa.Table(
