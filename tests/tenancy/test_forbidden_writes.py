@@ -24,7 +24,7 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.service import composite
 from lineagedb.store import tenancy
 from lineagedb.store.tenancy import Tenancy
-from tests.tenancy.world import ALICE, BOB, MISSING_ID, World, acting_as, snapshot
+from tests.tenancy.world import ALICE, BOB, CAROL, MISSING_ID, World, acting_as, snapshot
 
 Lineage = mlmd.LineageSubgraphQueryOptions
 Request = tuple[str, Any]  # (MetadataStore method, request)
@@ -340,6 +340,15 @@ CASES: tuple[Forbidden, ...] = (
         lambda w, t: put_execution(w, [pair(event=mlmd.Event(artifact_id=t, type=INPUT))]),
         Missing,
         "b_data",
+    ),
+    # Carol reads `default`, where a node without a membership row would land: a hidden
+    # id must still read exactly as a missing one (MLMD itself stores events to missing ids).
+    Forbidden(
+        "PutExecution: event to B's artifact by id, caller reading default",
+        lambda w, t: put_execution(w, [pair(event=mlmd.Event(artifact_id=t, type=INPUT))]),
+        Missing,
+        "b_data",
+        caller=CAROL,
     ),
     Forbidden(
         "PutExecution: B's artifact as a pair's artifact",

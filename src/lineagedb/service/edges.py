@@ -26,6 +26,10 @@ def put_events(uow: UnitOfWork, events: Sequence[mlmd.Event], now_ms: int, check
     (PutEvents does, PutExecution and PutLineageSubgraph do not: spec §3.7)."""
     for event in events:
         check_event_fields(event)
+    # MLMD lets composite writes name ids that exist nowhere. A caller restricted to some
+    # namespaces may not: a hidden node and a missing one must read the same, and the only
+    # answer that leaks neither is "does not exist" for both.
+    check_nodes = check_nodes or uow.tenancy.readable is not None
     if check_nodes and events:
         artifacts = edge_repo.existing_ids(uow, uow.schema.artifact, (e.artifact_id for e in events))
         executions = edge_repo.existing_ids(uow, uow.schema.execution, (e.execution_id for e in events))
