@@ -192,6 +192,13 @@ class Workload:
         [ctx.id] = self.store.put_contexts([ctx])
         self.base_context = ctx
 
+        def one_context(i: int) -> int:
+            run = mlmd.Context(type_id=self.context_type_id, name=f"ctx-run-{i}")
+            run.properties["pipeline"].string_value = "bench"
+            return len(self.store.put_contexts([run]))
+
+        self.rec.time("put_contexts (1 new)", one_context, reps)
+
     def put_artifacts(self, batches: int) -> None:
         def batch(_i: int) -> int:
             ids = self.store.put_artifacts([self.new_artifact() for _ in range(100)])

@@ -8,11 +8,16 @@ Runs under LineageDB's interpreter (``.venv``); the workload itself runs in
   c  LineageDB over gRPC, SQLite
   d  LineageDB over gRPC, PostgreSQL (when reachable)
   e  LineageDB over gRPC, MariaDB/MySQL (when reachable)
+  bp, bm  the pass-through servicer with MLMD's C++ store on PostgreSQL / MariaDB, for the
+      same-database ratios d / bp and e / bm
   floor  an empty grpcio servicer: the trivial call only
 
 Every round runs every target once on a fresh database, in an order rotated by one each
 round so drift on a shared machine favours none. Ratios are taken within a round, then
-summarised. Writes bench/results.json and bench/results.md and prints the table.
+summarised. After the timed rounds, one counting run per LineageDB target (the server
+started with LINEAGEDB_COUNT_STATEMENTS, see lineagedb.store.statement_count) gives the
+statements, i.e. round trips on PostgreSQL and MariaDB, each RPC sent; counting stays out
+of the timed runs. Writes bench/results.json and bench/results.md and prints the tables.
 """
 
 from __future__ import annotations
@@ -59,14 +64,18 @@ class Target:
     label: str
     kind: str  # inprocess | passthrough | lineagedb | empty
     backend: str = "sqlite"  # sqlite | postgresql | mysql
+    # MLMD's C++ core on the same database: the target this one is compared with first.
+    same_db: str | None = None
 
 
 ALL_TARGETS = (
     Target("a", "MLMD C++ in-process, SQLite", "inprocess"),
     Target("b", "MLMD C++ via Python grpcio pass-through, SQLite", "passthrough"),
-    Target("c", "LineageDB gRPC, SQLite", "lineagedb"),
-    Target("d", "LineageDB gRPC, PostgreSQL", "lineagedb", "postgresql"),
-    Target("e", "LineageDB gRPC, MariaDB", "lineagedb", "mysql"),
+    Target("c", "LineageDB gRPC, SQLite", "lineagedb", same_db="b"),
+    Target("d", "LineageDB gRPC, PostgreSQL", "lineagedb", "postgresql", same_db="bp"),
+    Target("e", "LineageDB gRPC, MariaDB", "lineagedb", "mysql", same_db="bm"),
+    Target("bp", "MLMD C++ via Python grpcio pass-through, PostgreSQL", "passthrough", "postgresql"),
+    Target("bm", "MLMD C++ via Python grpcio pass-through, MariaDB", "passthrough", "mysql"),
     Target("floor", "empty grpcio servicer (trivial call only)", "empty"),
 )
 
@@ -188,7 +197,7 @@ def _pump(server: Server, ready: threading.Event) -> None:
 
 
 @contextlib.contextmanager
-def running(command: Sequence[str], log_path: Path) -> Iterator[Server]:
+def running(command: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
     """Start a server that prints ``... listening on HOST:PORT``; SIGTERM it afterwards."""
     log_file = log_path.open("w")
     process = subprocess.Popen(
@@ -196,7 +205,7 @@ def running(command: Sequence[str], log_path: Path) -> Iterator[Server]:
         stdout=subprocess.PIPE,
         stderr=log_file,
         text=True,
-        env=clean_env(),
+        env={**clean_env(), **(env or {})},
         cwd=ROOT,
     )
     server = Server(process, log_file)
@@ -234,8 +243,11 @@ def run_driver(command: list[str]) -> dict[str, Any]:
     return result
 
 
-def run_target(target: Target, sizes: dict[str, int], workdir: Path) -> dict[str, Any]:
-    """One complete workload against one target on a fresh database."""
+def run_target(target: Target, sizes: dict[str, int], workdir: Path, count: bool = False) -> dict[str, Any]:
+    """One complete workload against one target on a fresh database.
+
+    With ``count`` (LineageDB targets), the server counts its statements per RPC and the
+    result carries them under "statements"."""
     rundir = Path(tempfile.mkdtemp(prefix=f"run-{target.key}-", dir=workdir))
     try:
         if target.kind == "inprocess":
@@ -248,14 +260,23 @@ def run_target(target: Target, sizes: dict[str, int], workdir: Path) -> dict[str
                 trivial = ["--target", "grpc", "--port", str(server.port), "--workload", "trivial"]
                 # the floor is cheap: take 10x the samples the other targets take
                 return run_driver(driver_command(trivial, {**sizes, "reps": sizes["reps"] * 10}))
-        if target.kind == "passthrough":
+        if target.kind == "passthrough" and target.backend == "sqlite":
             cmd = [str(MLMD_PYTHON), str(BENCH / "passthrough_server.py"), "--sqlite-path", str(rundir / "mlmd.db")]
             with running(cmd, rundir / "server.log") as server:
                 return run_driver(driver_command(["--target", "grpc", "--port", str(server.port)], sizes))
         with scratch_database(target.backend, rundir) as url:
+            if target.kind == "passthrough":
+                cmd = [str(MLMD_PYTHON), str(BENCH / "passthrough_server.py"), "--database-url", url]
+                with running(cmd, rundir / "server.log") as server:
+                    return run_driver(driver_command(["--target", "grpc", "--port", str(server.port)], sizes))
             cmd = [str(LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--database", url]
-            with running(cmd, rundir / "server.log") as server:
-                return run_driver(driver_command(["--target", "grpc", "--port", str(server.port)], sizes))
+            counts = rundir / "statements.json"
+            env = {"LINEAGEDB_COUNT_STATEMENTS": str(counts)} if count else None
+            with running(cmd, rundir / "server.log", env) as server:
+                result = run_driver(driver_command(["--target", "grpc", "--port", str(server.port)], sizes))
+            if count:  # written by the server as it stopped
+                result["statements"] = json.loads(counts.read_text()) if counts.exists() else {}
+            return result
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
 
@@ -296,11 +317,14 @@ def summarize(rounds: list[dict[str, Any]], targets: Sequence[Target]) -> dict[s
                 cell.update(spread(values), rounds=len(values), items=max(items))
             if errors:
                 cell["errors"] = sorted(set(errors))
-            for base in BASELINES:
+            for base in (*BASELINES, "same"):
+                base_key = t.same_db if base == "same" else base
+                if base_key is None:
+                    continue
                 ratios = []
                 for r in rounds:
                     mine = r["results"].get(t.key, {}).get("ops", {}).get(op, {})
-                    theirs = r["results"].get(base, {}).get("ops", {}).get(op, {})
+                    theirs = r["results"].get(base_key, {}).get("ops", {}).get(op, {})
                     if "ms" in mine and "ms" in theirs and theirs["ms"] > 0:
                         ratios.append(mine["ms"] / theirs["ms"])
                 if ratios:
@@ -452,6 +476,23 @@ def markdown(doc: dict[str, Any]) -> str:
             if base not in row or "median" not in row[base]:
                 continue
             out.append(f"| {op} | " + " | ".join(fmt_ratio(row.get(k), base) for k in others) + " |")
+    same = [t for t in targets if t.same_db is not None and t.same_db in keys]
+    if same:
+        out += [
+            "",
+            "## Ratio to MLMD's C++ core on the same database, taken within each round",
+            "",
+            "Median of the per-round ratios (min-max): LineageDB ÷ the pass-through servicer over MLMD's core on",
+            "the same backend (b: SQLite, bp: PostgreSQL, bm: MariaDB), so both pay the same transport and database.",
+            "",
+            "| operation | " + " | ".join(f"{t.key} ÷ {t.same_db}" for t in same) + " |",
+            "| --- | " + " | ".join("---:" for _ in same) + " |",
+        ]
+        for op, row in summary.items():
+            cells = [fmt_ratio(row.get(t.key), "same") for t in same]
+            if any(c != "—" for c in cells):
+                out.append(f"| {op} | " + " | ".join(cells) + " |")
+    out += statements_table(doc.get("statements", {}), targets)
     floor = summary.get("trivial_call", {}).get("floor")
     if floor and "median" in floor:
         out += ["", "## Per-call floor", ""]
@@ -495,6 +536,35 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+def statements_table(counts: dict[str, Any], targets: Sequence[Target]) -> list[str]:
+    """Statements per RPC per LineageDB target, from the counting runs."""
+    keys = [t.key for t in targets if t.key in counts]
+    if not keys:
+        return []
+    methods = sorted({m for k in keys for m in counts[k]})
+    out = [
+        "",
+        "## Statements per RPC (LineageDB)",
+        "",
+        "From one counting run per target after the timed rounds: every statement the server sent, BEGIN and",
+        "COMMIT included (on PostgreSQL and MariaDB each is a network round trip; psycopg2 sends BEGIN before",
+        "a transaction's first statement, MariaDB opens it implicitly). `n x k`: n calls sent k statements each.",
+        "",
+        "| RPC | " + " | ".join(keys) + " |",
+        "| --- | " + " | ".join("---" for _ in keys) + " |",
+    ]
+    for method in methods:
+        cells = []
+        for k in keys:
+            record = counts[k].get(method)
+            if record is None:
+                cells.append("—")
+                continue
+            cells.append(", ".join(f"{n} x {k_}" for k_, n in record["per_call"].items()))
+        out.append(f"| {method} | " + " | ".join(cells) + " |")
+    return out
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -503,7 +573,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="smoke run: 1 round, tiny sizes (about a minute)")
     mode.add_argument("--full", action="store_true", help="scale stage of 100k artifacts")
-    p.add_argument("--targets", default="a,b,c,d,e,floor", help="comma-separated subset of a,b,c,d,e,floor")
+    p.add_argument("--targets", default="a,b,c,d,e,bp,bm,floor", help="comma-separated subset of a,b,c,d,e,bp,bm,floor")
+    p.add_argument("--no-count", action="store_true", help="skip the statement-counting runs")
     p.add_argument("--rounds", type=int)
     for name in DRIVER_SIZES:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, dest=name)
@@ -527,7 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for t in ALL_TARGETS:
         if t.key not in wanted:
             continue
-        reason = unreachable(t.backend) if t.kind == "lineagedb" else None
+        reason = unreachable(t.backend) if t.kind in ("lineagedb", "passthrough") else None
         if reason:
             skipped[t.key] = reason
             log(f"skipping {t.key} ({t.label}): {reason}")
@@ -557,6 +628,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     log(f"  {t.key} FAILED: {str(error)[-500:]}")
                 log(f"  {t.key} done in {time.perf_counter() - t0:.1f}s")
             doc["rounds"].append({"order": [t.key for t in order], "results": results})
+        # Counting is kept out of the timed runs; the scale stage is cut short, since what a
+        # call costs in statements does not depend on how much is stored.
+        doc["statements"] = {}
+        counted_sizes = {**sizes, "reps": min(sizes["reps"], 3), "scale_n": min(sizes["scale_n"], 2000)}
+        for t in [t for t in targets if t.kind == "lineagedb" and not args.no_count]:
+            log(f"counting statements on {t.key}")
+            try:
+                doc["statements"][t.key] = run_target(t, counted_sizes, Path(work), count=True).get("statements", {})
+            except Exception as error:  # the timings stand without the counts
+                log(f"  counting on {t.key} FAILED: {str(error)[-500:]}")
     doc["machine"]["loadavg_end"] = list(os.getloadavg())
     doc["elapsed_s"] = time.perf_counter() - started
     doc["summary"] = summarize(doc["rounds"], targets)

@@ -32,7 +32,7 @@ from lineagedb.api.status import StatusInterceptor
 from lineagedb.config import ConfigurationError, Settings
 from lineagedb.ops.database import ensure_database_exists, parse_url, redacted
 from lineagedb.ops.health import DatabaseSupervisor, describe
-from lineagedb.ops.interceptors import CallObserver, ReadinessGate
+from lineagedb.ops.interceptors import CallObserver, ReadinessGate, StatementScope
 from lineagedb.ops.metrics import Metrics
 from lineagedb.ops.tls import server_credentials
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
@@ -40,6 +40,7 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as
 from lineagedb.security.access_control import AccessControl, page_token_secret
 from lineagedb.security.policy import PolicyError
 from lineagedb.service.metadata_store import MetadataStore
+from lineagedb.store import statement_count
 from lineagedb.store.bootstrap import prepare_database, upgrade_command
 from lineagedb.store.engine import PoolSettings, create_engine
 from lineagedb.store.unit_of_work import Database
@@ -65,6 +66,7 @@ class RunningServer:
     metrics: Metrics | None = None
     fatal: list[BaseException] = field(default_factory=list)
     access: AccessControl | None = None
+    statements: statement_count.StatementCounter | None = None
 
     def reload_security(self) -> bool:
         """SIGHUP: re-read the policy and credential files; a bad file keeps the old ones."""
@@ -84,6 +86,8 @@ class RunningServer:
             time.sleep(drain_s)
         self.server.stop(grace).wait()
         self.database.dispose()
+        if self.statements is not None:
+            self.statements.write()
 
 
 def is_loopback(host: str) -> bool:
@@ -193,10 +197,12 @@ def build_server(settings: Settings) -> RunningServer:
 
     metrics = Metrics(engine, lambda: supervisor.healthy) if settings.metrics_port is not None else None
     store = MetadataStore(database)
+    statements = statement_count.from_environment(engine)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="rpc"),
         interceptors=[
             CallObserver(metrics),
+            *([StatementScope(statements)] if statements is not None else []),
             AuthInterceptor(access),
             ReadinessGate(supervisor.ready.is_set),
             StatusInterceptor(),
@@ -222,6 +228,7 @@ def build_server(settings: Settings) -> RunningServer:
     running = RunningServer(server, port, database, supervisor, plaintext_port, metrics)
     running.fatal = running_fatal
     running.access = access
+    running.statements = statements
     return running
 
 

@@ -17,6 +17,7 @@ import grpc
 from lineagedb.api.wrapping import UnaryWrapper, unary_handler
 from lineagedb.ops.metrics import Metrics
 from lineagedb.store.engine import STATEMENT_DEADLINE
+from lineagedb.store.statement_count import StatementCounter
 
 log = logging.getLogger("lineagedb.calls")
 
@@ -65,6 +66,30 @@ class CallObserver(UnaryWrapper):
                     log.debug("call %s %s %.1fms peer=%s", _short(method), code.name, elapsed * 1000, context.peer())
 
         return unary_handler(handler, observed)
+
+
+class StatementScope(UnaryWrapper):
+    """Brackets each call for the statement counter (LINEAGEDB_COUNT_STATEMENTS; benchmark only)."""
+
+    def __init__(self, counter: StatementCounter) -> None:
+        super().__init__()
+        self.counter = counter
+
+    def applies(self, method: str) -> bool:
+        return method.startswith(METADATA_SERVICE_PREFIX)
+
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        inner = handler.unary_unary
+        counter, name = self.counter, _short(method)
+
+        def counted(request: Any, context: grpc.ServicerContext) -> Any:
+            token = counter.begin_call()
+            try:
+                return inner(request, context)
+            finally:
+                counter.end_call(name, token)
+
+        return unary_handler(handler, counted)
 
 
 class ReadinessGate(UnaryWrapper):

@@ -26,6 +26,7 @@ from lineagedb import errors
 from lineagedb.store import locks
 from lineagedb.store.engine import is_sqlite_memory
 from lineagedb.store.schema import Schema, schema_for
+from lineagedb.store.statement_count import count_driver_statement
 from lineagedb.store.statistics import StatisticsKeeper
 from lineagedb.store.tenancy import CURRENT_TENANCY, UNRESTRICTED, Tenancy
 
@@ -141,6 +142,7 @@ class UnitOfWork:
         dbapi_connection = self.connection.connection.dbapi_connection
         assert dbapi_connection is not None
         cursor = dbapi_connection.cursor()
+        count_driver_statement(sql)
         try:
             cursor.execute(sql, parameters)
             rows: list[tuple[Any, ...]] = list(cursor.fetchall())
