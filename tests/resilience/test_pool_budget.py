@@ -158,5 +158,7 @@ def test_pool_flags_and_variables_reach_the_engine(monkeypatch: pytest.MonkeyPat
     engine = create_engine(settings.database_url, PoolSettings(size=3, max_overflow=1, timeout_s=0.25, recycle_s=60))
     pool = engine.pool
     assert isinstance(pool, sa.pool.QueuePool)
-    assert (pool.size(), pool._max_overflow, pool._timeout, pool._recycle, pool._pre_ping) == (3, 1, 0.25, 60, True)
+    # No ping on every checkout (a round trip per call): store.engine pings connections left idle.
+    assert (pool.size(), pool._max_overflow, pool._timeout, pool._recycle, pool._pre_ping) == (3, 1, 0.25, 60, False)
+    assert len(pool.dispatch.checkout) == 1
     engine.dispose()

@@ -60,9 +60,9 @@ class MetadataStore:
                 if type_repo.property_count(uow, cached.id) == len(cached.properties):
                     return cached.id
         with self.db.transaction() as uow:
-            type_id = type_rules.put_type(uow, kind, requested, request.can_add_fields, request.can_omit_fields)
-            self.types.remember(uow, type_repo.by_ids(uow, kind, [type_id])[type_id])
-            return type_id
+            record = type_rules.put_type_record(uow, kind, requested, request.can_add_fields, request.can_omit_fields)
+            self.types.remember(uow, record)
+            return record.id
 
     def put_artifact_type(self, request: svc.PutArtifactTypeRequest) -> svc.PutArtifactTypeResponse:
         return svc.PutArtifactTypeResponse(type_id=self._put_one_type(ARTIFACT_KIND, request, "artifact_type"))

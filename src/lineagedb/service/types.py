@@ -79,6 +79,14 @@ def to_message(record: TypeRecord, fields: TypeFields = FULL) -> Any:
 
 def put_type(uow: UnitOfWork, kind: int, requested: Any, can_add_fields: bool, can_omit_fields: bool) -> int:
     """Create or evolve one type; returns its id (spec §3.1)."""
+    return put_type_record(uow, kind, requested, can_add_fields, can_omit_fields).id
+
+
+def put_type_record(
+    uow: UnitOfWork, kind: int, requested: Any, can_add_fields: bool, can_omit_fields: bool
+) -> TypeRecord:
+    """Create or evolve one type; returns it as a read after this transaction would load it,
+    so the caller can cache it without reading it back (a round trip on a server database)."""
     label = KIND_LABELS[kind]
     if not requested.name:
         raise errors.InvalidArgumentError(f"{label} name must not be empty")
@@ -87,13 +95,13 @@ def put_type(uow: UnitOfWork, kind: int, requested: Any, can_add_fields: bool, c
     uow.lock(f"type/{kind}/{requested.name}/{version or ''}")
     stored = type_repo.by_name(uow, kind, requested.name, version)
     if stored is None:
-        type_id = _create(uow, kind, requested, version)
+        record = _create(uow, kind, requested, version)
     else:
-        type_id = stored.id
+        record = stored
         _evolve(uow, stored, requested, can_add_fields, can_omit_fields)
     if requested.HasField("base_type"):
-        _link_base_type(uow, kind, type_id, requested.base_type, stored)
-    return type_id
+        _link_base_type(uow, kind, record, requested.base_type, stored)
+    return record
 
 
 def is_noop_put(kind: int, stored: TypeRecord, requested: Any) -> bool:
@@ -118,7 +126,7 @@ def _check_property_types(label: str, name: str, properties: Any) -> dict[str, i
     return dict(properties.items())
 
 
-def _create(uow: UnitOfWork, kind: int, requested: Any, version: str | None) -> int:
+def _create(uow: UnitOfWork, kind: int, requested: Any, version: str | None) -> TypeRecord:
     label = KIND_LABELS[kind]
     if requested.HasField("external_id") and type_repo.by_external_ids(uow, kind, [requested.external_id]):
         raise errors.AlreadyExistsError(f"an {label} with external_id {requested.external_id!r} already exists")
@@ -137,9 +145,9 @@ def _create(uow: UnitOfWork, kind: int, requested: Any, version: str | None) -> 
     try:
         # Like MLMD, write the row before checking property types: a rejected type then
         # uses up an id on every backend the same way.
-        type_id = type_repo.insert(uow, replace(record, properties={}))
-        type_repo.add_properties(uow, type_id, _check_property_types(label, requested.name, requested.properties))
-        return type_id
+        record.id = type_repo.insert(uow, replace(record, properties={}))
+        type_repo.add_properties(uow, record.id, _check_property_types(label, requested.name, requested.properties))
+        return record
     except UniqueViolation as error:
         # Only a type of another kind can hold this external_id; MLMD answers INTERNAL.
         raise errors.InternalError(
@@ -179,6 +187,7 @@ def _evolve(uow: UnitOfWork, stored: TypeRecord, requested: Any, can_add: bool, 
     if requested.external_id:
         try:
             type_repo.set_external_id(uow, stored.id, requested.external_id)
+            stored.external_id = requested.external_id
         except UniqueViolation as error:
             raise errors.InternalError(f"another type already uses external_id {requested.external_id!r}") from error
 
@@ -187,7 +196,7 @@ def _type_name(data_type: int) -> str:
     return mlmd.PropertyType.Name(data_type)  # type: ignore[arg-type]
 
 
-def _link_base_type(uow: UnitOfWork, kind: int, type_id: int, base_type: int, stored: TypeRecord | None) -> None:
+def _link_base_type(uow: UnitOfWork, kind: int, record: TypeRecord, base_type: int, stored: TypeRecord | None) -> None:
     if base_type == 0:
         raise errors.UnimplementedError("removing a base_type (setting it to UNSET) is not supported")
     system_name = BASE_TYPE_NAMES[kind][base_type]
@@ -199,7 +208,8 @@ def _link_base_type(uow: UnitOfWork, kind: int, type_id: int, base_type: int, st
     system_type = type_repo.by_name(uow, kind, system_name, None)
     if system_type is None:
         raise errors.NotFoundError(f"system type {system_name!r} is missing from the database")
-    type_repo.add_parent(uow, type_id, system_type.id)
+    type_repo.add_parent(uow, record.id, system_type.id)
+    record.parent_type_names = [system_name]
 
 
 def put_types(

@@ -16,6 +16,17 @@ from sqlalchemy.pool import StaticPool
 # SQLite waits this long for a competing writer before reporting SQLITE_BUSY.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 
+# A pooled PostgreSQL/MariaDB connection idle longer than this is pinged before use. A ping on
+# every checkout (pool_pre_ping) was one network round trip per RPC, as much as a statement;
+# a connection used moments ago is alive but for a server restart within this window, which
+# the call reports as UNAVAILABLE (the pool then drops the connection).
+PING_IDLE_S = 2.0
+
+# Statement bounds are re-sent only when the one in force falls outside
+# [BOUND_SLACK x time left, time left]; a new one is BOUND_TARGET x time left.
+BOUND_SLACK = 0.9
+BOUND_TARGET = 0.95
+
 # time.monotonic() by which the current call must be answered (set by the transport edge
 # from the client's gRPC deadline). PostgreSQL transactions then get a statement_timeout,
 # MariaDB ones a max_statement_time, so the database stops working when the client stops waiting.
@@ -62,15 +73,39 @@ def create_engine(url: str | URL, pool: PoolSettings | None = None) -> sa.Engine
         "max_overflow": pool.max_overflow,
         "pool_timeout": pool.timeout_s,
         "pool_recycle": pool.recycle_s,
-        "pool_pre_ping": True,
     }
     if backend == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 10}
     elif backend in ("mysql", "mariadb"):
         kwargs["connect_args"] = {"connect_timeout": 10, "charset": "utf8mb4"}
     engine = sa.create_engine(parsed, **kwargs)
+    _ping_when_idle(engine)
     _bound_statements_by_deadline(engine)
     return engine
+
+
+def _ping_when_idle(engine: sa.Engine) -> None:
+    """Ping a connection at checkout only if it sat idle (see PING_IDLE_S)."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection, record):  # type: ignore[no-untyped-def]
+        if record is not None:
+            record.info["lineagedb_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection, record, _proxy):  # type: ignore[no-untyped-def]
+        idle_since = record.info.get("lineagedb_idle_since")
+        if idle_since is None or time.monotonic() - idle_since <= PING_IDLE_S:
+            return  # a new connection, or one used moments ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if not engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise
+            alive = False
+        if not alive:
+            # The pool discards this connection and checks out (or opens) another.
+            raise sa_exc.DisconnectionError("pooled connection is gone")
 
 
 def remaining_ms() -> int | None:
@@ -82,20 +117,41 @@ def remaining_ms() -> int | None:
 
 
 def _bound_statements_by_deadline(engine: sa.Engine) -> None:
-    """Bound every statement of a transaction by the caller's deadline (PostgreSQL, MariaDB)."""
+    """Bound every statement of a transaction by the caller's deadline (PostgreSQL, MariaDB).
+
+    The bound is a session setting, sent only when the one in force is not between
+    BOUND_SLACK and all of the time left: a client's deadline is about the same on every
+    call, and a SET per transaction was one network round trip per RPC. A statement is
+    therefore stopped a little before the client gives up, never after.
+    """
+    postgresql = engine.dialect.name == "postgresql"
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):  # type: ignore[no-untyped-def]
         left = remaining_ms()
-        if connection.dialect.name == "postgresql":
-            if left is not None:
-                # SET LOCAL ends with the transaction: pooled connections keep no setting.
-                connection.exec_driver_sql(f"SET LOCAL statement_timeout = {left}")
+        current = connection.info.get("lineagedb_statement_bound_ms", 0)  # 0: no bound
+        if left is None:
+            if current == 0:
+                return
+            bound = 0
+        elif 0 < current <= left and current >= left * BOUND_SLACK:
+            return
+        else:
+            bound = max(1, int(left * BOUND_TARGET))
+        if postgresql:
+            connection.exec_driver_sql(f"SET statement_timeout = {bound}")
         elif getattr(connection.dialect, "is_mariadb", False):
-            seconds = 0.0 if left is None else max(left / 1000, 0.001)
-            if connection.info.get("lineagedb_max_statement_time", 0.0) != seconds:
-                connection.exec_driver_sql(f"SET SESSION max_statement_time = {seconds:.3f}")
-                connection.info["lineagedb_max_statement_time"] = seconds
+            connection.exec_driver_sql(f"SET SESSION max_statement_time = {bound / 1000:.3f}")
+        else:
+            return
+        connection.info["lineagedb_statement_bound_ms"] = bound
+
+    if postgresql:
+
+        @event.listens_for(engine, "rollback")
+        def _on_rollback(connection):  # type: ignore[no-untyped-def]
+            # A PostgreSQL SET made in a transaction that rolls back is undone: send it again.
+            connection.info.pop("lineagedb_statement_bound_ms", None)
 
 
 def _create_sqlite_engine(url: URL, pool: PoolSettings) -> sa.Engine:

@@ -115,22 +115,26 @@ def install(engine: sa.Engine) -> None:
         times = rows if executemany and dialect == "postgresql" else 1
         call.add("sql", " ".join(statement.split())[:300], times)
 
+    def autocommit(conn: sa.Connection) -> bool:
+        # psycopg2 in autocommit mode (reads, see unit_of_work) sends no BEGIN, COMMIT or ROLLBACK.
+        return dialect == "postgresql" and bool(getattr(conn.connection.dbapi_connection, "autocommit", False))
+
     @event.listens_for(engine, "begin")
-    def _begin(_conn):  # type: ignore[no-untyped-def]
+    def _begin(conn):  # type: ignore[no-untyped-def]
         call = _CURRENT.get()
-        if call is not None and dialect in ("sqlite", "postgresql"):
+        if call is not None and dialect in ("sqlite", "postgresql") and not autocommit(conn):
             call.add("begin", "BEGIN")
 
     @event.listens_for(engine, "commit")
-    def _commit(_conn):  # type: ignore[no-untyped-def]
+    def _commit(conn):  # type: ignore[no-untyped-def]
         call = _CURRENT.get()
-        if call is not None:
+        if call is not None and not autocommit(conn):
             call.add("commit", "COMMIT")
 
     @event.listens_for(engine, "rollback")
-    def _rollback(_conn):  # type: ignore[no-untyped-def]
+    def _rollback(conn):  # type: ignore[no-untyped-def]
         call = _CURRENT.get()
-        if call is not None:
+        if call is not None and not autocommit(conn):
             call.add("rollback", "ROLLBACK")
 
     ping = engine.dialect.do_ping

@@ -11,6 +11,7 @@ ALREADY_EXISTS on inserts, INTERNAL on updates, ABORTED on a context race).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sqlite3
 import threading
@@ -177,6 +178,13 @@ class UnitOfWork:
 
     def lock(self, name: str) -> None:
         """Hold the named lock until this transaction ends (see lineagedb.store.locks)."""
+        if self.dialect in ("mysql", "mariadb"):
+            # GET_LOCK outlives the transaction: releasing it after COMMIT cost two more round
+            # trips (RELEASE_LOCK, and ending the transaction that statement opened). A row
+            # lock on MLMDEnv's one row ends with the transaction. It serializes all callers
+            # rather than those of one name; only type creation takes it, and it is rare.
+            self.execute(_env_lock_statement(self.schema))
+            return
         try:
             release = locks.acquire(self.connection, name)
         except sa_exc.DBAPIError as error:
@@ -187,6 +195,12 @@ class UnitOfWork:
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` only once the transaction has committed (cache fills)."""
         self._after_commit.append(callback)
+
+
+@functools.cache
+def _env_lock_statement(schema: Schema) -> sa.Select[Any]:
+    env = schema.mlmd_env
+    return sa.select(env.c.schema_version).with_for_update()
 
 
 class Database:
@@ -224,27 +238,40 @@ class Database:
             raise classify_driver_error(error) from error
         with connection:
             connection.info["lineagedb_write"] = write
-            try:
-                transaction = connection.begin()
-            except sa_exc.DBAPIError as error:
-                raise classify_driver_error(error) from error
-            uow = UnitOfWork(connection, self.schema, tenancy)
+            # PostgreSQL reads at READ COMMITTED, where every statement takes its own snapshot:
+            # a read-only transaction adds nothing but its BEGIN and COMMIT, two round trips.
+            # psycopg2's autocommit is a client-side flag; it is set back before the pool gets
+            # the connection again.
+            autocommit = not write and self.dialect == "postgresql"
+            dbapi_connection = connection.connection.dbapi_connection if autocommit else None
+            if dbapi_connection is not None:
+                dbapi_connection.autocommit = True
             try:
                 try:
-                    yield uow
-                except BaseException:
-                    self._rollback(transaction)
-                    raise
-                try:
-                    transaction.commit()
+                    transaction = connection.begin()
                 except sa_exc.DBAPIError as error:
-                    domain = classify_driver_error(error)
-                    if isinstance(domain, errors.InternalError):
-                        # We cannot tell whether the commit reached the disk.
-                        domain = errors.UnavailableError("the commit outcome is unknown; check before retrying")
-                    raise domain from error
+                    raise classify_driver_error(error) from error
+                uow = UnitOfWork(connection, self.schema, tenancy)
+                try:
+                    try:
+                        yield uow
+                    except BaseException:
+                        self._rollback(transaction)
+                        raise
+                    try:
+                        transaction.commit()
+                    except sa_exc.DBAPIError as error:
+                        domain = classify_driver_error(error)
+                        if isinstance(domain, errors.InternalError):
+                            # We cannot tell whether the commit reached the disk.
+                            domain = errors.UnavailableError("the commit outcome is unknown; check before retrying")
+                        raise domain from error
+                finally:
+                    self._release_locks(uow)
             finally:
-                self._release_locks(uow)
+                if dbapi_connection is not None and not connection.invalidated:
+                    with contextlib.suppress(Exception):  # a broken connection is discarded anyway
+                        dbapi_connection.autocommit = False
         for callback in uow._after_commit:
             callback()
         self.statistics.record(uow.inserted)

@@ -170,7 +170,9 @@ def _insert_ignoring_statement(table: sa.Table, dialect: str, first_column: str)
     if dialect == "sqlite":
         return sqlite_dialect.insert(table).on_conflict_do_nothing()
     if dialect == "postgresql":
-        return pg_dialect.insert(table).on_conflict_do_nothing()
+        # RETURNING makes SQLAlchemy send the rows as one multi-row INSERT ("insertmanyvalues");
+        # without it psycopg2's executemany is one round trip per row.
+        return pg_dialect.insert(table).on_conflict_do_nothing().returning(table.c.id)
     # INSERT IGNORE would also hide other errors; a no-op update only absorbs duplicates.
     mysql_insert = mysql_dialect.insert(table)
     return mysql_insert.on_duplicate_key_update({first_column: mysql_insert.inserted[first_column]})
