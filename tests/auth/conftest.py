@@ -9,8 +9,6 @@ and `AuthServer`, a started server plus the files it reads and every secret sent
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import re
 import signal
@@ -24,10 +22,7 @@ from typing import Any
 import grpc
 import jwt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import rsa
 from google.protobuf import descriptor_pb2, message_factory
 from google.protobuf.message import Message
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -42,6 +37,7 @@ from lineagedb.store.engine import create_engine
 from lineagedb.store.unit_of_work import Database
 from tests.backends import IN_CI
 from tests.ops.conftest import MLMD_PYTHON, Server, run_to_exit, start, wait_for
+from tests.pki import LOCALHOST_SANS, issue_certificate, new_key, write_pem
 
 MLMD_SERVICE = svc.DESCRIPTOR.services_by_name["MetadataStoreService"]
 MLMD_METHODS: tuple[str, ...] = tuple(method.name for method in MLMD_SERVICE.methods)
@@ -148,68 +144,25 @@ class AuthPki:
     clients: dict[str, tuple[Path, Path]]  # CN -> (certificate, key)
 
 
-def _ec_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _certificate(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
-    server: bool = False,
-) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    issuer_name, issuer_key = issuer if issuer else (name, key)
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=2))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _write_pem(path: Path, item: x509.Certificate | ec.EllipticCurvePrivateKey) -> Path:
-    if isinstance(item, x509.Certificate):
-        path.write_bytes(item.public_bytes(serialization.Encoding.PEM))
-    else:
-        path.write_bytes(
-            item.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-    return path
-
-
 CLIENT_CNS = ("pipeline-runner", "stranger")
 
 
 @pytest.fixture(scope="session")
 def auth_pki(tmp_path_factory: pytest.TempPathFactory) -> AuthPki:
     directory = tmp_path_factory.mktemp("auth-pki")
-    ca_key = _ec_key()
-    ca = _certificate("LineageDB auth test CA", ca_key, None)
-    server_key = _ec_key()
-    server = _certificate("localhost", server_key, (ca.subject, ca_key), server=True)
+    ca_key = new_key()
+    ca = issue_certificate("LineageDB auth test CA", ca_key, None)
+    server_key = new_key()
+    server = issue_certificate("localhost", server_key, (ca.subject, ca_key), sans=LOCALHOST_SANS)
     clients: dict[str, tuple[Path, Path]] = {}
     for cn in CLIENT_CNS:
-        key = _ec_key()
-        cert = _certificate(cn, key, (ca.subject, ca_key))
-        clients[cn] = (_write_pem(directory / f"{cn}.pem", cert), _write_pem(directory / f"{cn}.key", key))
+        key = new_key()
+        cert = issue_certificate(cn, key, (ca.subject, ca_key))
+        clients[cn] = (write_pem(directory / f"{cn}.pem", cert), write_pem(directory / f"{cn}.key", key))
     return AuthPki(
-        ca=_write_pem(directory / "ca.pem", ca),
-        server_cert=_write_pem(directory / "server.pem", server),
-        server_key=_write_pem(directory / "server.key", server_key),
+        ca=write_pem(directory / "ca.pem", ca),
+        server_cert=write_pem(directory / "server.pem", server),
+        server_key=write_pem(directory / "server.key", server_key),
         clients=clients,
     )
 

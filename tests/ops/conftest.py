@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
-import ipaddress
 import json
 import os
 import re
@@ -21,13 +19,10 @@ from typing import Any
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.backends import IN_CI, unreachable_reason
+from tests.pki import LOCALHOST_SANS, issue_certificate, new_key, write_pem
 
 ROOT = Path(__file__).resolve().parents[2]
 MLMD_PYTHON = Path(os.environ.get("LINEAGEDB_MLMD_PYTHON") or ROOT / ".venv-mlmd" / "bin" / "python")
@@ -174,70 +169,26 @@ class Pki:
     other_server_key: Path
 
 
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _cert(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
-    ca: bool = False,
-    server: bool = False,
-) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    issuer_name, issuer_key = issuer if issuer else (name, key)
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(hours=2))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-def _write(path: Path, item: x509.Certificate | ec.EllipticCurvePrivateKey) -> Path:
-    if isinstance(item, x509.Certificate):
-        path.write_bytes(item.public_bytes(serialization.Encoding.PEM))
-    else:
-        path.write_bytes(
-            item.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-    return path
-
-
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     d = tmp_path_factory.mktemp("pki")
-    ca_key, other_ca_key = _key(), _key()
-    ca = _cert("LineageDB test CA", ca_key, None, ca=True)
-    other_ca = _cert("Some other CA", other_ca_key, None, ca=True)
-    server_key, client_key, other_client_key, other_server_key = _key(), _key(), _key(), _key()
-    server = _cert("localhost", server_key, (ca.subject, ca_key), server=True)
-    client = _cert("pipeline-runner", client_key, (ca.subject, ca_key))
-    other_client = _cert("intruder", other_client_key, (other_ca.subject, other_ca_key))
+    ca_key, other_ca_key = new_key(), new_key()
+    ca = issue_certificate("LineageDB test CA", ca_key, None, ca=True)
+    other_ca = issue_certificate("Some other CA", other_ca_key, None, ca=True)
+    server_key, client_key, other_client_key, other_server_key = new_key(), new_key(), new_key(), new_key()
+    server = issue_certificate("localhost", server_key, (ca.subject, ca_key), sans=LOCALHOST_SANS)
+    client = issue_certificate("pipeline-runner", client_key, (ca.subject, ca_key))
+    other_client = issue_certificate("intruder", other_client_key, (other_ca.subject, other_ca_key))
     return Pki(
-        ca=_write(d / "ca.pem", ca),
-        server_cert=_write(d / "server.pem", server),
-        server_key=_write(d / "server.key", server_key),
-        client_cert=_write(d / "client.pem", client),
-        client_key=_write(d / "client.key", client_key),
-        other_ca=_write(d / "other-ca.pem", other_ca),
-        other_client_cert=_write(d / "other-client.pem", other_client),
-        other_client_key=_write(d / "other-client.key", other_client_key),
-        other_server_key=_write(d / "other-server.key", other_server_key),
+        ca=write_pem(d / "ca.pem", ca),
+        server_cert=write_pem(d / "server.pem", server),
+        server_key=write_pem(d / "server.key", server_key),
+        client_cert=write_pem(d / "client.pem", client),
+        client_key=write_pem(d / "client.key", client_key),
+        other_ca=write_pem(d / "other-ca.pem", other_ca),
+        other_client_cert=write_pem(d / "other-client.pem", other_client),
+        other_client_key=write_pem(d / "other-client.key", other_client_key),
+        other_server_key=write_pem(d / "other-server.key", other_server_key),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -11,13 +10,13 @@ from typing import Any
 import grpc
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from lineagedb.security.authn import Authenticator
 from lineagedb.security.identity import AuthenticationError, Identity
 from lineagedb.security.settings import SecuritySettings
+from tests.pki import issue_certificate, new_key, pem_bytes
 
 METHOD = "/lineagedb.test.Echo/Who"
 
@@ -31,30 +30,12 @@ class Pem:
 def _issue(
     subject: str, issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None, sans: list[x509.GeneralName]
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
-    issuer_name, issuer_key = issuer or (name, key)
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.BasicConstraints(ca=issuer is None, path_length=None), critical=True)
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256()), key
+    key = new_key()
+    return issue_certificate(subject, key, issuer, sans=sans), key
 
 
 def _pem(cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> Pem:
-    return Pem(
-        cert.public_bytes(serialization.Encoding.PEM),
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-    )
+    return Pem(pem_bytes(cert), pem_bytes(key))
 
 
 @pytest.fixture(scope="module")
