@@ -100,8 +100,8 @@ def _cases(store: MetadataStore, artifact_ids: list[int], execution_ids: list[in
     ]
 
 
-_others = {VISIBLE_PARAMETER: ["team-a", "team-b"]}  # `default` readable, and two more
-_default = {VISIBLE_PARAMETER: ["default", "team-a"]}  # with no membership row, nothing is listed
+_others = {VISIBLE_PARAMETER: ["default", "team-a", "team-b"]}  # `default` readable, and two more
+_default = {VISIBLE_PARAMETER: ["team-a"]}  # `default` not readable: nothing here is listed
 
 
 def _page(schema: Any, filter_text: str) -> Any:

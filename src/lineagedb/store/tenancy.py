@@ -46,11 +46,14 @@ def check_namespace_name(name: str) -> str:
 
 
 class Reach(enum.Enum):
-    """How a set of readable namespaces becomes SQL (part of cached statements' keys)."""
+    """Whether statements need the namespace predicate (part of cached statements' keys).
+
+    The two restricted reaches compile to the same predicate today; they are kept apart
+    so each can get its own form if one plans better (they did differ before)."""
 
     ALL = "all"  # no restriction (authentication off, cluster admins)
-    WITH_DEFAULT = "with_default"  # `default` readable: nodes without a foreign membership row
-    LISTED = "listed"  # `default` not readable: nodes with a membership row in the set
+    WITH_DEFAULT = "with_default"  # `default` among the readable namespaces
+    LISTED = "listed"  # only namespaces with membership rows
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,6 @@ class Tenancy:
         """Bound parameters for statements built with `visible(...)` under this reach."""
         if self.readable is None:
             return {}
-        if self.reach is Reach.WITH_DEFAULT:
-            return {VISIBLE_PARAMETER: sorted(self.readable - {DEFAULT_NAMESPACE}) or [DEFAULT_NAMESPACE]}
         return {VISIBLE_PARAMETER: sorted(self.readable) or [""]}  # "" names no namespace
 
     def may_write(self, namespace: str) -> bool:
@@ -103,19 +104,19 @@ def kind_number(kind_value: str) -> int:
 def visible(node_kind: int, node_id: sa.ColumnElement[Any], reach: Reach) -> sa.ColumnElement[bool]:
     """Whether the node `node_id` (of `node_kind`) is readable under `reach`.
 
-    An index probe on the membership table's primary key per candidate row. The
-    readable namespaces are the expanding parameter VISIBLE_PARAMETER, so statements
-    stay cacheable per reach.
+    The node's namespace is read with a scalar subquery (a primary-key probe per
+    candidate row; no row means `default`) and compared with the readable names, the
+    expanding parameter VISIBLE_PARAMETER, so statements stay cacheable per reach.
+    Not EXISTS: PostgreSQL turns that into a semi-join and, for a namespace it has no
+    statistics on, drives it from the namespace's whole membership (measured: lineage
+    hops 7x slower on a 500-node namespace, and growing with it).
     """
     if reach is Reach.ALL:
         return sa.true()
     m = MEMBERSHIP.alias()
     names: sa.BindParameter[list[str]] = sa.bindparam(VISIBLE_PARAMETER, expanding=True)
-    row = sa.select(m.c.node_id).where(m.c.node_kind == node_kind, m.c.node_id == node_id)
-    if reach is Reach.WITH_DEFAULT:
-        # Visible unless it has a membership row naming a namespace outside the set.
-        return ~sa.exists(row.where(m.c.namespace.not_in(names)))
-    return sa.exists(row.where(m.c.namespace.in_(names)))
+    namespace = sa.select(m.c.namespace).where(m.c.node_kind == node_kind, m.c.node_id == node_id).scalar_subquery()
+    return sa.func.coalesce(namespace, DEFAULT_NAMESPACE).in_(names)
 
 
 def namespaces_of(uow: Any, kind_value: str, ids: Collection[int]) -> dict[int, str]:
