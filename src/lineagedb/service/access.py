@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection, Sequence
 
 from lineagedb import errors
 from lineagedb.store import tenancy
+from lineagedb.store.repositories import edges as edge_repo
 from lineagedb.store.unit_of_work import UnitOfWork
 
 # An edge end: (node kind value, node id, what to call it in a message).
@@ -30,6 +31,15 @@ def read_only(uow: UnitOfWork, kind_value: str, ids: Collection[int]) -> set[int
         return set()
     namespaces = tenancy.namespaces_of(uow, kind_value, ids)
     return {node_id for node_id, namespace in namespaces.items() if not uow.tenancy.may_write(namespace)}
+
+
+def readable_ids(uow: UnitOfWork, kind_value: str, ids: Collection[int]) -> set[int]:
+    """The ids among `ids` of stored nodes the call may read. For a restricted caller the
+    lookup also learns their namespaces, which the link checks that follow then reuse."""
+    if uow.tenancy.readable is None:
+        return edge_repo.existing_ids(uow, getattr(uow.schema, kind_value), ids)
+    located = tenancy.locate(uow, kind_value, ids)
+    return {node_id for node_id, namespace in located.items() if uow.tenancy.may_read(namespace)}
 
 
 def require_link_rights(

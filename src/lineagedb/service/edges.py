@@ -31,8 +31,8 @@ def put_events(uow: UnitOfWork, events: Sequence[mlmd.Event], now_ms: int, check
     # answer that leaks neither is "does not exist" for both.
     check_nodes = check_nodes or uow.tenancy.readable is not None
     if check_nodes and events:
-        artifacts = edge_repo.existing_ids(uow, uow.schema.artifact, (e.artifact_id for e in events))
-        executions = edge_repo.existing_ids(uow, uow.schema.execution, (e.execution_id for e in events))
+        artifacts = access.readable_ids(uow, "artifact", {e.artifact_id for e in events})
+        executions = access.readable_ids(uow, "execution", {e.execution_id for e in events})
         for event in events:
             if event.artifact_id not in artifacts:
                 raise errors.InvalidArgumentError(f"event refers to artifact {event.artifact_id}, which does not exist")

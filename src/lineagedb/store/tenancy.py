@@ -119,26 +119,41 @@ def visible(node_kind: int, node_id: sa.ColumnElement[Any], reach: Reach) -> sa.
     return sa.func.coalesce(namespace, DEFAULT_NAMESPACE).in_(names)
 
 
-def namespaces_of(uow: Any, kind_value: str, ids: Collection[int]) -> dict[int, str]:
-    """The namespace of each of `ids` (nodes without a row are in `default`).
-
-    Nodes this transaction created or already looked up are answered from the unit of
-    work's memory, so a composite write checking its new edges costs no statements for
-    the nodes it just wrote."""
+def locate(uow: Any, kind_value: str, ids: Collection[int]) -> dict[int, str]:
+    """The namespace of each *existing* node among `ids` (missing ids are left out),
+    whatever the caller may read: for the write rules, which must tell "hidden" from
+    "missing" without saying so. One statement per 500 ids; nodes this transaction
+    created or already located are answered from the unit of work's memory, so a
+    composite write checking the edges to the nodes it just wrote costs nothing."""
     from lineagedb.store import fast_read  # unit_of_work (which fast_read needs) imports this module
 
     number = kind_number(kind_value)
     known = uow.known_namespaces
     result = {node_id: known[(number, node_id)] for node_id in ids if (number, node_id) in known}
     missing = sorted(set(ids) - result.keys())
+    statement = _locate_statement(getattr(uow.schema, kind_value), number)
     for start in range(0, len(missing), 500):
-        chunk = missing[start : start + 500]
-        found = dict.fromkeys(chunk, DEFAULT_NAMESPACE)
-        for node_id, namespace in fast_read.rows(uow, _NAMESPACES_OF, {"kind": number, "ids": chunk}):
-            found[int(node_id)] = namespace
-        result.update(found)
-        known.update(((number, node_id), namespace) for node_id, namespace in found.items())
+        for node_id, namespace in fast_read.rows(uow, statement, {"ids": missing[start : start + 500]}):
+            located = namespace if namespace is not None else DEFAULT_NAMESPACE
+            result[int(node_id)] = located
+            known[(number, int(node_id))] = located
     return result
+
+
+@functools.cache
+def _locate_statement(node: sa.Table, number: int) -> sa.Select[Any]:
+    membership = sa.and_(MEMBERSHIP.c.node_kind == number, MEMBERSHIP.c.node_id == node.c.id)
+    return (
+        sa.select(node.c.id, MEMBERSHIP.c.namespace)
+        .select_from(node.outerjoin(MEMBERSHIP, membership))
+        .where(node.c.id.in_(sa.bindparam("ids", expanding=True)))
+    )
+
+
+def namespaces_of(uow: Any, kind_value: str, ids: Collection[int]) -> dict[int, str]:
+    """The namespace of each of `ids`; a node that does not exist counts as `default`."""
+    located = locate(uow, kind_value, ids)
+    return {node_id: located.get(node_id, DEFAULT_NAMESPACE) for node_id in ids}
 
 
 def require_creatable(uow: Any) -> None:
@@ -228,7 +243,3 @@ MEMBERSHIP = sa.Table(
 )
 # Finding a namespace's nodes (and refusing to delete a namespace that has any).
 sa.Index("idx_lineagedb_node_namespace_namespace", MEMBERSHIP.c.namespace, MEMBERSHIP.c.node_kind)
-_NAMESPACES_OF = sa.select(MEMBERSHIP.c.node_id, MEMBERSHIP.c.namespace).where(
-    MEMBERSHIP.c.node_kind == sa.bindparam("kind", type_=sa.SmallInteger),
-    MEMBERSHIP.c.node_id.in_(sa.bindparam("ids", expanding=True)),
-)
