@@ -6,6 +6,7 @@ import sqlite3
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -81,7 +82,69 @@ def create_engine(url: str | URL, pool: PoolSettings | None = None) -> sa.Engine
     engine = sa.create_engine(parsed, **kwargs)
     _ping_when_idle(engine)
     _bound_statements_by_deadline(engine)
+    if backend == "postgresql":
+        _fold_begin(engine)
     return engine
+
+
+# connection.info key: this transaction's BEGIN has not been sent yet (see _fold_begin).
+BEGIN_PENDING = "lineagedb_begin_pending"
+# libpq's PQtransactionStatus values for "in a transaction" and "in a failed transaction".
+_PQ_INTRANS, _PQ_INERROR = 2, 3
+
+
+def begin_prefix(info: dict[str, object]) -> str:
+    """'BEGIN; ' if the transaction of the connection with this info has yet to be opened."""
+    if info.pop(BEGIN_PENDING, False):
+        return "BEGIN; "
+    return ""
+
+
+def _fold_begin(engine: sa.Engine) -> None:
+    """PostgreSQL write transactions send BEGIN with their first statement.
+
+    psycopg2 sends BEGIN on its own before a transaction's first statement: one round trip
+    per write RPC that carries nothing. store.unit_of_work runs transactions on psycopg2's
+    autocommit (a client-side flag) and marks the connection BEGIN_PENDING; the first
+    statement then goes as "BEGIN; <statement>" (psycopg2 sends one simple query, whose
+    result is the last statement's), and COMMIT/ROLLBACK are sent only when libpq reports
+    an open transaction.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def _prefix(conn, cursor, statement, parameters, _context, executemany):  # type: ignore[no-untyped-def]
+        if conn.info.get(BEGIN_PENDING):
+            if executemany:  # one execution per row: open the transaction on its own
+                conn.info.pop(BEGIN_PENDING)
+                cursor.execute("BEGIN")
+            else:
+                statement = begin_prefix(conn.info) + statement
+        return statement, parameters
+
+    plain_commit, plain_rollback = dialect.do_commit, dialect.do_rollback
+
+    def in_transaction(connection: Any) -> bool:
+        # The pool may hand us its proxy, whose .info is the pool's own dict.
+        raw = getattr(connection, "dbapi_connection", connection)
+        return raw.info.transaction_status in (_PQ_INTRANS, _PQ_INERROR)
+
+    def do_commit(dbapi_connection: Any) -> None:
+        if not dbapi_connection.autocommit:
+            plain_commit(dbapi_connection)
+        elif in_transaction(dbapi_connection):
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("COMMIT")
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        if not dbapi_connection.autocommit:
+            plain_rollback(dbapi_connection)
+        elif in_transaction(dbapi_connection):
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("ROLLBACK")
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
 def _ping_when_idle(engine: sa.Engine) -> None:
@@ -151,7 +214,10 @@ def _bound_statements_by_deadline(engine: sa.Engine) -> None:
         @event.listens_for(engine, "rollback")
         def _on_rollback(connection):  # type: ignore[no-untyped-def]
             # A PostgreSQL SET made in a transaction that rolls back is undone: send it again.
-            connection.info.pop("lineagedb_statement_bound_ms", None)
+            # (An invalidated connection's replacement starts with empty info; touching .info
+            # before the rollback completes would raise.)
+            if not connection.invalidated:
+                connection.info.pop("lineagedb_statement_bound_ms", None)
 
 
 def _create_sqlite_engine(url: URL, pool: PoolSettings) -> sa.Engine:

@@ -116,13 +116,21 @@ def install(engine: sa.Engine) -> None:
         call.add("sql", " ".join(statement.split())[:300], times)
 
     def autocommit(conn: sa.Connection) -> bool:
-        # psycopg2 in autocommit mode (reads, see unit_of_work) sends no BEGIN, COMMIT or ROLLBACK.
-        return dialect == "postgresql" and bool(getattr(conn.connection.dbapi_connection, "autocommit", False))
+        # psycopg2 in autocommit mode (see unit_of_work, engine._fold_begin) sends no BEGIN of its
+        # own (a write's goes with its first statement, counted there) and a COMMIT or
+        # ROLLBACK only when a transaction is open.
+        dbapi = conn.connection.dbapi_connection
+        if dialect != "postgresql" or not getattr(dbapi, "autocommit", False):
+            return False
+        status = getattr(getattr(dbapi, "info", None), "transaction_status", 0)
+        return status not in (2, 3)  # libpq: not in a (failed) transaction
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # type: ignore[no-untyped-def]
         call = _CURRENT.get()
-        if call is not None and dialect in ("sqlite", "postgresql") and not autocommit(conn):
+        dbapi = conn.connection.dbapi_connection
+        folded = dialect == "postgresql" and getattr(dbapi, "autocommit", False)
+        if call is not None and dialect in ("sqlite", "postgresql") and not folded:
             call.add("begin", "BEGIN")
 
     @event.listens_for(engine, "commit")

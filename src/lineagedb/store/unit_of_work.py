@@ -25,7 +25,7 @@ from sqlalchemy import exc as sa_exc
 
 from lineagedb import errors
 from lineagedb.store import locks
-from lineagedb.store.engine import is_sqlite_memory
+from lineagedb.store.engine import BEGIN_PENDING, begin_prefix, is_sqlite_memory
 from lineagedb.store.schema import Schema, schema_for
 from lineagedb.store.statement_count import count_driver_statement
 from lineagedb.store.statistics import StatisticsKeeper
@@ -143,6 +143,8 @@ class UnitOfWork:
         dbapi_connection = self.connection.connection.dbapi_connection
         assert dbapi_connection is not None
         cursor = dbapi_connection.cursor()
+        if self.dialect == "postgresql":
+            sql = begin_prefix(self.connection.info) + sql  # a write's first statement opens it
         count_driver_statement(sql)
         try:
             cursor.execute(sql, parameters)
@@ -240,12 +242,15 @@ class Database:
             connection.info["lineagedb_write"] = write
             # PostgreSQL reads at READ COMMITTED, where every statement takes its own snapshot:
             # a read-only transaction adds nothing but its BEGIN and COMMIT, two round trips.
-            # psycopg2's autocommit is a client-side flag; it is set back before the pool gets
-            # the connection again.
-            autocommit = not write and self.dialect == "postgresql"
+            # A write transaction sends its BEGIN with its first statement (store.engine's
+            # _fold_begin). psycopg2's autocommit is a client-side flag; it is set back before
+            # the pool gets the connection again.
+            autocommit = self.dialect == "postgresql"
             dbapi_connection = connection.connection.dbapi_connection if autocommit else None
             if dbapi_connection is not None:
                 dbapi_connection.autocommit = True
+                if write:
+                    connection.info[BEGIN_PENDING] = True
             try:
                 try:
                     transaction = connection.begin()
@@ -270,6 +275,7 @@ class Database:
                     self._release_locks(uow)
             finally:
                 if dbapi_connection is not None and not connection.invalidated:
+                    connection.info.pop(BEGIN_PENDING, None)
                     with contextlib.suppress(Exception):  # a broken connection is discarded anyway
                         dbapi_connection.autocommit = False
         for callback in uow._after_commit:
