@@ -8,7 +8,6 @@ Tests that change the server's files (SIGHUP) put them back before they finish.
 from __future__ import annotations
 
 import base64
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -735,9 +734,8 @@ def test_listening_on_all_interfaces_without_authentication_warns_once(tmp_path:
                 stub.GetArtifactTypes(svc.GetArtifactTypesRequest(), timeout=10)
             assert refused.value.code() is UNAUTHENTICATED
     finally:
-        for server in (off, on):
-            if server.process.poll() is None:
-                server.process.send_signal(signal.SIGTERM)
+        # One SIGTERM each (stop() sends it): a second one during a graceful shutdown could
+        # land after the interpreter stopped running signal handlers.
         assert off.stop() == 0 and on.stop() == 0
     warnings = [line for line in off.stderr().splitlines() if "authentication is off" in line]
     assert len(warnings) == 1, off.stderr()
