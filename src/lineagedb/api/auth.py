@@ -17,7 +17,7 @@ import grpc
 from lineagedb import errors
 from lineagedb.api.method_table import permission_for
 from lineagedb.api.status import status_for
-from lineagedb.api.wrapping import Continuation
+from lineagedb.api.wrapping import UnaryWrapper
 from lineagedb.security.access_control import AccessControl
 from lineagedb.store.tenancy import CURRENT_TENANCY, Tenancy
 
@@ -38,24 +38,13 @@ def _metadata(context: grpc.ServicerContext) -> tuple[str | None, str | None]:
     return authorization, namespace
 
 
-class AuthInterceptor(grpc.ServerInterceptor):
-    def __init__(self, access: AccessControl) -> None:
-        self.access = access
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+class AuthInterceptor(UnaryWrapper):
+    # Every handler kind: health Watch and reflection are streams, and nothing may pass unchecked.
+    streaming = True
 
-    def intercept_service(
-        self, continuation: Continuation, handler_call_details: grpc.HandlerCallDetails
-    ) -> grpc.RpcMethodHandler | None:
-        method = handler_call_details.method
-        cached = self._wrapped.get(method)
-        if cached is not None:
-            return cached
-        handler = continuation(handler_call_details)
-        if handler is None:
-            return None
-        wrapped = self._wrap(method, handler)
-        self._wrapped[method] = wrapped
-        return wrapped
+    def __init__(self, access: AccessControl) -> None:
+        super().__init__()
+        self.access = access
 
     def _admit(self, method: str, context: grpc.ServicerContext) -> Tenancy | None:
         """The call's tenancy, or the call is aborted (UNAUTHENTICATED, PERMISSION_DENIED...)."""
@@ -71,7 +60,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
             context.abort(code, error.message)
             raise  # unreachable: abort raises
 
-    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         admit = self._admit
 
         def guarded_unary(behavior: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:

@@ -29,7 +29,10 @@ def unary_handler(
 
 
 class UnaryWrapper(grpc.ServerInterceptor):
-    """Wraps each unary method's handler once (see `wrap`); other handlers pass through."""
+    """Wraps each unary method's handler once (see `wrap`); other handlers pass through
+    unless `streaming` is set (then `wrap` receives every kind of handler)."""
+
+    streaming = False
 
     def __init__(self) -> None:
         # Only methods that exist are cached, so unknown method names cannot grow it.
@@ -45,7 +48,7 @@ class UnaryWrapper(grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        if handler.unary_unary is not None and self.applies(method):
+        if (self.streaming or handler.unary_unary is not None) and self.applies(method):
             handler = self.wrap(method, handler)
         self._wrapped[method] = handler
         return handler
