@@ -82,10 +82,10 @@ def _cases(store: MetadataStore, artifact_ids: list[int], execution_ids: list[in
             {"ids": execution_ids, "types": [3, 4]},
         ),
         # Namespace-scoped statements carry the readable namespaces as an expanding text list.
-        (node_repo._statements(schema, NodeKind.ARTIFACT, Reach.WITH_DEFAULT)[0], {"ids": artifact_ids, **_others}),
-        (node_repo._statements(schema, NodeKind.ARTIFACT, Reach.LISTED)[0], {"ids": artifact_ids, **_default}),
+        (node_repo._statements(schema, NodeKind.ARTIFACT, Reach.RESTRICTED)[0], {"ids": artifact_ids, **_others}),
+        (node_repo._statements(schema, NodeKind.ARTIFACT, Reach.RESTRICTED)[0], {"ids": artifact_ids, **_default}),
         (
-            lineage_repo._events_statement(schema, NodeKind.ARTIFACT, False, Reach.WITH_DEFAULT),
+            lineage_repo._events_statement(schema, NodeKind.ARTIFACT, False, Reach.RESTRICTED),
             {"ids": artifact_ids, **_others},
         ),
         (edge_repo._paths_statement(schema, store.db.dialect), {"ids": list(range(1, 10))}),

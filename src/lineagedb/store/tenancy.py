@@ -46,14 +46,10 @@ def check_namespace_name(name: str) -> str:
 
 
 class Reach(enum.Enum):
-    """Whether statements need the namespace predicate (part of cached statements' keys).
-
-    The two restricted reaches compile to the same predicate today; they are kept apart
-    so each can get its own form if one plans better (they did differ before)."""
+    """Whether statements need the namespace predicate (part of cached statements' keys)."""
 
     ALL = "all"  # no restriction (authentication off, cluster admins)
-    WITH_DEFAULT = "with_default"  # `default` among the readable namespaces
-    LISTED = "listed"  # only namespaces with membership rows
+    RESTRICTED = "restricted"  # only the namespaces in VISIBLE_PARAMETER
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,7 @@ class Tenancy:
     def reach(self) -> Reach:
         if self.readable is None:
             return Reach.ALL
-        return Reach.WITH_DEFAULT if DEFAULT_NAMESPACE in self.readable else Reach.LISTED
+        return Reach.RESTRICTED
 
     @functools.cached_property
     def parameters(self) -> dict[str, Any]:
