@@ -35,8 +35,7 @@ from lineagedb.security.static_tokens import new_token, tokens_file_line
 from lineagedb.store import tenancy
 from lineagedb.store.engine import create_engine
 from lineagedb.store.unit_of_work import Database
-from tests.backends import IN_CI
-from tests.ops.conftest import MLMD_PYTHON, Server, run_to_exit, start, wait_for
+from tests.ops.conftest import Server, run_to_exit, start, wait_for
 from tests.pki import LOCALHOST_SANS, issue_certificate, new_key, write_pem
 
 MLMD_SERVICE = svc.DESCRIPTOR.services_by_name["MetadataStoreService"]
@@ -167,15 +166,8 @@ def auth_pki(tmp_path_factory: pytest.TempPathFactory) -> AuthPki:
     )
 
 
-@pytest.fixture(scope="session")
-def mlmd_python() -> Path:
-    if MLMD_PYTHON.exists():
-        return MLMD_PYTHON
-    reason = f"official ml-metadata client not found at {MLMD_PYTHON}; run `make mlmd-venv`"
-    if IN_CI:
-        pytest.fail(reason)
-    pytest.skip(reason)
-
+# The official client's interpreter: the fixture tests/ops already defines.
+from tests.ops.conftest import mlmd_python  # noqa: E402, F401
 
 # ----------------------------------------------------------------------------- servers
 
