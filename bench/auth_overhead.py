@@ -7,7 +7,7 @@ Operations alternate between the two servers rep by rep (same machine state); th
 report is the median of per-rep ratios on / off. The official client cannot send
 bearer tokens, so this uses LineageDB's generated stubs (the same wire messages).
 
-    .venv/bin/python bench/auth_overhead.py [--backends sqlite,postgresql] [--reps 30]
+    .venv/bin/python bench/auth_overhead.py [--backends sqlite,postgresql] [--reps 30] [--calls 5]
 
 Two readers are timed with auth on: `viewer-of-default` can read `default` too (the
 NOT EXISTS form of the predicate) and `team-only` cannot (the EXISTS form).
@@ -166,13 +166,18 @@ class Target:
         }
 
 
-def _timed(operation: Callable[[], Any]) -> float:
+def _timed(operation: Callable[[], Any], calls: int) -> float:
+    """Seconds per call over `calls` back-to-back calls: one call of a sub-millisecond
+    operation is timed as much by the scheduler as by the server."""
     start = time.perf_counter()
-    operation()
-    return time.perf_counter() - start
+    for _ in range(calls):
+        operation()
+    return (time.perf_counter() - start) / calls
 
 
-def bench_backend(backend: str, reps: int, batches: int, chain: int, workdir: Path) -> dict[str, Any]:
+def bench_backend(
+    backend: str, reps: int, calls: int, batches: int, chain: int, workdir: Path, counts: Path | None = None
+) -> dict[str, Any]:
     tokens = {principal: _token(principal) for principal in ("root", "writer", "team-only")}
     (workdir / "tokens").write_text("\n".join(line for _, line in tokens.values()) + "\n")
     (workdir / "policy.toml").write_text(POLICY)
@@ -190,7 +195,14 @@ def bench_backend(backend: str, reps: int, batches: int, chain: int, workdir: Pa
             capture_output=True,
         )
         base = [str(harness.LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0"]
-        off_server = stack.enter_context(harness.running([*base, "--database", off_url], workdir / "off.log"))
+
+        def env(name: str) -> dict[str, str] | None:
+            # Statements per call of each server (see lineagedb.store.statement_count).
+            return {"LINEAGEDB_COUNT_STATEMENTS": str(counts / f"{backend}-{name}.json")} if counts else None
+
+        off_server = stack.enter_context(
+            harness.running([*base, "--database", off_url], workdir / "off.log", env("off"))
+        )
         on_command = [
             *base,
             "--database",
@@ -200,7 +212,7 @@ def bench_backend(backend: str, reps: int, batches: int, chain: int, workdir: Pa
             "--authz-policy",
             str(workdir / "policy.toml"),
         ]
-        on_server = stack.enter_context(harness.running(on_command, workdir / "on.log"))
+        on_server = stack.enter_context(harness.running(on_command, workdir / "on.log", env("on")))
         off = Target(off_server.port, [], {"viewer-of-default": [], "team-only": []})
         on = Target(
             on_server.port, bearer("writer"), {"viewer-of-default": bearer("writer"), "team-only": bearer("team-only")}
@@ -218,7 +230,7 @@ def bench_backend(backend: str, reps: int, batches: int, chain: int, workdir: Pa
                     key = name if name.startswith("put_") else f"{name} [{reader}]"
                     # Alternate which server goes first, so neither always meets a warm cache.
                     pair = (off_ops[name], on_ops[name]) if rep % 2 else (on_ops[name], off_ops[name])
-                    first, second = _timed(pair[0]), _timed(pair[1])
+                    first, second = _timed(pair[0], calls), _timed(pair[1], calls)
                     off_s, on_s = (first, second) if rep % 2 else (second, first)
                     ratios.setdefault(key, []).append(on_s / off_s)
                     entry = times.setdefault(key, {"off": [], "on": []})
@@ -240,9 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--calls", type=int, default=5, help="back-to-back calls per timed sample")
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--chain", type=int, default=11)
     parser.add_argument("--out", type=Path, default=harness.BENCH / "auth_results.json")
+    parser.add_argument(
+        "--count-statements", type=Path, metavar="DIR", help="write each server's statements per call to DIR"
+    )
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
     for backend in args.backends.split(","):
@@ -252,7 +268,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         harness.log(f"auth overhead on {backend}: {args.reps} alternating reps")
         with tempfile.TemporaryDirectory(prefix="lineagedb-auth-bench-") as workdir:
-            results[backend] = bench_backend(backend, args.reps, args.batches, args.chain, Path(workdir))
+            results[backend] = bench_backend(
+                backend, args.reps, args.calls, args.batches, args.chain, Path(workdir), args.count_statements
+            )
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print("\n## Access control: auth on ÷ auth off (median of per-rep ratios, same run)\n")
     print("| backend | operation | off ms | on ms | on ÷ off |\n| --- | --- | ---: | ---: | ---: |")

@@ -173,7 +173,7 @@ def build_server(settings: Settings) -> RunningServer:
         access.namespaces_available = state.has_namespaces
         if access.enabled and not state.has_namespaces:
             raise errors.FailedPreconditionError(
-                "namespaces need LineageDB's schema revision 0003 or later; run: "
+                "namespaces need LineageDB's schema revision 0004 or later; run: "
                 + upgrade_command(engine.url.render_as_string(hide_password=True))
             )
 

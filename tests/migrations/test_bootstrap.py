@@ -200,7 +200,7 @@ def test_db_current_reports_the_schema_state(database_url):
         check=False,
     )
     assert current.returncode == 0, current.stderr
-    assert "mlmd_schema_version=10" in current.stdout and "revision=0003" in current.stdout
+    assert "mlmd_schema_version=10" in current.stdout and "revision=0004" in current.stdout
 
 
 def test_revision_0003_adds_the_namespace_tables_and_the_namespace_commands_use_them(engine, database_url):
@@ -239,3 +239,25 @@ def test_revision_0003_adds_the_namespace_tables_and_the_namespace_commands_use_
     assert listed.stdout.splitlines() == ["default\t(nodes not counted)", "team-a\t0 nodes"]
     assert cli("namespace", "delete", "team-a").returncode == 0
     assert cli("namespace", "list").stdout.splitlines() == ["default\t(nodes not counted)"]
+
+
+def test_revision_0004_makes_a_membership_need_its_namespace(engine):
+    """On PostgreSQL and MySQL a membership row names an existing namespace (the foreign
+    key that lets writes skip their own existence check); SQLite keeps the check in code."""
+    from lineagedb.store.tenancy import MEMBERSHIP, NAMESPACES
+
+    prepare_database(engine)
+    keys = sa.inspect(engine).get_foreign_keys("lineagedb_node_namespace")
+    if engine.dialect.name == "sqlite":
+        assert keys == []
+        return
+    assert [(key["referred_table"], key["constrained_columns"]) for key in keys] == [
+        ("lineagedb_namespace", ["namespace"])
+    ]
+    with engine.begin() as connection:
+        connection.execute(sa.insert(NAMESPACES).values(name="team-a", create_time_since_epoch=1))
+        connection.execute(sa.insert(MEMBERSHIP).values(node_kind=1, node_id=1, namespace="team-a"))
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+        connection.execute(sa.insert(MEMBERSHIP).values(node_kind=1, node_id=2, namespace="nowhere"))
+    with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+        connection.execute(sa.delete(NAMESPACES).where(NAMESPACES.c.name == "team-a"))

@@ -89,7 +89,7 @@ class AccessControl:
                 return None
             if not self.namespaces_available and requested_namespace != DEFAULT_NAMESPACE:
                 raise errors.FailedPreconditionError(
-                    "namespaces need LineageDB's schema revision 0003; run `lineagedb db upgrade`"
+                    "namespaces need LineageDB's schema revision 0004; run `lineagedb db upgrade`"
                 )
             return Tenancy(namespace=requested_namespace)  # authentication off: namespaces organize, not protect
         if permission == "public":

@@ -8,6 +8,7 @@ decides between anonymous access and UNAUTHENTICATED.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,10 +32,13 @@ class _State:
     jwt: JwtVerifier | None
 
 
+_WHITESPACE = re.compile(r"\s")
+
+
 def bearer_token(authorization: str) -> str:
     """The token of a 'Bearer <token>' value (scheme case-insensitive, exactly one space)."""
     scheme, space, token = authorization.partition(" ")
-    if not space or scheme.lower() != "bearer" or not token or any(ch.isspace() for ch in token):
+    if not space or scheme.lower() != "bearer" or not token or _WHITESPACE.search(token):
         raise AuthenticationError(BAD_SCHEME)
     return token
 

@@ -10,7 +10,7 @@ together.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from lineagedb import errors
 from lineagedb.store import tenancy
@@ -23,6 +23,13 @@ End = tuple[str, int]
 
 def _unrestricted(uow: UnitOfWork) -> bool:
     return uow.tenancy.readable is None and uow.tenancy.writable is None
+
+
+def learn_namespaces(uow: UnitOfWork, wanted: Mapping[str, Collection[int]]) -> None:
+    """Look up, in one statement, the stored nodes a composite write names, so that the
+    checks that follow (read_only, readable_ids, require_link_rights) find them known."""
+    if not _unrestricted(uow) and any(wanted.values()):
+        tenancy.locate_many(uow, wanted)
 
 
 def read_only(uow: UnitOfWork, kind_value: str, ids: Collection[int]) -> set[int]:

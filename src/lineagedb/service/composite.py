@@ -12,7 +12,7 @@ from typing import Any
 from lineagedb import errors
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
-from lineagedb.service import edges
+from lineagedb.service import access, edges
 from lineagedb.service.nodes import NodeWriter, UpdateOptions
 from lineagedb.service.type_cache import TypeCache
 from lineagedb.store.repositories import nodes as node_repo
@@ -75,6 +75,7 @@ class CompositeWriter:
         if not request.HasField("execution"):
             raise errors.InvalidArgumentError("PutExecution needs an execution")
         options = request.options
+        access.learn_namespaces(self.uow, _stored_nodes_named(request))
         artifact_ids = self._put_pair_artifacts(request, options.reuse_artifact_if_already_exist_by_external_id)
         execution_writer = self.writers[EXECUTION]
         execution = request.execution
@@ -109,7 +110,7 @@ class CompositeWriter:
         context_ids = []
         for context in request.contexts:
             if context.HasField("id") and options.force_reuse_context:
-                if not node_repo.load_by_ids(self.uow, CONTEXT, [context.id]):
+                if not access.readable_ids(self.uow, "context", [context.id]):
                     raise errors.NotFoundError(f"context {context.id} does not exist (force_reuse_context)")
                 context_ids.append(context.id)
                 continue
@@ -228,3 +229,14 @@ def _check_edge(index: int, edge: Any, request: svc.PutLineageSubgraphRequest) -
                 raise errors.InvalidArgumentError(
                     f"event_edges[{index}]: event.{id_field} does not match the id of {side}s[{position}]"
                 )
+
+
+def _stored_nodes_named(request: svc.PutExecutionRequest) -> dict[str, list[int]]:
+    """The ids of stored nodes a PutExecution names, by kind: what its checks look up."""
+    artifacts = [pair.artifact.id for pair in request.artifact_event_pairs if pair.artifact.HasField("id")]
+    artifacts += [pair.event.artifact_id for pair in request.artifact_event_pairs if pair.event.HasField("artifact_id")]
+    return {
+        "artifact": artifacts,
+        "execution": [request.execution.id] if request.execution.HasField("id") else [],
+        "context": [context.id for context in request.contexts if context.HasField("id")],
+    }

@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 VERSION_TABLE = "lineagedb_alembic_version"
 # The oldest revision the server can serve; later ones only add indexes (see _prepare).
 REQUIRED_REVISION = "0001"
-# The revision that adds the namespace tables; authentication needs it.
-NAMESPACES_REVISION = "0003"
+# The revision tenancy needs (0003 adds the namespace tables, 0004 their foreign key);
+# authentication needs it.
+NAMESPACES_REVISION = "0004"
 # The one older MLMD schema we upgrade in place (MLMD 1.x before v10 added two columns).
 MLMD_V9 = 9
 
@@ -67,7 +68,7 @@ class SchemaState:
 
     @property
     def has_namespaces(self) -> bool:
-        """Migration 0003 (store.tenancy's tables) has run."""
+        """Migrations 0003 and 0004 (store.tenancy's tables) have run."""
         return self.revision is not None and self.revision >= NAMESPACES_REVISION
 
     @property

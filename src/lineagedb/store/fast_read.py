@@ -51,7 +51,9 @@ class _Plan:
     processors: list[tuple[tuple[int, Callable[[Any], Any]], ...]]
 
 
-def rows(uow: UnitOfWork, statement: sa.Select[Any], parameters: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+def rows(
+    uow: UnitOfWork, statement: sa.Select[Any] | sa.CompoundSelect, parameters: Mapping[str, Any]
+) -> Sequence[Sequence[Any]]:
     """The rows of `statement` (built once by the caller) as tuples, columns in select order."""
     plan = _plan(statement, uow.connection.dialect)
     if plan is None or (uow.dialect != "sqlite" and any(not parameters.get(name, 1) for name in plan.lists)):
@@ -109,7 +111,7 @@ def _value(plan: _Plan, name: str, parameters: Mapping[str, Any]) -> Any:
 
 
 @functools.lru_cache(maxsize=512)
-def _plan(statement: sa.Select[Any], dialect: sa.Dialect) -> _Plan | None:
+def _plan(statement: sa.Select[Any] | sa.CompoundSelect, dialect: sa.Dialect) -> _Plan | None:
     """How to run `statement` on the driver; None for a statement with parameters
     rendered in ways this module does not reproduce (SQLAlchemy then runs it)."""
     compiled = statement.compile(dialect=dialect)

@@ -388,7 +388,12 @@ def _render_parenthesized(element: _Parenthesized, compiler: Any, **kw: Any) -> 
 
 
 def compile_filter(
-    expr: Expr, kind: NodeKind, schema: Schema, node: sa.FromClause | None = None, reach: Reach = Reach.ALL
+    expr: Expr,
+    kind: NodeKind,
+    schema: Schema,
+    node: sa.FromClause | None = None,
+    reach: Reach = Reach.ALL,
+    node_scoped: bool = False,
 ) -> CompiledFilter:
     """Compile ``expr`` (parsed for ``kind``) against ``schema``.
 
@@ -396,14 +401,15 @@ def compile_filter(
     of the node table, so the result can sit in a subquery under a query on the same table
     without SQLAlchemy correlating the two. Under a restricted ``reach`` the filtered node
     and every joined neighbor must be readable (the statement then takes tenancy's
-    parameters).
+    parameters); ``node_scoped`` says the query the filter goes into already restricts
+    the filtered nodes themselves (a listing), so only the neighbors are checked here.
     """
     if node is None:
         node = _node_table(schema, kind).alias("f_node")
     compiler = _Compiler(schema, kind, node, reach)
     compiler.plan_joins(expr)
     where = compiler.where(expr)
-    if reach is not Reach.ALL:
+    if reach is not Reach.ALL and not node_scoped:
         where = sa.and_(compiler._visible(tenancy.kind_number(kind.value), node.c.id), where)
     return CompiledFilter(node=node, joins=tuple(compiler.joins), where=where)
 
@@ -426,19 +432,27 @@ def apply(uow: Any, kind: Any, query: sa.Select[Any], text: str) -> sa.Select[An
     return restrict(uow.schema, kind, query, text, uow.tenancy.reach)
 
 
-def restrict(schema: Schema, kind: Any, query: sa.Select[Any], text: str, reach: Reach) -> sa.Select[Any]:
-    """`apply` for callers that hold the schema rather than a unit of work."""
+def restrict(
+    schema: Schema, kind: Any, query: sa.Select[Any], text: str, reach: Reach, node_scoped: bool = False
+) -> sa.Select[Any]:
+    """`apply` for callers that hold the schema rather than a unit of work; ``node_scoped``
+    as in `compile_filter` (``query`` keeps only readable nodes itself)."""
     node_kind = NodeKind(kind.value)
-    return query.where(_node_table(schema, node_kind).c.id.in_(matching_subquery(schema, node_kind, text, reach)))
+    matching = matching_subquery(schema, node_kind, text, reach, node_scoped)
+    return query.where(_node_table(schema, node_kind).c.id.in_(matching))
 
 
 @functools.lru_cache(maxsize=512)
-def matching_subquery(schema: Schema, kind: NodeKind, text: str, reach: Reach = Reach.ALL) -> sa.Select[Any]:
-    """Ids (not distinct) of the readable nodes of ``kind`` matching ``text``.
+def matching_subquery(
+    schema: Schema, kind: NodeKind, text: str, reach: Reach = Reach.ALL, node_scoped: bool = False
+) -> sa.Select[Any]:
+    """Ids (not distinct) of the nodes of ``kind`` matching ``text``: readable ones only,
+    unless ``node_scoped`` leaves that to the enclosing query (see `compile_filter`).
 
     Parsed and compiled once per text and reach: clients page through one filter many
     times, and parsing costs far more than running the compiled statement."""
-    return compile_filter(_parse(text, kind), kind, schema, reach=reach).select_ids(distinct=False)
+    compiled = compile_filter(_parse(text, kind), kind, schema, reach=reach, node_scoped=node_scoped)
+    return compiled.select_ids(distinct=False)
 
 
 def _parse(text: str | bytes, kind: NodeKind) -> Expr:

@@ -19,7 +19,7 @@ import contextvars
 import enum
 import functools
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,32 +118,61 @@ def visible(node_kind: int, node_id: sa.ColumnElement[Any], reach: Reach) -> sa.
 def locate(uow: Any, kind_value: str, ids: Collection[int]) -> dict[int, str]:
     """The namespace of each *existing* node among `ids` (missing ids are left out),
     whatever the caller may read: for the write rules, which must tell "hidden" from
-    "missing" without saying so. One statement per 500 ids; nodes this transaction
-    created or already located are answered from the unit of work's memory, so a
-    composite write checking the edges to the nodes it just wrote costs nothing."""
+    "missing" without saying so. See `locate_many`."""
+    return locate_many(uow, {kind_value: ids})[kind_value]
+
+
+def locate_many(uow: Any, wanted: Mapping[str, Collection[int]]) -> dict[str, dict[int, str]]:
+    """`locate` for several node kinds in one statement (per 500 ids), so a composite
+    write can learn every stored node it names at once. Nodes this transaction created or
+    already looked up (found or not) are answered from the unit of work's memory, so a
+    write checking the edges to the nodes it just wrote costs nothing."""
     from lineagedb.store import fast_read  # unit_of_work (which fast_read needs) imports this module
 
-    number = kind_number(kind_value)
-    known = uow.known_namespaces
-    result = {node_id: known[(number, node_id)] for node_id in ids if (number, node_id) in known}
-    missing = sorted(set(ids) - result.keys())
-    statement = _locate_statement(getattr(uow.schema, kind_value), number)
-    for start in range(0, len(missing), 500):
-        for node_id, namespace in fast_read.rows(uow, statement, {"ids": missing[start : start + 500]}):
-            located = namespace if namespace is not None else DEFAULT_NAMESPACE
-            result[int(node_id)] = located
-            known[(number, int(node_id))] = located
+    known: dict[tuple[int, int], str | None] = uow.known_namespaces
+    pending: list[tuple[int, int]] = []
+    for kind_value, ids in wanted.items():
+        number = kind_number(kind_value)
+        pending.extend((number, node_id) for node_id in set(ids) if (number, node_id) not in known)
+    pending.sort()
+    for start in range(0, len(pending), 500):
+        chunk = pending[start : start + 500]
+        by_kind: dict[int, list[int]] = {}
+        for number, node_id in chunk:
+            by_kind.setdefault(number, []).append(node_id)
+        kinds = tuple(sorted(by_kind))
+        parameters = {f"ids_{number}": by_kind[number] for number in kinds}
+        for number, node_id in chunk:
+            known[(number, node_id)] = None  # until the statement finds it
+        for number, node_id, namespace in fast_read.rows(uow, _locate_statement(uow.schema, kinds), parameters):
+            known[(int(number), int(node_id))] = namespace if namespace is not None else DEFAULT_NAMESPACE
+    result: dict[str, dict[int, str]] = {}
+    for kind_value, ids in wanted.items():
+        number = kind_number(kind_value)
+        found = result.setdefault(kind_value, {})
+        for node_id in ids:
+            namespace = known[(number, node_id)]
+            if namespace is not None:
+                found[node_id] = namespace
     return result
 
 
+_KIND_TABLES = {ARTIFACT_NODE: "artifact", EXECUTION_NODE: "execution", CONTEXT_NODE: "context"}
+
+
 @functools.cache
-def _locate_statement(node: sa.Table, number: int) -> sa.Select[Any]:
-    membership = sa.and_(MEMBERSHIP.c.node_kind == number, MEMBERSHIP.c.node_id == node.c.id)
-    return (
-        sa.select(node.c.id, MEMBERSHIP.c.namespace)
-        .select_from(node.outerjoin(MEMBERSHIP, membership))
-        .where(node.c.id.in_(sa.bindparam("ids", expanding=True)))
-    )
+def _locate_statement(schema: Any, kinds: tuple[int, ...]) -> sa.Select[Any] | sa.CompoundSelect:
+    """(kind, id, namespace or NULL) of the stored nodes among the `ids_<kind>` parameters."""
+    selects = []
+    for number in kinds:
+        node = getattr(schema, _KIND_TABLES[number])
+        membership = sa.and_(MEMBERSHIP.c.node_kind == number, MEMBERSHIP.c.node_id == node.c.id)
+        selects.append(
+            sa.select(sa.literal_column(str(number), sa.Integer).label("kind"), node.c.id, MEMBERSHIP.c.namespace)
+            .select_from(node.outerjoin(MEMBERSHIP, membership))
+            .where(node.c.id.in_(sa.bindparam(f"ids_{number}", expanding=True)))
+        )
+    return selects[0] if len(selects) == 1 else sa.union_all(*selects)
 
 
 def namespaces_of(uow: Any, kind_value: str, ids: Collection[int]) -> dict[int, str]:
@@ -155,25 +184,31 @@ def namespaces_of(uow: Any, kind_value: str, ids: Collection[int]) -> dict[int, 
 def require_creatable(uow: Any) -> None:
     """Nodes may be created only in a namespace the call may write and that exists.
 
-    Checked here, where every node insert passes, so no write path can skip it."""
+    Checked here, where every node insert passes, so no write path can skip it. On
+    PostgreSQL and MySQL the membership INSERT checks existence (a foreign key, migration
+    0004, which also holds off a concurrent delete_namespace until this write commits), so
+    only SQLite, whose writers are serialized anyway, reads the namespace table."""
     namespace = uow.tenancy.namespace
     if not uow.tenancy.may_write(namespace):
         raise errors.PermissionDeniedError(f"you may not create metadata in namespace {namespace!r}")
-    if namespace == DEFAULT_NAMESPACE or namespace in uow.checked_namespaces:
+    if namespace == DEFAULT_NAMESPACE or namespace in uow.checked_namespaces or uow.dialect != "sqlite":
         return
-    # A shared row lock (PostgreSQL, MySQL; SQLite writers are serialized anyway) holds
-    # off a concurrent delete_namespace until this write has committed its members.
-    exists = sa.select(NAMESPACES.c.name).where(NAMESPACES.c.name == namespace).with_for_update(read=True)
-    if uow.execute(exists).first() is None:
-        raise errors.FailedPreconditionError(
-            f"namespace {namespace!r} does not exist; an administrator creates it with "
-            f"`lineagedb namespace create {namespace}`"
-        )
+    if uow.execute(sa.select(NAMESPACES.c.name).where(NAMESPACES.c.name == namespace)).first() is None:
+        raise _missing_namespace(namespace)
     uow.checked_namespaces.add(namespace)
+
+
+def _missing_namespace(namespace: str) -> errors.FailedPreconditionError:
+    return errors.FailedPreconditionError(
+        f"namespace {namespace!r} does not exist; an administrator creates it with "
+        f"`lineagedb namespace create {namespace}`"
+    )
 
 
 def record_membership(uow: Any, kind_value: str, ids: Iterable[int]) -> None:
     """New nodes join the call's namespace (no row for `default`, see the module doc)."""
+    from lineagedb.store.unit_of_work import MissingParent  # unit_of_work imports this module
+
     namespace = uow.tenancy.namespace
     number = kind_number(kind_value)
     ids = list(ids)
@@ -182,7 +217,10 @@ def record_membership(uow: Any, kind_value: str, ids: Iterable[int]) -> None:
         return
     rows = [{"node_kind": number, "node_id": node_id, "namespace": namespace} for node_id in ids]
     if rows:
-        uow.execute(sa.insert(MEMBERSHIP), rows)
+        try:
+            uow.execute(sa.insert(MEMBERSHIP), rows)
+        except MissingParent as error:  # the foreign key to lineagedb_namespace
+            raise _missing_namespace(namespace) from error
 
 
 # -- administration (lineagedb namespace create|list|delete) ----------------------------
@@ -235,7 +273,13 @@ MEMBERSHIP = sa.Table(
     METADATA,
     sa.Column("node_kind", sa.SmallInteger, primary_key=True, autoincrement=False),
     sa.Column("node_id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("namespace", sa.String(63), nullable=False),
+    # The foreign key exists on PostgreSQL and MySQL only (see migration 0004).
+    sa.Column(
+        "namespace",
+        sa.String(63),
+        sa.ForeignKey(NAMESPACES.c.name, name="fk_lineagedb_node_namespace_namespace", ondelete="RESTRICT"),
+        nullable=False,
+    ),
 )
 # Finding a namespace's nodes (and refusing to delete a namespace that has any).
 sa.Index("idx_lineagedb_node_namespace_namespace", MEMBERSHIP.c.namespace, MEMBERSHIP.c.node_kind)

@@ -40,10 +40,12 @@ _SQLITE_CONSTRAINT_PRIMARYKEY = 1555
 _SQLITE_CONSTRAINT_UNIQUE = 2067
 # PostgreSQL SQLSTATEs.
 _PG_UNIQUE = "23505"
+_PG_FOREIGN_KEY = "23503"
 _PG_RETRYABLE = {"40001", "40P01", "55P03"}
 _PG_CANCELED = "57014"
 # MySQL / MariaDB error numbers.
 _MYSQL_DUPLICATE = {1062, 1586}
+_MYSQL_FOREIGN_KEY = {1216, 1452}  # no parent row for a child row being written
 _MYSQL_RETRYABLE = {1205, 1213, 3058}  # lock wait timeout, deadlock, user-lock deadlock
 _MYSQL_GONE = {2002, 2003, 2006, 2013, 2055, 1927}
 _MYSQL_TIMEOUT = {3024, 1969}
@@ -51,6 +53,11 @@ _MYSQL_TIMEOUT = {3024, 1969}
 
 class UniqueViolation(errors.AlreadyExistsError):
     """A unique or primary-key constraint rejected a write."""
+
+
+class MissingParent(errors.FailedPreconditionError):
+    """A foreign key found no parent row (only LineageDB's own tables declare them).
+    Whoever wrote the child row catches this and says which parent is missing."""
 
 
 def classify_driver_error(error: sa_exc.DBAPIError) -> errors.LineageError:
@@ -68,6 +75,8 @@ def classify_driver_error(error: sa_exc.DBAPIError) -> errors.LineageError:
     if pgcode is not None:
         if pgcode == _PG_UNIQUE:
             return UniqueViolation("a record with the same unique key already exists")
+        if pgcode == _PG_FOREIGN_KEY:
+            return MissingParent("a record refers to one that does not exist")
         if pgcode in _PG_RETRYABLE:
             return errors.AbortedError("the transaction conflicted with another one; retry the call")
         if pgcode == _PG_CANCELED:
@@ -78,6 +87,8 @@ def classify_driver_error(error: sa_exc.DBAPIError) -> errors.LineageError:
     if mysql_code is not None:
         if mysql_code in _MYSQL_DUPLICATE:
             return UniqueViolation("a record with the same unique key already exists")
+        if mysql_code in _MYSQL_FOREIGN_KEY:
+            return MissingParent("a record refers to one that does not exist")
         if mysql_code in _MYSQL_RETRYABLE:
             return errors.AbortedError("the transaction conflicted with another one; retry the call")
         if mysql_code in _MYSQL_GONE:
@@ -115,8 +126,9 @@ class UnitOfWork:
         self.tenancy = tenancy
         # Namespaces this transaction already found to exist (store.tenancy.require_creatable).
         self.checked_namespaces: set[str] = set()
-        # (node kind number, node id) -> namespace, for nodes written or looked up here.
-        self.known_namespaces: dict[tuple[int, int], str] = {}
+        # (node kind number, node id) -> namespace (None: no such node), for nodes written
+        # or looked up here (store.tenancy.locate_many).
+        self.known_namespaces: dict[tuple[int, int], str | None] = {}
         self.dialect = connection.dialect.name
         self._after_commit: list[Callable[[], None]] = []
         self._releases: list[Callable[[], None]] = []

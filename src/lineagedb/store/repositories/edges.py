@@ -88,18 +88,24 @@ def _events_by_statement(schema: Schema, column: str, reach: Reach) -> sa.Select
     return query.order_by(*order)
 
 
-def event_visible(event: sa.FromClause, reach: Reach) -> tuple[sa.ColumnElement[bool], ...]:
-    """Conditions under which an event row is readable: both of its ends are."""
+def event_visible(
+    event: sa.FromClause, reach: Reach, readable_end: str | None = None
+) -> tuple[sa.ColumnElement[bool], ...]:
+    """Conditions under which an event row is readable: both of its ends are.
+
+    `readable_end` names an end column the caller already restricted to readable nodes
+    (a lineage hop from nodes it read under the same reach): only the other is probed."""
     if reach is Reach.ALL:
         return ()
-    return (
-        tenancy.visible(ARTIFACT_NODE, event.c.artifact_id, reach),
-        tenancy.visible(EXECUTION_NODE, event.c.execution_id, reach),
-    )
+    ends = ((ARTIFACT_NODE, event.c.artifact_id), (EXECUTION_NODE, event.c.execution_id))
+    return tuple(tenancy.visible(kind, column, reach) for kind, column in ends if column.name != readable_end)
 
 
-def link_visible(link: sa.FromClause, reach: Reach) -> tuple[sa.ColumnElement[bool], ...]:
-    """Conditions under which an attribution, association or parent-context row is readable."""
+def link_visible(
+    link: sa.FromClause, reach: Reach, readable_end: str | None = None
+) -> tuple[sa.ColumnElement[bool], ...]:
+    """Conditions under which an attribution, association or parent-context row is
+    readable; `readable_end` as in `event_visible`."""
     if reach is Reach.ALL:
         return ()
     columns = link.c
@@ -109,7 +115,7 @@ def link_visible(link: sa.FromClause, reach: Reach) -> tuple[sa.ColumnElement[bo
         ends = ((EXECUTION_NODE, columns.execution_id), (CONTEXT_NODE, columns.context_id))
     else:
         ends = ((CONTEXT_NODE, columns.context_id), (CONTEXT_NODE, columns.parent_context_id))
-    return tuple(tenancy.visible(kind, column, reach) for kind, column in ends)
+    return tuple(tenancy.visible(kind, column, reach) for kind, column in ends if column.name != readable_end)
 
 
 @functools.cache

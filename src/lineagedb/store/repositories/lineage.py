@@ -71,9 +71,8 @@ def _first_matching_statement(schema: Schema, kind: NodeKind, filter_text: str, 
     # DISTINCT keeps the LIMIT counting nodes even if a filter joins neighbours into the query.
     ids = sa.select(table.c.id).distinct()
     matching = filter_query.matching_subquery(schema, FilterKind(kind.value), filter_text, reach)
+    # The matching subquery keeps readable nodes only (filter_query.compile_filter).
     query = ids.where(table.c.id.in_(matching))
-    if reach is not Reach.ALL:
-        query = query.where(kind.visible(table.c.id, reach))
     return query.order_by(table.c.id).limit(sa.bindparam("limit", type_=sa.Integer))
 
 
@@ -92,6 +91,8 @@ def events_touching(
 ) -> list[EventRow]:
     """Events whose `side` id (artifact or execution) is in `frontier`, ordered by event id.
 
+    `frontier` holds readable nodes only (a traversal reaches nodes through readable
+    starting nodes and events), so only the far end of each event is checked.
     `event_types`, when given, restricts the event types in SQL, so events a
     directed traversal would discard never leave the database.
     """
@@ -121,14 +122,15 @@ def _events_statement(schema: Schema, side: NodeKind, by_type: bool, reach: Reac
     if by_type:
         query = query.where(e.c.type.in_(sa.bindparam("types", expanding=True)))
     # A hop never crosses into a namespace the caller cannot read.
-    return query.where(*edge_repo.event_visible(e, reach)).order_by(e.c.id)
+    return query.where(*edge_repo.event_visible(e, reach, readable_end=side.owner_column)).order_by(e.c.id)
 
 
 @functools.cache
 def _links_statement(table: sa.Table, owner_column: str, reach: Reach) -> sa.Select[Any]:
     owner, context = table.c[owner_column], table.c.context_id
     query = sa.select(owner, context).where(owner.in_(sa.bindparam("ids", expanding=True)))
-    return query.where(*edge_repo.link_visible(table, reach)).order_by(owner, context)
+    # The owners are nodes of the traversal's result, readable already: only contexts are checked.
+    return query.where(*edge_repo.link_visible(table, reach, readable_end=owner_column)).order_by(owner, context)
 
 
 def to_events(uow: UnitOfWork, rows: Sequence[EventRow]) -> list[mlmd.Event]:
@@ -137,12 +139,12 @@ def to_events(uow: UnitOfWork, rows: Sequence[EventRow]) -> list[mlmd.Event]:
 
 
 def attributions(uow: UnitOfWork, artifact_ids: Collection[int]) -> list[LinkRow]:
-    """Attribution rows of the given artifacts, ordered by (artifact_id, context_id)."""
+    """Attribution rows of the given (readable) artifacts, ordered by (artifact_id, context_id)."""
     return _links(uow, uow.schema.attribution, "artifact_id", artifact_ids)
 
 
 def associations(uow: UnitOfWork, execution_ids: Collection[int]) -> list[LinkRow]:
-    """Association rows of the given executions, ordered by (execution_id, context_id)."""
+    """Association rows of the given (readable) executions, ordered by (execution_id, context_id)."""
     return _links(uow, uow.schema.association, "execution_id", execution_ids)
 
 

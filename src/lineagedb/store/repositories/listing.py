@@ -83,7 +83,8 @@ def _page_statement(
     # properties in a second (hydrate).
     query = _scoped(schema, kind, by_type, by_context, reach)
     if filter_text:
-        query = filter_query.restrict(schema, kind, query, filter_text, reach)
+        # `query` keeps readable nodes only: the filter need not check them again.
+        query = filter_query.restrict(schema, kind, query, filter_text, reach, node_scoped=True)
     continuation, order = pagination.keyset(field, ascending, table, continued)
     return query.where(*continuation).order_by(*order).limit(sa.bindparam("limit", type_=sa.Integer))
 

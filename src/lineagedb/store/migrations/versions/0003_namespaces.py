@@ -11,9 +11,8 @@ Revises: 0002
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
-
-from lineagedb.store.tenancy import METADATA
 
 revision = "0003"
 down_revision = "0002"
@@ -21,9 +20,27 @@ branch_labels = None
 depends_on = None
 
 
+# The tables as this revision made them (later revisions change them; see 0004).
+_TABLES = sa.MetaData()
+sa.Table(
+    "lineagedb_namespace",
+    _TABLES,
+    sa.Column("name", sa.String(63), primary_key=True),
+    sa.Column("create_time_since_epoch", sa.BigInteger, nullable=False),
+)
+_membership = sa.Table(
+    "lineagedb_node_namespace",
+    _TABLES,
+    sa.Column("node_kind", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("node_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("namespace", sa.String(63), nullable=False),
+)
+sa.Index("idx_lineagedb_node_namespace_namespace", _membership.c.namespace, _membership.c.node_kind)
+
+
 def upgrade() -> None:
-    METADATA.create_all(op.get_bind(), checkfirst=True)
+    _TABLES.create_all(op.get_bind(), checkfirst=True)
 
 
 def downgrade() -> None:
-    METADATA.drop_all(op.get_bind(), checkfirst=True)
+    _TABLES.drop_all(op.get_bind(), checkfirst=True)
