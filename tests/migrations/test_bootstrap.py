@@ -242,13 +242,13 @@ def test_revision_0003_adds_the_namespace_tables_and_the_namespace_commands_use_
 
 
 def test_revision_0004_makes_a_membership_need_its_namespace(engine):
-    """On PostgreSQL and MySQL a membership row names an existing namespace (the foreign
-    key that lets writes skip their own existence check); SQLite keeps the check in code."""
+    """On MySQL a membership row names an existing namespace (the foreign key that lets
+    writes skip their own existence check); PostgreSQL and SQLite check it in the store."""
     from lineagedb.store.tenancy import MEMBERSHIP, NAMESPACES
 
     prepare_database(engine)
     keys = sa.inspect(engine).get_foreign_keys("lineagedb_node_namespace")
-    if engine.dialect.name == "sqlite":
+    if engine.dialect.name != "mysql":
         assert keys == []
         return
     assert [(key["referred_table"], key["constrained_columns"]) for key in keys] == [

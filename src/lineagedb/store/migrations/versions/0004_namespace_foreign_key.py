@@ -1,10 +1,12 @@
-"""A node's namespace must exist: a foreign key from membership to namespace.
+"""MySQL: a node's namespace must exist, a foreign key from membership to namespace.
 
-With it, PostgreSQL and MySQL check that a write's namespace exists (and hold off its
-deletion until the write commits) as part of the membership INSERT, instead of a
-separate locking SELECT per write transaction (store.tenancy.require_creatable).
-SQLite does not enforce foreign keys on these connections and cannot add a constraint
-to an existing table, so there the SELECT stays and this revision changes nothing.
+With it, MySQL checks that a write's namespace exists (and holds off its deletion until
+the write commits) as part of the membership INSERT, instead of a separate locking
+SELECT per write transaction (store.tenancy.record_membership). PostgreSQL does the
+same with one INSERT ... SELECT that share-locks the namespace row: its foreign keys
+run a trigger per inserted row (measured 2.7 us a row, more than the round trip they
+save on a batch). SQLite does not enforce foreign keys on these connections and keeps
+its check in code. On both this revision changes nothing.
 
 Revision ID: 0004
 Revises: 0003
@@ -30,7 +32,7 @@ def _present() -> bool:
 
 def upgrade() -> None:
     # Like 0002 and 0003, safe to run over a database that already has it (re-stamped).
-    if op.get_bind().dialect.name == "sqlite" or _present():
+    if op.get_bind().dialect.name != "mysql" or _present():
         return
     op.create_foreign_key(
         FOREIGN_KEY,
@@ -43,6 +45,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite" or not _present():
+    if op.get_bind().dialect.name != "mysql" or not _present():
         return
     op.drop_constraint(FOREIGN_KEY, "lineagedb_node_namespace", type_="foreignkey")
