@@ -32,7 +32,7 @@ def test_config_file_connection_configs_become_urls() -> None:
     )
     assert source.url is not None and source.create_database
     assert source.url.render_as_string(hide_password=False) == (
-        "mysql+pymysql://u:p@db:3307/mlmd?ssl_ca=%2Fca.pem&ssl_check_hostname=true"
+        "mysql+pymysql://u:p@db:3307/mlmd?ssl_ca=%2Fca.pem&ssl_check_hostname=true&ssl_verify_cert=true"
     )
     source = mlmd_flags.source_from_server_config(
         _config(

@@ -11,6 +11,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 
 from lineagedb.config import ENV_PREFIX, ConfigurationError
+from lineagedb.store import db_tls
 from lineagedb.store.engine import normalize_url
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,11 @@ def with_password(url: URL, password: str | None) -> URL:
 
 
 def ensure_database_exists(url: URL) -> None:
-    """MLMD creates a missing MySQL/PostgreSQL database at startup (unless skip_db_creation)."""
+    """MLMD creates a missing MySQL/PostgreSQL database at startup (unless skip_db_creation).
+
+    Give it the URL the engine was created from: engine.url lacks a client key's password
+    (store.db_tls keeps secrets out of engine.url).
+    """
     backend = url.get_backend_name()
     name = url.database
     if backend == "sqlite" or not name:
@@ -61,7 +66,13 @@ def ensure_database_exists(url: URL) -> None:
         admin_url = url._replace(database=None)  # URL.set() ignores None
         exists_sql = sa.text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :name")
         create_sql = "CREATE DATABASE IF NOT EXISTS `{}` CHARACTER SET utf8mb4".format(name.replace("`", "``"))
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    # The same TLS options as the server's own connections (see store.db_tls).
+    driver = db_tls.driver_arguments(admin_url)
+    engine = sa.create_engine(
+        driver.url, connect_args=driver.connect_args, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+    )
+    if driver.tls_required:
+        sa.event.listen(engine, "connect", lambda dbapi_connection, _record: db_tls.require_encrypted(dbapi_connection))
     try:
         with engine.connect() as connection:
             if connection.execute(exists_sql, {"name": name}).first() is not None:
@@ -78,4 +89,5 @@ def ensure_database_exists(url: URL) -> None:
 
 
 def redacted(url: str | URL) -> str:
-    return make_url(url).render_as_string(hide_password=True)
+    """The URL to show: password and secret options (a client key's password) masked."""
+    return db_tls.mask_secrets(make_url(url)).render_as_string(hide_password=True)

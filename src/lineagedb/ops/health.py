@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2
 from sqlalchemy import exc as sa_exc
 
 from lineagedb import errors
+from lineagedb.store import db_tls
 from lineagedb.store.unit_of_work import classify_driver_error
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,18 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 FIRST_BACKOFF_S = 0.2
 MAX_BACKOFF_S = 2.0
 FATAL_RETRY_DELAY_S = 1.0
+TLS_FAILURE = (
+    "TLS to the database failed: check the CA that verifies the server (sslrootcert / ssl_ca), "
+    "the host name in the URL, and the client certificate and key"
+)
 
 
 class TransientDatabaseError(Exception):
     """The database cannot be reached now; trying again later may work."""
+
+
+class DatabaseTlsError(errors.FailedPreconditionError):
+    """TLS to the database failed on a certificate or its setup: trying again does not help."""
 
 
 def classify_startup_error(error: BaseException) -> BaseException:
@@ -42,6 +51,10 @@ def classify_startup_error(error: BaseException) -> BaseException:
     if isinstance(error, sa_exc.TimeoutError):
         return TransientDatabaseError("the connection pool timed out")
     if isinstance(error, sa_exc.DBAPIError):
+        if db_tls.is_tls_failure(error):
+            # A certificate that does not verify stays so: retrying in the background would
+            # only hide a misconfiguration (or someone in the middle) behind NOT_SERVING.
+            return DatabaseTlsError(TLS_FAILURE)
         domain = classify_driver_error(error)
     if isinstance(domain, errors.UnavailableError | errors.AbortedError):
         return TransientDatabaseError(_first_line(error))
@@ -106,7 +119,7 @@ class DatabaseSupervisor:
                 if isinstance(classified, TransientDatabaseError):
                     log.warning("database not available yet: %s", classified)
                     return False
-                if attempt == 0:
+                if attempt == 0 and not isinstance(classified, DatabaseTlsError):
                     # Another server (or worker) initializing the same empty database makes our
                     # attempt fail once; a second look then finds a complete schema.
                     log.warning("preparing the database failed (%s); trying once more", describe(classified))

@@ -48,7 +48,11 @@ MYSQL_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("mysql_config_sslrootcert", "str", "CA file that signed the database server's certificate"),
     ("mysql_config_sslcapath", "str", "directory of CA files"),
     ("mysql_config_sslcipher", "str", "permitted TLS ciphers"),
-    ("mysql_config_verify_server_cert", "bool", "check the database server's host name against its certificate"),
+    (
+        "mysql_config_verify_server_cert",
+        "bool",
+        "verify the database server's certificate and host name (against the system's CAs without sslrootcert)",
+    ),
 )
 POSTGRES_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("postgres_config_host", "str", "PostgreSQL host name (or a Unix socket directory starting with /)"),
@@ -91,7 +95,7 @@ OTHER_FLAGS: tuple[tuple[str, str, str], ...] = (
     ("downgrade_db_schema_version", "int", "not supported: LineageDB refuses to start when it is >= 0"),
 )
 ALL_FLAGS = MYSQL_FLAGS + POSTGRES_FLAGS + OTHER_FLAGS
-PASSWORD_FLAGS = ("mysql_config_password", "postgres_config_password")
+PASSWORD_FLAGS = ("mysql_config_password", "postgres_config_password", "postgres_config_sslpassword")
 _FLAG_NAMES = frozenset(name for name, _, _ in ALL_FLAGS) | {"grpc_port", "enable_database_upgrade"}
 
 
@@ -243,7 +247,14 @@ def mysql_url(config: mlmd.MySQLDatabaseConfig) -> URL:
         ):
             if value:
                 query[key] = value
-        query["ssl_check_hostname"] = "true" if ssl.verify_server_cert else "false"
+        # As in MLMD's MySQL client (MariaDB Connector/C): a CA verifies the server's certificate
+        # chain, and verify_server_cert also checks that it names the host. verify_server_cert
+        # without a CA verifies against the system's trusted CAs (store.db_tls).
+        if ssl.verify_server_cert:
+            query["ssl_verify_cert"] = "true"
+            query["ssl_check_hostname"] = "true"
+        else:
+            query["ssl_check_hostname"] = "false"
     return URL.create(
         "mysql+pymysql",
         username=config.user or None,
@@ -369,6 +380,7 @@ def _mysql_from_flags(args: argparse.Namespace) -> MlmdSource:
         args.mysql_config_sslrootcert,
         args.mysql_config_sslcapath,
         args.mysql_config_sslcipher,
+        args.mysql_config_verify_server_cert,
     )
     if any(ssl_values):
         config.ssl_options.CopyFrom(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from contextvars import ContextVar
@@ -13,6 +14,10 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
+
+from lineagedb.store import db_tls
+
+log = logging.getLogger(__name__)
 
 # SQLite waits this long for a competing writer before reporting SQLITE_BUSY.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
@@ -75,11 +80,22 @@ def create_engine(url: str | URL, pool: PoolSettings | None = None) -> sa.Engine
         "pool_timeout": pool.timeout_s,
         "pool_recycle": pool.recycle_s,
     }
+    # TLS (store.db_tls): for MySQL an SSLContext replaces what the dialect makes of the ssl_*
+    # options; secret options (a client key's password) stay out of engine.url, which is logged.
+    driver = db_tls.driver_arguments(parsed)
     if backend == "postgresql":
-        kwargs["connect_args"] = {"connect_timeout": 10}
+        kwargs["connect_args"] = {"connect_timeout": 10, **driver.connect_args}
     elif backend in ("mysql", "mariadb"):
-        kwargs["connect_args"] = {"connect_timeout": 10, "charset": "utf8mb4"}
-    engine = sa.create_engine(parsed, **kwargs)
+        kwargs["connect_args"] = {"connect_timeout": 10, "charset": "utf8mb4", **driver.connect_args}
+        if driver.tls_required and not driver.tls_verified:
+            log.warning(
+                "TLS to the database at %s does not verify the server's certificate: "
+                "add ssl_ca (or ssl_verify_cert=true for the system's CAs) to the URL",
+                driver.url.render_as_string(hide_password=True),
+            )
+    engine = sa.create_engine(driver.url, **kwargs)
+    if driver.tls_required:
+        event.listen(engine, "connect", lambda dbapi_connection, _record: db_tls.require_encrypted(dbapi_connection))
     _ping_when_idle(engine)
     _bound_statements_by_deadline(engine)
     if backend == "postgresql":
