@@ -13,6 +13,10 @@
     [namespaces."*"]            # every namespace, present and future
     viewer = ["group:auditors"]
 
+    [namespaces.team-b]
+    editor = ["group:team-b"]
+    "secrets:read" = ["group:team-b-leads"]   # sensitive property values in clear
+
     [defaults]                  # a call without x-lineagedb-namespace acts here
     "system:serviceaccount:team-a:pipeline" = "team-a"
     "group:team-a" = "team-a"
@@ -20,6 +24,12 @@
 A subject is a principal name, or `group:NAME`. Roles nest: admin > editor > viewer.
 Anything the file does not grant is denied; a file that does not parse, or names an
 unknown key, role or namespace shape, is refused as a whole.
+
+`secrets:read` is a grant beside the roles, never implied by one (not even by
+cluster_admins): with encryption at rest on, it lets its subjects read the sensitive
+property values of the nodes they can read in that namespace in clear; everyone else
+gets them redacted (store.sensitive). Administering the store and reading its secrets
+are different jobs.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ from lineagedb.store.tenancy import DEFAULT_NAMESPACE, NAMESPACE_PATTERN
 
 ALL_NAMESPACES = "*"
 GROUP_PREFIX = "group:"
+SECRETS_READ = "secrets:read"
 
 
 class PolicyError(Exception):
@@ -53,7 +64,9 @@ class Role(enum.IntEnum):
         try:
             return cls[name.upper()]
         except KeyError:
-            raise PolicyError(f"unknown role {name!r}; roles are viewer, editor and admin") from None
+            raise PolicyError(
+                f"unknown role {name!r}; roles are viewer, editor and admin (and the grant {SECRETS_READ!r})"
+            ) from None
 
     @property
     def label(self) -> str:
@@ -69,6 +82,8 @@ class Grants:
     roles: Mapping[str, Role]  # namespace (or "*") -> highest role
     default_namespace: str | None
     type_writer_role: Role
+    # Namespaces where sensitive values read in clear (secrets:read); None = every namespace.
+    secrets_readable: frozenset[str] | None = frozenset()
 
     def role_in(self, namespace: str) -> Role | None:
         if self.cluster_admin:
@@ -116,6 +131,8 @@ class Policy:
     defaults: Mapping[str, str] = field(default_factory=dict)
     # From --auth-anonymous ROLE@NAMESPACE: what a call without credentials gets.
     anonymous: tuple[Role, str] | None = None
+    # namespace (or "*") -> subjects granted secrets:read there
+    secret_readers: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def grants(self, identity: Identity) -> Grants:
         subjects = {identity.principal, *(GROUP_PREFIX + group for group in sorted(identity.groups))}
@@ -132,12 +149,14 @@ class Policy:
         default = self.defaults.get(identity.principal)
         if default is None:
             default = next((self.defaults[s] for s in sorted(subjects) if s in self.defaults), None)
+        secrets = {namespace for namespace, bound in self.secret_readers.items() if bound & subjects}
         return Grants(
             principal=identity.principal,
             cluster_admin=bool(self.cluster_admins & subjects),
             roles=roles,
             default_namespace=default,
             type_writer_role=self.type_writers,
+            secrets_readable=None if ALL_NAMESPACES in secrets else frozenset(secrets),
         )
 
     def subjects(self) -> list[str]:
@@ -146,6 +165,8 @@ class Policy:
         for by_role in self.bindings.values():
             for bound in by_role.values():
                 named |= bound
+        for bound in self.secret_readers.values():
+            named |= bound
         return sorted(named)
 
 
@@ -172,6 +193,7 @@ def parse_policy(document: Mapping[str, Any], anonymous: tuple[str, str] | None 
     if type_writers is Role.VIEWER:
         raise PolicyError("type_writers must be editor or admin")
     bindings: dict[str, dict[Role, frozenset[str]]] = {}
+    secret_readers: dict[str, frozenset[str]] = {}
     namespaces = document.get("namespaces", {})
     if not isinstance(namespaces, dict):
         raise PolicyError("[namespaces] must be a table of namespaces")
@@ -182,7 +204,10 @@ def parse_policy(document: Mapping[str, Any], anonymous: tuple[str, str] | None 
         bindings[namespace] = {
             Role.named(role): _subjects(subjects, f"namespaces.{namespace}.{role}")
             for role, subjects in by_role.items()
+            if role != SECRETS_READ
         }
+        if SECRETS_READ in by_role:
+            secret_readers[namespace] = _subjects(by_role[SECRETS_READ], f'namespaces.{namespace}."{SECRETS_READ}"')
     defaults = document.get("defaults", {})
     if not isinstance(defaults, dict):
         raise PolicyError("[defaults] must map subjects to namespaces")
@@ -199,6 +224,7 @@ def parse_policy(document: Mapping[str, Any], anonymous: tuple[str, str] | None 
         bindings=bindings,
         defaults=dict(defaults),
         anonymous=anonymous_grant,
+        secret_readers=secret_readers,
     )
 
 
@@ -249,5 +275,13 @@ def describe(policy: Policy, extra_subjects: Iterable[str] = ()) -> list[str]:
         else:
             scope = "nothing"
         default = f"; acts in {grants.acting_namespace(None, None)} by default"
-        lines.append(f"{subject}: {scope}{default}")
+        lines.append(f"{subject}: {scope}{_secrets_scope(grants)}{default}")
     return lines
+
+
+def _secrets_scope(grants: Grants) -> str:
+    if grants.secrets_readable is None:
+        return f"; {SECRETS_READ} in every namespace"
+    if grants.secrets_readable:
+        return f"; {SECRETS_READ} in {', '.join(sorted(grants.secrets_readable))}"
+    return ""

@@ -60,6 +60,11 @@ class SecuritySettings:
     # Authorization policy file (parsed by the policy module).
     authz_policy: str | None = None
     page_token_key_file: str | None = None
+    # Encryption at rest of sensitive property values (security.encryption): the key file
+    # (the keys may come from LINEAGEDB_ENCRYPTION_KEYS instead) and the policy file
+    # saying which properties are sensitive (default patterns without one).
+    encryption_keys_file: str | None = None
+    sensitive_properties_file: str | None = None
 
     def __post_init__(self) -> None:
         if self.mtls_identity is not None and self.mtls_identity not in MTLS_IDENTITY_SOURCES:

@@ -145,6 +145,9 @@ def kept_event_types(direction: int, from_artifacts: bool) -> frozenset[int] | N
 
 def traverse(uow: UnitOfWork, query: SubgraphQuery) -> Traversal:
     """Run the hop loop of §7.1 and return the result node ids and kept events."""
+    for kind, ending_filter in query.ending_filters.items():
+        if ending_filter:
+            lineage_repo.refuse_sensitive_filter(uow, kind, ending_filter)
     starting = lineage_repo.first_matching_ids(uow, query.start_kind, query.start_filter, MAX_STARTING_NODES)
     if not starting:
         raise errors.NotFoundError(f"no {query.start_kind.label} matches the starting filter_query")
@@ -274,6 +277,9 @@ def get_lineage_graph(uow: UnitOfWork, options: mlmd.LineageGraphQueryOptions) -
     if max_nodes > 0:
         query_artifacts = query_artifacts[:max_nodes]
     boundaries = {ARTIFACT: stop.boundary_artifacts or None, EXECUTION: stop.boundary_executions or None}
+    for kind, boundary_filter in boundaries.items():
+        if boundary_filter:
+            lineage_repo.refuse_sensitive_filter(uow, kind, boundary_filter)
     visited: dict[NodeKind, set[int]] = {ARTIFACT: {a.id for a in query_artifacts}, EXECUTION: set()}
     frontier = set(visited[ARTIFACT])
     events: list[EventRow] = []

@@ -59,7 +59,7 @@ from lineagedb.store import tenancy
 from lineagedb.store.schema import MLMDText, Schema
 from lineagedb.store.tenancy import Reach
 
-__all__ = ["CompiledFilter", "InnerJoin", "apply", "compile_filter", "matching_ids"]
+__all__ = ["CompiledFilter", "InnerJoin", "apply", "check_sensitive", "compile_filter", "matching_ids"]
 
 # SQLite joins at most 64 tables in one SELECT and MySQL 61, and PostgreSQL plans joins of
 # many tables slowly. A filter whose joins would exceed this (a table per distinct
@@ -453,6 +453,30 @@ def matching_subquery(
     times, and parsing costs far more than running the compiled statement."""
     compiled = compile_filter(_parse(text, kind), kind, schema, reach=reach, node_scoped=node_scoped)
     return compiled.select_ids(distinct=False)
+
+
+def check_sensitive(uow: Any, kind: Any, text: str, parse_errors: bool = True) -> None:
+    """Refuse a filter naming a sensitive property (store.sensitive) when encryption is on.
+
+    Called where a filter enters a repository, before the cached statements: those are
+    keyed by text and reach, not by the policy, and a filter must be refused every time.
+    `parse_errors=False` leaves a filter that does not parse to whoever evaluates it (a
+    lineage ending filter is refused up front, its syntax only if it is used, as before)."""
+    protection = uow.protection
+    if protection is None or not text:
+        return
+    try:
+        properties = _referenced_properties(text, NodeKind(kind.value))
+    except errors.InvalidArgumentError:
+        if parse_errors:
+            raise
+        return
+    protection.check_filter(properties)
+
+
+@functools.lru_cache(maxsize=512)
+def _referenced_properties(text: str, kind: NodeKind) -> tuple[tuple[bool, str], ...]:
+    return referenced_joins(_parse(text, kind)).properties
 
 
 def _parse(text: str | bytes, kind: NodeKind) -> Expr:

@@ -67,6 +67,10 @@ class Tenancy:
     readable: frozenset[str] | None = None
     writable: frozenset[str] | None = None
     page_token_key: bytes | None = None
+    # Namespaces whose sensitive property values this call reads in clear (the policy's
+    # secrets:read); None = every namespace. The default, nowhere, is what calls get with
+    # authentication off: sensitive values read back redacted (store.sensitive).
+    secrets_readable: frozenset[str] | None = frozenset()
 
     @functools.cached_property
     def reach(self) -> Reach:

@@ -58,6 +58,7 @@ def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
 
 def first_matching_ids(uow: UnitOfWork, kind: NodeKind, filter_text: str, limit: int) -> list[int]:
     """Ids of readable nodes of `kind` matching `filter_text`, ascending, at most `limit`."""
+    filter_query.check_sensitive(uow, kind, filter_text)
     statement = _first_matching_statement(uow.schema, kind, filter_text, uow.tenancy.reach)
     return [int(row[0]) for row in fast_read.rows(uow, statement, {"limit": limit, **uow.tenancy.parameters})]
 
@@ -76,8 +77,15 @@ def _first_matching_statement(schema: Schema, kind: NodeKind, filter_text: str, 
     return query.order_by(table.c.id).limit(sa.bindparam("limit", type_=sa.Integer))
 
 
+def refuse_sensitive_filter(uow: UnitOfWork, kind: NodeKind, filter_text: str) -> None:
+    """INVALID_ARGUMENT now if `filter_text` names a sensitive property, even if the
+    traversal never gets to evaluate it (see filter_query.check_sensitive)."""
+    filter_query.check_sensitive(uow, kind, filter_text, parse_errors=False)
+
+
 def ids_matching(uow: UnitOfWork, kind: NodeKind, candidates: Collection[int], filter_text: str) -> set[int]:
     """The subset of `candidates` (ids of `kind`) that match `filter_text` (readable ones only)."""
+    filter_query.check_sensitive(uow, kind, filter_text)
     table = kind.table(uow.schema)
     found: set[int] = set()
     for chunk in _chunks(candidates):

@@ -38,6 +38,7 @@ def list_all(uow: UnitOfWork, kind: NodeKind, scope: Scope = Scope()) -> list[An
 
 def list_page(uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Scope = Scope()) -> tuple[list[Any], str]:
     """One page of nodes in scope and the token of the next page ("" on the last)."""
+    filter_query.check_sensitive(uow, kind, page.filter_query)
     statement = _page_statement(
         uow.schema,
         kind,
