@@ -219,25 +219,32 @@ def bench_backend(
         )
         off.load([], batches, chain)
         on.load(bearer("root"), batches, chain)
-        ratios: dict[str, list[float]] = {}
-        times: dict[str, dict[str, list[float]]] = {}
-        for rep in range(reps):
-            for reader in ("viewer-of-default", "team-only"):
-                off_ops, on_ops = off.operations(rep, reader), on.operations(rep, reader)
-                for name in off_ops:
-                    if name.startswith("put_") and reader != "viewer-of-default":
-                        continue  # writes do not depend on the reader
-                    key = name if name.startswith("put_") else f"{name} [{reader}]"
-                    # Alternate which server goes first, so neither always meets a warm cache.
-                    pair = (off_ops[name], on_ops[name]) if rep % 2 else (on_ops[name], off_ops[name])
-                    first, second = _timed(pair[0], calls), _timed(pair[1], calls)
-                    off_s, on_s = (first, second) if rep % 2 else (second, first)
-                    ratios.setdefault(key, []).append(on_s / off_s)
-                    entry = times.setdefault(key, {"off": [], "on": []})
-                    entry["off"].append(off_s)
-                    entry["on"].append(on_s)
+        results = compare(off, on, reps, calls, ("viewer-of-default", "team-only"))
         off.channel.close()
         on.channel.close()
+    return results
+
+
+def compare(off: Target, on: Target, reps: int, calls: int, readers: tuple[str, ...]) -> dict[str, Any]:
+    """Every operation on both servers, alternating which goes first rep by rep; the
+    median of the per-rep ratios on / off, and each side's median time."""
+    ratios: dict[str, list[float]] = {}
+    times: dict[str, dict[str, list[float]]] = {}
+    for rep in range(reps):
+        for reader in readers:
+            off_ops, on_ops = off.operations(rep, reader), on.operations(rep, reader)
+            for name in off_ops:
+                if name.startswith("put_") and reader != readers[0]:
+                    continue  # writes do not depend on the reader
+                key = name if name.startswith("put_") or len(readers) == 1 else f"{name} [{reader}]"
+                # Alternate which server goes first, so neither always meets a warm cache.
+                pair = (off_ops[name], on_ops[name]) if rep % 2 else (on_ops[name], off_ops[name])
+                first, second = _timed(pair[0], calls), _timed(pair[1], calls)
+                off_s, on_s = (first, second) if rep % 2 else (second, first)
+                ratios.setdefault(key, []).append(on_s / off_s)
+                entry = times.setdefault(key, {"off": [], "on": []})
+                entry["off"].append(off_s)
+                entry["on"].append(on_s)
     return {
         key: {
             "off_ms": statistics.median(times[key]["off"]) * 1000,

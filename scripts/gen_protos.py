@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTOS = ROOT / "protos"
 OUT = ROOT / "src" / "lineagedb" / "proto"
 IMPORT_RE = re.compile(r"^(from|import) ml_metadata\.", re.MULTILINE)
+# LineageDB's own protos (package lineagedb.v1) are generated under lineagedb.proto too.
+OWN_IMPORT_RE = re.compile(r"^(from|import) lineagedb\.v1", re.MULTILINE)
 # In stubs, qualified type names (ml_metadata.proto.x_pb2.Foo) must follow the move too.
 # Never apply this to .py files: their serialized descriptors contain the package name.
 STUB_NAME_RE = re.compile(r"(?<![\w.])ml_metadata\.proto\.")
@@ -50,6 +52,7 @@ def main() -> int:
     for path in OUT.rglob("*.py*"):
         text = path.read_text()
         fixed = IMPORT_RE.sub(r"\1 lineagedb.proto.ml_metadata.", text)
+        fixed = OWN_IMPORT_RE.sub(r"\1 lineagedb.proto.lineagedb.v1", fixed)
         if path.suffix == ".pyi":
             fixed = STUB_NAME_RE.sub("lineagedb.proto.ml_metadata.proto.", fixed)
         if fixed != text:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from lineagedb import errors
 from lineagedb.config import (
@@ -30,6 +31,7 @@ from lineagedb.config import (
 from lineagedb.ops import mlmd_flags
 from lineagedb.ops.logs import LOG_FORMATS, configure_logging
 from lineagedb.security.settings import DEFAULT_JWT_ALGORITHMS, MTLS_IDENTITY_SOURCES, SecuritySettings
+from lineagedb.store.audit_log import READ_AUDIT_MODES
 
 log = logging.getLogger("lineagedb.cli")
 
@@ -312,6 +314,9 @@ def _serve_parser(sub: Any) -> argparse.ArgumentParser:
     )
 
     _security_arguments(serve)
+    from lineagedb.ops.encryption import add_serve_arguments as add_encryption_arguments
+
+    add_encryption_arguments(serve, _option)
     mlmd_flags.add_arguments(serve, lambda name: os.environ.get(f"{ENV_PREFIX}{name.upper()}") or None)
     return serve
 
@@ -395,6 +400,22 @@ def _security_arguments(serve: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"key that signs page tokens (or {ENV_PREFIX}PAGE_TOKEN_KEY)",
     )
+    audit = serve.add_argument_group("audit log", f"on when a key is given (--audit-key-file or {ENV_PREFIX}AUDIT_KEY)")
+    _option(
+        audit,
+        "--audit-key-file",
+        env_name="AUDIT_KEY_FILE",
+        metavar="FILE",
+        help=f"key of the audit log's hash chains, at least 32 bytes (or {ENV_PREFIX}AUDIT_KEY)",
+    )
+    _option(
+        audit,
+        "--audit-reads",
+        env_name="AUDIT_READS",
+        choices=READ_AUDIT_MODES,
+        default="denied",
+        help="which reads get an audit record: none, refused ones (default) or all",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -407,6 +428,9 @@ def _parser() -> argparse.ArgumentParser:
         cmd = db_sub.add_parser(name, help=text)
         cmd.add_argument("--database", default=env("DATABASE_URL"), help="SQLAlchemy URL")
     _token_parser(sub)
+    from lineagedb.ops.encryption import add_keys_parser
+
+    add_keys_parser(sub)
     namespace = sub.add_parser("namespace", help="namespaces (tenancy): create, list, delete when empty")
     namespace_sub = namespace.add_subparsers(dest="namespace_command", required=True)
     for name, text in (("create", "create a namespace"), ("delete", "delete an empty namespace"), ("list", "list")):
@@ -420,7 +444,35 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--policy", required=True, help="the --authz-policy TOML file")
     check.add_argument("--principal", action="append", default=[], help="also show this principal (repeat)")
     check.add_argument("--anonymous", default=None, help="the --auth-anonymous ROLE@NAMESPACE to check too")
+    _audit_parser(sub)
     return parser
+
+
+def _audit_parser(sub: Any) -> None:
+    audit = sub.add_parser("audit", help="the audit log: verify, history, query, export, prune")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    key_help = f"the servers' audit key (or {ENV_PREFIX}AUDIT_KEY)"
+    verify = audit_sub.add_parser("verify", help="walk the hash chains and report the first tampered record")
+    history = audit_sub.add_parser("history", help="who created and changed a node, when, and from what")
+    history.add_argument("node", help="artifact:ID, execution:ID or context:ID")
+    history.add_argument("--format", choices=("table", "json"), default="table")
+    query = audit_sub.add_parser("query", help="records by principal, method, node and time")
+    export = audit_sub.add_parser("export", help="records as JSON Lines, with their MACs (for a SIEM)")
+    for command in (query, export):
+        command.add_argument("--principal")
+        command.add_argument("--method", help="e.g. PutArtifacts")
+        command.add_argument("--node", help="artifact:ID, execution:ID or context:ID")
+        command.add_argument("--kind", choices=("write", "denied", "failed", "read", "prune"))
+        command.add_argument("--since", help="ISO date or time, UTC unless it says (inclusive)")
+        command.add_argument("--until", help="ISO date or time (exclusive)")
+    query.add_argument("--format", choices=("table", "json"), default="table")
+    query.add_argument("--limit", type=int, default=100)
+    prune = audit_sub.add_parser("prune", help="delete records older than a date; the chains stay verifiable")
+    prune.add_argument("--before", required=True, help="ISO date or time, UTC unless it says")
+    for command in (verify, history, query, export, prune):
+        command.add_argument("--database", default=env("DATABASE_URL"), help="SQLAlchemy URL")
+    for command in (verify, prune):
+        command.add_argument("--audit-key-file", default=env("AUDIT_KEY_FILE"), metavar="FILE", help=key_help)
 
 
 def _checked_name(what: str) -> Callable[[str], str]:
@@ -525,6 +577,8 @@ def build_settings(args: argparse.Namespace, argv: Sequence[str]) -> Settings:
         workers=args.workers,
         so_reuseport=so_reuseport,
         security=security,
+        audit_key_file=args.audit_key_file or None,
+        audit_reads=args.audit_reads,
     )
 
 
@@ -558,6 +612,8 @@ def build_security_settings(args: argparse.Namespace, tls: TlsSettings | None) -
             anonymous=args.auth_anonymous or None,
             authz_policy=args.authz_policy or None,
             page_token_key_file=args.page_token_key_file or None,
+            encryption_keys_file=args.encryption_keys_file or None,
+            sensitive_properties_file=args.sensitive_properties or None,
         )
     except ValueError as error:
         raise ConfigurationError(str(error)) from error
@@ -581,10 +637,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args, normalized)
         if args.command == "token":
             return _token_create(args.principal, args.group)
+        if args.command == "keys":
+            from lineagedb.ops.encryption import run_keys_command
+
+            return run_keys_command(args, default_database_url())
         if args.command == "namespace":
             return _namespace_command(args)
         if args.command == "authz":
             return _authz_check(args.policy, args.principal, args.anonymous)
+        if args.command == "audit":
+            return _audit_command(args)
         return _db_command(args.db_command, args.database or default_database_url())
     except ConfigurationError as error:
         print(f"lineagedb: configuration error: {error}", file=sys.stderr)
@@ -592,6 +654,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except errors.LineageError as error:
         print(f"lineagedb: {error.message}", file=sys.stderr)
         return EXIT_CONFIG
+    except SQLAlchemyError as error:
+        # The administration commands (db, namespace, audit, keys) meeting a database that
+        # is unreachable, refuses us, or fails TLS: one line, never a traceback or a password.
+        from lineagedb.ops.health import describe
+
+        print(f"lineagedb: the database cannot be used: {describe(error)}", file=sys.stderr)
+        return EXIT_STARTUP
 
 
 def _serve(args: argparse.Namespace, argv: list[str]) -> int:
@@ -620,6 +689,29 @@ def _token_create(principal: str, groups: list[str]) -> int:
     print("# The token is shown only this once: give it to the client (metadata 'authorization: Bearer <token>').")
     print("# Add the line to the --auth-tokens file, then reload or restart the server. The file holds only the hash.")
     return 0
+
+
+def _audit_command(args: argparse.Namespace) -> int:
+    from lineagedb.ops import audit
+
+    database = args.database or default_database_url()
+    command = args.audit_command
+    if command == "verify":
+        return audit.verify(database, args.audit_key_file)
+    if command == "history":
+        return audit.history(database, args.node, args.format)
+    if command == "prune":
+        return audit.prune(database, args.audit_key_file, args.before)
+    query = audit.AuditQuery(
+        principal=args.principal,
+        method=args.method,
+        node=audit.parse_node(args.node) if args.node else None,
+        since_ms=audit.parse_time(args.since) if args.since else None,
+        until_ms=audit.parse_time(args.until) if args.until else None,
+        kind=args.kind,
+        limit=max(1, getattr(args, "limit", 100)),
+    )
+    return audit.query(database, query, "jsonl" if command == "export" else args.format)
 
 
 def _namespace_command(args: argparse.Namespace) -> int:

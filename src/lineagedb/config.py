@@ -108,6 +108,9 @@ class Settings:
     so_reuseport: bool = False
     # Authentication and authorization (off unless configured).
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    # The audit log (store.audit_log): on when a key is given, in this file or LINEAGEDB_AUDIT_KEY.
+    audit_key_file: str | None = None
+    audit_reads: str = "denied"  # off | denied | all
 
 
 def env(name: str, default: str | None = None) -> str | None:

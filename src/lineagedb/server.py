@@ -16,6 +16,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
 
@@ -25,23 +26,31 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy import exc as sa_exc
 
 from lineagedb import errors
+from lineagedb.api.audit import AuditInterceptor
 from lineagedb.api.auth import AuthInterceptor
 from lineagedb.api.retry import AbortedRetry
-from lineagedb.api.servicer import MetadataStoreServicer
+from lineagedb.api.servicer import AuditServicer, MetadataStoreServicer
 from lineagedb.api.status import StatusInterceptor
 from lineagedb.config import ConfigurationError, Settings
+from lineagedb.ops.audit import load_key as load_audit_key
 from lineagedb.ops.database import ensure_database_exists, parse_url, redacted
+from lineagedb.ops.encryption import check_database as check_encryption
+from lineagedb.ops.encryption import server_protection
 from lineagedb.ops.health import DatabaseSupervisor, describe
 from lineagedb.ops.interceptors import CallObserver, ReadinessGate, StatementScope
 from lineagedb.ops.metrics import Metrics
 from lineagedb.ops.tls import server_credentials
+from lineagedb.proto.lineagedb.v1 import audit_pb2
+from lineagedb.proto.lineagedb.v1 import audit_pb2_grpc as audit_grpc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
 from lineagedb.security.access_control import AccessControl, page_token_secret
 from lineagedb.security.policy import PolicyError
+from lineagedb.service.audit import AuditQueries
 from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.store import statement_count
-from lineagedb.store.bootstrap import prepare_database, upgrade_command
+from lineagedb.store.audit_log import AuditLog, CallContext
+from lineagedb.store.bootstrap import AUDIT_REVISION, prepare_database, upgrade_command
 from lineagedb.store.engine import PoolSettings, create_engine
 from lineagedb.store.unit_of_work import Database
 
@@ -130,6 +139,26 @@ def build_access_control(settings: Settings) -> AccessControl:
     return access
 
 
+def build_audit_log(settings: Settings) -> AuditLog | None:
+    """The audit log, when a key is configured (a file, or LINEAGEDB_AUDIT_KEY)."""
+    try:
+        key = load_audit_key(settings.audit_key_file)
+    except errors.LineageError as error:
+        raise ConfigurationError(error.message) from error
+    if key is None:
+        if settings.audit_reads != "denied":
+            raise ConfigurationError("--audit-reads needs the audit log: --audit-key-file or LINEAGEDB_AUDIT_KEY")
+        return None
+    return AuditLog(key, settings.audit_reads)
+
+
+def _audit_append(database: Database) -> Callable[[CallContext, str, str], None]:
+    def append(call: CallContext, kind: str, outcome: str) -> None:
+        database.append_audit(call, kind, outcome)
+
+    return append
+
+
 def check_listen_policy(settings: Settings) -> None:
     """Fail closed: with TLS on, a plaintext listener must stay on loopback unless overridden."""
     if settings.tls is None or settings.plaintext_port is None:
@@ -157,6 +186,7 @@ def build_server(settings: Settings) -> RunningServer:
     url = parse_url(settings.database_url)
     check_listen_policy(settings)
     access = build_access_control(settings)
+    protection = server_protection(settings.security)  # encryption at rest; None: off
     try:
         pool = PoolSettings(
             size=settings.pool_size, max_overflow=settings.pool_max_overflow, timeout_s=settings.pool_timeout_s
@@ -164,11 +194,13 @@ def build_server(settings: Settings) -> RunningServer:
         engine = create_engine(url, pool)
     except (sa_exc.ArgumentError, ImportError) as error:
         raise ConfigurationError(f"cannot use database URL {redacted(url)}: {error}") from error
-    database = Database(engine, require_tenancy=access.enabled)
+    audit = build_audit_log(settings)
+    database = Database(engine, require_tenancy=access.enabled, audit=audit)
+    database.protection = protection
 
     def prepare() -> None:
         if settings.create_database:
-            ensure_database_exists(engine.url)
+            ensure_database_exists(url)
         state = prepare_database(engine, allow_upgrade=settings.enable_database_upgrade)
         access.namespaces_available = state.has_namespaces
         if access.enabled and not state.has_namespaces:
@@ -176,6 +208,13 @@ def build_server(settings: Settings) -> RunningServer:
                 "namespaces need LineageDB's schema revision 0004 or later; run: "
                 + upgrade_command(engine.url.render_as_string(hide_password=True))
             )
+        if audit is not None and (state.revision is None or state.revision < AUDIT_REVISION):
+            raise errors.FailedPreconditionError(
+                f"the audit log needs LineageDB's schema revision {AUDIT_REVISION} or later; run: "
+                + upgrade_command(engine.url.render_as_string(hide_password=True))
+            )
+        # Keys missing, or not the ones the database was encrypted with: refuse to serve.
+        check_encryption(engine, state, protection)
 
     running_fatal: list[BaseException] = []
     stop_event = _STOP
@@ -203,6 +242,7 @@ def build_server(settings: Settings) -> RunningServer:
         interceptors=[
             CallObserver(metrics),
             *([StatementScope(statements)] if statements is not None else []),
+            *([AuditInterceptor(_audit_append(database), audit.read_audit)] if audit is not None else []),
             AuthInterceptor(access),
             ReadinessGate(supervisor.ready.is_set),
             StatusInterceptor(),
@@ -211,10 +251,12 @@ def build_server(settings: Settings) -> RunningServer:
         options=grpc_options(settings),
     )
     svc_grpc.add_MetadataStoreServiceServicer_to_server(MetadataStoreServicer(store), server)
+    audit_grpc.add_AuditServiceServicer_to_server(AuditServicer(AuditQueries(database)), server)
     health_pb2_grpc.add_HealthServicer_to_server(supervisor.servicer, server)
     reflection.enable_server_reflection(
         (
             svc.DESCRIPTOR.services_by_name["MetadataStoreService"].full_name,
+            audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
             "grpc.health.v1.Health",
             reflection.SERVICE_NAME,
         ),

@@ -159,3 +159,12 @@ def test_password_on_the_command_line_is_warned_about_and_never_logged(tmp_path:
     assert "password was given on the command line" in stderr
     assert "not reachable" in stderr and "root:***@127.0.0.1" in stderr
     assert "hunter2" not in stderr
+
+
+@pytest.mark.parametrize("command", [["db", "current"], ["db", "upgrade"], ["namespace", "list"], ["audit", "query"]])
+def test_administration_commands_report_an_unusable_database_in_one_line(command: list[str], tmp_path: Path) -> None:
+    url = f"postgresql+psycopg2://admin:hunter2-secret@127.0.0.1:{free_port()}/mlmd"
+    code, _, stderr = run_to_exit([*command, "--database", url], tmp_path)
+    assert code == 3, stderr
+    assert stderr.startswith("lineagedb: the database cannot be used:") and "Traceback" not in stderr
+    assert "hunter2-secret" not in stderr

@@ -16,6 +16,7 @@ class Permission(enum.Enum):
     READ = "read"  # viewer somewhere; sees only readable namespaces
     WRITE = "write"  # editor in the call's namespace (nodes and edges)
     WRITE_TYPES = "write_types"  # the policy's type_writers role in the call's namespace
+    ADMIN = "admin"  # the policy's cluster_admins: LineageDB's administration services (audit)
 
 
 _MLMD = "/ml_metadata.MetadataStoreService/"
@@ -77,6 +78,7 @@ METHOD_PERMISSIONS: dict[str, Permission] = {
     **{_MLMD + name: Permission.WRITE for name in _MLMD_WRITES},
     **{_MLMD + name: Permission.WRITE_TYPES for name in _MLMD_TYPE_WRITES},
     **{_MLMD + name: Permission.READ for name in _MLMD_READS},
+    "/lineagedb.v1.AuditService/QueryAudit": Permission.ADMIN,
     "/grpc.health.v1.Health/Check": Permission.PUBLIC,
     "/grpc.health.v1.Health/Watch": Permission.PUBLIC,
     "/grpc.health.v1.Health/List": Permission.PUBLIC,

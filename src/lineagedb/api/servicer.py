@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import grpc
 
+from lineagedb.proto.lineagedb.v1 import audit_pb2
+from lineagedb.proto.lineagedb.v1 import audit_pb2_grpc as audit_grpc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
+from lineagedb.service.audit import AuditQueries
 from lineagedb.service.metadata_store import MetadataStore
 
 
@@ -264,3 +267,15 @@ class MetadataStoreServicer(svc_grpc.MetadataStoreServiceServicer):
         self, request: svc.GetLineageSubgraphRequest, context: grpc.ServicerContext
     ) -> svc.GetLineageSubgraphResponse:
         return self._store.get_lineage_subgraph(request)
+
+
+class AuditServicer(audit_grpc.AuditServiceServicer):
+    """lineagedb.v1.AuditService: the audit log for administrators."""
+
+    def __init__(self, queries: AuditQueries) -> None:
+        self._queries = queries
+
+    def QueryAudit(
+        self, request: audit_pb2.QueryAuditRequest, context: grpc.ServicerContext
+    ) -> audit_pb2.QueryAuditResponse:
+        return self._queries.query_audit(request)

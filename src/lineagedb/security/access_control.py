@@ -22,6 +22,7 @@ from lineagedb.security.authn import Authenticator
 from lineagedb.security.identity import AuthenticationError, Identity
 from lineagedb.security.policy import Grants, Policy, Role, load_policy
 from lineagedb.security.settings import SecuritySettings
+from lineagedb.store.audit_log import CURRENT_CALL
 from lineagedb.store.tenancy import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, UNRESTRICTED, Tenancy
 
 log = logging.getLogger(__name__)
@@ -104,10 +105,15 @@ class AccessControl:
             if state.policy.anonymous is None:
                 raise errors.UnauthenticatedError(NO_CREDENTIALS)
             identity = Identity(principal="anonymous", method="anonymous")
+        call = CURRENT_CALL.get()  # the audit record says who, refused or not
+        if call is not None:
+            call.principal = identity.principal
         if permission == "authenticated":
             return NO_DATA
         grants, page_token_key = self._grants(state.policy, identity)
         namespace = grants.acting_namespace(requested_namespace, identity.default_namespace)
+        if call is not None:
+            call.namespace = namespace
         who = f"{identity.principal!r}"
         if permission == "read":
             if grants.readable is not None and not grants.readable:
@@ -124,10 +130,18 @@ class AccessControl:
                     f"{who} may not create or change types in namespace {namespace!r} "
                     f"(needs {grants.type_writer_role.label})"
                 )
+        elif permission == "admin":
+            if not grants.cluster_admin:
+                raise errors.PermissionDeniedError(f"{who} may not call this method (needs cluster_admins)")
+            return Tenancy(namespace=namespace)
         else:
             raise errors.PermissionDeniedError(f"{who} may not call this method")
         return Tenancy(
-            namespace=namespace, readable=grants.readable, writable=grants.writable, page_token_key=page_token_key
+            namespace=namespace,
+            readable=grants.readable,
+            writable=grants.writable,
+            page_token_key=page_token_key,
+            secrets_readable=grants.secrets_readable,  # encryption at rest: who reads sensitive values
         )
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - one AccessControl per server; cleared on reload

@@ -119,10 +119,12 @@ def parse_key_environment(text: str) -> StaticKeyProvider:
         where = f"{KEYS_ENV} entry {number + 1}"
         if not sep:
             raise EncryptionConfigError(f"{where} must be ID=BASE64")
+        # Entries are named by position only: in a mistyped entry (a key without its id)
+        # what reads as the id is key material.
         key_id = _key_id(key_id.strip(), where)
         if key_id in keys:
-            raise EncryptionConfigError(f"{where}: key {key_id!r} is given twice")
-        keys[key_id] = _key_bytes(encoded, f"{where} (key {key_id!r})")
+            raise EncryptionConfigError(f"{where}: its key id is given twice")
+        keys[key_id] = _key_bytes(encoded, where)
         active = active or key_id
     if active is None:
         raise EncryptionConfigError(f"{KEYS_ENV} holds no key")

@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf import field_mask_pb2
+from google.protobuf import field_mask_pb2, json_format
 
 from lineagedb import errors
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
-from lineagedb.service import access
+from lineagedb.service import access, redaction
 from lineagedb.service.type_cache import TypeCache
 from lineagedb.store.codecs import value_to_columns
 from lineagedb.store.repositories import nodes as node_repo
@@ -53,13 +53,19 @@ class UpdateOptions:
 
 
 def validate_properties(
-    kind: NodeKind, node: Any, record: TypeRecord, only: set[str] | None = None, check_custom: bool = True
+    kind: NodeKind,
+    node: Any,
+    record: TypeRecord,
+    only: set[str] | None = None,
+    check_custom: bool = True,
+    skip: frozenset[str] = frozenset(),
 ) -> str | None:
     """Check `node`'s properties against its type. Returns the name of a property
     the type does not declare (the caller may refresh a stale cached type and retry),
-    raises InvalidArgumentError for every other problem."""
+    raises InvalidArgumentError for every other problem. Properties in `skip` hold the
+    redaction marker for a stored value they keep (service.redaction): not checked."""
     for name, value in node.properties.items():
-        if only is not None and name not in only:
+        if (only is not None and name not in only) or name in skip:
             continue
         if name not in record.properties:
             return name
@@ -108,6 +114,7 @@ class NodeWriter:
                 record = records.get(node.type_id)
                 if record is None:
                     raise errors.NotFoundError(f"no {self.kind.label} type with id {node.type_id}")
+                redaction.refuse_markers(self.uow, self.kind.label, node)
                 self._validate(node, record)
                 if self.kind is NodeKind.CONTEXT and not node.name:
                     raise errors.InvalidArgumentError("context name must not be empty")
@@ -115,11 +122,18 @@ class NodeWriter:
                 return index, error
         return None
 
-    def _validate(self, node: Any, record: TypeRecord, only: set[str] | None = None, check_custom: bool = True) -> None:
-        unknown = validate_properties(self.kind, node, record, only, check_custom)
+    def _validate(
+        self,
+        node: Any,
+        record: TypeRecord,
+        only: set[str] | None = None,
+        check_custom: bool = True,
+        skip: frozenset[str] = frozenset(),
+    ) -> None:
+        unknown = validate_properties(self.kind, node, record, only, check_custom, skip)
         if unknown is not None:
             fresh = self.types.get_many(self.uow, self.kind.type_kind, [record.id], refresh=True).get(record.id)
-            if fresh is None or validate_properties(self.kind, node, fresh, only, check_custom) is not None:
+            if fresh is None or validate_properties(self.kind, node, fresh, only, check_custom, skip) is not None:
                 raise errors.InvalidArgumentError(
                     f"Found unknown property: {unknown} (type {record.name!r} does not declare it)"
                 )
@@ -197,18 +211,38 @@ class NodeWriter:
         record = self._type_of(stored.type_id)
         paths = list(options.mask.paths) if options.mask is not None else []
         scope = _MaskScope(paths)
+        # Properties written back as the redaction marker keep their stored value.
+        kept = redaction.kept_values(self.uow, label, node, stored)
         if record is not None:
             only = None if scope.all_properties else scope.properties
-            self._validate(node, record, only=only, check_custom=not scope.masked)
+            self._validate(node, record, only=only, check_custom=not scope.masked, skip=redaction.declared(kept))
         if scope.masked:
             for name, value in node.custom_properties.items():
                 if (scope.all_custom or name in scope.custom) and value.WhichOneof("value") is None:
                     raise errors.InvalidArgumentError(f"{label} custom property {name!r} has no value set")
         merged = self._merge(node, stored, scope)
-        changed = self._write_properties(node, stored, scope)
-        if changed or options.force_update_time or _differs(node, stored):
+        property_changes = self._write_properties(node, stored, scope, kept)
+        if property_changes or options.force_update_time or _differs(node, stored):
             self._rewrite_row(merged, stored, options.check_last_update_time)
+            if self.uow.changes is not None:
+                changes = self._field_changes(merged, stored) + property_changes
+                self.uow.changes.add_updated(self.kind.value, int(stored.id), changes)
         return int(stored.id)
+
+    def _field_changes(self, merged: Any, stored: Any) -> list[tuple[str, Any, Any]]:
+        """(field, previous, new) of the row fields an update changed, for the audit log."""
+        before, after = node_repo.row_values(self.kind, stored), node_repo.row_values(self.kind, merged)
+        if self.kind is NodeKind.CONTEXT:
+            before["name"], after["name"] = stored.name, merged.name
+        enum = _STATE_ENUMS.get(self.kind)
+        changes = []
+        for name, value in after.items():
+            previous = before.get(name)
+            if value != previous:
+                if enum is not None and name in ("state", "last_known_state"):
+                    previous, value = _enum_name(enum, previous), _enum_name(enum, value)
+                changes.append((name, previous, value))
+        return changes
 
     def _merge(self, node: Any, stored: Any, scope: _MaskScope) -> Any:
         """The node whose fields the row is written from."""
@@ -229,26 +263,38 @@ class NodeWriter:
             raise errors.InvalidArgumentError("context name must not be empty")
         return merged
 
-    def _write_properties(self, node: Any, stored: Any, scope: _MaskScope) -> int:
-        """Apply the §3.5 diff for both maps; returns the number of rows written."""
+    def _write_properties(
+        self, node: Any, stored: Any, scope: _MaskScope, kept: frozenset[tuple[bool, str]] = frozenset()
+    ) -> list[tuple[str, Any, Any]]:
+        """Apply the §3.5 diff for both maps; returns what changed: (map.name, previous, new).
+        `kept` properties (the redaction marker written back) stay as stored."""
         deletes: list[tuple[int, str, bool]] = []
         inserts: list[PropertyRow] = []
+        changes: list[tuple[str, Any, Any]] = []
         for is_custom, field in ((False, "properties"), (True, "custom_properties")):
             wanted, current = getattr(node, field), getattr(stored, field)
             names = scope.names(is_custom, set(wanted) | set(current))
-            for name in names:
+            for name in sorted(names):
+                if (is_custom, name) in kept:
+                    continue
                 if name in wanted and name in current:
                     if wanted[name] == current[name]:
                         continue
                     deletes.append((stored.id, name, is_custom))
-                    inserts.append(PropertyRow(stored.id, name, is_custom, value_to_columns(name, wanted[name])))
+                    columns = value_to_columns(name, wanted[name])
+                    inserts.append(PropertyRow(stored.id, name, is_custom, columns, stored.type_id))
                 elif name in wanted:
-                    inserts.append(PropertyRow(stored.id, name, is_custom, value_to_columns(name, wanted[name])))
+                    columns = value_to_columns(name, wanted[name])
+                    inserts.append(PropertyRow(stored.id, name, is_custom, columns, stored.type_id))
                 elif name in current:
                     deletes.append((stored.id, name, is_custom))
+                else:
+                    continue
+                changes.append((f"{field}.{name}", _value_json(current.get(name)), _value_json(wanted.get(name))))
         node_repo.delete_properties(self.uow, self.kind, deletes)
         node_repo.insert_properties(self.uow, self.kind, inserts)
-        return len(deletes) + len(inserts)
+        # The audit log gets sensitive values redacted, never in clear.
+        return redaction.redact_changes(self.uow, stored.type_id, changes)
 
     def _rewrite_row(self, merged: Any, stored: Any, optimistic: bool) -> None:
         values = node_repo.row_values(self.kind, merged)
@@ -268,6 +314,25 @@ class NodeWriter:
             raise errors.FailedPreconditionError(
                 f"{self.kind.label} {stored.id} was updated concurrently; read it again and retry"
             )
+
+
+_STATE_ENUMS = {NodeKind.ARTIFACT: mlmd.Artifact.State, NodeKind.EXECUTION: mlmd.Execution.State}
+
+
+def _enum_name(enum: Any, value: int | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(enum.Name(value))
+    except ValueError:
+        return str(value)
+
+
+def _value_json(value: mlmd.Value | None) -> Any:
+    """A property value as the audit log keeps it (protobuf's JSON form); None: absent."""
+    if value is None:
+        return None
+    return json_format.MessageToDict(value, preserving_proto_field_name=True)
 
 
 def _differs(node: Any, stored: Any) -> bool:

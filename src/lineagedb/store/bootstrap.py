@@ -37,6 +37,8 @@ REQUIRED_REVISION = "0001"
 # The revision tenancy needs (0003 adds the namespace tables, 0004 their foreign key);
 # authentication needs it.
 NAMESPACES_REVISION = "0004"
+# The revision that adds the audit log's tables (store.audit_log); the audit log needs it.
+AUDIT_REVISION = "0006"
 # The one older MLMD schema we upgrade in place (MLMD 1.x before v10 added two columns).
 MLMD_V9 = 9
 

@@ -24,9 +24,10 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from lineagedb import errors
-from lineagedb.store import locks
+from lineagedb.store import audit_log, locks
 from lineagedb.store.engine import BEGIN_PENDING, begin_prefix, is_sqlite_memory
 from lineagedb.store.schema import Schema, schema_for
+from lineagedb.store.sensitive import PropertyProtection
 from lineagedb.store.statement_count import count_driver_statement
 from lineagedb.store.statistics import StatisticsKeeper
 from lineagedb.store.tenancy import CURRENT_TENANCY, UNRESTRICTED, Tenancy
@@ -119,8 +120,17 @@ def _raise_domain(error: sa_exc.DBAPIError) -> NoReturn:
 class UnitOfWork:
     """One open transaction. Repositories run their statements through it."""
 
-    def __init__(self, connection: sa.Connection, schema: Schema, tenancy: Tenancy = UNRESTRICTED) -> None:
+    def __init__(
+        self,
+        connection: sa.Connection,
+        schema: Schema,
+        tenancy: Tenancy = UNRESTRICTED,
+        changes: audit_log.Changes | None = None,
+        protection: PropertyProtection | None = None,
+    ) -> None:
         self.connection = connection
+        # Encryption of sensitive property values (store.sensitive); None: no keys configured.
+        self.protection = protection
         self.schema = schema
         # What this call may see and change: every node or edge read is scoped by it.
         self.tenancy = tenancy
@@ -134,6 +144,8 @@ class UnitOfWork:
         self._releases: list[Callable[[], None]] = []
         # Rows inserted per table, for store.statistics once the transaction commits.
         self.inserted: Counter[str] = Counter()
+        # What this write transaction changed, for its audit record (None: audit off or a read).
+        self.changes = changes
 
     def execute(
         self, statement: sa.Executable, parameters: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None
@@ -220,8 +232,18 @@ def _env_lock_statement(schema: Schema) -> sa.Select[Any]:
 class Database:
     """The engine plus the schema of its dialect; opens units of work."""
 
-    def __init__(self, engine: sa.Engine, require_tenancy: bool = False) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        require_tenancy: bool = False,
+        audit: audit_log.AuditLog | None = None,
+        protection: PropertyProtection | None = None,
+    ) -> None:
         self.engine = engine
+        # Seals and opens sensitive property values (store.sensitive); None: encryption off.
+        self.protection = protection
+        # With an audit log, every committed write transaction appends its record (store.audit_log).
+        self.audit = audit
         # With authentication on, a transaction opened outside a call whose tenancy the
         # transport edge decided is refused rather than run unrestricted (fail closed).
         self.require_tenancy = require_tenancy
@@ -268,16 +290,25 @@ class Database:
                     transaction = connection.begin()
                 except sa_exc.DBAPIError as error:
                     raise classify_driver_error(error) from error
-                uow = UnitOfWork(connection, self.schema, tenancy)
+                audit = self.audit if write else None
+                changes = audit_log.Changes() if audit is not None else None
+                uow = UnitOfWork(connection, self.schema, tenancy, changes, self.protection)
+                pending = None
                 try:
                     try:
                         yield uow
+                        if audit is not None:
+                            pending = self._append_audit(audit, uow)
                     except BaseException:
                         self._rollback(transaction)
                         raise
                     try:
                         transaction.commit()
                     except sa_exc.DBAPIError as error:
+                        if pending is not None:
+                            # The record may or may not be stored: continue in a new chain.
+                            audit.abandon_chain()  # type: ignore[union-attr]
+                            pending = None
                         domain = classify_driver_error(error)
                         if isinstance(domain, errors.InternalError):
                             # We cannot tell whether the commit reached the disk.
@@ -290,9 +321,46 @@ class Database:
                     connection.info.pop(BEGIN_PENDING, None)
                     with contextlib.suppress(Exception):  # a broken connection is discarded anyway
                         dbapi_connection.autocommit = False
+        if pending is not None:
+            audit_log.AuditLog.commit_pending(pending)
         for callback in uow._after_commit:
             callback()
         self.statistics.record(uow.inserted)
+
+    @staticmethod
+    def _append_audit(audit: audit_log.AuditLog, uow: UnitOfWork) -> audit_log.PendingAppend | None:
+        """The record of a write transaction about to commit: every one a call makes, and
+        those outside calls (administration) that changed something."""
+        call = audit_log.CURRENT_CALL.get()
+        changes = uow.changes
+        if call is None and not (changes is not None and changes.detail()):
+            return None
+        if call is not None and not call.namespace:
+            call.namespace = uow.tenancy.namespace
+        try:
+            pending = audit.append(uow.connection, call, audit_log.WRITE, "OK", changes, uow=uow)
+        except sa_exc.DBAPIError as error:
+            _raise_domain(error)
+        if call is not None:
+            call.recorded = True
+        return pending
+
+    def append_audit(
+        self, call: audit_log.CallContext | None, kind: str, outcome: str, detail: dict[str, Any] | None = None
+    ) -> None:
+        """A record in a transaction of its own: a refused or failed call, a read, a prune."""
+        audit = self.audit
+        if audit is None:
+            return
+        try:
+            with self.engine.connect() as connection:
+                connection.info["lineagedb_write"] = True
+                with connection.begin():
+                    pending = audit.append(connection, call, kind, outcome, detail=detail)
+        except sa_exc.DBAPIError as error:
+            audit.abandon_chain()
+            raise classify_driver_error(error) from error
+        audit.commit_pending(pending)
 
     @staticmethod
     def _release_locks(uow: UnitOfWork) -> None:

@@ -37,6 +37,8 @@ def insert_events(uow: UnitOfWork, events: Sequence[mlmd.Event], now_ms: int) ->
         for event in events
     ]
     ids = _insert_returning_ids(uow, uow.schema.event, rows)
+    if uow.changes is not None:
+        uow.changes.add_edges("event", ([r["artifact_id"], r["execution_id"], r["type"]] for r in rows))
     steps: list[dict[str, Any]] = []
     for event_id, event in zip(ids, events, strict=True):
         for step in event.path.steps:
@@ -167,6 +169,8 @@ def insert_ignoring_duplicates(uow: UnitOfWork, table: sa.Table, rows: Sequence[
         return
     unique = list(dict.fromkeys(tuple(sorted(row.items())) for row in rows))
     params = [dict(items) for items in unique]
+    if uow.changes is not None:  # the links asked for; those stored already are skipped below
+        uow.changes.add_edges(table.name.lower(), ([value for _, value in items] for items in unique))
     uow.note_inserted(table, len(params))
     uow.execute(_insert_ignoring_statement(table, uow.dialect, next(iter(params[0]))), params)
 
@@ -250,4 +254,6 @@ def child_links(uow: UnitOfWork, parent_ids: Iterable[int]) -> list[tuple[int, i
 
 
 def insert_parent_context(uow: UnitOfWork, child_id: int, parent_id: int) -> None:
+    if uow.changes is not None:
+        uow.changes.add_edges("parent_context", [[child_id, parent_id]])
     uow.execute(sa.insert(uow.schema.parent_context).values(context_id=child_id, parent_context_id=parent_id))

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from google.protobuf.message import Message
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
-from lineagedb.store import bulk_insert, codecs, fast_read, tenancy
+from lineagedb.store import bulk_insert, codecs, fast_read, sensitive, tenancy
 from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND, Schema
 from lineagedb.store.tenancy import Reach
 from lineagedb.store.unit_of_work import UnitOfWork
@@ -81,6 +81,8 @@ class PropertyRow:
     name: str
     is_custom: bool
     columns: dict[str, Any]
+    # The owner's type: whether a value is sensitive may depend on it (store.sensitive).
+    type_id: int | None = None
 
 
 def row_values(kind: NodeKind, node: Message) -> dict[str, Any]:
@@ -102,7 +104,8 @@ def property_rows(owner_id: int, node: Message) -> list[PropertyRow]:
     rows = []
     for is_custom, field in ((False, "properties"), (True, "custom_properties")):
         for name, value in getattr(node, field).items():
-            rows.append(PropertyRow(owner_id, name, is_custom, codecs.value_to_columns(name, value)))
+            columns = codecs.value_to_columns(name, value)
+            rows.append(PropertyRow(owner_id, name, is_custom, columns, node.type_id))  # type: ignore[attr-defined]
     return rows
 
 
@@ -122,6 +125,8 @@ def insert_nodes(uow: UnitOfWork, kind: NodeKind, nodes: Sequence[Message], now_
         rows.append(values)
     ids = _insert_returning_ids(uow, table, rows)
     tenancy.record_membership(uow, kind.value, ids)
+    if uow.changes is not None:
+        uow.changes.add_created(kind.value, ids)
     insert_properties(
         uow, kind, [prop for node_id, node in zip(ids, nodes, strict=True) for prop in property_rows(node_id, node)]
     )
@@ -153,6 +158,9 @@ def _insert_returning_ids(uow: UnitOfWork, table: sa.Table, rows: list[dict[str,
 
 
 def insert_properties(uow: UnitOfWork, kind: NodeKind, rows: Iterable[PropertyRow]) -> None:
+    # Every property value written passes here: sensitive ones become envelopes first.
+    if uow.protection is not None:
+        rows = uow.protection.seal_rows(uow, kind.value, list(rows))
     params = [
         {kind.owner_column: row.owner_id, "name": row.name, "is_custom_property": row.is_custom, **row.columns}
         for row in rows
@@ -235,13 +243,19 @@ def hydrate(
         return messages
     by_id = {message.id: message for message in messages}
     _, by_ids, columns = _statements(uow.schema, kind)
+    # Every read that returns nodes comes here: with encryption on, envelopes are set aside
+    # and decrypted or redacted for this caller in one place (store.sensitive).
+    sealed: list[tuple[Any, bool, str, str]] | None = [] if uow.protection is not None else None
     if id_source is not None:
         owner = kind.property_table(uow.schema).c[kind.owner_column]
-        codecs.fill_properties(uow.execute(columns.where(owner.in_(id_source)), parameters or {}).all(), by_id)
+        rows = uow.execute(columns.where(owner.in_(id_source)), parameters or {}).all()
+        codecs.fill_properties(rows, by_id, sealed)
     else:
         ids = list(by_id)
         for start in range(0, len(ids), _CHUNK):
-            codecs.fill_properties(fast_read.rows(uow, by_ids, {"ids": ids[start : start + _CHUNK]}), by_id)
+            codecs.fill_properties(fast_read.rows(uow, by_ids, {"ids": ids[start : start + _CHUNK]}), by_id, sealed)
+    if sealed:
+        sensitive.reveal(uow, kind.value, sealed)
     return messages
 
 

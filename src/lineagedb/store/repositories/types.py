@@ -175,11 +175,17 @@ def insert(uow: UnitOfWork, record: TypeRecord) -> int:
     )
     type_id = int(result.inserted_primary_key[0])  # type: ignore[index]
     record.id = type_id
-    add_properties(uow, type_id, record.properties)
+    if uow.changes is not None:
+        uow.changes.add_created("type", [type_id])
+    add_properties(uow, type_id, record.properties, new_type=True)
     return type_id
 
 
-def add_properties(uow: UnitOfWork, type_id: int, properties: dict[str, int]) -> None:
+def add_properties(uow: UnitOfWork, type_id: int, properties: dict[str, int], new_type: bool = False) -> None:
+    if properties and uow.changes is not None and not new_type:
+        uow.changes.add_updated(
+            "type", type_id, [(f"properties.{name}", None, data_type) for name, data_type in properties.items()]
+        )
     if properties:
         uow.execute(
             sa.insert(uow.schema.type_property),
@@ -188,6 +194,8 @@ def add_properties(uow: UnitOfWork, type_id: int, properties: dict[str, int]) ->
 
 
 def set_external_id(uow: UnitOfWork, type_id: int, external_id: str) -> None:
+    if uow.changes is not None:
+        uow.changes.add_updated("type", type_id, [("external_id", None, external_id)])
     t = uow.schema.type
     uow.execute(sa.update(t).where(t.c.id == type_id).values(external_id=external_id))
 

@@ -1,0 +1,413 @@
+"""The audit log: LineageDB's own tables and the keyed hash chains that make them tamper-evident.
+
+Every committed write transaction appends one record in the same transaction (so a
+rolled-back write leaves none); refused and failed calls, and reads when asked, append
+one in a transaction of their own. A record holds who (principal, peer), where
+(namespace), what (method, a SHA-256 of the request bytes, the node ids created and
+updated, and the previous and new values of what an update changed) and the outcome.
+
+Order and tamper evidence: records form hash chains, one chain per writer, a writer
+being one thread of one server process (a chain id is random, so processes on any
+number of hosts never share one). Within its chain a record has a sequence number and
+a MAC, HMAC-SHA256 under the audit key over the previous record's MAC and the record's
+canonical encoding; the first record's predecessor is derived from the chain id. One
+writer writes sequentially, so appending needs no lock and no read: the chain's head
+lives in the writer's memory, and `lineagedb_audit_chain` keeps each chain's head
+(sequence and MAC), updated in the same transaction, so deleting a chain's newest
+records is caught too. Writers never wait for one another; the records' `id` gives a
+global insertion order for reading. When a commit's outcome is unknown the writer
+abandons its chain and starts another, so a chain never forks.
+
+Retention deletes each chain's oldest records (store.audit_store.prune) and records the
+new starting point of every chain (sequence and MAC of the last deleted record) in a
+record of its own, which `verify` requires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+KEY_ENV = "LINEAGEDB_AUDIT_KEY"
+MIN_KEY_BYTES = 32
+
+# Record kinds.
+WRITE, REFUSED, FAILED, READ, PRUNE = "write", "denied", "failed", "read", "prune"
+READ_AUDIT_MODES = ("off", "denied", "all")
+
+# Node kinds as stored in lineagedb_audit_node (MLMD's type_kind numbers, as in tenancy).
+NODE_KINDS = {"execution": 0, "artifact": 1, "context": 2}
+KIND_NAMES = {number: name for name, number in NODE_KINDS.items()}
+
+METADATA = sa.MetaData()
+RECORDS = sa.Table(
+    "lineagedb_audit",
+    METADATA,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("chain", sa.String(32), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("time_ms", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("principal", sa.String(255), nullable=False),
+    sa.Column("namespace", sa.String(63), nullable=False),
+    sa.Column("method", sa.String(255), nullable=False),
+    sa.Column("peer", sa.String(255), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("request_digest", sa.String(64), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("mac", sa.String(64), nullable=False),
+    sa.UniqueConstraint("chain", "seq", name="uq_lineagedb_audit_chain_seq"),
+)
+sa.Index("idx_lineagedb_audit_time", RECORDS.c.time_ms)
+sa.Index("idx_lineagedb_audit_principal", RECORDS.c.principal, RECORDS.c.time_ms)
+# Which records touched a node: `lineagedb audit history artifact:5`, `query --node`.
+RECORD_NODES = sa.Table(
+    "lineagedb_audit_node",
+    METADATA,
+    sa.Column("node_kind", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("node_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("chain", sa.String(32), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+)
+CHAINS = sa.Table(
+    "lineagedb_audit_chain",
+    METADATA,
+    sa.Column("chain", sa.String(32), primary_key=True),
+    sa.Column("head_seq", sa.BigInteger, nullable=False),
+    sa.Column("head_mac", sa.String(64), nullable=False),
+    # After retention: the records up to base_seq are gone; base_mac links to the first kept.
+    sa.Column("base_seq", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("base_mac", sa.String(64), nullable=True),
+)
+
+
+# -- what the transport edge knows about a call ------------------------------------------------
+
+
+@dataclass
+class CallContext:
+    """Set per call by the transport edge (lineagedb.api.audit); the auth interceptor
+    fills in who the caller is once it knows."""
+
+    method: str
+    peer: str
+    request_digest: str
+    principal: str = ""
+    namespace: str = ""
+    # A write transaction of this call committed its record (so a failure after it, or a
+    # retried attempt, does not record the call twice).
+    recorded: bool = False
+
+
+CURRENT_CALL: ContextVar[CallContext | None] = ContextVar("lineagedb_audit_call", default=None)
+
+
+# -- what a write transaction changed (filled by the service layer) -----------------------------
+
+
+@dataclass
+class Changes:
+    """The ids a transaction created and updated per kind, and the values updates changed."""
+
+    created: dict[str, list[int]] = field(default_factory=dict)
+    updated: dict[str, list[int]] = field(default_factory=dict)
+    # {"node": "artifact:5", "field": "properties.approved", "from": ..., "to": ...}
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    # Edges written, per kind: [[end, end, ...], ...]
+    edges: dict[str, list[list[int]]] = field(default_factory=dict)
+
+    def add_created(self, kind: str, ids: Iterable[int]) -> None:
+        self.created.setdefault(kind, []).extend(ids)
+
+    def add_updated(self, kind: str, node_id: int, changes: Iterable[tuple[str, Any, Any]]) -> None:
+        self.updated.setdefault(kind, []).append(node_id)
+        for name, before, after in changes:
+            self.changes.append({"node": f"{kind}:{node_id}", "field": name, "from": before, "to": after})
+
+    def add_edges(self, kind: str, ends: Iterable[list[int]]) -> None:
+        self.edges.setdefault(kind, []).extend(ends)
+
+    def nodes(self) -> list[tuple[int, int]]:
+        """(node kind number, id) of every node created or updated, once each."""
+        seen: dict[tuple[int, int], None] = {}
+        for by_kind in (self.created, self.updated):
+            for kind, ids in by_kind.items():
+                number = NODE_KINDS.get(kind)
+                if number is not None:
+                    seen.update(((number, node_id), None) for node_id in ids)
+        return list(seen)
+
+    def detail(self) -> dict[str, Any]:
+        detail: dict[str, Any] = {}
+        for name in ("created", "updated", "edges"):
+            value = getattr(self, name)
+            if value:
+                detail[name] = value
+        if self.changes:
+            detail["changes"] = self.changes
+        return detail
+
+
+# -- records and their MACs ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    """One audit record as stored (without its database id)."""
+
+    chain: str
+    seq: int
+    time_ms: int
+    kind: str
+    principal: str
+    namespace: str
+    method: str
+    peer: str
+    outcome: str
+    request_digest: str
+    detail: str
+
+    def canonical(self) -> bytes:
+        """The bytes the MAC covers: every stored field, in a fixed order."""
+        fields = [
+            self.chain,
+            self.seq,
+            self.time_ms,
+            self.kind,
+            self.principal,
+            self.namespace,
+            self.method,
+            self.peer,
+            self.outcome,
+            self.request_digest,
+            self.detail,
+        ]
+        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def row(self, mac: str) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _RECORD_FIELDS} | {"mac": mac}
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Record:
+        return cls(**{name: row[name] for name in _RECORD_FIELDS})
+
+
+_RECORD_FIELDS = (
+    "chain",
+    "seq",
+    "time_ms",
+    "kind",
+    "principal",
+    "namespace",
+    "method",
+    "peer",
+    "outcome",
+    "request_digest",
+    "detail",
+)
+
+
+def genesis_mac(key: bytes, chain: str) -> str:
+    """The predecessor MAC of a chain's first record."""
+    return hmac.new(key, b"lineagedb-audit-genesis\0" + chain.encode(), hashlib.sha256).hexdigest()
+
+
+def record_mac(key: bytes, previous: str, record: Record) -> str:
+    return hmac.new(key, previous.encode() + b"\0" + record.canonical(), hashlib.sha256).hexdigest()
+
+
+def _text(value: str, limit: int) -> str:
+    # Names come from credentials and peers: PostgreSQL text cannot hold NUL, and a
+    # column has a length; what is stored is what the MAC covers.
+    return value.replace("\0", "\ufffd")[:limit]
+
+
+def encode_detail(detail: Mapping[str, Any]) -> str:
+    return json.dumps(detail, separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
+
+
+# -- one writer's chain ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Chain:
+    id: str
+    seq: int = 0  # last committed record's sequence number (0: none yet)
+    mac: str = ""  # its MAC (the genesis MAC before the first record)
+    stored: bool = False  # its lineagedb_audit_chain row exists
+
+
+@dataclass
+class PendingAppend:
+    """A record inserted by a transaction that has not committed yet."""
+
+    chain: _Chain
+    seq: int
+    mac: str
+
+
+class AuditLog:
+    """The server's audit log settings and its writers' chains (one per thread)."""
+
+    def __init__(self, key: bytes, read_audit: str = "denied", clock: Callable[[], int] | None = None) -> None:
+        if len(key) < MIN_KEY_BYTES:
+            raise ValueError(f"the audit key must be at least {MIN_KEY_BYTES} bytes")
+        if read_audit not in READ_AUDIT_MODES:
+            raise ValueError(f"--audit-reads is one of {', '.join(READ_AUDIT_MODES)}")
+        self.key = key
+        self.read_audit = read_audit
+        self._clock = clock
+        self._local = threading.local()
+
+    def now_ms(self) -> int:
+        if self._clock is not None:
+            return self._clock()
+        import time
+
+        return time.time_ns() // 1_000_000
+
+    def _chain(self) -> _Chain:
+        chain: _Chain | None = getattr(self._local, "chain", None)
+        if chain is None:
+            chain_id = secrets.token_hex(16)
+            chain = _Chain(chain_id, 0, genesis_mac(self.key, chain_id))
+            self._local.chain = chain
+        return chain
+
+    def abandon_chain(self) -> None:
+        """After a commit whose outcome is unknown: the next record starts a new chain."""
+        self._local.chain = None
+
+    def append(
+        self,
+        connection: sa.Connection,
+        call: CallContext | None,
+        kind: str,
+        outcome: str,
+        changes: Changes | None = None,
+        method: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+        uow: Any = None,
+    ) -> PendingAppend:
+        """Insert one record in the connection's open transaction; `commit_pending` once it committed."""
+        chain = self._chain()
+        seq = chain.seq + 1
+        body = dict(detail or {})
+        if changes is not None:
+            body.update(changes.detail())
+        record = Record(
+            chain=chain.id,
+            seq=seq,
+            time_ms=self.now_ms(),
+            kind=kind,
+            principal=_text(call.principal or call.peer, 255) if call is not None else "lineagedb",
+            namespace=_text(call.namespace, 63) if call is not None else "",
+            method=_text(call.method if call is not None else (method or ""), 255),
+            peer=_text(call.peer, 255) if call is not None else "",
+            outcome=outcome,
+            request_digest=call.request_digest if call is not None else "",
+            detail=encode_detail(body),
+        )
+        mac = record_mac(self.key, chain.mac, record)
+        nodes = changes.nodes() if changes is not None else []
+        _insert(connection, record, mac, nodes, chain, uow)
+        return PendingAppend(chain, seq, mac)
+
+    @staticmethod
+    def commit_pending(pending: PendingAppend) -> None:
+        pending.chain.seq, pending.chain.mac, pending.chain.stored = pending.seq, pending.mac, True
+
+
+def _insert(
+    connection: sa.Connection, record: Record, mac: str, nodes: list[tuple[int, int]], chain: _Chain, uow: Any
+) -> None:
+    head = {"chain": chain.id, "head_seq": record.seq, "head_mac": mac}
+    if connection.dialect.name == "postgresql":
+        # One round trip: the record, its node index rows and the chain head together.
+        parameters: dict[str, Any] = {f"p_{name}": value for name, value in record.row(mac).items()}
+        statement = _PG_APPEND_NEW if not chain.stored else _PG_APPEND
+        if nodes:
+            statement = _PG_APPEND_NEW_WITH_NODES if not chain.stored else _PG_APPEND_WITH_NODES
+            parameters["node_kinds"] = [kind for kind, _ in nodes]
+            parameters["node_ids"] = [node_id for _, node_id in nodes]
+        connection.execute(statement, parameters)
+        return
+    connection.execute(_INSERT_RECORD, record.row(mac))
+    if nodes:
+        rows = [{"node_kind": k, "node_id": n, "chain": chain.id, "seq": record.seq} for k, n in nodes]
+        if uow is not None:
+            from lineagedb.store import bulk_insert  # it imports unit_of_work, which imports this module
+
+            bulk_insert.insert_rows(uow, RECORD_NODES, rows)  # a write's batch: one multi-row statement
+        else:
+            connection.execute(sa.insert(RECORD_NODES), rows)
+    if chain.stored:
+        connection.execute(_UPDATE_HEAD, {"p_chain": chain.id, "p_seq": record.seq, "p_mac": mac})
+    else:
+        connection.execute(_INSERT_HEAD, head)
+
+
+# Built once: building a statement per write cost more than running it on SQLite.
+_INSERT_RECORD = sa.insert(RECORDS)
+_INSERT_HEAD = sa.insert(CHAINS)
+_UPDATE_HEAD = (
+    sa.update(CHAINS)
+    .where(CHAINS.c.chain == sa.bindparam("p_chain"))
+    .values(head_seq=sa.bindparam("p_seq"), head_mac=sa.bindparam("p_mac"))
+)
+
+
+def _pg_append(new_chain: bool, with_nodes: bool) -> Any:
+    """PostgreSQL: data-modifying CTEs put the record, its node rows and the chain head
+    into one statement (each a bound parameter; no text from the call reaches the SQL)."""
+    # Parameters are named p_<column>: SQLAlchemy reserves the bare column names of a
+    # statement's own table.
+    record = sa.insert(RECORDS).values({name: sa.bindparam(f"p_{name}") for name in (*_RECORD_FIELDS, "mac")})
+    ctes = [record.cte("audit_record")]
+    if with_nodes:
+        pairs = (
+            sa.func.unnest(
+                sa.bindparam("node_kinds", type_=postgresql.ARRAY(sa.SmallInteger)),
+                sa.bindparam("node_ids", type_=postgresql.ARRAY(sa.Integer)),
+            )
+            .table_valued("node_kind", "node_id")
+            .render_derived("touched")
+        )
+        nodes = sa.insert(RECORD_NODES).from_select(
+            ["node_kind", "node_id", "chain", "seq"],
+            sa.select(pairs.c.node_kind, pairs.c.node_id, sa.bindparam("p_chain"), sa.bindparam("p_seq")),
+        )
+        ctes.append(nodes.cte("audit_nodes"))
+    if new_chain:
+        head: Any = sa.insert(CHAINS).values(
+            chain=sa.bindparam("p_chain"), head_seq=sa.bindparam("p_seq"), head_mac=sa.bindparam("p_mac")
+        )
+    else:
+        head = (
+            sa.update(CHAINS)
+            .where(CHAINS.c.chain == sa.bindparam("p_chain"))
+            .values(head_seq=sa.bindparam("p_seq"), head_mac=sa.bindparam("p_mac"))
+        )
+    for cte in ctes:
+        head = head.add_cte(cte)
+    return head
+
+
+_PG_APPEND = _pg_append(new_chain=False, with_nodes=False)
+_PG_APPEND_NEW = _pg_append(new_chain=True, with_nodes=False)
+_PG_APPEND_WITH_NODES = _pg_append(new_chain=False, with_nodes=True)
+_PG_APPEND_NEW_WITH_NODES = _pg_append(new_chain=True, with_nodes=True)
+
+
+def request_digest(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()

@@ -1,0 +1,82 @@
+"""Audit log fixtures: a service-level store whose Database keeps an audit log, and raw access."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from lineagedb.service.metadata_store import MetadataStore
+from lineagedb.store.audit_log import CHAINS, CURRENT_CALL, RECORD_NODES, RECORDS, AuditLog, CallContext
+from lineagedb.store.bootstrap import prepare_database
+from lineagedb.store.engine import create_engine
+from lineagedb.store.unit_of_work import Database
+
+KEY = b"k" * 32 + b"-audit-tests"
+
+
+@pytest.fixture
+def audit() -> AuditLog:
+    return AuditLog(KEY)
+
+
+@pytest.fixture
+def audited_db(database_url: str, audit: AuditLog) -> Iterator[Database]:
+    engine = create_engine(database_url)
+    prepare_database(engine)
+    db = Database(engine, audit=audit)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def audited_store(audited_db: Database, clock: Any) -> MetadataStore:
+    return MetadataStore(audited_db, clock=clock)
+
+
+def as_call(method: str, principal: str = "alice", namespace: str = "default") -> Any:
+    """Run the block as if it were the gRPC call `method` (what the audit interceptor sets)."""
+    call = CallContext(
+        method=f"/ml_metadata.MetadataStoreService/{method}", peer="ipv4:127.0.0.1:5", request_digest="0" * 64
+    )
+    call.principal, call.namespace = principal, namespace
+    return _Scope(call)
+
+
+class _Scope:
+    def __init__(self, call: CallContext) -> None:
+        self.call = call
+
+    def __enter__(self) -> CallContext:
+        self._token = CURRENT_CALL.set(self.call)
+        return self.call
+
+    def __exit__(self, *_: object) -> None:
+        CURRENT_CALL.reset(self._token)
+
+
+def records(db: Database) -> list[dict[str, Any]]:
+    with db.engine.connect() as connection:
+        return [dict(r._mapping) for r in connection.execute(sa.select(RECORDS).order_by(RECORDS.c.id))]
+
+
+def node_rows(db: Database) -> list[tuple[int, int, str, int]]:
+    with db.engine.connect() as connection:
+        return [tuple(r) for r in connection.execute(sa.select(RECORD_NODES).order_by(RECORD_NODES.c.node_id))]
+
+
+def chains(db: Database) -> dict[str, Any]:
+    with db.engine.connect() as connection:
+        return {r.chain: r for r in connection.execute(sa.select(CHAINS))}
+
+
+def tamper(db: Database, *statements: Any) -> None:
+    """Change the audit tables as someone with database access would (on PostgreSQL past
+    the append-only trigger, which such a person can also drop)."""
+    with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SET LOCAL lineagedb.audit_prune = 'on'"))
+        for statement in statements:
+            connection.execute(statement)
