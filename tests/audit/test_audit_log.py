@@ -312,3 +312,19 @@ def test_a_transaction_outside_any_call_that_changes_nothing_leaves_no_record(au
 def test_genesis_depends_on_key_and_chain() -> None:
     assert audit_log.genesis_mac(KEY, "a" * 32) != audit_log.genesis_mac(KEY, "b" * 32)
     assert audit_log.genesis_mac(KEY, "a" * 32) != audit_log.genesis_mac(b"x" * 32, "a" * 32)
+
+
+def test_a_record_the_database_refuses_rolls_the_write_back(
+    audited_store: MetadataStore, audited_db: Database, audit: AuditLog
+) -> None:
+    """The record fails as it is stored (on PostgreSQL: together with the COMMIT): the
+    write is not committed either, and the next write starts a chain that verifies."""
+    type_id = _types(audited_store)
+    audit._chain().stored = False  # makes the record insert its chain's head row a second time
+    with pytest.raises(errors.LineageError):
+        _artifacts(audited_store, type_id)
+    with audited_db.engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(audited_db.schema.artifact)).scalar() == 0
+    _artifacts(audited_store, type_id)
+    assert len(records(audited_db)) == 2
+    assert _verify(audited_db).ok

@@ -25,6 +25,7 @@ record of its own, which `verify` requires.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -37,6 +38,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+
+from lineagedb.store.engine import COMMIT_PREFIX
+from lineagedb.store.statement_count import count_driver_statement
 
 KEY_ENV = "LINEAGEDB_AUDIT_KEY"
 MIN_KEY_BYTES = 32
@@ -332,15 +336,11 @@ def _insert(
     connection: sa.Connection, record: Record, mac: str, nodes: list[tuple[int, int]], chain: _Chain, uow: Any
 ) -> None:
     head = {"chain": chain.id, "head_seq": record.seq, "head_mac": mac}
-    if connection.dialect.name == "postgresql":
-        # One round trip: the record, its node index rows and the chain head together.
-        parameters: dict[str, Any] = {f"p_{name}": value for name, value in record.row(mac).items()}
-        statement = _PG_APPEND_NEW if not chain.stored else _PG_APPEND
-        if nodes:
-            statement = _PG_APPEND_NEW_WITH_NODES if not chain.stored else _PG_APPEND_WITH_NODES
-            parameters["node_kinds"] = [kind for kind, _ in nodes]
-            parameters["node_ids"] = [node_id for _, node_id in nodes]
-        connection.execute(statement, parameters)
+    dbapi_connection = connection.connection.dbapi_connection
+    # A call's write transaction on PostgreSQL runs on psycopg2's autocommit (store.unit_of_work).
+    postgresql_call = uow is not None and connection.dialect.name == "postgresql"
+    if postgresql_call and dbapi_connection is not None and dbapi_connection.autocommit:
+        _send_with_commit(connection, dbapi_connection, record, mac, nodes, chain)
         return
     connection.execute(_INSERT_RECORD, record.row(mac))
     if nodes:
@@ -367,46 +367,69 @@ _UPDATE_HEAD = (
 )
 
 
-def _pg_append(new_chain: bool, with_nodes: bool) -> Any:
-    """PostgreSQL: data-modifying CTEs put the record, its node rows and the chain head
-    into one statement (each a bound parameter; no text from the call reaches the SQL)."""
-    # Parameters are named p_<column>: SQLAlchemy reserves the bare column names of a
-    # statement's own table.
-    record = sa.insert(RECORDS).values({name: sa.bindparam(f"p_{name}") for name in (*_RECORD_FIELDS, "mac")})
-    ctes = [record.cte("audit_record")]
-    if with_nodes:
-        pairs = (
-            sa.func.unnest(
-                sa.bindparam("node_kinds", type_=postgresql.ARRAY(sa.SmallInteger)),
-                sa.bindparam("node_ids", type_=postgresql.ARRAY(sa.Integer)),
-            )
-            .table_valued("node_kind", "node_id")
-            .render_derived("touched")
-        )
-        nodes = sa.insert(RECORD_NODES).from_select(
-            ["node_kind", "node_id", "chain", "seq"],
-            sa.select(pairs.c.node_kind, pairs.c.node_id, sa.bindparam("p_chain"), sa.bindparam("p_seq")),
-        )
-        ctes.append(nodes.cte("audit_nodes"))
-    if new_chain:
-        head: Any = sa.insert(CHAINS).values(
-            chain=sa.bindparam("p_chain"), head_seq=sa.bindparam("p_seq"), head_mac=sa.bindparam("p_mac")
-        )
-    else:
-        head = (
-            sa.update(CHAINS)
-            .where(CHAINS.c.chain == sa.bindparam("p_chain"))
-            .values(head_seq=sa.bindparam("p_seq"), head_mac=sa.bindparam("p_mac"))
-        )
-    for cte in ctes:
-        head = head.add_cte(cte)
-    return head
+def _send_with_commit(
+    connection: sa.Connection,
+    dbapi_connection: Any,
+    record: Record,
+    mac: str,
+    nodes: list[tuple[int, int]],
+    chain: _Chain,
+) -> None:
+    """PostgreSQL: the record, its node rows and the chain head go with the COMMIT, in its
+    round trip (store.engine's COMMIT_PREFIX), as plain statements whose parameters
+    psycopg2 binds (quotes) client-side; none of the call's text becomes SQL."""
+    texts = _postgresql_texts(connection.dialect)
+    parameters: dict[str, Any] = {
+        **record.row(mac),
+        "head_seq": record.seq,
+        "head_mac": mac,
+        "chain_id": chain.id,
+        "new_head_seq": record.seq,
+        "new_head_mac": mac,
+    }
+    parts = [texts["record"], texts["update_head" if chain.stored else "insert_head"]]
+    if nodes:
+        parameters["node_kinds"] = [kind for kind, _ in nodes]
+        parameters["node_ids"] = [node_id for _, node_id in nodes]
+        parts.insert(1, texts["nodes"])
+    cursor = dbapi_connection.cursor()
+    try:
+        bound = "; ".join(cursor.mogrify(part, parameters).decode() for part in parts)
+    finally:
+        cursor.close()
+    count_driver_statement(bound)
+    connection.info[COMMIT_PREFIX] = bound
 
 
-_PG_APPEND = _pg_append(new_chain=False, with_nodes=False)
-_PG_APPEND_NEW = _pg_append(new_chain=True, with_nodes=False)
-_PG_APPEND_WITH_NODES = _pg_append(new_chain=False, with_nodes=True)
-_PG_APPEND_NEW_WITH_NODES = _pg_append(new_chain=True, with_nodes=True)
+@functools.cache
+def _postgresql_texts(dialect: sa.Dialect) -> dict[str, str]:
+    """SQL with psycopg2's %(name)s placeholders, compiled once."""
+    new_nodes = (
+        sa.func.unnest(
+            sa.bindparam("node_kinds", type_=postgresql.ARRAY(sa.SmallInteger)),
+            sa.bindparam("node_ids", type_=postgresql.ARRAY(sa.Integer)),
+        )
+        .table_valued("node_kind", "node_id")
+        .render_derived("touched")
+    )
+    nodes = sa.insert(RECORD_NODES).from_select(
+        ["node_kind", "node_id", "chain", "seq"],
+        sa.select(new_nodes.c.node_kind, new_nodes.c.node_id, sa.bindparam("chain"), sa.bindparam("seq")),
+    )
+    statements = {
+        "record": _INSERT_RECORD.inline().compile(dialect=dialect, column_keys=[*_RECORD_FIELDS, "mac"]),
+        "nodes": nodes.compile(dialect=dialect),
+        "insert_head": _INSERT_HEAD.compile(dialect=dialect, column_keys=["chain", "head_seq", "head_mac"]),
+        "update_head": _UPDATE_HEAD_BY_NAME.compile(dialect=dialect),
+    }
+    return {name: str(compiled) for name, compiled in statements.items()}
+
+
+_UPDATE_HEAD_BY_NAME = (
+    sa.update(CHAINS)
+    .where(CHAINS.c.chain == sa.bindparam("chain_id"))
+    .values(head_seq=sa.bindparam("new_head_seq"), head_mac=sa.bindparam("new_head_mac"))
+)
 
 
 def request_digest(payload: bytes) -> str:

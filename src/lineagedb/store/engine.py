@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
@@ -105,6 +106,9 @@ def create_engine(url: str | URL, pool: PoolSettings | None = None) -> sa.Engine
 
 # connection.info key: this transaction's BEGIN has not been sent yet (see _fold_begin).
 BEGIN_PENDING = "lineagedb_begin_pending"
+# connection.info key: SQL (parameters already bound) to send with this transaction's
+# COMMIT, in the same round trip: the audit record (store.audit_log).
+COMMIT_PREFIX = "lineagedb_commit_prefix"
 # libpq's PQtransactionStatus values for "in a transaction" and "in a failed transaction".
 _PQ_INTRANS, _PQ_INERROR = 2, 3
 
@@ -145,14 +149,42 @@ def _fold_begin(engine: sa.Engine) -> None:
         raw = getattr(connection, "dbapi_connection", connection)
         return raw.info.transaction_status in (_PQ_INTRANS, _PQ_INERROR)
 
+    def pool_info(connection: Any) -> dict[str, Any] | None:
+        # The pool's proxy has the pool's dict; a raw connection has libpq's info (or none).
+        try:
+            info = connection.info
+        except (AttributeError, NotImplementedError):
+            return None
+        return info if isinstance(info, dict) else None
+
+    def pending_sql(connection: Any) -> str | None:
+        info = pool_info(connection)
+        return info.pop(COMMIT_PREFIX, None) if info is not None else None
+
     def do_commit(dbapi_connection: Any) -> None:
+        prefix = pending_sql(dbapi_connection)
         if not dbapi_connection.autocommit:
             plain_commit(dbapi_connection)
+        elif prefix is not None:
+            # "<statement>; COMMIT" as one simple query: if the statement fails, PostgreSQL
+            # skips the COMMIT and the transaction is rolled back.
+            info = pool_info(dbapi_connection)
+            begin = begin_prefix(info) if info is not None else ""
+            try:
+                with dbapi_connection.cursor() as cursor:
+                    cursor.execute(f"{begin}{prefix}; COMMIT")
+            except Exception:
+                # The failed transaction must not reach the pool's next user: SQLAlchemy
+                # does not roll back a transaction whose commit it already attempted.
+                with contextlib.suppress(Exception), dbapi_connection.cursor() as cursor:
+                    cursor.execute("ROLLBACK")
+                raise
         elif in_transaction(dbapi_connection):
             with dbapi_connection.cursor() as cursor:
                 cursor.execute("COMMIT")
 
     def do_rollback(dbapi_connection: Any) -> None:
+        pending_sql(dbapi_connection)  # never sent after a rollback
         if not dbapi_connection.autocommit:
             plain_rollback(dbapi_connection)
         elif in_transaction(dbapi_connection):

@@ -339,8 +339,12 @@ class Database:
             call.namespace = uow.tenancy.namespace
         try:
             pending = audit.append(uow.connection, call, audit_log.WRITE, "OK", changes, uow=uow)
-        except sa_exc.DBAPIError as error:
-            _raise_domain(error)
+        except BaseException as error:
+            # Whatever failed, the chain's state in memory is not to be trusted: start another.
+            audit.abandon_chain()
+            if isinstance(error, sa_exc.DBAPIError):
+                _raise_domain(error)
+            raise
         if call is not None:
             call.recorded = True
         return pending
