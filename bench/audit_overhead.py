@@ -12,16 +12,14 @@ between the servers rep by rep; the figure is the median of per-rep ratios on / 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as harness
-from auth_overhead import Target, compare
+from auth_overhead import Target, common_arguments, compare, run_backends
 
 
 def bench_backend(backend: str, reps: int, calls: int, batches: int, chain: int, workdir: Path) -> dict[str, Any]:
@@ -46,28 +44,13 @@ def bench_backend(backend: str, reps: int, calls: int, batches: int, chain: int,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--reps", type=int, default=30)
-    parser.add_argument("--calls", type=int, default=5, help="back-to-back calls per timed sample")
-    parser.add_argument("--batches", type=int, default=10)
-    parser.add_argument("--chain", type=int, default=11)
-    parser.add_argument("--out", type=Path, default=harness.BENCH / "audit_results.json")
+    common_arguments(parser, "audit_results.json")
     args = parser.parse_args(argv)
-    results: dict[str, Any] = {}
-    for backend in args.backends.split(","):
-        reason = harness.unreachable(backend)
-        if reason is not None:
-            harness.log(f"audit overhead: {backend} skipped ({reason})")
-            continue
-        harness.log(f"audit overhead on {backend}: {args.reps} alternating reps")
-        with tempfile.TemporaryDirectory(prefix="lineagedb-audit-bench-") as workdir:
-            results[backend] = bench_backend(backend, args.reps, args.calls, args.batches, args.chain, Path(workdir))
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print("\n## Audit log: on ÷ off (median of per-rep ratios, same run)\n")
-    print("| backend | operation | off ms | on ms | on ÷ off |\n| --- | --- | ---: | ---: | ---: |")
-    for backend, rows in results.items():
-        for key, row in rows.items():
-            print(f"| {backend} | {key} | {row['off_ms']:.2f} | {row['on_ms']:.2f} | {row['ratio_on_off']:.2f}x |")
+
+    def bench(backend: str, workdir: Path) -> dict[str, Any]:
+        return bench_backend(backend, args.reps, args.calls, args.batches, args.chain, workdir)
+
+    run_backends("audit overhead", args, bench, "Audit log: on ÷ off")
     return 0
 
 

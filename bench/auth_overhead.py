@@ -255,35 +255,51 @@ def compare(off: Target, on: Target, reps: int, calls: int, readers: tuple[str, 
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def common_arguments(parser: argparse.ArgumentParser, out: str) -> None:
+    """The flags this benchmark shares with bench/audit_overhead.py."""
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--calls", type=int, default=5, help="back-to-back calls per timed sample")
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--chain", type=int, default=11)
-    parser.add_argument("--out", type=Path, default=harness.BENCH / "auth_results.json")
-    parser.add_argument(
-        "--count-statements", type=Path, metavar="DIR", help="write each server's statements per call to DIR"
-    )
-    args = parser.parse_args(argv)
+    parser.add_argument("--out", type=Path, default=harness.BENCH / out)
+
+
+def run_backends(
+    what: str, args: argparse.Namespace, bench: Callable[[str, Path], dict[str, Any]], title: str
+) -> dict[str, Any]:
+    """`bench(backend, workdir)` on each reachable backend; the results are written to
+    args.out and printed as a table of on ÷ off ratios under `title`."""
     results: dict[str, Any] = {}
     for backend in args.backends.split(","):
         reason = harness.unreachable(backend)
         if reason is not None:
-            harness.log(f"auth overhead: {backend} skipped ({reason})")
+            harness.log(f"{what}: {backend} skipped ({reason})")
             continue
-        harness.log(f"auth overhead on {backend}: {args.reps} alternating reps")
-        with tempfile.TemporaryDirectory(prefix="lineagedb-auth-bench-") as workdir:
-            results[backend] = bench_backend(
-                backend, args.reps, args.calls, args.batches, args.chain, Path(workdir), args.count_statements
-            )
+        harness.log(f"{what} on {backend}: {args.reps} alternating reps")
+        with tempfile.TemporaryDirectory(prefix="lineagedb-bench-") as workdir:
+            results[backend] = bench(backend, Path(workdir))
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print("\n## Access control: auth on ÷ auth off (median of per-rep ratios, same run)\n")
+    print(f"\n## {title} (median of per-rep ratios, same run)\n")
     print("| backend | operation | off ms | on ms | on ÷ off |\n| --- | --- | ---: | ---: | ---: |")
     for backend, rows in results.items():
         for key, row in rows.items():
             print(f"| {backend} | {key} | {row['off_ms']:.2f} | {row['on_ms']:.2f} | {row['ratio_on_off']:.2f}x |")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common_arguments(parser, "auth_results.json")
+    parser.add_argument(
+        "--count-statements", type=Path, metavar="DIR", help="write each server's statements per call to DIR"
+    )
+    args = parser.parse_args(argv)
+
+    def bench(backend: str, workdir: Path) -> dict[str, Any]:
+        return bench_backend(backend, args.reps, args.calls, args.batches, args.chain, workdir, args.count_statements)
+
+    run_backends("auth overhead", args, bench, "Access control: auth on ÷ auth off")
     return 0
 
 

@@ -68,3 +68,16 @@ def scratch_database(backend: str, directory: str) -> Iterator[str]:
             else:
                 connection.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
         admin.dispose()
+
+
+def require_backend(name: str) -> str:
+    """`name`, if its server answers; otherwise the test fails in CI (a skipped backend
+    is a failure there) and is skipped elsewhere."""
+    import pytest
+
+    reason = unreachable_reason(name)
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"CI requires every backend: {reason}")
+        pytest.skip(reason)
+    return name

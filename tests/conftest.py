@@ -19,7 +19,7 @@ from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.store.bootstrap import prepare_database
 from lineagedb.store.engine import create_engine
 from lineagedb.store.unit_of_work import Database
-from tests.backends import IN_CI, scratch_database, selected_backends, unreachable_reason
+from tests.backends import require_backend, scratch_database, selected_backends, unreachable_reason
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,13 +39,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 @pytest.fixture(params=selected_backends())
 def backend(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    reason = unreachable_reason(name)
-    if reason is not None:
-        if IN_CI:
-            pytest.fail(f"CI requires every backend: {reason}")
-        pytest.skip(reason)
-    return name
+    return require_backend(request.param)
+
+
+@pytest.fixture(scope="module", params=selected_backends())
+def module_backend(request: pytest.FixtureRequest) -> str:
+    """A backend for a module's shared data (one database per backend and module)."""
+    return require_backend(request.param)
 
 
 @pytest.fixture

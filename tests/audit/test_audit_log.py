@@ -328,3 +328,35 @@ def test_a_record_the_database_refuses_rolls_the_write_back(
     _artifacts(audited_store, type_id)
     assert len(records(audited_db)) == 2
     assert _verify(audited_db).ok
+
+
+def test_changed_values_of_every_kind_are_recorded(audited_store: MetadataStore, audited_db: Database) -> None:
+    """Including a packed message the server has no descriptor for: it stays packed."""
+    from google.protobuf import any_pb2, struct_pb2
+
+    type_id = _types(audited_store)
+    [artifact_id] = _artifacts(audited_store, type_id, count=1)
+    packed = any_pb2.Any(type_url="type.googleapis.com/example.Unknown", value=b"\x08\x01")
+    struct = struct_pb2.Struct()
+    struct.update({"k": "v"})
+    values = {
+        "i": mlmd.Value(int_value=7),
+        "d": mlmd.Value(double_value=0.5),
+        "s": mlmd.Value(string_value="x"),
+        "p": mlmd.Value(proto_value=packed),
+        "st": mlmd.Value(struct_value=struct),
+    }
+    with as_call("PutArtifacts"):
+        audited_store.put_artifacts(
+            svc.PutArtifactsRequest(
+                artifacts=[mlmd.Artifact(id=artifact_id, type_id=type_id, uri="s3://m/0", custom_properties=values)]
+            )
+        )
+    changes = {c["field"]: c["to"] for c in json.loads(records(audited_db)[-1]["detail"])["changes"]}
+    assert changes == {
+        "custom_properties.d": {"double_value": 0.5},
+        "custom_properties.i": {"int_value": 7},
+        "custom_properties.p": {"proto_value": {"type_url": "type.googleapis.com/example.Unknown", "value": "CAE="}},
+        "custom_properties.s": {"string_value": "x"},
+        "custom_properties.st": {"struct_value": {"k": "v"}},
+    }

@@ -32,7 +32,7 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as
 from tests.backends import IN_CI
 from tests.ops.conftest import free_port
 from tests.ops.conftest import servers as servers  # the fixture: `lineagedb serve` processes stopped after a test
-from tests.pki import LOCALHOST_SANS, issue_certificate, new_key, write_pem
+from tests.pki import Pki, make_pki
 from tests.resilience.conftest import PG_BIN, PrivatePostgres
 
 MARIADBD = Path("/usr/sbin/mariadbd")
@@ -60,45 +60,18 @@ def require_binaries(*paths: Path) -> None:
 # ------------------------------------------------------------------------- certificates
 
 
-@dataclass(frozen=True)
-class DbPki:
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    other_ca: Path
-    other_client_cert: Path
-    other_client_key: Path
-
-
 @pytest.fixture(scope="session")
-def db_pki(tmp_path_factory: pytest.TempPathFactory) -> DbPki:
-    directory = tmp_path_factory.mktemp("db-pki")
-    ca_key, other_ca_key = new_key(), new_key()
-    ca = issue_certificate("LineageDB database test CA", ca_key, None, ca=True)
-    other_ca = issue_certificate("Unrelated CA", other_ca_key, None, ca=True)
-    server_key, client_key, other_client_key = new_key(), new_key(), new_key()
-    server = issue_certificate("localhost", server_key, (ca.subject, ca_key), sans=LOCALHOST_SANS)
+def db_pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     # PostgreSQL's `cert` authentication maps the certificate's CN to the database user.
-    client = issue_certificate(DB_USER, client_key, (ca.subject, ca_key))
-    other_client = issue_certificate(DB_USER, other_client_key, (other_ca.subject, other_ca_key))
-    pki = DbPki(
-        ca=write_pem(directory / "ca.pem", ca),
-        server_cert=write_pem(directory / "server.pem", server),
-        server_key=write_pem(directory / "server.key", server_key),
-        client_cert=write_pem(directory / "client.pem", client),
-        client_key=write_pem(directory / "client.key", client_key),
-        other_ca=write_pem(directory / "other-ca.pem", other_ca),
-        other_client_cert=write_pem(directory / "other-client.pem", other_client),
-        other_client_key=write_pem(directory / "other-client.key", other_client_key),
+    return make_pki(
+        tmp_path_factory.mktemp("db-pki"),
+        client_name=DB_USER,
+        other_client_name=DB_USER,
+        ca_name="LineageDB database test CA",
     )
-    for key in (pki.server_key, pki.client_key, pki.other_client_key):
-        key.chmod(0o600)  # libpq refuses a client key that others can read
-    return pki
 
 
-def _install_server_files(pki: DbPki, directory: Path, owner: str) -> tuple[Path, Path, Path]:
+def _install_server_files(pki: Pki, directory: Path, owner: str) -> tuple[Path, Path, Path]:
     """Copies of the CA, server certificate and key that the server's OS user can read."""
     copies = []
     for source in (pki.ca, pki.server_cert, pki.server_key):
@@ -144,7 +117,7 @@ class TlsPostgres:
             f"?{options}" if options else ""
         )
 
-    def verified_url(self, pki: DbPki, database: str = DB_USER) -> str:
+    def verified_url(self, pki: Pki, database: str = DB_USER) -> str:
         return self.url(
             database,
             sslmode="verify-full",
@@ -155,7 +128,7 @@ class TlsPostgres:
 
 
 @pytest.fixture(scope="session")
-def tls_postgres(db_pki: DbPki) -> Iterator[TlsPostgres]:
+def tls_postgres(db_pki: Pki) -> Iterator[TlsPostgres]:
     require_binaries(PG_BIN / "initdb", PG_BIN / "pg_ctl")
     cluster = PrivatePostgres()
     try:
@@ -281,12 +254,12 @@ class TlsMariaDB:
         options = "&".join(f"{key}={value}" for key, value in query.items())
         return f"mysql://{DB_USER}:{DB_PASSWORD}@127.0.0.1:{self.port}/{database}" + (f"?{options}" if options else "")
 
-    def verified_url(self, pki: DbPki, database: str = DB_USER) -> str:
+    def verified_url(self, pki: Pki, database: str = DB_USER) -> str:
         return self.url(database, ssl_ca=str(pki.ca), ssl_cert=str(pki.client_cert), ssl_key=str(pki.client_key))
 
 
 @pytest.fixture(scope="session")
-def tls_mariadb(db_pki: DbPki) -> Iterator[TlsMariaDB]:
+def tls_mariadb(db_pki: Pki) -> Iterator[TlsMariaDB]:
     require_binaries(MARIADBD, MARIADB_INSTALL_DB)
     server = PrivateMariaDB([])
     try:

@@ -12,7 +12,7 @@ from lineagedb.store.engine import create_engine
 from tests.db_tls.conftest import (
     DB_PASSWORD,
     DB_USER,
-    DbPki,
+    Pki,
     TlsMariaDB,
     assert_no_secrets,
     assert_stopped_on_tls,
@@ -21,7 +21,7 @@ from tests.db_tls.conftest import (
 from tests.ops.conftest import Server, run_to_exit, start
 
 
-def test_verified_connection_is_encrypted(tls_mariadb: TlsMariaDB, db_pki: DbPki) -> None:
+def test_verified_connection_is_encrypted(tls_mariadb: TlsMariaDB, db_pki: Pki) -> None:
     engine = create_engine(tls_mariadb.verified_url(db_pki))
     try:
         with engine.connect() as connection:
@@ -33,7 +33,7 @@ def test_verified_connection_is_encrypted(tls_mariadb: TlsMariaDB, db_pki: DbPki
 
 
 def test_the_server_refuses_plaintext_and_connections_without_a_client_certificate(
-    tls_mariadb: TlsMariaDB, db_pki: DbPki
+    tls_mariadb: TlsMariaDB, db_pki: Pki
 ) -> None:
     admin = tls_mariadb.server.admin()
     with admin.cursor() as cursor:
@@ -52,7 +52,7 @@ def test_the_server_refuses_plaintext_and_connections_without_a_client_certifica
         engine.dispose()
 
 
-def test_serve_on_a_verified_url(tls_mariadb: TlsMariaDB, db_pki: DbPki, tmp_path: Path, servers: list[Server]) -> None:
+def test_serve_on_a_verified_url(tls_mariadb: TlsMariaDB, db_pki: Pki, tmp_path: Path, servers: list[Server]) -> None:
     # The account requires a client certificate (REQUIRE X509), so every session of the server is TLS.
     server = start(["--host", "127.0.0.1", "--port", "0", "--database", tls_mariadb.verified_url(db_pki)], tmp_path)
     servers.append(server)
@@ -69,7 +69,7 @@ def test_serve_on_a_verified_url(tls_mariadb: TlsMariaDB, db_pki: DbPki, tmp_pat
     ],
 )
 def test_a_certificate_that_does_not_verify_stops_startup_clearly(
-    tls_mariadb: TlsMariaDB, db_pki: DbPki, tmp_path: Path, change: str, driver_says: str
+    tls_mariadb: TlsMariaDB, db_pki: Pki, tmp_path: Path, change: str, driver_says: str
 ) -> None:
     query = {"ssl_ca": str(db_pki.ca), "ssl_cert": str(db_pki.client_cert), "ssl_key": str(db_pki.client_key)}
     if change == "other_ca":
@@ -97,7 +97,7 @@ def _config_file(tmp_path: Path, tls_mariadb: TlsMariaDB, database: str, ssl_opt
 
 
 def test_mlmd_config_file_ssl_options(
-    tls_mariadb: TlsMariaDB, db_pki: DbPki, tmp_path: Path, servers: list[Server]
+    tls_mariadb: TlsMariaDB, db_pki: Pki, tmp_path: Path, servers: list[Server]
 ) -> None:
     """MLMD's MySQLDatabaseConfig.ssl_options with verify_server_cert; the server creates the database."""
     options = f'key: "{db_pki.client_key}" cert: "{db_pki.client_cert}" ca: "{db_pki.ca}" verify_server_cert: true'
@@ -116,7 +116,7 @@ def test_mlmd_config_file_ssl_options(
     assert_stopped_on_tls(code, stderr, "CERTIFICATE_VERIFY_FAILED")
 
 
-def test_mlmd_flags(tls_mariadb: TlsMariaDB, db_pki: DbPki, tmp_path: Path, servers: list[Server]) -> None:
+def test_mlmd_flags(tls_mariadb: TlsMariaDB, db_pki: Pki, tmp_path: Path, servers: list[Server]) -> None:
     flags = [
         "--mysql_config_host=127.0.0.1",
         f"--mysql_config_port={tls_mariadb.port}",

@@ -21,8 +21,7 @@ from lineagedb.ops.database import redacted
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.store import db_tls
 from lineagedb.store.engine import create_engine
-from tests.db_tls.conftest import DbPki
-from tests.pki import new_key, write_pem
+from tests.pki import Pki, new_key, write_pem
 
 
 def _mysql(**query: str) -> db_tls.DriverArguments:
@@ -36,7 +35,7 @@ def _context(arguments: db_tls.DriverArguments) -> ssl.SSLContext:
     return context
 
 
-def test_mysql_ca_verifies_certificate_and_host_name(db_pki: DbPki) -> None:
+def test_mysql_ca_verifies_certificate_and_host_name(db_pki: Pki) -> None:
     arguments = _mysql(ssl_ca=str(db_pki.ca), ssl_cert=str(db_pki.client_cert), ssl_key=str(db_pki.client_key))
     context = _context(arguments)
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
@@ -46,7 +45,7 @@ def test_mysql_ca_verifies_certificate_and_host_name(db_pki: DbPki) -> None:
     assert set(arguments.url.query) == {"ssl_ca", "ssl_cert", "ssl_key"}
 
 
-def test_mysql_verification_switches(db_pki: DbPki) -> None:
+def test_mysql_verification_switches(db_pki: Pki) -> None:
     no_host = _context(_mysql(ssl_ca=str(db_pki.ca), ssl_check_hostname="false"))
     assert no_host.verify_mode == ssl.CERT_REQUIRED and not no_host.check_hostname
     # Without a CA, asking for verification uses the system's CAs (PyMySQL alone verified nothing here).
@@ -84,7 +83,7 @@ def test_mysql_verification_switches(db_pki: DbPki) -> None:
     ],
 )
 def test_mysql_unusable_options_are_refused_before_connecting(
-    db_pki: DbPki, tmp_path: Path, query: dict[str, str], message: str
+    db_pki: Pki, tmp_path: Path, query: dict[str, str], message: str
 ) -> None:
     other_key = write_pem(tmp_path / "other.key", new_key())
     paths = {"CA": str(db_pki.ca), "CERT": str(db_pki.client_cert), "KEY": str(db_pki.client_key)}
@@ -97,7 +96,7 @@ def test_mysql_unusable_options_are_refused_before_connecting(
     assert "PRIVATE KEY" not in str(refused.value)
 
 
-def _encrypted_key(db_pki: DbPki, tmp_path: Path) -> Path:
+def _encrypted_key(db_pki: Pki, tmp_path: Path) -> Path:
     key = serialization.load_pem_private_key(db_pki.client_key.read_bytes(), password=None)
     path = tmp_path / "client-encrypted.key"
     path.write_bytes(
@@ -110,7 +109,7 @@ def _encrypted_key(db_pki: DbPki, tmp_path: Path) -> Path:
     return path
 
 
-def test_mysql_encrypted_client_key(db_pki: DbPki, tmp_path: Path) -> None:
+def test_mysql_encrypted_client_key(db_pki: Pki, tmp_path: Path) -> None:
     key = _encrypted_key(db_pki, tmp_path)
     arguments = _mysql(
         ssl_ca=str(db_pki.ca), ssl_cert=str(db_pki.client_cert), ssl_key=str(key), ssl_key_password="key-secret"
@@ -119,7 +118,7 @@ def test_mysql_encrypted_client_key(db_pki: DbPki, tmp_path: Path) -> None:
     assert "ssl_key_password" not in arguments.url.query  # engine.url, shown in logs, never holds it
 
 
-def test_postgres_files_are_checked_and_the_key_password_leaves_the_url(db_pki: DbPki, tmp_path: Path) -> None:
+def test_postgres_files_are_checked_and_the_key_password_leaves_the_url(db_pki: Pki, tmp_path: Path) -> None:
     url = make_url(
         f"postgresql+psycopg2://u:pw@db/mlmd?sslmode=verify-full&sslrootcert={db_pki.ca}"
         f"&sslcert={db_pki.client_cert}&sslkey={db_pki.client_key}&sslpassword=key-secret"
@@ -139,7 +138,7 @@ def test_postgres_files_are_checked_and_the_key_password_leaves_the_url(db_pki: 
         db_tls.driver_arguments(make_url(f"postgresql://u@db/m?sslkey={tmp_path / 'missing.key'}"))
 
 
-def test_unverified_mysql_tls_is_warned_about(db_pki: DbPki, caplog: pytest.LogCaptureFixture) -> None:
+def test_unverified_mysql_tls_is_warned_about(db_pki: Pki, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="lineagedb.store.engine"):
         create_engine(f"mysql://u:pw@db/m?ssl_cert={db_pki.client_cert}&ssl_key={db_pki.client_key}").dispose()
         create_engine(f"mysql://u:pw@db/m?ssl_ca={db_pki.ca}").dispose()
@@ -195,7 +194,7 @@ def _flags_url(argv: list[str]) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def test_mlmd_ssl_options_and_flags_map_to_the_same_url(db_pki: DbPki) -> None:
+def test_mlmd_ssl_options_and_flags_map_to_the_same_url(db_pki: Pki) -> None:
     mysql = ["--mysql_config_host=db", "--mysql_config_port=3306", "--mysql_config_database=m", "--mysql_config_user=u"]
     verified = _mysql_config_url(f'ca: "{db_pki.ca}" cert: "C" key: "K" cipher: "X" verify_server_cert: true')
     assert verified == _flags_url(

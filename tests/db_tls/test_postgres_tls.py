@@ -13,7 +13,7 @@ from lineagedb.store.engine import create_engine
 from tests.db_tls.conftest import (
     DB_PASSWORD,
     DB_USER,
-    DbPki,
+    Pki,
     TlsPostgres,
     assert_no_secrets,
     assert_stopped_on_tls,
@@ -29,7 +29,7 @@ def _serve(args: list[str]) -> list[str]:
 
 
 def test_verified_connection_is_encrypted_and_presents_the_client_certificate(
-    tls_postgres: TlsPostgres, db_pki: DbPki
+    tls_postgres: TlsPostgres, db_pki: Pki
 ) -> None:
     engine = create_engine(tls_postgres.verified_url(db_pki))
     try:
@@ -50,9 +50,7 @@ def test_the_server_refuses_plaintext(tls_postgres: TlsPostgres) -> None:
         )
 
 
-def test_serve_on_a_verified_url(
-    tls_postgres: TlsPostgres, db_pki: DbPki, tmp_path: Path, servers: list[Server]
-) -> None:
+def test_serve_on_a_verified_url(tls_postgres: TlsPostgres, db_pki: Pki, tmp_path: Path, servers: list[Server]) -> None:
     server = start(["--host", "127.0.0.1", "--port", "0", "--database", tls_postgres.verified_url(db_pki)], tmp_path)
     servers.append(server)
     exercise(server.address)
@@ -73,7 +71,7 @@ def test_serve_on_a_verified_url(
 
 
 def test_an_encrypted_client_key_and_its_password(
-    tls_postgres: TlsPostgres, db_pki: DbPki, tmp_path: Path, servers: list[Server]
+    tls_postgres: TlsPostgres, db_pki: Pki, tmp_path: Path, servers: list[Server]
 ) -> None:
     key = serialization.load_pem_private_key(db_pki.client_key.read_bytes(), password=None)
     encrypted = tmp_path / "client-encrypted.key"
@@ -112,7 +110,7 @@ def test_an_encrypted_client_key_and_its_password(
     ],
 )
 def test_a_certificate_that_does_not_verify_stops_startup_clearly(
-    tls_postgres: TlsPostgres, db_pki: DbPki, tmp_path: Path, change: str, driver_says: str
+    tls_postgres: TlsPostgres, db_pki: Pki, tmp_path: Path, change: str, driver_says: str
 ) -> None:
     query = {
         "sslmode": "verify-full",
@@ -136,7 +134,7 @@ def test_a_certificate_that_does_not_verify_stops_startup_clearly(
 
 
 def test_a_missing_certificate_file_is_a_configuration_error(
-    tls_postgres: TlsPostgres, db_pki: DbPki, tmp_path: Path
+    tls_postgres: TlsPostgres, db_pki: Pki, tmp_path: Path
 ) -> None:
     # libpq would skip a missing sslcert silently and the server would only say that one is required.
     url = tls_postgres.url(
@@ -149,7 +147,7 @@ def test_a_missing_certificate_file_is_a_configuration_error(
 
 
 def test_mlmd_config_file_and_flags(
-    tls_postgres: TlsPostgres, db_pki: DbPki, tmp_path: Path, servers: list[Server]
+    tls_postgres: TlsPostgres, db_pki: Pki, tmp_path: Path, servers: list[Server]
 ) -> None:
     """MLMD's PostgreSQLDatabaseConfig.ssloption and --postgres_config_ssl* flags; the server creates the database."""
     config = tmp_path / "server_config.pbtxt"

@@ -28,9 +28,9 @@ from lineagedb.store.bootstrap import prepare_database
 from lineagedb.store.engine import create_engine
 from lineagedb.store.schema import schema_for
 from lineagedb.store.sensitive import PropertyProtection, SensitivePolicy
-from lineagedb.store.tenancy import CURRENT_TENANCY, Tenancy
+from lineagedb.store.tenancy import Tenancy
 from lineagedb.store.unit_of_work import Database
-from tests.backends import IN_CI, scratch_database, selected_backends, unreachable_reason
+from tests.backends import scratch_database
 from tests.conftest import FakeClock
 from tests.ops.conftest import mlmd_python  # noqa: F401 - the official client's interpreter (a fixture)
 
@@ -40,15 +40,6 @@ POLICY = SensitivePolicy(custom_prefixes=("private.",), types={CONNECTION_TYPE: 
 
 READER = Tenancy(secrets_readable=None)  # secrets:read everywhere
 VIEWER = Tenancy()  # what every call without secrets:read gets (and every call with auth off)
-
-
-@contextmanager
-def acting_as(caller: Tenancy | None) -> Iterator[None]:
-    token = CURRENT_TENANCY.set(caller)
-    try:
-        yield
-    finally:
-        CURRENT_TENANCY.reset(token)
 
 
 def new_keys(*ids: str) -> dict[str, bytes]:
@@ -113,17 +104,6 @@ def protected_database(backend: str, directory: str, active: str = "k1") -> Iter
             yield Protected(backend, url, database, keys)
         finally:
             database.dispose()
-
-
-@pytest.fixture(scope="module", params=selected_backends())
-def module_backend(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    reason = unreachable_reason(name)
-    if reason is not None:
-        if IN_CI:
-            pytest.fail(f"CI requires every backend: {reason}")
-        pytest.skip(reason)
-    return name
 
 
 @pytest.fixture(scope="module")

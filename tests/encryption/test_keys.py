@@ -16,12 +16,12 @@ from lineagedb.store.sensitive import property_aad
 from tests.encryption.conftest import (
     READER,
     Protected,
-    acting_as,
     assert_plaintext,
     new_keys,
     protection,
     sample_artifact,
 )
+from tests.tenancy.world import acting_as
 
 
 def envelopes(protected: Protected) -> list[str]:

@@ -22,13 +22,13 @@ from tests.encryption.conftest import (
     READER,
     VIEWER,
     Protected,
-    acting_as,
     assert_plaintext,
     assert_redacted,
     protected_database,
     sample_artifact,
     values,
 )
+from tests.tenancy.world import acting_as
 
 ENVELOPE = "lineagedb:enc:v1:k1:"
 

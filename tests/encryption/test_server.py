@@ -24,8 +24,9 @@ from lineagedb.store.codecs import REDACTED
 from lineagedb.store.engine import create_engine
 from lineagedb.store.unit_of_work import Database
 from tests.auth.conftest import CALL_TIMEOUT_S, bearer, create_namespaces, make_callers, write_tokens
-from tests.encryption.conftest import READER, acting_as
+from tests.encryption.conftest import READER
 from tests.ops.conftest import Server, run_to_exit, start
+from tests.tenancy.world import acting_as
 
 POLICY = """
 type_writers = "editor"

@@ -21,8 +21,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.backends import IN_CI, unreachable_reason
-from tests.pki import LOCALHOST_SANS, issue_certificate, new_key, write_pem
+from tests.backends import IN_CI
+from tests.backends import require_backend as require_backend  # re-exported for the ops tests
+from tests.pki import Pki, make_pki
 
 ROOT = Path(__file__).resolve().parents[2]
 MLMD_PYTHON = Path(os.environ.get("LINEAGEDB_MLMD_PYTHON") or ROOT / ".venv-mlmd" / "bin" / "python")
@@ -145,51 +146,12 @@ def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.
     return condition()
 
 
-def require_backend(name: str) -> None:
-    reason = unreachable_reason(name)
-    if reason is not None:
-        if IN_CI:
-            pytest.fail(f"CI requires every backend: {reason}")
-        pytest.skip(reason)
-
-
 # ------------------------------------------------------------------------- certificates
-
-
-@dataclass(frozen=True)
-class Pki:
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    other_ca: Path
-    other_client_cert: Path
-    other_client_key: Path
-    other_server_key: Path
 
 
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    d = tmp_path_factory.mktemp("pki")
-    ca_key, other_ca_key = new_key(), new_key()
-    ca = issue_certificate("LineageDB test CA", ca_key, None, ca=True)
-    other_ca = issue_certificate("Some other CA", other_ca_key, None, ca=True)
-    server_key, client_key, other_client_key, other_server_key = new_key(), new_key(), new_key(), new_key()
-    server = issue_certificate("localhost", server_key, (ca.subject, ca_key), sans=LOCALHOST_SANS)
-    client = issue_certificate("pipeline-runner", client_key, (ca.subject, ca_key))
-    other_client = issue_certificate("intruder", other_client_key, (other_ca.subject, other_ca_key))
-    return Pki(
-        ca=write_pem(d / "ca.pem", ca),
-        server_cert=write_pem(d / "server.pem", server),
-        server_key=write_pem(d / "server.key", server_key),
-        client_cert=write_pem(d / "client.pem", client),
-        client_key=write_pem(d / "client.key", client_key),
-        other_ca=write_pem(d / "other-ca.pem", other_ca),
-        other_client_cert=write_pem(d / "other-client.pem", other_client),
-        other_client_key=write_pem(d / "other-client.key", other_client_key),
-        other_server_key=write_pem(d / "other-server.key", other_server_key),
-    )
+    return make_pki(tmp_path_factory.mktemp("pki"), client_name="pipeline-runner", other_client_name="intruder")
 
 
 # ---------------------------------------------------------------------- official client

@@ -12,19 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from lineagedb.store.unit_of_work import Database
-from tests.backends import IN_CI, selected_backends, unreachable_reason
 from tests.tenancy.world import World, populate, world_database
-
-
-@pytest.fixture(scope="module", params=selected_backends())
-def module_backend(request: pytest.FixtureRequest) -> str:
-    name: str = request.param
-    reason = unreachable_reason(name)
-    if reason is not None:
-        if IN_CI:
-            pytest.fail(f"CI requires every backend: {reason}")
-        pytest.skip(reason)
-    return name
 
 
 @pytest.fixture(scope="module")

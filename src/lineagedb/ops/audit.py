@@ -6,7 +6,9 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TextIO
 
 import sqlalchemy as sa
@@ -71,6 +73,17 @@ def parse_time(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+@contextmanager
+def _connected(database_url: str) -> Iterator[sa.Connection]:
+    """A connection to a database that has the audit log's tables, disposed of after."""
+    engine = _engine(database_url)
+    try:
+        with engine.connect() as connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
 def _engine(database_url: str) -> sa.Engine:
     engine = create_engine(parse_url(database_url), PoolSettings(size=1, max_overflow=0, timeout_s=30))
     with engine.connect() as connection:
@@ -90,12 +103,8 @@ def _iso(ms: int) -> str:
 
 def verify(database_url: str, key_file: str | None, out: TextIO = sys.stdout) -> int:
     key = required_key(key_file)
-    engine = _engine(database_url)
-    try:
-        with engine.connect() as connection:
-            result = audit_store.verify(connection, key)
-    finally:
-        engine.dispose()
+    with _connected(database_url) as connection:
+        result = audit_store.verify(connection, key)
     if result.ok:
         print(f"ok: {result.records} records in {result.chains} chains verify", file=out)
         return 0
@@ -128,22 +137,18 @@ def query(
 ) -> int:
     """Records matching `q` as a table, a JSON array, or JSON Lines (for a SIEM: every
     record with its chain, sequence and MAC, so the copy can be verified later)."""
-    engine = _engine(database_url)
-    try:
-        with engine.connect() as connection:
-            if output_format == "jsonl":
-                # All of it, in pages: an export may be large.
-                after = q.after_id
-                while True:
-                    rows = audit_store.query(connection, _page(q, after))
-                    for row in rows:
-                        print(json.dumps(_record_json(row), ensure_ascii=False), file=out)
-                    if len(rows) < audit_store.BATCH:
-                        return 0
-                    after = rows[-1]["id"]
-            rows = audit_store.query(connection, q)
-    finally:
-        engine.dispose()
+    with _connected(database_url) as connection:
+        if output_format == "jsonl":
+            # All of it, in pages: an export may be large.
+            after = q.after_id
+            while True:
+                rows = audit_store.query(connection, replace(q, after_id=after, limit=audit_store.BATCH))
+                for row in rows:
+                    print(json.dumps(_record_json(row), ensure_ascii=False), file=out)
+                if len(rows) < audit_store.BATCH:
+                    return 0
+                after = rows[-1]["id"]
+        rows = audit_store.query(connection, q)
     if output_format == "json":
         json.dump([_record_json(row) for row in rows], out, indent=1, ensure_ascii=False)
         print(file=out)
@@ -154,19 +159,6 @@ def query(
         ("id", "time", "kind", "principal", "namespace", "method", "outcome", "what"),
     )
     return 0
-
-
-def _page(q: audit_store.AuditQuery, after: int) -> audit_store.AuditQuery:
-    return audit_store.AuditQuery(
-        principal=q.principal,
-        method=q.method,
-        node=q.node,
-        since_ms=q.since_ms,
-        until_ms=q.until_ms,
-        kind=q.kind,
-        after_id=after,
-        limit=audit_store.BATCH,
-    )
 
 
 def _summary(row: Mapping[str, Any]) -> dict[str, str]:
@@ -205,12 +197,8 @@ def _printable(text: str) -> str:
 
 def history(database_url: str, node_text: str, output_format: str, out: TextIO = sys.stdout) -> int:
     node = parse_node(node_text)
-    engine = _engine(database_url)
-    try:
-        with engine.connect() as connection:
-            entries = audit_store.history(connection, node)
-    finally:
-        engine.dispose()
+    with _connected(database_url) as connection:
+        entries = audit_store.history(connection, node)
     if output_format == "json":
         json.dump(
             [
@@ -249,15 +237,11 @@ def history(database_url: str, node_text: str, output_format: str, out: TextIO =
 def prune(database_url: str, key_file: str | None, before: str, out: TextIO = sys.stdout) -> int:
     log = AuditLog(required_key(key_file))
     before_ms = parse_time(before)
-    engine = _engine(database_url)
     principal = f"{os.environ.get('USER') or 'unknown'}@lineagedb-cli"
-    try:
-        with engine.connect() as connection:
-            connection.info["lineagedb_write"] = True
-            with connection.begin():
-                result = audit_store.prune(connection, log, before_ms, principal)
-    finally:
-        engine.dispose()
+    with _connected(database_url) as connection:
+        connection.info["lineagedb_write"] = True  # SQLite: BEGIN IMMEDIATE
+        with connection.begin():
+            result = audit_store.prune(connection, log, before_ms, principal)
     log.commit_pending(result["pending"])
     print(f"pruned {result['deleted']} records older than {_iso(before_ms)} from {result['chains']} chains", file=out)
     return 0

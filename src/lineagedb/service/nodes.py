@@ -7,6 +7,7 @@ properties); updates load every stored node they touch in one query first.
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -290,7 +291,8 @@ class NodeWriter:
                     deletes.append((stored.id, name, is_custom))
                 else:
                     continue
-                changes.append((f"{field}.{name}", _value_json(current.get(name)), _value_json(wanted.get(name))))
+                if self.uow.changes is not None:  # for the audit log
+                    changes.append((f"{field}.{name}", _value_json(current.get(name)), _value_json(wanted.get(name))))
         node_repo.delete_properties(self.uow, self.kind, deletes)
         node_repo.insert_properties(self.uow, self.kind, inserts)
         # The audit log gets sensitive values redacted, never in clear.
@@ -329,10 +331,20 @@ def _enum_name(enum: Any, value: int | None) -> str | None:
 
 
 def _value_json(value: mlmd.Value | None) -> Any:
-    """A property value as the audit log keeps it (protobuf's JSON form); None: absent."""
+    """A property value as the audit log keeps it: {"<oneof field>": value}; None: absent.
+    A proto_value stays packed (its type_url and base64 bytes): the server need not know
+    the message type a client packed."""
     if value is None:
         return None
-    return json_format.MessageToDict(value, preserving_proto_field_name=True)
+    which = value.WhichOneof("value")
+    if which is None:
+        return {}
+    if which == "proto_value":
+        packed = value.proto_value
+        return {which: {"type_url": packed.type_url, "value": base64.b64encode(packed.value).decode()}}
+    if which == "struct_value":
+        return {which: json_format.MessageToDict(value.struct_value)}
+    return {which: getattr(value, which)}
 
 
 def _differs(node: Any, stored: Any) -> bool:
