@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,9 @@ KEY = b"k" * 32 + b"-audit-tests"
 
 @pytest.fixture
 def audit() -> AuditLog:
-    return AuditLog(KEY)
+    # Each record a millisecond after the last, so tests can cut between any two of them.
+    ticks = itertools.count(1_800_000_000_000)
+    return AuditLog(KEY, clock=lambda: next(ticks))
 
 
 @pytest.fixture

@@ -291,7 +291,9 @@ class NodeWriter:
                     deletes.append((stored.id, name, is_custom))
                 else:
                     continue
-                if self.uow.changes is not None:  # for the audit log
+                if self.uow.changes is None:  # no audit log: only that something changed matters
+                    changes.append((f"{field}.{name}", None, None))
+                else:
                     changes.append((f"{field}.{name}", _value_json(current.get(name)), _value_json(wanted.get(name))))
         node_repo.delete_properties(self.uow, self.kind, deletes)
         node_repo.insert_properties(self.uow, self.kind, inserts)
