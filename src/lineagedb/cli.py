@@ -416,6 +416,14 @@ def _security_arguments(serve: argparse.ArgumentParser) -> None:
         default="denied",
         help="which reads get an audit record: none, refused ones (default) or all",
     )
+    _option(
+        serve,
+        "--lineage-conventions",
+        env_name="LINEAGE_CONVENTIONS",
+        metavar="FILE",
+        help="JSON file naming the properties that hold content digests, versions, code versions and "
+        "environments, for the lineage answers (default: what TFX and Kubeflow Pipelines record)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -579,6 +587,7 @@ def build_settings(args: argparse.Namespace, argv: Sequence[str]) -> Settings:
         security=security,
         audit_key_file=args.audit_key_file or None,
         audit_reads=args.audit_reads,
+        lineage_conventions=args.lineage_conventions or None,
     )
 
 

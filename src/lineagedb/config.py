@@ -111,6 +111,8 @@ class Settings:
     # The audit log (store.audit_log): on when a key is given, in this file or LINEAGEDB_AUDIT_KEY.
     audit_key_file: str | None = None
     audit_reads: str = "denied"  # off | denied | all
+    # A JSON file naming the properties that hold digests, code versions, ... (service.answers.conventions).
+    lineage_conventions: str | None = None
 
 
 def env(name: str, default: str | None = None) -> str | None:

@@ -29,7 +29,7 @@ from lineagedb import errors
 from lineagedb.api.audit import AuditInterceptor
 from lineagedb.api.auth import AuthInterceptor
 from lineagedb.api.retry import AbortedRetry
-from lineagedb.api.servicer import AuditServicer, MetadataStoreServicer
+from lineagedb.api.servicer import AuditServicer, LineageServicer, MetadataStoreServicer
 from lineagedb.api.status import StatusInterceptor
 from lineagedb.config import ConfigurationError, Settings
 from lineagedb.ops.audit import load_key as load_audit_key
@@ -40,12 +40,15 @@ from lineagedb.ops.health import DatabaseSupervisor, describe
 from lineagedb.ops.interceptors import CallObserver, ReadinessGate, StatementScope
 from lineagedb.ops.metrics import Metrics
 from lineagedb.ops.tls import server_credentials
-from lineagedb.proto.lineagedb.v1 import audit_pb2
+from lineagedb.proto.lineagedb.v1 import audit_pb2, lineage_pb2
 from lineagedb.proto.lineagedb.v1 import audit_pb2_grpc as audit_grpc
+from lineagedb.proto.lineagedb.v1 import lineage_pb2_grpc as lineage_grpc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
 from lineagedb.security.access_control import AccessControl, page_token_secret
 from lineagedb.security.policy import PolicyError
+from lineagedb.service.answers import conventions
+from lineagedb.service.answers.service import LineageAnswers
 from lineagedb.service.audit import AuditQueries
 from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.store import statement_count
@@ -137,6 +140,15 @@ def build_access_control(settings: Settings) -> AccessControl:
             "(--tls-cert/--tls-key), listen on loopback, or pass --insecure-i-know (e.g. behind a TLS proxy)"
         )
     return access
+
+
+def _conventions(settings: Settings) -> conventions.Conventions:
+    if settings.lineage_conventions is None:
+        return conventions.DEFAULT
+    try:
+        return conventions.load(settings.lineage_conventions)
+    except errors.InvalidArgumentError as error:
+        raise ConfigurationError(str(error)) from error
 
 
 def build_audit_log(settings: Settings) -> AuditLog | None:
@@ -252,11 +264,14 @@ def build_server(settings: Settings) -> RunningServer:
     )
     svc_grpc.add_MetadataStoreServiceServicer_to_server(MetadataStoreServicer(store), server)
     audit_grpc.add_AuditServiceServicer_to_server(AuditServicer(AuditQueries(database)), server)
+    answers = LineageAnswers(database, _conventions(settings))
+    lineage_grpc.add_LineageServiceServicer_to_server(LineageServicer(answers), server)
     health_pb2_grpc.add_HealthServicer_to_server(supervisor.servicer, server)
     reflection.enable_server_reflection(
         (
             svc.DESCRIPTOR.services_by_name["MetadataStoreService"].full_name,
             audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
+            lineage_pb2.DESCRIPTOR.services_by_name["LineageService"].full_name,
             "grpc.health.v1.Health",
             reflection.SERVICE_NAME,
         ),

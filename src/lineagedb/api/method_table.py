@@ -79,6 +79,11 @@ METHOD_PERMISSIONS: dict[str, Permission] = {
     **{_MLMD + name: Permission.WRITE_TYPES for name in _MLMD_TYPE_WRITES},
     **{_MLMD + name: Permission.READ for name in _MLMD_READS},
     "/lineagedb.v1.AuditService/QueryAudit": Permission.ADMIN,
+    # Lineage answers read the graph, scoped to the caller's readable namespaces like any read.
+    **{
+        "/lineagedb.v1.LineageService/" + name: Permission.READ
+        for name in ("Provenance", "Impact", "Diff", "Manifest", "Completeness", "Report")
+    },
     "/grpc.health.v1.Health/Check": Permission.PUBLIC,
     "/grpc.health.v1.Health/Watch": Permission.PUBLIC,
     "/grpc.health.v1.Health/List": Permission.PUBLIC,

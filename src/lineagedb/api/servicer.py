@@ -8,12 +8,17 @@ against the service descriptor, so a new RPC cannot be missed.
 
 from __future__ import annotations
 
+import time
+
 import grpc
 
 from lineagedb.proto.lineagedb.v1 import audit_pb2
 from lineagedb.proto.lineagedb.v1 import audit_pb2_grpc as audit_grpc
+from lineagedb.proto.lineagedb.v1 import lineage_pb2 as lineage
+from lineagedb.proto.lineagedb.v1 import lineage_pb2_grpc as lineage_grpc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
+from lineagedb.service.answers.service import LineageAnswers
 from lineagedb.service.audit import AuditQueries
 from lineagedb.service.metadata_store import MetadataStore
 
@@ -279,3 +284,36 @@ class AuditServicer(audit_grpc.AuditServiceServicer):
         self, request: audit_pb2.QueryAuditRequest, context: grpc.ServicerContext
     ) -> audit_pb2.QueryAuditResponse:
         return self._queries.query_audit(request)
+
+
+def _deadline(context: grpc.ServicerContext) -> float | None:
+    """The call's deadline on the time.monotonic() clock, or None without one."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+class LineageServicer(lineage_grpc.LineageServiceServicer):
+    """lineagedb.v1.LineageService: answers computed from the lineage graph."""
+
+    def __init__(self, answers: LineageAnswers) -> None:
+        self._answers = answers
+
+    def Provenance(self, request: lineage.ClosureRequest, context: grpc.ServicerContext) -> lineage.ClosureResponse:
+        return self._answers.provenance(request, _deadline(context))
+
+    def Impact(self, request: lineage.ImpactRequest, context: grpc.ServicerContext) -> lineage.ImpactResponse:
+        return self._answers.impact(request, _deadline(context))
+
+    def Diff(self, request: lineage.DiffRequest, context: grpc.ServicerContext) -> lineage.DiffResponse:
+        return self._answers.diff(request, _deadline(context))
+
+    def Manifest(self, request: lineage.ManifestRequest, context: grpc.ServicerContext) -> lineage.ManifestResponse:
+        return self._answers.manifest(request, _deadline(context))
+
+    def Completeness(
+        self, request: lineage.CompletenessRequest, context: grpc.ServicerContext
+    ) -> lineage.CompletenessResponse:
+        return self._answers.completeness(request, _deadline(context))
+
+    def Report(self, request: lineage.ReportRequest, context: grpc.ServicerContext) -> lineage.ReportResponse:
+        return self._answers.report(request, _deadline(context))

@@ -314,3 +314,30 @@ def prune(connection: sa.Connection, log: AuditLog, before_ms: int, principal: s
         detail={"before_ms": before_ms, "deleted": deleted, "chains": stated},
     )
     return {"deleted": deleted, "chains": len(cuts), "pending": pending}
+
+
+def changes_since(
+    connection: sa.Connection, node_kind: int, ids: Iterable[int], since_ms: int
+) -> dict[int, list[tuple[int, list[dict[str, Any]]]]]:
+    """For each of `ids` that write records changed after `since_ms`: (record time, that
+    node's changes) per record, newest first. One statement per batch of ids."""
+    label_prefix = f"{audit_log.KIND_NAMES[node_kind]}:"
+    statement = (
+        sa.select(RECORD_NODES.c.node_id, RECORDS.c.time_ms, RECORDS.c.detail)
+        .join(RECORDS, sa.and_(RECORDS.c.chain == RECORD_NODES.c.chain, RECORDS.c.seq == RECORD_NODES.c.seq))
+        .where(
+            RECORD_NODES.c.node_kind == node_kind,
+            RECORD_NODES.c.node_id.in_(sa.bindparam("ids", expanding=True)),
+            RECORDS.c.time_ms > since_ms,
+            RECORDS.c.kind == "write",
+        )
+        .order_by(RECORDS.c.time_ms.desc(), RECORDS.c.id.desc())
+    )
+    found: dict[int, list[tuple[int, list[dict[str, Any]]]]] = {}
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), BATCH):
+        for node_id, time_ms, detail in connection.execute(statement, {"ids": wanted[start : start + BATCH]}):
+            label = label_prefix + str(node_id)
+            changes = [change for change in json.loads(detail).get("changes", []) if change.get("node") == label]
+            found.setdefault(int(node_id), []).append((int(time_ms), changes))
+    return found

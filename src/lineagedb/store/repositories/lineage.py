@@ -95,16 +95,21 @@ def ids_matching(uow: UnitOfWork, kind: NodeKind, candidates: Collection[int], f
 
 
 def events_touching(
-    uow: UnitOfWork, side: NodeKind, frontier: Collection[int], event_types: Collection[int] | None = None
+    uow: UnitOfWork,
+    side: NodeKind,
+    frontier: Collection[int],
+    event_types: Collection[int] | None = None,
+    as_of_ms: int | None = None,
 ) -> list[EventRow]:
     """Events whose `side` id (artifact or execution) is in `frontier`, ordered by event id.
 
     `frontier` holds readable nodes only (a traversal reaches nodes through readable
     starting nodes and events), so only the far end of each event is checked.
     `event_types`, when given, restricts the event types in SQL, so events a
-    directed traversal would discard never leave the database.
+    directed traversal would discard never leave the database. `as_of_ms` leaves out
+    events recorded later (an event without a time counts as recorded with its nodes).
     """
-    statement = _events_statement(uow.schema, side, event_types is not None, uow.tenancy.reach)
+    statement = _events_statement(uow.schema, side, event_types is not None, uow.tenancy.reach, as_of_ms is not None)
     types = sorted(event_types) if event_types is not None else None
     visibility = uow.tenancy.parameters
     rows: list[EventRow] = []
@@ -112,6 +117,8 @@ def events_touching(
         parameters: dict[str, object] = {"ids": chunk, **visibility}
         if types is not None:
             parameters["types"] = types
+        if as_of_ms is not None:
+            parameters["as_of"] = as_of_ms
         found = fast_read.rows(uow, statement, parameters)
         rows.extend(EventRow(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4]) for r in found)
     if len(frontier) > CHUNK:
@@ -120,7 +127,9 @@ def events_touching(
 
 
 @functools.cache
-def _events_statement(schema: Schema, side: NodeKind, by_type: bool, reach: Reach) -> sa.Select[Any]:
+def _events_statement(
+    schema: Schema, side: NodeKind, by_type: bool, reach: Reach, as_of: bool = False
+) -> sa.Select[Any]:
     """Built once per shape; expanding parameters keep it in SQLAlchemy's compiled cache
     without rebuilding the expression on every hop."""
     e = schema.event
@@ -129,6 +138,9 @@ def _events_statement(schema: Schema, side: NodeKind, by_type: bool, reach: Reac
     )
     if by_type:
         query = query.where(e.c.type.in_(sa.bindparam("types", expanding=True)))
+    if as_of:
+        recorded = e.c.milliseconds_since_epoch
+        query = query.where(sa.or_(recorded.is_(None), recorded <= sa.bindparam("as_of")))
     # A hop never crosses into a namespace the caller cannot read.
     return query.where(*edge_repo.event_visible(e, reach, readable_end=side.owner_column)).order_by(e.c.id)
 
@@ -139,6 +151,43 @@ def _links_statement(table: sa.Table, owner_column: str, reach: Reach) -> sa.Sel
     query = sa.select(owner, context).where(owner.in_(sa.bindparam("ids", expanding=True)))
     # The owners are nodes of the traversal's result, readable already: only contexts are checked.
     return query.where(*edge_repo.link_visible(table, reach, readable_end=owner_column)).order_by(owner, context)
+
+
+def created_by(uow: UnitOfWork, kind: NodeKind, ids: Collection[int], as_of_ms: int) -> set[int]:
+    """Those of `ids` (readable nodes) created at or before `as_of_ms`."""
+    statement = _created_statement(uow.schema, kind)
+    found: set[int] = set()
+    for chunk in _chunks(ids):
+        found.update(int(row[0]) for row in fast_read.rows(uow, statement, {"ids": chunk, "as_of": as_of_ms}))
+    return found
+
+
+@functools.cache
+def _created_statement(schema: Schema, kind: NodeKind) -> sa.Select[Any]:
+    table = kind.table(schema)
+    return sa.select(table.c.id).where(
+        table.c.id.in_(sa.bindparam("ids", expanding=True)),
+        table.c.create_time_since_epoch <= sa.bindparam("as_of"),
+    )
+
+
+def context_members(uow: UnitOfWork, context_ids: Collection[int]) -> tuple[set[int], set[int]]:
+    """The readable artifacts and executions attributed or associated to the given
+    (readable) contexts: (artifact ids, execution ids). Two statements per chunk."""
+    found: list[set[int]] = []
+    for table, owner_column in ((uow.schema.attribution, "artifact_id"), (uow.schema.association, "execution_id")):
+        statement = _members_statement(table, owner_column, uow.tenancy.reach)
+        ids: set[int] = set()
+        for chunk in _chunks(context_ids):
+            ids.update(int(row[0]) for row in fast_read.rows(uow, statement, {"ids": chunk, **uow.tenancy.parameters}))
+        found.append(ids)
+    return found[0], found[1]
+
+
+@functools.cache
+def _members_statement(table: sa.Table, owner_column: str, reach: Reach) -> sa.Select[Any]:
+    query = sa.select(table.c[owner_column]).where(table.c.context_id.in_(sa.bindparam("ids", expanding=True)))
+    return query.where(*edge_repo.link_visible(table, reach, readable_end="context_id"))
 
 
 def to_events(uow: UnitOfWork, rows: Sequence[EventRow]) -> list[mlmd.Event]:

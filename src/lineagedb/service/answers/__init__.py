@@ -1,0 +1,1 @@
+"""Answers to the questions lineage is recorded for (lineagedb.v1.LineageService)."""

@@ -1,0 +1,11 @@
+"""Placeholder until the completeness answer lands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lineagedb import errors
+
+
+def answer(answers: Any, request: Any, deadline: float | None) -> Any:
+    raise errors.UnimplementedError("completeness is not built yet")

@@ -1,0 +1,218 @@
+"""From a closure's ids to the nodes, edges and contexts the answers are made of.
+
+Everything is read set-wise: nodes with their properties, events with their paths,
+attributions, associations and contexts, each a statement per chunk of ids. An
+answer as of a past time also leaves out contexts created later and shows nodes
+changed later as they were, where the audit log holds their earlier values.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.protobuf import json_format
+
+from lineagedb import errors
+from lineagedb.proto.lineagedb.v1 import lineage_pb2 as pb
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.service.answers.closure import ARTIFACT, CONTEXT, EXECUTION, Closure, Node
+from lineagedb.store import audit_log, audit_store
+from lineagedb.store.repositories import lineage as lineage_repo
+from lineagedb.store.repositories import nodes as node_repo
+from lineagedb.store.repositories.nodes import NodeKind
+from lineagedb.store.unit_of_work import UnitOfWork
+
+DEFAULT_MAX_NODES = 10_000
+MAX_NODES_LIMIT = 1_000_000
+
+_REF_FIELDS = {ARTIFACT: "artifact_id", EXECUTION: "execution_id", CONTEXT: "context_id"}
+_STATE_FIELD = {ARTIFACT: ("state", mlmd.Artifact.State), EXECUTION: ("last_known_state", mlmd.Execution.State)}
+
+
+def max_nodes(requested: int) -> int:
+    """The node budget of a request: the default when unset, else 1..MAX_NODES_LIMIT."""
+    if requested == 0:
+        return DEFAULT_MAX_NODES
+    if not 0 < requested <= MAX_NODES_LIMIT:
+        raise errors.InvalidArgumentError(f"max_nodes must be between 1 and {MAX_NODES_LIMIT}, got {requested}")
+    return requested
+
+
+def as_of(requested: int) -> int | None:
+    if requested < 0:
+        raise errors.InvalidArgumentError(f"as_of_ms must not be negative, got {requested}")
+    return requested or None
+
+
+def ref(node: Node) -> pb.NodeRef:
+    kind, node_id = node
+    return pb.NodeRef(**{_REF_FIELDS[kind]: node_id})
+
+
+def label(node: Node) -> str:
+    return f"{node[0].value}:{node[1]}"
+
+
+def parse_ref(message: pb.NodeRef, what: str, kinds: Collection[NodeKind] = (ARTIFACT, EXECUTION, CONTEXT)) -> Node:
+    """The node a NodeRef names, if it names one of `kinds` (not yet checked to exist)."""
+    which = message.WhichOneof("node")
+    allowed = " or ".join(_REF_FIELDS[k] for k in kinds)
+    if which is None:
+        raise errors.InvalidArgumentError(f"{what} must set {allowed}")
+    kind = next(k for k, name in _REF_FIELDS.items() if name == which)
+    if kind not in kinds:
+        raise errors.InvalidArgumentError(f"{what} must set {allowed}, not {which}")
+    node_id = getattr(message, which)
+    if node_id <= 0:
+        raise errors.InvalidArgumentError(f"{what}.{which} must be a positive id, got {node_id}")
+    return kind, node_id
+
+
+def load_node(uow: UnitOfWork, node: Node) -> Any:
+    """The stored node, or NOT_FOUND (also when the caller cannot read it: a node in a
+    namespace one cannot read does not exist for them)."""
+    found = node_repo.load_by_ids(uow, node[0], [node[1]])
+    if not found:
+        raise errors.NotFoundError(f"{node[0].value} {node[1]} does not exist")
+    return found[0]
+
+
+def start_nodes(uow: UnitOfWork, node: Node, as_of_ms: int | None = None) -> list[Node]:
+    """Where a walk from `node` starts: the node itself, or for a context every readable
+    artifact and execution of it."""
+    stored = load_node(uow, node)
+    if as_of_ms is not None and stored.create_time_since_epoch > as_of_ms:
+        raise errors.NotFoundError(f"{node[0].value} {node[1]} did not exist at as_of_ms {as_of_ms}")
+    if node[0] is not CONTEXT:
+        return [node]
+    artifact_ids, execution_ids = lineage_repo.context_members(uow, [node[1]])
+    members = [(ARTIFACT, i) for i in artifact_ids] + [(EXECUTION, i) for i in execution_ids]
+    if as_of_ms is not None:
+        existed = {
+            kind: lineage_repo.created_by(uow, kind, [i for k, i in members if k is kind], as_of_ms)
+            for kind in (ARTIFACT, EXECUTION)
+        }
+        members = [(kind, i) for kind, i in members if i in existed[kind]]
+    return members
+
+
+@dataclass
+class Graph:
+    """A closure's content as messages."""
+
+    artifacts: list[Any] = field(default_factory=list)
+    executions: list[Any] = field(default_factory=list)
+    contexts: list[Any] = field(default_factory=list)
+    events: list[Any] = field(default_factory=list)
+    attributions: list[Any] = field(default_factory=list)
+    associations: list[Any] = field(default_factory=list)
+    as_of: pb.AsOf = field(default_factory=pb.AsOf)
+
+    # By id, for answers that look nodes up while walking edges (read after loading).
+    @functools.cached_property
+    def artifact_by_id(self) -> dict[int, Any]:
+        return {node.id: node for node in self.artifacts}
+
+    @functools.cached_property
+    def execution_by_id(self) -> dict[int, Any]:
+        return {node.id: node for node in self.executions}
+
+    @functools.cached_property
+    def context_by_id(self) -> dict[int, Any]:
+        return {node.id: node for node in self.contexts}
+
+
+def load(uow: UnitOfWork, closure: Closure, as_of_ms: int | None, audit_on: bool, with_contexts: bool = True) -> Graph:
+    """Read everything the closure names, as it was at `as_of_ms` where it can be told."""
+    graph = Graph(
+        artifacts=node_repo.load_by_ids(uow, ARTIFACT, closure.artifact_ids),
+        executions=node_repo.load_by_ids(uow, EXECUTION, closure.execution_ids),
+        events=lineage_repo.to_events(uow, closure.events),
+    )
+    if with_contexts:
+        attributions = lineage_repo.attributions(uow, closure.artifact_ids)
+        associations = lineage_repo.associations(uow, closure.execution_ids)
+        context_ids = {link.context_id for link in attributions} | {link.context_id for link in associations}
+        contexts = node_repo.load_by_ids(uow, CONTEXT, context_ids)
+        if as_of_ms is not None:
+            contexts = [c for c in contexts if c.create_time_since_epoch <= as_of_ms]
+        kept = {c.id for c in contexts}
+        graph.contexts = contexts
+        graph.attributions = [
+            mlmd.Attribution(artifact_id=link.node_id, context_id=link.context_id)
+            for link in attributions
+            if link.context_id in kept
+        ]
+        graph.associations = [
+            mlmd.Association(execution_id=link.node_id, context_id=link.context_id)
+            for link in associations
+            if link.context_id in kept
+        ]
+    if as_of_ms is not None:
+        graph.as_of = _restore(uow, graph, as_of_ms, audit_on)
+    return graph
+
+
+def _restore(uow: UnitOfWork, graph: Graph, as_of_ms: int, audit_on: bool) -> pb.AsOf:
+    """Show nodes changed after `as_of_ms` as they were, from the audit log's previous
+    values; those it cannot restore are listed as shown with current values."""
+    answer = pb.AsOf(time_ms=as_of_ms)
+    for kind, nodes in ((ARTIFACT, graph.artifacts), (EXECUTION, graph.executions), (CONTEXT, graph.contexts)):
+        changed = {node.id: node for node in nodes if node.last_update_time_since_epoch > as_of_ms}
+        if not changed:
+            continue
+        history: dict[int, list[tuple[int, list[dict[str, Any]]]]] = {}
+        if audit_on:
+            number = audit_log.NODE_KINDS[kind.value]
+            history = audit_store.changes_since(uow.connection, number, changed, as_of_ms)
+        for node_id in sorted(changed):
+            node = changed[node_id]
+            records = history.get(node_id, [])
+            # The newest change must be on record, else earlier ones may be missing too
+            # (an update made while the audit log was off).
+            if records and records[0][0] >= node.last_update_time_since_epoch and _undo(kind, node, records):
+                answer.restored.append(ref((kind, node_id)))
+            else:
+                answer.current_values.append(ref((kind, node_id)))
+    return answer
+
+
+def _undo(kind: NodeKind, node: Any, records: list[tuple[int, list[dict[str, Any]]]]) -> bool:
+    """Apply each record's previous values, newest record first. False if a value cannot
+    be restored (a redacted sensitive value); the node is then left partly restored."""
+    complete = True
+    for _, changes in records:
+        for change in changes:
+            name, previous = change["field"], change["from"]
+            map_name, _, key = name.partition(".")
+            if key and map_name in ("properties", "custom_properties"):
+                values = getattr(node, map_name)
+                if previous is None:
+                    values.pop(key, None)
+                elif isinstance(previous, dict):
+                    values[key].CopyFrom(_value(previous))
+                else:
+                    complete = False  # redacted in the log
+            elif kind in _STATE_FIELD and name == _STATE_FIELD[kind][0]:
+                enum = _STATE_FIELD[kind][1]
+                setattr(node, name, enum.Value(previous) if previous else 0)
+            elif name in node.DESCRIPTOR.fields_by_name:
+                if previous is None:
+                    node.ClearField(name)
+                else:
+                    setattr(node, name, previous)
+    return complete
+
+
+def _value(data: dict[str, Any]) -> mlmd.Value:
+    if "proto_value" in data:
+        packed = data["proto_value"]
+        value = mlmd.Value()
+        value.proto_value.type_url = packed["type_url"]
+        value.proto_value.value = base64.b64decode(packed["value"])
+        return value
+    return json_format.ParseDict(data, mlmd.Value())
