@@ -12,8 +12,10 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.service.answers.service import LineageAnswers
 from lineagedb.service.metadata_store import MetadataStore
+from lineagedb.store.audit_log import AuditLog
 from lineagedb.store.unit_of_work import Database
 from tests.answers import tfx_pipeline
+from tests.audit.conftest import KEY, audited_db, audited_store  # noqa: F401  (fixtures, on the `audit` below)
 
 
 class LocalClient:
@@ -49,6 +51,13 @@ class LocalClient:
         request.options.reuse_context_if_already_exist = reuse_context_if_already_exist
         response = self.store.put_execution(request)
         return response.execution_id, list(response.artifact_ids), list(response.context_ids)
+
+
+@pytest.fixture
+def audit(clock: Any) -> AuditLog:
+    """An audit log on the store's clock, so a time between two writes is also one between
+    their records (as_of reads the log by time)."""
+    return AuditLog(KEY, clock=clock)
 
 
 @pytest.fixture

@@ -50,6 +50,8 @@ class Closure:
     reached_from: dict[Node, Node] = field(default_factory=dict)
     depth: int = 0
     truncated: int = pb.TRUNCATION_UNSPECIFIED
+    # When truncated: the nodes of the answer whose neighbours (in the walk's direction) were
+    # not all included, i.e. where the walk would go on.
     frontier: list[Node] = field(default_factory=list)
 
     @property
@@ -131,8 +133,9 @@ def walk(
             closure.events.extend(row for row in kept if _between_known(row, closure, {}))
             closure.depth += 1
             closure.truncated = pb.NODE_BUDGET
-            # The last level admitted is not expanded: the walk would go on from there.
-            frontier = {kind: set(reached[kind]) for kind in (ARTIFACT, EXECUTION)}
+            # The walk would go on from the nodes just expanded (some of their neighbours were
+            # left out) and from those just admitted (not expanded at all).
+            frontier = {kind: frontier[kind] | set(reached[kind]) for kind in (ARTIFACT, EXECUTION)}
             break
         for kind in (ARTIFACT, EXECUTION):
             closure.ids(kind).update(reached[kind])
