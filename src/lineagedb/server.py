@@ -29,7 +29,7 @@ from lineagedb import errors
 from lineagedb.api.audit import AuditInterceptor
 from lineagedb.api.auth import AuthInterceptor
 from lineagedb.api.retry import AbortedRetry
-from lineagedb.api.servicer import AuditServicer, LineageServicer, MetadataStoreServicer
+from lineagedb.api.servicer import AuditServicer, DeletionServicer, LineageServicer, MetadataStoreServicer
 from lineagedb.api.status import StatusInterceptor
 from lineagedb.config import ConfigurationError, Settings
 from lineagedb.ops.audit import load_key as load_audit_key
@@ -40,8 +40,9 @@ from lineagedb.ops.health import DatabaseSupervisor, describe
 from lineagedb.ops.interceptors import CallObserver, ReadinessGate, StatementScope
 from lineagedb.ops.metrics import Metrics
 from lineagedb.ops.tls import server_credentials
-from lineagedb.proto.lineagedb.v1 import audit_pb2, lineage_pb2
+from lineagedb.proto.lineagedb.v1 import audit_pb2, deletion_pb2, lineage_pb2
 from lineagedb.proto.lineagedb.v1 import audit_pb2_grpc as audit_grpc
+from lineagedb.proto.lineagedb.v1 import deletion_pb2_grpc as deletion_grpc
 from lineagedb.proto.lineagedb.v1 import lineage_pb2_grpc as lineage_grpc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
@@ -50,6 +51,7 @@ from lineagedb.security.policy import PolicyError
 from lineagedb.service.answers import conventions
 from lineagedb.service.answers.service import LineageAnswers
 from lineagedb.service.audit import AuditQueries
+from lineagedb.service.deletion import Deletion
 from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.store import statement_count
 from lineagedb.store.audit_log import AuditLog, CallContext
@@ -264,14 +266,18 @@ def build_server(settings: Settings) -> RunningServer:
     )
     svc_grpc.add_MetadataStoreServiceServicer_to_server(MetadataStoreServicer(store), server)
     audit_grpc.add_AuditServiceServicer_to_server(AuditServicer(AuditQueries(database)), server)
-    answers = LineageAnswers(database, _conventions(settings))
+    conventions_in_use = _conventions(settings)
+    answers = LineageAnswers(database, conventions_in_use)
     lineage_grpc.add_LineageServiceServicer_to_server(LineageServicer(answers), server)
+    deletion = Deletion(database, store.clock, conventions_in_use)
+    deletion_grpc.add_DeletionServiceServicer_to_server(DeletionServicer(deletion), server)
     health_pb2_grpc.add_HealthServicer_to_server(supervisor.servicer, server)
     reflection.enable_server_reflection(
         (
             svc.DESCRIPTOR.services_by_name["MetadataStoreService"].full_name,
             audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
             lineage_pb2.DESCRIPTOR.services_by_name["LineageService"].full_name,
+            deletion_pb2.DESCRIPTOR.services_by_name["DeletionService"].full_name,
             "grpc.health.v1.Health",
             reflection.SERVICE_NAME,
         ),

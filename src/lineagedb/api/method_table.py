@@ -84,6 +84,8 @@ METHOD_PERMISSIONS: dict[str, Permission] = {
         "/lineagedb.v1.LineageService/" + name: Permission.READ
         for name in ("Provenance", "Impact", "Diff", "Manifest", "Completeness", "Report")
     },
+    # Deleting is writing: an editor of every namespace it touches (checked per node in the service).
+    "/lineagedb.v1.DeletionService/Delete": Permission.WRITE,
     "/grpc.health.v1.Health/Check": Permission.PUBLIC,
     "/grpc.health.v1.Health/Watch": Permission.PUBLIC,
     "/grpc.health.v1.Health/List": Permission.PUBLIC,

@@ -14,12 +14,15 @@ import grpc
 
 from lineagedb.proto.lineagedb.v1 import audit_pb2
 from lineagedb.proto.lineagedb.v1 import audit_pb2_grpc as audit_grpc
+from lineagedb.proto.lineagedb.v1 import deletion_pb2 as deletion
+from lineagedb.proto.lineagedb.v1 import deletion_pb2_grpc as deletion_grpc
 from lineagedb.proto.lineagedb.v1 import lineage_pb2 as lineage
 from lineagedb.proto.lineagedb.v1 import lineage_pb2_grpc as lineage_grpc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
 from lineagedb.service.answers.service import LineageAnswers
 from lineagedb.service.audit import AuditQueries
+from lineagedb.service.deletion import Deletion
 from lineagedb.service.metadata_store import MetadataStore
 
 
@@ -317,3 +320,13 @@ class LineageServicer(lineage_grpc.LineageServiceServicer):
 
     def Report(self, request: lineage.ReportRequest, context: grpc.ServicerContext) -> lineage.ReportResponse:
         return self._answers.report(request, _deadline(context))
+
+
+class DeletionServicer(deletion_grpc.DeletionServiceServicer):
+    """lineagedb.v1.DeletionService: deletes that keep lineage whole."""
+
+    def __init__(self, deletion: Deletion) -> None:
+        self._deletion = deletion
+
+    def Delete(self, request: deletion.DeleteRequest, context: grpc.ServicerContext) -> deletion.DeleteResponse:
+        return self._deletion.delete(request)

@@ -124,6 +124,9 @@ class Changes:
 
     created: dict[str, list[int]] = field(default_factory=dict)
     updated: dict[str, list[int]] = field(default_factory=dict)
+    # Deleted outright, or kept as tombstones (lineagedb.v1.DeletionService).
+    deleted: dict[str, list[int]] = field(default_factory=dict)
+    tombstoned: dict[str, list[int]] = field(default_factory=dict)
     # {"node": "artifact:5", "field": "properties.approved", "from": ..., "to": ...}
     changes: list[dict[str, Any]] = field(default_factory=list)
     # Edges written, per kind: [[end, end, ...], ...]
@@ -137,13 +140,16 @@ class Changes:
         for name, before, after in changes:
             self.changes.append({"node": f"{kind}:{node_id}", "field": name, "from": before, "to": after})
 
+    def add_deleted(self, kind: str, ids: Iterable[int], tombstone: bool = False) -> None:
+        (self.tombstoned if tombstone else self.deleted).setdefault(kind, []).extend(ids)
+
     def add_edges(self, kind: str, ends: Iterable[list[int]]) -> None:
         self.edges.setdefault(kind, []).extend(ends)
 
     def nodes(self) -> list[tuple[int, int]]:
-        """(node kind number, id) of every node created or updated, once each."""
+        """(node kind number, id) of every node created, updated or deleted, once each."""
         seen: dict[tuple[int, int], None] = {}
-        for by_kind in (self.created, self.updated):
+        for by_kind in (self.created, self.updated, self.deleted, self.tombstoned):
             for kind, ids in by_kind.items():
                 number = NODE_KINDS.get(kind)
                 if number is not None:
@@ -152,7 +158,7 @@ class Changes:
 
     def detail(self) -> dict[str, Any]:
         detail: dict[str, Any] = {}
-        for name in ("created", "updated", "edges"):
+        for name in ("created", "updated", "deleted", "tombstoned", "edges"):
             value = getattr(self, name)
             if value:
                 detail[name] = value

@@ -238,6 +238,17 @@ def record_membership(uow: Any, kind_value: str, ids: Iterable[int]) -> None:
         raise _missing_namespace(namespace) from error
 
 
+def forget_membership(uow: Any, kind_value: str, ids: Iterable[int]) -> None:
+    """Deleted nodes leave their namespace (nodes of `default` have no row to delete)."""
+    number = kind_number(kind_value)
+    ordered = sorted(set(ids))
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start : start + 500]
+        uow.execute(sa.delete(MEMBERSHIP).where(MEMBERSHIP.c.node_kind == number, MEMBERSHIP.c.node_id.in_(chunk)))
+    for node_id in ordered:
+        uow.known_namespaces.pop((number, node_id), None)
+
+
 # -- administration (lineagedb namespace create|list|delete) ----------------------------
 
 
