@@ -10,6 +10,7 @@ from lineagedb.service.deletion import Deletion
 from lineagedb.store.unit_of_work import Database
 from tests.answers.conftest import answers, audit, client, two_runs  # noqa: F401  (fixtures)
 from tests.audit.conftest import audited_db, audited_store  # noqa: F401  (fixtures)
+from tests.tenancy.conftest import fresh_world  # noqa: F401  (fixture)
 
 
 @pytest.fixture
