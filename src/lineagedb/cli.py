@@ -453,6 +453,9 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--principal", action="append", default=[], help="also show this principal (repeat)")
     check.add_argument("--anonymous", default=None, help="the --auth-anonymous ROLE@NAMESPACE to check too")
     _audit_parser(sub)
+    from lineagedb.ops.lineage_cli import add_parser as add_lineage_parser
+
+    add_lineage_parser(sub)
     return parser
 
 
@@ -656,6 +659,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _authz_check(args.policy, args.principal, args.anonymous)
         if args.command == "audit":
             return _audit_command(args)
+        if args.command == "lineage":
+            from lineagedb.ops.lineage_cli import run as run_lineage
+
+            return run_lineage(args)
         return _db_command(args.db_command, args.database or default_database_url())
     except ConfigurationError as error:
         print(f"lineagedb: configuration error: {error}", file=sys.stderr)
