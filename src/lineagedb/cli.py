@@ -456,6 +456,9 @@ def _parser() -> argparse.ArgumentParser:
     from lineagedb.ops.lineage_cli import add_parser as add_lineage_parser
 
     add_lineage_parser(sub)
+    from lineagedb.ops.retention import add_parser as add_retention_parser
+
+    add_retention_parser(sub)
     return parser
 
 
@@ -663,6 +666,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lineagedb.ops.lineage_cli import run as run_lineage
 
             return run_lineage(args)
+        if args.command == "retention":
+            from lineagedb.ops.retention import run as run_retention
+
+            return run_retention(args)
         return _db_command(args.db_command, args.database or default_database_url())
     except ConfigurationError as error:
         print(f"lineagedb: configuration error: {error}", file=sys.stderr)

@@ -211,7 +211,7 @@ def test_a_dependent_linked_during_the_deletion_stops_it_consistently(
         )
     )
     with pytest.raises(errors.FailedPreconditionError, match="came to depend on artifact"):
-        deletion._carry_out(plan)
+        deletion.carry_out(plan)
     assert stored_artifacts(store, [run["evaluation"], run["pushed_model"]]) == sorted(
         [run["evaluation"], run["pushed_model"]]
     )

@@ -66,7 +66,7 @@ class Deletion:
         with self.db.transaction(write=False) as uow:
             plan = self._plan(uow, request, budget)
         if request.confirm:
-            self._carry_out(plan)
+            self.carry_out(plan)
         return self._response(plan, dry_run=not request.confirm)
 
     # -- planning -------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ class Deletion:
                 raise errors.PermissionDeniedError(
                     f"deleting {kind.value} {min(unwritable)} needs the right to write its namespace"
                 )
-        order = _dependents_first(uow, selection[ARTIFACT], selection[EXECUTION])
+        order = dependents_first(uow, selection[ARTIFACT], selection[EXECUTION])
         order += [(CONTEXT, i) for i in sorted(selection[CONTEXT])]
         if tombstone:
             removed = deletion_repo.Removed(len(selection[ARTIFACT]), len(selection[EXECUTION]))
@@ -159,9 +159,11 @@ class Deletion:
 
     # -- carrying it out ------------------------------------------------------------------------
 
-    def _carry_out(self, plan: Plan) -> None:
+    def carry_out(self, plan: Plan, progress: Callable[[int, int], None] = lambda done, total: None) -> None:
+        """Delete (or tombstone) the plan's nodes in its order, a batch per transaction,
+        calling `progress(done, total)` after each batch. Nodes already gone are skipped,
+        so carrying out an interrupted plan again finishes it."""
         now = self.clock()
-        keep = self.conventions.digest
         selected = {kind: plan.selection.get(kind, set()) for kind in (ARTIFACT, EXECUTION)}
         for start in range(0, len(plan.order), BATCH):
             batch = plan.order[start : start + BATCH]
@@ -170,29 +172,37 @@ class Deletion:
                 by_kind[kind].append(node_id)
             with self.db.transaction() as uow:
                 if plan.tombstone:
-                    for kind in (ARTIFACT, EXECUTION):
-                        if by_kind[kind]:
-                            deletion_repo.tombstone(uow, kind, by_kind[kind], keep, TOMBSTONE_MARKER, now)
-                            if uow.changes is not None:
-                                uow.changes.add_deleted(kind.value, by_kind[kind], tombstone=True)
-                    continue
-                late = [
-                    row
-                    for row in deletion_repo.dependents(uow, by_kind[ARTIFACT], by_kind[EXECUTION])
-                    if row[1] not in selected[row[0]]
-                ]
-                if late:
-                    kind, node_id, on_kind, on_id = late[0]
-                    raise errors.FailedPreconditionError(
-                        f"{kind.value} {node_id} came to depend on {on_kind.value} {on_id} while the deletion ran; "
-                        f"stopped after {start} of {len(plan.order)} nodes (what was deleted left the graph "
-                        "consistent); run it again to see the new plan"
-                    )
-                deletion_repo.remove(uow, by_kind[ARTIFACT], by_kind[EXECUTION], by_kind[CONTEXT])
+                    self._tombstone_batch(uow, by_kind, now)
+                else:
+                    self._delete_batch(uow, by_kind, selected, f"stopped after {start} of {len(plan.order)} nodes")
+            progress(min(start + BATCH, len(plan.order)), len(plan.order))
+
+    def _tombstone_batch(self, uow: UnitOfWork, by_kind: dict[NodeKind, list[int]], now: int) -> None:
+        for kind in (ARTIFACT, EXECUTION):
+            if by_kind[kind]:
+                deletion_repo.tombstone(uow, kind, by_kind[kind], self.conventions.digest, TOMBSTONE_MARKER, now)
                 if uow.changes is not None:
-                    for kind in (ARTIFACT, EXECUTION, CONTEXT):
-                        if by_kind[kind]:
-                            uow.changes.add_deleted(kind.value, by_kind[kind])
+                    uow.changes.add_deleted(kind.value, by_kind[kind], tombstone=True)
+
+    def _delete_batch(
+        self, uow: UnitOfWork, by_kind: dict[NodeKind, list[int]], selected: dict[NodeKind, set[int]], where: str
+    ) -> None:
+        late = [
+            row
+            for row in deletion_repo.dependents(uow, by_kind[ARTIFACT], by_kind[EXECUTION])
+            if row[1] not in selected[row[0]]
+        ]
+        if late:
+            kind, node_id, on_kind, on_id = late[0]
+            raise errors.FailedPreconditionError(
+                f"{kind.value} {node_id} came to depend on {on_kind.value} {on_id} while the deletion ran; "
+                f"{where} (what was deleted left the graph consistent); run it again to see the new plan"
+            )
+        deletion_repo.remove(uow, by_kind[ARTIFACT], by_kind[EXECUTION], by_kind[CONTEXT])
+        if uow.changes is not None:
+            for kind in (ARTIFACT, EXECUTION, CONTEXT):
+                if by_kind[kind]:
+                    uow.changes.add_deleted(kind.value, by_kind[kind])
 
     def _response(self, plan: Plan, dry_run: bool) -> pb.DeleteResponse:
         removed = plan.removed
@@ -210,7 +220,7 @@ class Deletion:
         )
 
 
-def _dependents_first(uow: UnitOfWork, artifact_ids: Collection[int], execution_ids: Collection[int]) -> list[Node]:
+def dependents_first(uow: UnitOfWork, artifact_ids: Collection[int], execution_ids: Collection[int]) -> list[Node]:
     """Artifacts and executions ordered so that every node comes before anything it
     depends on (reverse topological order of the lineage among them; ties by kind, id)."""
     upstream_of: dict[Node, set[Node]] = defaultdict(set)  # node -> what it depends on

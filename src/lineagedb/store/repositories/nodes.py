@@ -371,3 +371,18 @@ def load_by_external_ids(uow: UnitOfWork, kind: NodeKind, external_ids: Sequence
     for start in range(0, len(wanted), 500):
         found.extend(load_where(uow, kind, table.c.external_id.in_(wanted[start : start + 500])))
     return sorted(found, key=lambda n: n.id) if len(wanted) > 500 else found
+
+
+def type_names_of(uow: UnitOfWork, kind: NodeKind, ids: Iterable[int]) -> list[str]:
+    """The type name of each of the (existing) nodes `ids`, one entry per node."""
+    table, types = kind.table(uow.schema), uow.schema.type
+    statement = (
+        sa.select(types.c.name)
+        .join_from(table, types, types.c.id == table.c.type_id)
+        .where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+    )
+    wanted = sorted(set(ids))
+    names: list[str] = []
+    for start in range(0, len(wanted), _CHUNK):
+        names.extend(str(row[0]) for row in fast_read.rows(uow, statement, {"ids": wanted[start : start + _CHUNK]}))
+    return names
