@@ -341,3 +341,55 @@ def changes_since(
             changes = [change for change in json.loads(detail).get("changes", []) if change.get("node") == label]
             found.setdefault(int(node_id), []).append((int(time_ms), changes))
     return found
+
+
+def recorders(
+    connection: sa.Connection, nodes: Mapping[int, Iterable[int]], until_ms: int | None = None
+) -> dict[tuple[int, int], dict[str, Any]]:
+    """Who wrote each node, from the write records that touched it (up to `until_ms`):
+    {(node kind number, id): {"created": record | None, "updates": count, "last_update":
+    record | None}}, a record being {"principal", "namespace", "method", "time_ms"}.
+    `created` is None when the node was created while the log was off. One statement per
+    batch of ids, every kind in the same statement."""
+    pairs = sorted({(kind, int(node_id)) for kind, ids in nodes.items() for node_id in ids})
+    found: dict[tuple[int, int], dict[str, Any]] = {}
+    for start in range(0, len(pairs), BATCH):
+        batch = pairs[start : start + BATCH]
+        by_kind: dict[int, list[int]] = {}
+        for kind, node_id in batch:
+            by_kind.setdefault(kind, []).append(node_id)
+        statement = (
+            sa.select(
+                RECORD_NODES.c.node_kind,
+                RECORD_NODES.c.node_id,
+                RECORDS.c.principal,
+                RECORDS.c.namespace,
+                RECORDS.c.method,
+                RECORDS.c.time_ms,
+                RECORDS.c.detail,
+            )
+            .join(RECORDS, sa.and_(RECORDS.c.chain == RECORD_NODES.c.chain, RECORDS.c.seq == RECORD_NODES.c.seq))
+            .where(
+                sa.or_(
+                    *(
+                        sa.and_(RECORD_NODES.c.node_kind == kind, RECORD_NODES.c.node_id.in_(ids))
+                        for kind, ids in by_kind.items()
+                    )
+                ),
+                RECORDS.c.kind == audit_log.WRITE,
+            )
+            .order_by(RECORDS.c.time_ms, RECORDS.c.id)
+        )
+        if until_ms is not None:
+            statement = statement.where(RECORDS.c.time_ms <= until_ms)
+        for kind, node_id, principal, namespace, method, time_ms, detail in connection.execute(statement):
+            key = (int(kind), int(node_id))
+            entry = found.setdefault(key, {"created": None, "updates": 0, "last_update": None})
+            record = {"principal": principal, "namespace": namespace, "method": method, "time_ms": int(time_ms)}
+            created = json.loads(detail).get("created", {}).get(audit_log.KIND_NAMES[key[0]], [])
+            if key[1] in created and entry["created"] is None:
+                entry["created"] = record
+            else:
+                entry["updates"] += 1
+                entry["last_update"] = record
+    return found
