@@ -424,6 +424,22 @@ def _security_arguments(serve: argparse.ArgumentParser) -> None:
         help="JSON file naming the properties that hold content digests, versions, code versions and "
         "environments, for the lineage answers (default: what TFX and Kubeflow Pipelines record)",
     )
+    _option(
+        serve,
+        "--retention-policy",
+        env_name="RETENTION_POLICY",
+        metavar="FILE",
+        help="apply this retention policy (TOML, see `lineagedb retention`) every --retention-interval",
+    )
+    _option(
+        serve,
+        "--retention-interval",
+        env_name="RETENTION_INTERVAL",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="seconds between retention runs",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -594,6 +610,9 @@ def build_settings(args: argparse.Namespace, argv: Sequence[str]) -> Settings:
         audit_key_file=args.audit_key_file or None,
         audit_reads=args.audit_reads,
         lineage_conventions=args.lineage_conventions or None,
+        retention_policy=args.retention_policy or None,
+        retention_interval_s=args.retention_interval,
+        run_scheduled_jobs=args.worker_index in (None, 0),
     )
 
 

@@ -113,6 +113,10 @@ class Settings:
     audit_reads: str = "denied"  # off | denied | all
     # A JSON file naming the properties that hold digests, code versions, ... (service.answers.conventions).
     lineage_conventions: str | None = None
+    # Retention run inside the server (ops.retention.RetentionSchedule); only by worker 0.
+    retention_policy: str | None = None
+    retention_interval_s: float = 3600.0
+    run_scheduled_jobs: bool = True
 
 
 def env(name: str, default: str | None = None) -> str | None:

@@ -39,6 +39,7 @@ from lineagedb.ops.encryption import server_protection
 from lineagedb.ops.health import DatabaseSupervisor, describe
 from lineagedb.ops.interceptors import CallObserver, ReadinessGate, StatementScope
 from lineagedb.ops.metrics import Metrics
+from lineagedb.ops.retention import RetentionSchedule
 from lineagedb.ops.tls import server_credentials
 from lineagedb.proto.lineagedb.v1 import audit_pb2, deletion_pb2, lineage_pb2
 from lineagedb.proto.lineagedb.v1 import audit_pb2_grpc as audit_grpc
@@ -53,6 +54,7 @@ from lineagedb.service.answers.service import LineageAnswers
 from lineagedb.service.audit import AuditQueries
 from lineagedb.service.deletion import Deletion
 from lineagedb.service.metadata_store import MetadataStore
+from lineagedb.service.retention import Retention
 from lineagedb.store import statement_count
 from lineagedb.store.audit_log import AuditLog, CallContext
 from lineagedb.store.bootstrap import AUDIT_REVISION, prepare_database, upgrade_command
@@ -81,6 +83,7 @@ class RunningServer:
     fatal: list[BaseException] = field(default_factory=list)
     access: AccessControl | None = None
     statements: statement_count.StatementCounter | None = None
+    retention: RetentionSchedule | None = None
 
     def reload_security(self) -> bool:
         """SIGHUP: re-read the policy and credential files; a bad file keeps the old ones."""
@@ -96,6 +99,8 @@ class RunningServer:
 
     def stop(self, grace: float | None = 5.0, drain_s: float = 0.0) -> None:
         self.supervisor.shutdown()  # NOT_SERVING first
+        if self.retention is not None:
+            self.retention.stop()
         if drain_s > 0:
             time.sleep(drain_s)
         self.server.stop(grace).wait()
@@ -292,6 +297,15 @@ def build_server(settings: Settings) -> RunningServer:
     running.fatal = running_fatal
     running.access = access
     running.statements = statements
+    if settings.retention_policy is not None and settings.run_scheduled_jobs:
+        if settings.retention_interval_s <= 0:
+            raise ConfigurationError("--retention-interval must be a positive number of seconds")
+        try:
+            running.retention = RetentionSchedule(
+                Retention(deletion), settings.retention_policy, settings.retention_interval_s
+            )
+        except errors.InvalidArgumentError as error:
+            raise ConfigurationError(str(error)) from error
     return running
 
 
@@ -347,6 +361,8 @@ def serve(settings: Settings) -> int:
         log.info("plaintext listener on %s:%d", settings.plaintext_host, running.plaintext_port)
 
     running.supervisor.start()
+    if running.retention is not None:
+        running.retention.start()
     _STOP.wait()
     started = time.monotonic()
     running.stop(grace=settings.shutdown_grace_s, drain_s=settings.shutdown_drain_s)

@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import sys
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -35,6 +37,8 @@ from lineagedb.service.deletion import Deletion
 from lineagedb.service.retention import SAMPLE, Policy, Retention, Rule, read_plan
 from lineagedb.store.engine import create_engine
 from lineagedb.store.unit_of_work import Database
+
+log = logging.getLogger(__name__)
 
 
 def _quoted(text: str) -> str:
@@ -152,3 +156,48 @@ def _apply(retention: Retention, plan_path: Path, out: TextIO) -> int:
     retention.apply(order, progress)
     out.write("done\n")
     return 0
+
+
+class RetentionSchedule:
+    """Plan and apply a policy every `interval_s` seconds inside the server (a daemon
+    thread; the first run one interval after start). Several servers on one database
+    may all run it: a batch deletes only what is still there and re-checks dependents,
+    so concurrent runs cannot break lineage, they only repeat work."""
+
+    def __init__(self, retention: Retention, policy_path: str, interval_s: float) -> None:
+        self.policy, self.description = load_policy(policy_path)  # refused at startup if bad
+        self.retention = retention
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.run_once()
+
+    def run_once(self) -> int:
+        """One plan and apply; returns the nodes deleted (0 after an error, which is logged)."""
+        try:
+            plan = self.retention.plan(self.policy, int(time.time() * 1000), self.description)
+            if plan.order:
+                self.retention.apply(plan.order)
+            log.info(
+                "retention: deleted %d nodes (kept %d protected, %d depended on)",
+                len(plan.order),
+                plan.kept_protected,
+                plan.kept_dependents,
+            )
+            return len(plan.order)
+        except errors.LineageError as error:
+            log.error("retention run stopped: %s", error.message)
+        except Exception as error:  # a failed run must not kill the thread; the next one retries
+            log.error("retention run failed: %s", type(error).__name__)
+        return 0

@@ -170,7 +170,9 @@ class Deletion:
             by_kind: dict[NodeKind, list[int]] = defaultdict(list)
             for kind, node_id in batch:
                 by_kind[kind].append(node_id)
-            with self.db.transaction() as uow:
+            # Exclusive of writers: none can link to a node of this batch between the check
+            # for dependents and the delete (store.locks.WRITERS_KEY).
+            with self.db.transaction(exclusive=True) as uow:
                 if plan.tombstone:
                     self._tombstone_batch(uow, by_kind, now)
                 else:

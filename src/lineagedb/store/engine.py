@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
 from lineagedb.store import db_tls
+from lineagedb.store.locks import WRITERS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +114,22 @@ COMMIT_PREFIX = "lineagedb_commit_prefix"
 _PQ_INTRANS, _PQ_INERROR = 2, 3
 
 
+# A write transaction's BEGIN also takes the writers' lock (store.locks.WRITERS_KEY), shared;
+# a transaction that deletes nodes takes it exclusively (BEGIN_PENDING's value says which).
+SHARED, EXCLUSIVE = "shared", "exclusive"
+
+
+def begin_sql(mode: object) -> str:
+    """BEGIN and the writers' lock of a PostgreSQL write transaction."""
+    function = "pg_advisory_xact_lock" if mode == EXCLUSIVE else "pg_advisory_xact_lock_shared"
+    return f"BEGIN; SELECT {function}({WRITERS_KEY}); "
+
+
 def begin_prefix(info: dict[str, object]) -> str:
-    """'BEGIN; ' if the transaction of the connection with this info has yet to be opened."""
-    if info.pop(BEGIN_PENDING, False):
-        return "BEGIN; "
-    return ""
+    """BEGIN (and the writers' lock) if the transaction of the connection with this info has
+    yet to be opened; empty otherwise."""
+    mode = info.pop(BEGIN_PENDING, None)
+    return begin_sql(mode) if mode else ""
 
 
 def _fold_begin(engine: sa.Engine) -> None:
@@ -136,8 +148,7 @@ def _fold_begin(engine: sa.Engine) -> None:
     def _prefix(conn, cursor, statement, parameters, _context, executemany):  # type: ignore[no-untyped-def]
         if conn.info.get(BEGIN_PENDING):
             if executemany:  # one execution per row: open the transaction on its own
-                conn.info.pop(BEGIN_PENDING)
-                cursor.execute("BEGIN")
+                cursor.execute(begin_sql(conn.info.pop(BEGIN_PENDING)))
             else:
                 statement = begin_prefix(conn.info) + statement
         return statement, parameters

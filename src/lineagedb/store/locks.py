@@ -20,6 +20,22 @@ from lineagedb import errors
 
 LOCK_TIMEOUT_S = 30
 
+# The writers' lock: every write transaction holds it shared, a transaction that deletes
+# nodes holds it exclusively. A writer checks that the nodes it links to exist and then
+# inserts its events and links; MLMD's schema has no foreign keys, so without this a
+# deletion committing in between would leave the new rows pointing at nothing. Taken at
+# BEGIN: PostgreSQL an advisory lock folded into BEGIN's round trip (store.engine),
+# MySQL/MariaDB a share or exclusive lock of MLMDEnv's single row; SQLite needs none
+# (BEGIN IMMEDIATE serializes writers). Deletions are batches of a few hundred nodes, so
+# writers wait for one batch at most.
+WRITERS_KEY = int.from_bytes(hashlib.sha256(b"lineagedb:writers").digest()[:8], "big", signed=True)
+
+
+def hold_writers_lock(connection: sa.Connection, mlmd_env: sa.Table, exclusive: bool) -> None:
+    """MySQL/MariaDB: take the writers' lock at the start of a write transaction."""
+    statement = sa.select(mlmd_env.c.schema_version).with_for_update(read=not exclusive)
+    connection.execute(statement)
+
 
 def _digest(name: str) -> bytes:
     return hashlib.sha256(name.encode()).digest()
