@@ -107,8 +107,9 @@ def test_impact_of_a_dataset_groups_what_it_affects(answers: LineageAnswers, two
         ("PushedModel", "LIVE", 1),
     }
     assert sorted(c.name for c in got.contexts) == sorted(["taxi", "run-1", *(f"taxi.{step}" for step in STEPS)])
-    paths = {p.target.artifact_id: [_key(n) for n in p.nodes] for p in got.paths}
-    assert set(paths) == affected
+    paths = {target: path_to(got, ("artifact", target)) for target in affected}
+    # The tree has a step for every node reached beyond the start.
+    assert len(got.tree) == len(affected) + len(got.executions)
     # Shortest paths: the Evaluator reads the examples directly.
     assert paths[run["evaluation"]] == [
         ("artifact", run["examples"]),
@@ -130,7 +131,8 @@ def test_impact_filters_by_type_and_state(answers: LineageAnswers, two_runs: Run
     models = answers.impact(pb.ImpactRequest(node=artifact(run["examples"]), artifact_types=["Model", "PushedModel"]))
     assert ids_of(models.artifacts) == sorted([run["model"], run["pushed_model"]])
     assert [(g.type, g.count) for g in models.groups] == [("Model", 1), ("PushedModel", 1)]
-    assert len(models.paths) == 2
+    # The tree covers the whole walk, whatever the filters show.
+    assert len(models.tree) == 14
     store.put_artifacts(
         svc.PutArtifactsRequest(artifacts=[mlmd.Artifact(id=run["model"], state=mlmd.Artifact.DELETED)])
     )
@@ -140,6 +142,15 @@ def test_impact_filters_by_type_and_state(answers: LineageAnswers, two_runs: Run
     assert not live.artifacts and not live.groups
     deleted = answers.impact(pb.ImpactRequest(node=artifact(run["examples"]), artifact_states=["DELETED"]))
     assert [(g.type, g.state, g.count) for g in deleted.groups] == [("Model", "DELETED", 1)]
+
+
+def path_to(impact: pb.ImpactResponse, node: tuple[str, int]) -> list[tuple[str, int]]:
+    """Follow the tree back from `node` to the start: the path, start first."""
+    parent = {_key(step.node): _key(step.reached_from) for step in impact.tree}
+    path = [node]
+    while path[-1] in parent:
+        path.append(parent[path[-1]])
+    return path[::-1]
 
 
 def _key(ref: pb.NodeRef) -> tuple[str, int]:

@@ -25,7 +25,7 @@ from sqlalchemy import exc as sa_exc
 
 from lineagedb import errors
 from lineagedb.store import audit_log, locks
-from lineagedb.store.engine import BEGIN_PENDING, begin_prefix, is_sqlite_memory
+from lineagedb.store.engine import BEGIN_PENDING, EXCLUSIVE, SHARED, begin_prefix, is_sqlite_memory
 from lineagedb.store.schema import Schema, schema_for
 from lineagedb.store.sensitive import PropertyProtection
 from lineagedb.store.statement_count import count_driver_statement
@@ -140,6 +140,11 @@ class UnitOfWork:
         # or looked up here (store.tenancy.locate_many).
         self.known_namespaces: dict[tuple[int, int], str | None] = {}
         self.dialect = connection.dialect.name
+        # Ids per IN list of set-based reads: SQLite builds may allow only 999 bound
+        # parameters, and on PostgreSQL lists of 1,000 and 5,000 ids made 10,000-node
+        # lineage answers slower, not faster (planning long lists costs more than the
+        # round trips saved), so one size serves every backend.
+        self.id_chunk = 500
         self._after_commit: list[Callable[[], None]] = []
         self._releases: list[Callable[[], None]] = []
         # Rows inserted per table, for store.statistics once the transaction commits.
@@ -254,7 +259,10 @@ class Database:
         self._serialize = threading.RLock() if is_sqlite_memory(engine.url) else None
 
     @contextmanager
-    def transaction(self, write: bool = True) -> Iterator[UnitOfWork]:
+    def transaction(self, write: bool = True, exclusive: bool = False) -> Iterator[UnitOfWork]:
+        """One transaction. `exclusive` (for deletions) holds the writers' lock exclusively:
+        it waits for every write transaction in flight and holds new ones back until it
+        ends (store.locks.WRITERS_KEY)."""
         tenancy = CURRENT_TENANCY.get()
         if tenancy is None:
             if self.require_tenancy:
@@ -262,10 +270,10 @@ class Database:
             tenancy = UNRESTRICTED
         lock = self._serialize if self._serialize is not None else nullcontext()
         with lock:
-            uow = self._run(write, tenancy)
+            uow = self._run(write, tenancy, exclusive)
             yield from uow
 
-    def _run(self, write: bool, tenancy: Tenancy) -> Iterator[UnitOfWork]:
+    def _run(self, write: bool, tenancy: Tenancy, exclusive: bool = False) -> Iterator[UnitOfWork]:
         try:
             connection = self.engine.connect()
         except sa_exc.TimeoutError as error:
@@ -284,12 +292,18 @@ class Database:
             if dbapi_connection is not None:
                 dbapi_connection.autocommit = True
                 if write:
-                    connection.info[BEGIN_PENDING] = True
+                    connection.info[BEGIN_PENDING] = EXCLUSIVE if exclusive else SHARED
             try:
                 try:
                     transaction = connection.begin()
                 except sa_exc.DBAPIError as error:
                     raise classify_driver_error(error) from error
+                if write and self.dialect in ("mysql", "mariadb"):
+                    try:
+                        locks.hold_writers_lock(connection, self.schema.mlmd_env, exclusive)
+                    except sa_exc.DBAPIError as error:
+                        self._rollback(transaction)
+                        raise classify_driver_error(error) from error
                 audit = self.audit if write else None
                 changes = audit_log.Changes() if audit is not None else None
                 uow = UnitOfWork(connection, self.schema, tenancy, changes, self.protection)
@@ -323,6 +337,11 @@ class Database:
                         dbapi_connection.autocommit = False
         if pending is not None:
             audit_log.AuditLog.commit_pending(pending)
+            call = audit_log.CURRENT_CALL.get()
+            if call is not None:
+                # Only now: a record that went down with its commit leaves the call to the
+                # audit interceptor, which records it as failed.
+                call.recorded = True
         for callback in uow._after_commit:
             callback()
         self.statistics.record(uow.inserted)
@@ -345,8 +364,6 @@ class Database:
             if isinstance(error, sa_exc.DBAPIError):
                 _raise_domain(error)
             raise
-        if call is not None:
-            call.recorded = True
         return pending
 
     def append_audit(

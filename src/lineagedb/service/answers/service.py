@@ -71,11 +71,8 @@ class LineageAnswers:
             artifacts=affected,
             executions=[e for e in found.executions if (EXECUTION, e.id) not in started],
             contexts=found.contexts,
-            paths=[
-                pb.Path(
-                    target=graph.ref((ARTIFACT, a.id)), nodes=[graph.ref(n) for n in closure.path_to((ARTIFACT, a.id))]
-                )
-                for a in affected
+            tree=[
+                pb.Step(node=graph.ref(node), reached_from=graph.ref(via)) for node, via in closure.reached_from.items()
             ],
             events=found.events,
             depth=closure.depth,

@@ -133,9 +133,10 @@ def _paths_statement(schema: Schema, dialect: str) -> sa.Select[Any]:
 def _load_paths(uow: UnitOfWork, by_id: dict[int, mlmd.Event]) -> None:
     statement = _paths_statement(uow.schema, uow.dialect)
     ids = list(by_id)
-    for start in range(0, len(ids), _CHUNK):
+    size = uow.id_chunk
+    for start in range(0, len(ids), size):
         for event_id, is_index_step, step_index, step_key in fast_read.rows(
-            uow, statement, {"ids": ids[start : start + _CHUNK]}
+            uow, statement, {"ids": ids[start : start + size]}
         ):
             target = by_id[event_id].path.steps.add()
             if is_index_step:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -26,14 +26,11 @@ from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND, 
 from lineagedb.store.tenancy import Reach
 from lineagedb.store.unit_of_work import UnitOfWork
 
-# Ids per IN list. Small enough for SQLite builds limited to 999 bound
-# parameters, large enough that ordinary graphs need one statement per hop.
-CHUNK = 500
 
-
-@dataclass(frozen=True)
-class EventRow:
-    """An Event row without its path; paths are loaded once, for kept events only."""
+class EventRow(NamedTuple):
+    """An Event row without its path; paths are loaded once, for kept events only. A
+    tuple, not a dataclass: walks make one per event, and a frozen dataclass costs
+    several times more to build."""
 
     id: int
     artifact_id: int
@@ -50,10 +47,12 @@ class LinkRow:
     context_id: int
 
 
-def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+def _chunks(uow: UnitOfWork, ids: Iterable[int]) -> Iterator[list[int]]:
+    """Ascending, disjoint chunks of `ids` of the unit of work's IN-list size."""
     ordered = sorted(set(ids))
-    for start in range(0, len(ordered), CHUNK):
-        yield ordered[start : start + CHUNK]
+    size = uow.id_chunk
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
 
 
 def first_matching_ids(uow: UnitOfWork, kind: NodeKind, filter_text: str, limit: int) -> list[int]:
@@ -88,7 +87,7 @@ def ids_matching(uow: UnitOfWork, kind: NodeKind, candidates: Collection[int], f
     filter_query.check_sensitive(uow, kind, filter_text)
     table = kind.table(uow.schema)
     found: set[int] = set()
-    for chunk in _chunks(candidates):
+    for chunk in _chunks(uow, candidates):
         query = filter_query.apply(uow, kind, sa.select(table.c.id).where(table.c.id.in_(chunk)), filter_text)
         found.update(int(i) for i in uow.execute(query, uow.tenancy.parameters).scalars())
     return found
@@ -113,7 +112,7 @@ def events_touching(
     types = sorted(event_types) if event_types is not None else None
     visibility = uow.tenancy.parameters
     rows: list[EventRow] = []
-    for chunk in _chunks(frontier):
+    for chunk in _chunks(uow, frontier):
         parameters: dict[str, object] = {"ids": chunk, **visibility}
         if types is not None:
             parameters["types"] = types
@@ -121,7 +120,7 @@ def events_touching(
             parameters["as_of"] = as_of_ms
         found = fast_read.rows(uow, statement, parameters)
         rows.extend(EventRow(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4]) for r in found)
-    if len(frontier) > CHUNK:
+    if len(frontier) > uow.id_chunk:
         rows.sort(key=lambda row: row.id)
     return rows
 
@@ -157,7 +156,7 @@ def created_by(uow: UnitOfWork, kind: NodeKind, ids: Collection[int], as_of_ms: 
     """Those of `ids` (readable nodes) created at or before `as_of_ms`."""
     statement = _created_statement(uow.schema, kind)
     found: set[int] = set()
-    for chunk in _chunks(ids):
+    for chunk in _chunks(uow, ids):
         found.update(int(row[0]) for row in fast_read.rows(uow, statement, {"ids": chunk, "as_of": as_of_ms}))
     return found
 
@@ -178,7 +177,7 @@ def context_members(uow: UnitOfWork, context_ids: Collection[int]) -> tuple[set[
     for table, owner_column in ((uow.schema.attribution, "artifact_id"), (uow.schema.association, "execution_id")):
         statement = _members_statement(table, owner_column, uow.tenancy.reach)
         ids: set[int] = set()
-        for chunk in _chunks(context_ids):
+        for chunk in _chunks(uow, context_ids):
             ids.update(int(row[0]) for row in fast_read.rows(uow, statement, {"ids": chunk, **uow.tenancy.parameters}))
         found.append(ids)
     return found[0], found[1]
@@ -209,7 +208,7 @@ def _links(uow: UnitOfWork, table: sa.Table, owner_column: str, ids: Collection[
     statement = _links_statement(table, owner_column, uow.tenancy.reach)
     visibility = uow.tenancy.parameters
     rows: list[LinkRow] = []
-    for chunk in _chunks(ids):
+    for chunk in _chunks(uow, ids):
         found = fast_read.rows(uow, statement, {"ids": chunk, **visibility})
         rows.extend(LinkRow(int(row[0]), int(row[1])) for row in found)
     return rows  # chunks are ascending and disjoint, so the concatenation stays ordered

@@ -23,7 +23,6 @@ from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND, 
 from lineagedb.store.tenancy import Reach
 from lineagedb.store.unit_of_work import UnitOfWork
 
-_CHUNK = 500  # ids per IN list (SQLite builds may allow only 999 bound parameters)
 Node = mlmd.Artifact | mlmd.Execution | mlmd.Context
 
 
@@ -31,6 +30,10 @@ class NodeKind(enum.Enum):
     ARTIFACT = "artifact"
     EXECUTION = "execution"
     CONTEXT = "context"
+
+    # Members are singletons compared by identity; Enum's own __hash__ (of the name, in
+    # Python) showed up in profiles of lineage walks keyed by (kind, id).
+    __hash__ = object.__hash__
 
     @property
     def type_kind(self) -> int:
@@ -252,8 +255,9 @@ def hydrate(
         codecs.fill_properties(rows, by_id, sealed)
     else:
         ids = list(by_id)
-        for start in range(0, len(ids), _CHUNK):
-            codecs.fill_properties(fast_read.rows(uow, by_ids, {"ids": ids[start : start + _CHUNK]}), by_id, sealed)
+        size = uow.id_chunk
+        for start in range(0, len(ids), size):
+            codecs.fill_properties(fast_read.rows(uow, by_ids, {"ids": ids[start : start + size]}), by_id, sealed)
     if sealed:
         sensitive.reveal(uow, kind.value, sealed)
     return messages
@@ -305,8 +309,9 @@ def load_by_ids(uow: UnitOfWork, kind: NodeKind, ids: Iterable[int]) -> list[Any
     by_ids = _statements(uow.schema, kind, uow.tenancy.reach)[0]
     visibility = uow.tenancy.parameters
     result: list[Any] = []
-    for start in range(0, len(wanted), _CHUNK):
-        rows = fast_read.rows(uow, by_ids, {"ids": wanted[start : start + _CHUNK], **visibility})
+    size = uow.id_chunk
+    for start in range(0, len(wanted), size):
+        rows = fast_read.rows(uow, by_ids, {"ids": wanted[start : start + size], **visibility})
         result.extend(hydrate(uow, kind, rows))
     return result
 
@@ -383,6 +388,7 @@ def type_names_of(uow: UnitOfWork, kind: NodeKind, ids: Iterable[int]) -> list[s
     )
     wanted = sorted(set(ids))
     names: list[str] = []
-    for start in range(0, len(wanted), _CHUNK):
-        names.extend(str(row[0]) for row in fast_read.rows(uow, statement, {"ids": wanted[start : start + _CHUNK]}))
+    size = uow.id_chunk
+    for start in range(0, len(wanted), size):
+        names.extend(str(row[0]) for row in fast_read.rows(uow, statement, {"ids": wanted[start : start + size]}))
     return names
