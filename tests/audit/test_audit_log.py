@@ -107,6 +107,33 @@ def test_a_commit_whose_outcome_is_unknown_starts_a_new_chain(
     assert _verify(audited_db).ok
 
 
+def test_a_write_whose_commit_fails_is_left_to_be_recorded_as_failed(
+    audited_store: MetadataStore, audited_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write's record went down with its commit: the call must not count as recorded,
+    or the audit interceptor would skip the call's `failed` record and nothing would show it."""
+    type_id = _types(audited_store)
+    dialect = audited_db.engine.dialect
+
+    def failing_commit(dbapi_connection: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("ROLLBACK")
+        cursor.close()
+        raise sa_exc.OperationalError("COMMIT", {}, Exception("connection reset during commit"))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(dialect, "do_commit", failing_commit)
+        with as_call("PutArtifacts") as failed, pytest.raises(errors.LineageError):
+            audited_store.put_artifacts(
+                svc.PutArtifactsRequest(artifacts=[mlmd.Artifact(type_id=type_id, uri="s3://m/lost")])
+            )
+    assert failed.recorded is False
+    assert len(records(audited_db)) == 1  # the type's
+    with as_call("PutArtifacts") as committed:
+        audited_store.put_artifacts(svc.PutArtifactsRequest(artifacts=[mlmd.Artifact(type_id=type_id, uri="s3://m/0")]))
+    assert committed.recorded is True
+
+
 def test_an_update_keeps_the_previous_and_new_values(audited_store: MetadataStore, audited_db: Database) -> None:
     type_id = _types(audited_store)
     [artifact_id] = _artifacts(audited_store, type_id, count=1)
