@@ -33,8 +33,10 @@ from typing import Any, TextIO
 
 from lineagedb import errors
 from lineagedb.config import default_database_url
+from lineagedb.ops.database import parse_url
 from lineagedb.service.deletion import Deletion
 from lineagedb.service.retention import SAMPLE, Policy, Retention, Rule, read_plan
+from lineagedb.store.bootstrap import inspect_schema, upgrade_command
 from lineagedb.store.engine import create_engine
 from lineagedb.store.unit_of_work import Database
 
@@ -113,7 +115,16 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    engine = create_engine(args.database or default_database_url())
+    engine = create_engine(parse_url(args.database or default_database_url()))
+    with engine.connect() as connection:
+        connection.info["lineagedb_write"] = False
+        state = inspect_schema(connection)
+    if state.missing_tables or state.revision is None:
+        engine.dispose()
+        raise errors.FailedPreconditionError(
+            "this database has no LineageDB schema (or an incomplete one); run: "
+            + upgrade_command(engine.url.render_as_string(hide_password=True))
+        )
     database = Database(engine)
     try:
         retention = Retention(Deletion(database, lambda: int(time.time() * 1000)))
