@@ -3,6 +3,7 @@ what changed, and verification that catches each kind of tampering."""
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -387,3 +388,34 @@ def test_changed_values_of_every_kind_are_recorded(audited_store: MetadataStore,
         "custom_properties.s": {"string_value": "x"},
         "custom_properties.st": {"struct_value": {"k": "v"}},
     }
+
+
+def test_verify_reads_one_snapshot_while_servers_write(
+    audited_store: MetadataStore,
+    audited_db: Database,
+    database_url: str,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`lineagedb audit verify` next to running servers: a write that commits between its
+    reading the chain heads and the records is not reported as inserted (PostgreSQL reads
+    at READ COMMITTED otherwise), and it does not hold SQLite's write lock, which would
+    make that write wait and fail."""
+    from lineagedb.ops import audit as audit_ops
+
+    type_id = _types(audited_store)
+    _artifacts(audited_store, type_id)
+    key_file = tmp_path / "audit.key"
+    key_file.write_bytes(KEY)
+    bases = audit_store._prune_bases
+
+    def bases_then_a_write(connection: sa.Connection, key: bytes) -> dict[str, tuple[int, str]]:
+        found = bases(connection, key)
+        _artifacts(audited_store, type_id)  # a server's write commits meanwhile
+        return found
+
+    monkeypatch.setattr(audit_store, "_prune_bases", bases_then_a_write)
+    out = io.StringIO()
+    assert audit_ops.verify(database_url, str(key_file), out=out) == 0, out.getvalue()
+    assert out.getvalue() == "ok: 2 records in 1 chains verify\n"
+    assert len(records(audited_db)) == 3

@@ -74,11 +74,19 @@ def parse_time(text: str) -> int:
 
 
 @contextmanager
-def _connected(database_url: str) -> Iterator[sa.Connection]:
-    """A connection to a database that has the audit log's tables, disposed of after."""
+def _connected(database_url: str, write: bool = False) -> Iterator[sa.Connection]:
+    """A connection to a database that has the audit log's tables, disposed of after.
+
+    Reads (verify, history, query, export) see one snapshot, so records and chain heads
+    that servers write meanwhile do not look like tampering (PostgreSQL would read each
+    statement at READ COMMITTED), and on SQLite they take no write lock (BEGIN IMMEDIATE
+    would hold off every server's writes for as long as a verify or an export runs)."""
     engine = _engine(database_url)
     try:
         with engine.connect() as connection:
+            connection.info["lineagedb_write"] = write  # SQLite: BEGIN IMMEDIATE only to write
+            if not write and connection.dialect.name in ("postgresql", "mysql", "mariadb"):
+                connection.execution_options(isolation_level="REPEATABLE READ")
             yield connection
     finally:
         engine.dispose()
@@ -87,6 +95,7 @@ def _connected(database_url: str) -> Iterator[sa.Connection]:
 def _engine(database_url: str) -> sa.Engine:
     engine = create_engine(parse_url(database_url), PoolSettings(size=1, max_overflow=0, timeout_s=30))
     with engine.connect() as connection:
+        connection.info["lineagedb_write"] = False
         state = inspect_schema(connection)
     if state.revision is None or state.revision < AUDIT_REVISION:
         engine.dispose()
@@ -238,10 +247,8 @@ def prune(database_url: str, key_file: str | None, before: str, out: TextIO = sy
     log = AuditLog(required_key(key_file))
     before_ms = parse_time(before)
     principal = f"{os.environ.get('USER') or 'unknown'}@lineagedb-cli"
-    with _connected(database_url) as connection:
-        connection.info["lineagedb_write"] = True  # SQLite: BEGIN IMMEDIATE
-        with connection.begin():
-            result = audit_store.prune(connection, log, before_ms, principal)
+    with _connected(database_url, write=True) as connection, connection.begin():
+        result = audit_store.prune(connection, log, before_ms, principal)
     log.commit_pending(result["pending"])
     print(f"pruned {result['deleted']} records older than {_iso(before_ms)} from {result['chains']} chains", file=out)
     return 0

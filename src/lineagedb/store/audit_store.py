@@ -118,7 +118,9 @@ class Verification:
 
 def verify(connection: sa.Connection, key: bytes) -> Verification:
     """Walk every chain, streaming (a chain may hold millions of records); the first
-    problem of each chain is reported, earliest record first."""
+    problem of each chain is reported, earliest record first. `connection` should read one
+    snapshot (ops.audit opens it so): heads and records read at different moments of a
+    live database disagree."""
     result = Verification()
     chains = {row.chain: row for row in connection.execute(sa.select(CHAINS).order_by(CHAINS.c.chain))}
     result.chains = len(chains)
