@@ -419,3 +419,44 @@ def test_verify_reads_one_snapshot_while_servers_write(
     assert audit_ops.verify(database_url, str(key_file), out=out) == 0, out.getvalue()
     assert out.getvalue() == "ok: 2 records in 1 chains verify\n"
     assert len(records(audited_db)) == 3
+
+
+@pytest.mark.parametrize(
+    "request_fields",
+    [
+        {"node": "artifact:\u00b2"},  # str.isdigit() says yes, int() says no
+        {"node": "artifact:1\u00b9"},
+        {"node": "artifact:"},
+        {"node": "artifact:-1"},
+        {"node": "model:1"},
+        {"node": "artifact:" + "9" * 19},
+        {"page_token": "after:\u00b2"},
+        {"page_token": "after:"},
+        {"page_token": "before:5"},
+    ],
+)
+def test_query_audit_refuses_a_malformed_node_or_page_token(
+    audited_db: Database, request_fields: dict[str, str]
+) -> None:
+    """A caller's mistake is INVALID_ARGUMENT, never INTERNAL (a ValueError from int())."""
+    from lineagedb.proto.lineagedb.v1 import audit_pb2
+    from lineagedb.service.audit import AuditQueries
+
+    with pytest.raises(errors.InvalidArgumentError):
+        AuditQueries(audited_db).query_audit(audit_pb2.QueryAuditRequest(**request_fields))
+
+
+@pytest.mark.parametrize("text", ["artifact:\u00b2", "execution:\u0663", "context:", "artifact:" + "9" * 19, "x:1"])
+def test_the_audit_commands_refuse_a_malformed_node(text: str) -> None:
+    from lineagedb.ops import audit as audit_ops
+
+    with pytest.raises(errors.InvalidArgumentError, match="a node is artifact:ID, execution:ID or context:ID"):
+        audit_ops.parse_node(text)
+
+
+def test_nodes_parse_the_same_for_the_commands_and_the_service() -> None:
+    from lineagedb.ops import audit as audit_ops
+
+    assert audit_ops.parse_node("artifact:5") == audit_log.parse_node("artifact:5") == (1, 5)
+    assert audit_log.parse_node("execution:0") == (0, 0)
+    assert audit_log.parse_node("context:" + "9" * 18) == (2, 10**18 - 1)

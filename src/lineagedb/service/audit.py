@@ -26,7 +26,7 @@ class AuditQueries:
         query = audit_store.AuditQuery(
             principal=request.principal or None,
             method=request.method or None,
-            node=_node(request.node) if request.node else None,
+            node=audit_log.parse_node(request.node) if request.node else None,
             since_ms=request.since_ms or None,
             until_ms=request.until_ms or None,
             kind=request.kind or None,
@@ -57,17 +57,10 @@ class AuditQueries:
         return response
 
 
-def _node(text: str) -> tuple[int, int]:
-    kind, _, number = text.partition(":")
-    if kind not in audit_log.NODE_KINDS or not number.isdigit() or len(number) > 18:
-        raise errors.InvalidArgumentError(f"node is artifact:ID, execution:ID or context:ID, not {text!r}")
-    return audit_log.NODE_KINDS[kind], int(number)
-
-
 def _after(token: str) -> int:
     if not token:
         return 0
     prefix, _, number = token.partition(":")
-    if prefix != "after" or not number.isdigit() or len(number) > 18:
+    if prefix != "after" or not (number.isascii() and number.isdigit()) or len(number) > 18:
         raise errors.InvalidArgumentError("page_token is not one this service returned")
     return int(number)

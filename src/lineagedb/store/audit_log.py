@@ -38,6 +38,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from lineagedb import errors
 from lineagedb.store.engine import COMMIT_PREFIX
 from lineagedb.store.statement_count import count_driver_statement
 
@@ -466,6 +467,16 @@ _UPDATE_HEAD_BY_NAME = (
     .where(CHAINS.c.chain == sa.bindparam("chain_id"))
     .values(head_seq=sa.bindparam("new_head_seq"), head_mac=sa.bindparam("new_head_mac"))
 )
+
+
+def parse_node(text: str) -> tuple[int, int]:
+    """'artifact:5' -> (1, 5): a node as `lineagedb audit` and AuditService name it."""
+    kind, _, number = text.partition(":")
+    # ASCII digits only: str.isdigit() also takes superscripts, which int() refuses (a ValueError
+    # would reach the caller as INTERNAL); 18 digits keep the id within a BIGINT.
+    if kind not in NODE_KINDS or not (number.isascii() and number.isdigit()) or len(number) > 18:
+        raise errors.InvalidArgumentError(f"a node is artifact:ID, execution:ID or context:ID, not {text!r}")
+    return NODE_KINDS[kind], int(number)
 
 
 def request_digest(payload: bytes) -> str:
