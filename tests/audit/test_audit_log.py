@@ -460,3 +460,21 @@ def test_nodes_parse_the_same_for_the_commands_and_the_service() -> None:
     assert audit_ops.parse_node("artifact:5") == audit_log.parse_node("artifact:5") == (1, 5)
     assert audit_log.parse_node("execution:0") == (0, 0)
     assert audit_log.parse_node("context:" + "9" * 18) == (2, 10**18 - 1)
+
+
+def test_the_audit_commands_take_the_database_password_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As `lineagedb db`, `namespace` and `keys` do: LINEAGEDB_DATABASE_PASSWORD, so the
+    password need not be written into a URL on the command line."""
+    from lineagedb.ops import audit as audit_ops
+
+    used: list[Any] = []
+
+    def capture(url: Any, *_: Any, **__: Any) -> Any:
+        used.append(url)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setenv("LINEAGEDB_DATABASE_PASSWORD", "from-the-environment")
+    monkeypatch.setattr(audit_ops, "create_engine", capture)
+    with pytest.raises(RuntimeError, match="stop here"):
+        audit_ops.history("postgresql://auditor@db.example/mlmd", "artifact:1", "table")
+    assert [url.password for url in used] == ["from-the-environment"]

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 import sqlalchemy as sa
 
 from lineagedb import errors
-from lineagedb.ops.database import parse_url
+from lineagedb.ops.database import parse_url, password_from_environment, with_password
 from lineagedb.store import audit_log, audit_store
 from lineagedb.store.audit_log import AuditLog
 from lineagedb.store.audit_store import AuditQuery
@@ -88,7 +88,8 @@ def _connected(database_url: str, write: bool = False) -> Iterator[sa.Connection
 
 
 def _engine(database_url: str) -> sa.Engine:
-    engine = create_engine(parse_url(database_url), PoolSettings(size=1, max_overflow=0, timeout_s=30))
+    url = with_password(parse_url(database_url), password_from_environment(None))  # as the other commands
+    engine = create_engine(url, PoolSettings(size=1, max_overflow=0, timeout_s=30))
     with engine.connect() as connection:
         connection.info["lineagedb_write"] = False
         state = inspect_schema(connection)
