@@ -16,7 +16,7 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.store import audit_log, audit_store
-from lineagedb.store.audit_log import CHAINS, RECORDS, AuditLog
+from lineagedb.store.audit_log import CHAINS, RECORD_NODES, RECORDS, AuditLog
 from lineagedb.store.unit_of_work import Database
 from tests.audit.conftest import KEY, as_call, chains, node_rows, records, tamper
 
@@ -300,6 +300,30 @@ def test_pruning_by_hand_is_caught(audited_db: Database, chain_of_four: list[dic
         sa.update(CHAINS).where(CHAINS.c.chain == first["chain"]).values(base_seq=1, base_mac=first["mac"]),
     )
     assert _first_problem(audited_db) == ("deleted", chain_of_four[1]["id"])
+
+
+def test_emptying_a_chain_by_hand_is_caught(audited_db: Database, chain_of_four: list[dict[str, Any]]) -> None:
+    """All of a chain's records deleted and its start moved to its head, without the key:
+    no record is left to check, but no retention record states that start either."""
+    chain = chain_of_four[0]["chain"]
+    tamper(
+        audited_db,
+        sa.delete(RECORD_NODES).where(RECORD_NODES.c.chain == chain),
+        sa.delete(RECORDS).where(RECORDS.c.chain == chain),
+        sa.update(CHAINS).where(CHAINS.c.chain == chain).values(base_seq=4, base_mac=chain_of_four[3]["mac"]),
+    )
+    assert _first_problem(audited_db) == ("deleted", None)
+
+
+def test_a_chain_emptied_by_prune_verifies(
+    audited_db: Database, chain_of_four: list[dict[str, Any]], audit: AuditLog
+) -> None:
+    with audited_db.engine.connect() as connection, connection.begin():
+        result = audit_store.prune(connection, AuditLog(KEY), chain_of_four[3]["time_ms"] + 1, "ops")
+    audit.commit_pending(result["pending"])
+    assert result["deleted"] == 4
+    assert [r["kind"] for r in records(audited_db)] == ["prune"]
+    assert _verify(audited_db).ok
 
 
 def test_two_writers_keep_two_chains_that_both_verify(audited_db: Database, clock: Any) -> None:

@@ -144,13 +144,26 @@ def verify(connection: sa.Connection, key: bytes) -> Verification:
             pass
         result.records += counted.count
     for chain_id, head in chains.items():
-        if chain_id not in seen_chains and head.head_seq > head.base_seq:
+        if chain_id in seen_chains:
+            continue
+        if head.head_seq > head.base_seq:
             result.findings.append(
                 Finding(
                     "deleted",
                     chain_id,
                     None,
                     f"chain {chain_id} should hold records {head.base_seq + 1}-{head.head_seq}; none are left",
+                )
+            )
+        elif head.base_seq and bases.get(chain_id) != (int(head.base_seq), head.base_mac):
+            # Emptied by retention is fine only if a retention record says so (as for kept records).
+            result.findings.append(
+                Finding(
+                    "deleted",
+                    chain_id,
+                    None,
+                    f"chain {chain_id} holds no record and starts after record {head.base_seq}, which no "
+                    "retention record states: its records were deleted",
                 )
             )
     result.findings.sort(key=lambda f: (f.record_id is None, f.record_id or 0))
