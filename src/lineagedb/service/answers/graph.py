@@ -126,12 +126,21 @@ class Graph:
         return {node.id: node for node in self.contexts}
 
 
-def load(uow: UnitOfWork, closure: Closure, as_of_ms: int | None, audit_on: bool, with_contexts: bool = True) -> Graph:
-    """Read everything the closure names, as it was at `as_of_ms` where it can be told."""
+def load(
+    uow: UnitOfWork,
+    closure: Closure,
+    as_of_ms: int | None,
+    audit_on: bool,
+    with_contexts: bool = True,
+    into: pb.ClosureResponse | None = None,
+) -> Graph:
+    """Read everything the closure names, as it was at `as_of_ms` where it can be told.
+    With `into`, the nodes, events and links are built in that response's fields (the
+    Graph's lists then hold the response's own messages), saving a copy of each."""
     graph = Graph(
-        artifacts=node_repo.load_by_ids(uow, ARTIFACT, closure.artifact_ids),
-        executions=node_repo.load_by_ids(uow, EXECUTION, closure.execution_ids),
-        events=lineage_repo.to_events(uow, closure.events),
+        artifacts=node_repo.load_by_ids(uow, ARTIFACT, closure.artifact_ids, into and into.artifacts),
+        executions=node_repo.load_by_ids(uow, EXECUTION, closure.execution_ids, into and into.executions),
+        events=lineage_repo.to_events(uow, closure.events, into and into.events),
     )
     if with_contexts:
         attributions = lineage_repo.attributions(uow, closure.artifact_ids)
@@ -141,17 +150,22 @@ def load(uow: UnitOfWork, closure: Closure, as_of_ms: int | None, audit_on: bool
         if as_of_ms is not None:
             contexts = [c for c in contexts if c.create_time_since_epoch <= as_of_ms]
         kept = {c.id for c in contexts}
-        graph.contexts = contexts
+        make_attribution = mlmd.Attribution if into is None else into.attributions.add
+        make_association = mlmd.Association if into is None else into.associations.add
         graph.attributions = [
-            mlmd.Attribution(artifact_id=link.node_id, context_id=link.context_id)
+            make_attribution(artifact_id=link.node_id, context_id=link.context_id)
             for link in attributions
             if link.context_id in kept
         ]
         graph.associations = [
-            mlmd.Association(execution_id=link.node_id, context_id=link.context_id)
+            make_association(execution_id=link.node_id, context_id=link.context_id)
             for link in associations
             if link.context_id in kept
         ]
+        if into is not None:
+            into.contexts.extend(contexts)
+            contexts = list(into.contexts)
+        graph.contexts = contexts
     if as_of_ms is not None:
         graph.as_of = _restore(uow, graph, as_of_ms, audit_on)
     return graph

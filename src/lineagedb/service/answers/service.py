@@ -32,21 +32,16 @@ class LineageAnswers:
     def provenance(self, request: pb.ClosureRequest, deadline: float | None = None) -> pb.ClosureResponse:
         node = graph.parse_ref(request.node, "node")
         budget, as_of_ms = graph.max_nodes(request.max_nodes), graph.as_of(request.as_of_ms)
+        response = pb.ClosureResponse()
         with self.db.transaction(write=False) as uow:
             closure = self._walk(uow, node, Direction.UPSTREAM, budget, as_of_ms, deadline)
-            found = graph.load(uow, closure, as_of_ms, self.audit_on)
-        return pb.ClosureResponse(
-            artifacts=found.artifacts,
-            executions=found.executions,
-            contexts=found.contexts,
-            events=found.events,
-            attributions=found.attributions,
-            associations=found.associations,
-            depth=closure.depth,
-            truncated=closure.truncated,  # type: ignore[arg-type]
-            frontier=[graph.ref(n) for n in closure.frontier],
-            as_of=found.as_of,
-        )
+            found = graph.load(uow, closure, as_of_ms, self.audit_on, into=response)
+        response.depth = closure.depth
+        response.truncated = closure.truncated  # type: ignore[assignment]
+        response.frontier.extend(graph.ref(n) for n in closure.frontier)
+        if as_of_ms is not None:
+            response.as_of.CopyFrom(found.as_of)
+        return response
 
     def impact(self, request: pb.ImpactRequest, deadline: float | None = None) -> pb.ImpactResponse:
         node = graph.parse_ref(request.node, "node")

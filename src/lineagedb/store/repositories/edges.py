@@ -69,11 +69,13 @@ def events_by(uow: UnitOfWork, column: str, ids: Iterable[int]) -> list[mlmd.Eve
     return rows_to_events(uow, rows)
 
 
-def rows_to_events(uow: UnitOfWork, rows: Sequence[Any]) -> list[mlmd.Event]:
+def rows_to_events(uow: UnitOfWork, rows: Sequence[Any], into: Any | None = None) -> list[mlmd.Event]:
+    """Events with their paths; built in `into` (a repeated field) when given."""
+    make = mlmd.Event if into is None else into.add
     events = []
     by_id: dict[int, mlmd.Event] = {}
     for row in rows:
-        event = mlmd.Event(artifact_id=row.artifact_id, execution_id=row.execution_id, type=row.type)
+        event = make(artifact_id=row.artifact_id, execution_id=row.execution_id, type=row.type)
         if row.milliseconds_since_epoch is not None:
             event.milliseconds_since_epoch = row.milliseconds_since_epoch
         events.append(event)

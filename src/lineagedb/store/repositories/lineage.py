@@ -189,9 +189,10 @@ def _members_statement(table: sa.Table, owner_column: str, reach: Reach) -> sa.S
     return query.where(*edge_repo.link_visible(table, reach, readable_end="context_id"))
 
 
-def to_events(uow: UnitOfWork, rows: Sequence[EventRow]) -> list[mlmd.Event]:
-    """Full events (with paths) for `rows`, in the order given; one path query per chunk."""
-    return edge_repo.rows_to_events(uow, rows)
+def to_events(uow: UnitOfWork, rows: Sequence[EventRow], into: Any | None = None) -> list[mlmd.Event]:
+    """Full events (with paths) for `rows`, in the order given; one path query per chunk.
+    Built in `into` (a repeated field of a response) when given."""
+    return edge_repo.rows_to_events(uow, rows, into)
 
 
 def attributions(uow: UnitOfWork, artifact_ids: Collection[int]) -> list[LinkRow]:
