@@ -4,6 +4,7 @@ write-backs of redacted nodes that keep the secret, and filters that are refused
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -326,3 +327,34 @@ def test_the_audit_log_records_changes_of_sensitive_values_redacted(backend: str
         assert "a plain change" in dump and REDACTED in dump
         for secret in (*sample.secrets, "the-new-secret-value"):
             assert secret not in dump
+
+
+def test_a_value_encrypted_under_an_older_policy_stays_out_of_the_audit_log(backend: str, tmp_path: Path) -> None:
+    """The policy no longer names `db_password`, but the stored value is still an envelope:
+    a secrets reader who changes or removes it leaves its previous value redacted in the
+    audit log, which must never hold what the database holds only encrypted."""
+    from lineagedb.store.audit_log import AuditLog
+    from lineagedb.store.sensitive import SensitivePolicy
+    from tests.encryption.conftest import protection
+
+    with protected_database(backend, str(tmp_path)) as protected:
+        protected.database.audit = AuditLog(b"audit-key-for-the-encryption-tests-0123456789")
+        store = protected.store
+        sample = sample_artifact(store)
+        protected.database.protection = protection(protected.keys, "k1", SensitivePolicy(patterns=()))
+        with acting_as(READER):
+            node = by_id(protected, sample.node_id)
+            old_password = node.custom_properties["db_password"].string_value
+            assert old_password.startswith("hunter2-")  # read in clear
+            node.custom_properties["db_password"].string_value = "no-longer-a-secret"
+            del node.custom_properties["API_TOKEN"]
+            store.put_artifacts(svc.PutArtifactsRequest(artifacts=[node]))
+        with protected.engine.connect() as connection:
+            newest = sa.text("SELECT detail FROM lineagedb_audit ORDER BY id DESC")
+            detail = connection.execute(newest).scalars().first()
+        changes = {c["field"]: (c["from"], c["to"]) for c in json.loads(detail)["changes"]}
+        assert changes == {
+            "custom_properties.db_password": ({"string_value": REDACTED}, {"string_value": REDACTED}),
+            "custom_properties.API_TOKEN": ({"string_value": REDACTED}, None),
+        }
+        assert old_password not in detail and "918273645546372" not in detail

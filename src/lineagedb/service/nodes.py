@@ -298,7 +298,7 @@ class NodeWriter:
         node_repo.delete_properties(self.uow, self.kind, deletes)
         node_repo.insert_properties(self.uow, self.kind, inserts)
         # The audit log gets sensitive values redacted, never in clear.
-        return redaction.redact_changes(self.uow, stored.type_id, changes)
+        return redaction.redact_changes(self.uow, self.kind.value, int(stored.id), stored.type_id, changes)
 
     def _rewrite_row(self, merged: Any, stored: Any, optimistic: bool) -> None:
         values = node_repo.row_values(self.kind, merged)

@@ -76,16 +76,22 @@ def declared(kept: frozenset[tuple[bool, str]]) -> frozenset[str]:
     return frozenset(name for is_custom, name in kept if not is_custom)
 
 
-def redact_changes(uow: UnitOfWork, type_id: int, changes: list[tuple[str, Any, Any]]) -> list[tuple[str, Any, Any]]:
+def redact_changes(
+    uow: UnitOfWork, kind: str, node_id: int, type_id: int, changes: list[tuple[str, Any, Any]]
+) -> list[tuple[str, Any, Any]]:
     """An update's (field, previous, new) for the audit log, with sensitive values redacted:
-    the audit log must never hold what the database only holds encrypted."""
+    the audit log must never hold what the database only holds encrypted. Sensitive is what
+    the policy says now, and what was stored encrypted (under an older policy, perhaps)."""
     if uow.protection is None:
         return changes
     redacted = []
     for field_name, previous, new in changes:
         map_name, _, name = field_name.partition(".")
+        is_custom = map_name == "custom_properties"
         if map_name in ("properties", "custom_properties") and (
-            _sensitive(uow, type_id, name, map_name == "custom_properties") or _REDACTED_JSON in (previous, new)
+            _sensitive(uow, type_id, name, is_custom)
+            or (kind, node_id, is_custom, name) in uow.sealed_read
+            or _REDACTED_JSON in (previous, new)
         ):
             previous = None if previous is None else _REDACTED_JSON
             new = None if new is None else _REDACTED_JSON

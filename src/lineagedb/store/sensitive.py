@@ -164,6 +164,7 @@ class PropertyProtection:
         read secrets in the node's namespace, REDACTED elsewhere (never decrypted there)."""
         allowed = _secret_readers(uow, kind, {node.id for node, _, _, _ in sealed})
         for node, is_custom, name, envelope in sealed:
+            uow.sealed_read.add((kind, int(node.id), is_custom, name))
             target = (node.custom_properties if is_custom else node.properties)[name]
             if not allowed(node.id):
                 target.string_value = codecs.REDACTED

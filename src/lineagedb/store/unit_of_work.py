@@ -151,6 +151,10 @@ class UnitOfWork:
         self.inserted: Counter[str] = Counter()
         # What this write transaction changed, for its audit record (None: audit off or a read).
         self.changes = changes
+        # (node kind, id, is_custom, name) of the property values this transaction read from an
+        # envelope (store.sensitive): sensitive whatever the policy says now, so an update's
+        # audit record shows them redacted (service.redaction).
+        self.sealed_read: set[tuple[str, int, bool, str]] = set()
 
     def execute(
         self, statement: sa.Executable, parameters: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None
