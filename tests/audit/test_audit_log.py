@@ -502,3 +502,18 @@ def test_the_audit_commands_take_the_database_password_from_the_environment(monk
     with pytest.raises(RuntimeError, match="stop here"):
         audit_ops.history("postgresql://auditor@db.example/mlmd", "artifact:1", "table")
     assert [url.password for url in used] == ["from-the-environment"]
+
+
+def test_a_record_that_finds_every_connection_busy_is_resource_exhausted(
+    audited_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused call's record under load: the audit interceptor handles LineageErrors (it
+    logs them and the call keeps its own status); a bare pool timeout would replace the
+    call's PERMISSION_DENIED with UNKNOWN."""
+
+    def busy() -> Any:
+        raise sa_exc.TimeoutError("QueuePool limit of size 1 overflow 0 reached")
+
+    monkeypatch.setattr(audited_db.engine, "connect", busy)
+    with as_call("GetArtifacts") as call, pytest.raises(errors.ResourceExhaustedError):
+        audited_db.append_audit(call, audit_log.REFUSED, "PERMISSION_DENIED")

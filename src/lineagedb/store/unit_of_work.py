@@ -382,6 +382,8 @@ class Database:
                 connection.info["lineagedb_write"] = True
                 with connection.begin():
                     pending = audit.append(connection, call, kind, outcome, detail=detail)
+        except sa_exc.TimeoutError as error:  # nothing was written: the chain stays as it is
+            raise errors.ResourceExhaustedError("all database connections are busy; retry the call") from error
         except sa_exc.DBAPIError as error:
             audit.abandon_chain()
             raise classify_driver_error(error) from error
