@@ -19,11 +19,11 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.service.answers import manifest
 from lineagedb.service.answers.service import LineageAnswers
 from tests.answers.conftest import LocalClient
+from tests.answers.tfx_pipeline import STEPS
 
 Runs = dict[str, dict[str, int]]
 
 SCHEMA = json.loads(manifest.SCHEMA_PATH.read_text(encoding="utf-8"))
-STEPS = ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer", "Evaluator", "Pusher")
 MODULE_PATH = "taxi_utils@gs://bucket/_wheels/taxi-0.1-abc123.whl"
 
 

@@ -17,6 +17,7 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.service.answers.service import LineageAnswers
 from lineagedb.service.metadata_store import MetadataStore
 from tests.answers.conftest import LocalClient, ids_of
+from tests.answers.tfx_pipeline import STEPS
 
 Runs = dict[str, dict[str, int]]
 
@@ -30,7 +31,6 @@ UPSTREAM_OF_PUSHED_MODEL = (
     "blessing",
     "pushed_model",
 )
-STEPS = ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer", "Evaluator", "Pusher")
 
 
 def artifact(node_id: int) -> pb.NodeRef:

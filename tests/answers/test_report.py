@@ -16,7 +16,7 @@ from lineagedb import errors
 from lineagedb.proto.lineagedb.v1 import lineage_pb2 as pb
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
-from lineagedb.service.answers import report
+from lineagedb.service.answers import graph, report
 from lineagedb.service.answers.service import LineageAnswers
 from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.store.unit_of_work import Database
@@ -299,11 +299,11 @@ def test_steps_are_ordered_by_dependency_not_by_id_and_survive_a_cycle() -> None
     # 3 reads what 1 wrote, 1 reads what 2 wrote: 2, 1, 3 though 3 was created first.
     events = [event(10, 2, mlmd.Event.OUTPUT), event(10, 1, mlmd.Event.INPUT)]
     events += [event(11, 1, mlmd.Event.OUTPUT), event(11, 3, mlmd.Event.INPUT)]
-    assert [e.id for e in report.topological(executions, events)] == [2, 1, 3]
+    assert [e.id for e in graph.steps_in_order(executions, events, report.by_creation)] == [2, 1, 3]
     # A cycle 1 -> 3 -> 1: broken at its earliest-created member (3); 2 comes before 1.
     events.append(event(12, 3, mlmd.Event.OUTPUT))
     events.append(event(12, 1, mlmd.Event.INPUT))
-    assert [e.id for e in report.topological(executions, events)] == [2, 3, 1]
+    assert [e.id for e in graph.steps_in_order(executions, events, report.by_creation)] == [2, 3, 1]
 
 
 # -- the audit log ------------------------------------------------------------------------------

@@ -16,6 +16,19 @@ from __future__ import annotations
 from typing import Any
 
 PIPELINE = "taxi"
+# The keys of write_run's answer: its steps (execution types) in pipeline order, and its artifacts.
+STEPS = ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer", "Evaluator", "Pusher")
+ARTIFACTS = (
+    "examples",
+    "statistics",
+    "schema",
+    "transform_graph",
+    "transformed_examples",
+    "model",
+    "evaluation",
+    "blessing",
+    "pushed_model",
+)
 
 
 def _artifact(pb: Any, type_id: int, uri: str, **custom: Any) -> Any:

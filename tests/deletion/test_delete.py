@@ -18,21 +18,10 @@ from lineagedb.service.answers.service import LineageAnswers
 from lineagedb.service.deletion import TOMBSTONE_MARKER, Deletion
 from lineagedb.service.metadata_store import MetadataStore
 from tests.answers.test_provenance import _brute_force, _write_dag, random_dags
+from tests.answers.tfx_pipeline import ARTIFACTS, STEPS
 
 Runs = dict[str, dict[str, int]]
 Mode = pb.DeleteRequest.Mode
-STEPS = ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer", "Evaluator", "Pusher")
-ARTIFACTS = (
-    "examples",
-    "statistics",
-    "schema",
-    "transform_graph",
-    "transformed_examples",
-    "model",
-    "evaluation",
-    "blessing",
-    "pushed_model",
-)
 
 
 def stored_artifacts(store: MetadataStore, ids: list[int]) -> list[int]:

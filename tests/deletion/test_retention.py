@@ -23,22 +23,11 @@ from lineagedb.service.retention import DAY_MS, Policy, Retention, Rule, read_pl
 from lineagedb.store.unit_of_work import Database
 from tests.answers import tfx_pipeline
 from tests.answers.conftest import LocalClient
+from tests.answers.tfx_pipeline import ARTIFACTS, STEPS
 from tests.deletion.consistency import orphans
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = Rule("old runs", "type = 'pipeline_run'", older_than_days=5)
-STEPS = ("ExampleGen", "StatisticsGen", "SchemaGen", "Transform", "Trainer", "Evaluator", "Pusher")
-ARTIFACTS = (
-    "examples",
-    "statistics",
-    "schema",
-    "transform_graph",
-    "transformed_examples",
-    "model",
-    "evaluation",
-    "blessing",
-    "pushed_model",
-)
 
 
 @pytest.fixture

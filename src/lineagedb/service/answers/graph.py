@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import functools
-from collections.abc import Collection
+import heapq
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,7 @@ from lineagedb import errors
 from lineagedb.proto.lineagedb.v1 import lineage_pb2 as pb
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.service.answers.closure import ARTIFACT, CONTEXT, EXECUTION, Closure, Node
+from lineagedb.service.lineage import INPUT_LIKE, OUTPUT_LIKE
 from lineagedb.store import audit_log, audit_store
 from lineagedb.store.repositories import lineage as lineage_repo
 from lineagedb.store.repositories import nodes as node_repo
@@ -230,3 +233,51 @@ def _value(data: dict[str, Any]) -> mlmd.Value:
         value.proto_value.value = base64.b64decode(packed["value"])
         return value
     return json_format.ParseDict(data, mlmd.Value())
+
+
+def steps_in_order(
+    executions: Iterable[Any], events: Iterable[Any], tie: Callable[[Any], tuple[int, ...]] = lambda e: (e.id,)
+) -> list[Any]:
+    """Executions after every execution that produced one of their inputs (a topological
+    order, Kahn's algorithm over a heap); among those ready, the least by `tie` first
+    (default: the lowest id). A cycle (possible in recorded metadata) is broken at its
+    least member. The manifest, the report and the pictures list steps this way."""
+    by_id = {e.id: e for e in executions}
+    producers: dict[int, set[int]] = defaultdict(set)
+    consumers: dict[int, set[int]] = defaultdict(set)
+    for event in events:
+        if event.execution_id not in by_id:
+            continue
+        if event.type in OUTPUT_LIKE:
+            producers[event.artifact_id].add(event.execution_id)
+        elif event.type in INPUT_LIKE:
+            consumers[event.artifact_id].add(event.execution_id)
+    after: dict[int, set[int]] = defaultdict(set)
+    waiting = dict.fromkeys(by_id, 0)
+    for artifact_id, makers in producers.items():
+        for maker in makers:
+            for user in consumers.get(artifact_id, ()):
+                if user != maker and user not in after[maker]:
+                    after[maker].add(user)
+                    waiting[user] += 1
+
+    def key(execution_id: int) -> tuple[tuple[int, ...], int]:
+        return (tie(by_id[execution_id]), execution_id)
+
+    ready = [key(i) for i, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    ordered: list[Any] = []
+    done: set[int] = set()
+    while len(ordered) < len(by_id):
+        if not ready:  # a cycle: release its earliest member
+            heapq.heappush(ready, min(key(i) for i in by_id if i not in done))
+        _, execution_id = heapq.heappop(ready)
+        if execution_id in done:
+            continue
+        done.add(execution_id)
+        ordered.append(by_id[execution_id])
+        for user in sorted(after[execution_id]):
+            waiting[user] -= 1
+            if waiting[user] == 0 and user not in done:
+                heapq.heappush(ready, key(user))
+    return ordered

@@ -45,7 +45,6 @@ recorded manifest and a fresh one (``lineagedb lineage manifest verify FILE``).
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
 import math
 from collections import defaultdict
@@ -125,7 +124,7 @@ def build(found: graph.Graph, target_id: int, conventions: Conventions) -> dict[
                 "inputs": _links(inputs[execution.id]),
                 "outputs": _links(outputs[execution.id]),
             }
-            for execution in _topological(found.executions, inputs, outputs)
+            for execution in graph.steps_in_order(found.executions, found.events)
         ],
         "artifacts": [
             {**_artifact_fields(artifact, conventions), "source": artifact.id not in produced}
@@ -193,48 +192,6 @@ def _role(event: Any) -> str | None:
 def _links(pairs: set[tuple[str | None, int]]) -> list[dict[str, Any]]:
     ordered = sorted(pairs, key=lambda pair: (pair[0] is not None, pair[0] or "", pair[1]))
     return [{"role": role, "artifact_id": artifact_id} for role, artifact_id in ordered]
-
-
-def _topological(
-    executions: list[Any],
-    inputs: Mapping[int, set[tuple[str | None, int]]],
-    outputs: Mapping[int, set[tuple[str | None, int]]],
-) -> list[Any]:
-    """Executions ordered so each comes after the producers of its inputs, ties by id
-    (Kahn's algorithm over a min-heap). A cycle, which MLMD does not forbid, is broken
-    by taking its lowest id next, so every execution is listed once."""
-    by_id = {execution.id: execution for execution in executions}
-    producers: dict[int, set[int]] = defaultdict(set)
-    for execution_id, pairs in outputs.items():
-        for _, artifact_id in pairs:
-            producers[artifact_id].add(execution_id)
-    waits_for: dict[int, set[int]] = {}
-    for execution_id in by_id:
-        upstream = {p for _, a in inputs.get(execution_id, ()) for p in producers.get(a, ())}
-        upstream.discard(execution_id)  # a step that reads what it writes does not wait for itself
-        waits_for[execution_id] = upstream & by_id.keys()
-    followers: dict[int, set[int]] = defaultdict(set)
-    for execution_id, upstream in waits_for.items():
-        for producer in upstream:
-            followers[producer].add(execution_id)
-    ready = [execution_id for execution_id, upstream in waits_for.items() if not upstream]
-    heapq.heapify(ready)
-    ordered: list[int] = []
-    placed: set[int] = set()
-    while len(ordered) < len(by_id):
-        if not ready:
-            heapq.heappush(ready, min(set(by_id) - placed))
-        execution_id = heapq.heappop(ready)
-        if execution_id in placed:
-            continue
-        ordered.append(execution_id)
-        placed.add(execution_id)
-        for follower in followers[execution_id]:
-            waiting = waits_for[follower]
-            waiting.discard(execution_id)
-            if not waiting and follower not in placed:
-                heapq.heappush(ready, follower)
-    return [by_id[execution_id] for execution_id in ordered]
 
 
 # -- compare ---------------------------------------------------------------------------------------

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import heapq
 import html
 import json
 import math
@@ -296,7 +295,7 @@ def _steps(
         contexts[link.execution_id].append(link.context_id)
     in_provenance = {e.id for e in upstream.executions}
     steps = []
-    for execution in topological(picture.executions, picture.events):
+    for execution in graph.steps_in_order(picture.executions, picture.events, by_creation):
         steps.append(
             {
                 "id": execution.id,
@@ -322,49 +321,9 @@ def _by_role(entry: Mapping[str, Any]) -> tuple[str, int]:
     return (entry["role"] or "", entry["artifact_id"])
 
 
-def topological(executions: Iterable[Any], events: Iterable[Any]) -> list[Any]:
-    """Executions after every execution that produced one of their inputs; among those
-    ready, the earliest created first (then lowest id). A cycle (possible in recorded
-    metadata) is broken at its earliest execution."""
-    by_id = {e.id: e for e in executions}
-    producers: dict[int, set[int]] = defaultdict(set)
-    consumers: dict[int, set[int]] = defaultdict(set)
-    for event in events:
-        if event.execution_id not in by_id:
-            continue
-        if event.type in OUTPUT_LIKE:
-            producers[event.artifact_id].add(event.execution_id)
-        elif event.type in INPUT_LIKE:
-            consumers[event.artifact_id].add(event.execution_id)
-    after: dict[int, set[int]] = defaultdict(set)
-    waiting = dict.fromkeys(by_id, 0)
-    for artifact_id, makers in producers.items():
-        for maker in makers:
-            for user in consumers.get(artifact_id, ()):
-                if user != maker and user not in after[maker]:
-                    after[maker].add(user)
-                    waiting[user] += 1
-
-    def key(execution_id: int) -> tuple[int, int]:
-        return (by_id[execution_id].create_time_since_epoch, execution_id)
-
-    ready = [key(i) for i, count in waiting.items() if count == 0]
-    heapq.heapify(ready)
-    ordered: list[Any] = []
-    done: set[int] = set()
-    while len(ordered) < len(by_id):
-        if not ready:  # a cycle: release its earliest member
-            heapq.heappush(ready, min(key(i) for i in by_id if i not in done))
-        _, execution_id = heapq.heappop(ready)
-        if execution_id in done:
-            continue
-        done.add(execution_id)
-        ordered.append(by_id[execution_id])
-        for user in sorted(after[execution_id]):
-            waiting[user] -= 1
-            if waiting[user] == 0 and user not in done:
-                heapq.heappush(ready, key(user))
-    return ordered
+def by_creation(execution: Any) -> tuple[int, int]:
+    """Steps ready at once are listed as they were recorded."""
+    return (execution.create_time_since_epoch, execution.id)
 
 
 def _completeness(upstream: graph.Graph, up: Closure, conventions: Conventions) -> dict[str, Any]:
