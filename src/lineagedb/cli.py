@@ -95,6 +95,15 @@ def _serve_parser(sub: Any) -> argparse.ArgumentParser:
     )
     _option(
         net,
+        "--http-port",
+        env_name="HTTP_PORT",
+        type=int,
+        help="also serve JSON over HTTP (HTTPS with --tls-cert) on this port: POST /api/v1/<Service>/<Method> "
+        "for every RPC, the OpenAPI document at /api/v1/openapi.json (off unless set; 0 picks a free one)",
+    )
+    _option(net, "--http-host", env_name="HTTP_HOST", help="address of the HTTP listener (default: --host)")
+    _option(
+        net,
         "--workers",
         env_name="WORKERS",
         type=int,
@@ -113,6 +122,7 @@ def _serve_parser(sub: Any) -> argparse.ArgumentParser:
     )
     serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument("--worker-port", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--worker-http-port", type=int, default=None, help=argparse.SUPPRESS)
 
     db = serve.add_argument_group("database")
     db.add_argument(
@@ -613,6 +623,8 @@ def build_settings(args: argparse.Namespace, argv: Sequence[str]) -> Settings:
         retention_policy=args.retention_policy or None,
         retention_interval_s=args.retention_interval,
         run_scheduled_jobs=args.worker_index in (None, 0),
+        http_port=args.worker_http_port if args.worker_index is not None else args.http_port,
+        http_host=args.http_host or None,
     )
 
 
@@ -714,7 +726,10 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> int:
 
         serve_argv = argv[argv.index("serve") + 1 :]
         display = settings.host if settings.host not in ("", "0.0.0.0", "[::]") else "0.0.0.0"
-        return run_workers(settings.workers, settings.host, settings.port, serve_argv, display)
+        http = None
+        if settings.http_port is not None:
+            http = (settings.http_host if settings.http_host is not None else settings.host, settings.http_port)
+        return run_workers(settings.workers, settings.host, settings.port, serve_argv, display, http)
     try:
         return serve(settings)
     except StartupError as error:

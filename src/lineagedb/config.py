@@ -117,6 +117,9 @@ class Settings:
     retention_policy: str | None = None
     retention_interval_s: float = 3600.0
     run_scheduled_jobs: bool = True
+    # JSON over HTTP (lineagedb.ops.http): off unless a port is given; the host defaults to `host`.
+    http_port: int | None = None
+    http_host: str | None = None
 
 
 def env(name: str, default: str | None = None) -> str | None:

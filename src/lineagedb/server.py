@@ -37,6 +37,8 @@ from lineagedb.ops.database import ensure_database_exists, parse_url, redacted
 from lineagedb.ops.encryption import check_database as check_encryption
 from lineagedb.ops.encryption import server_protection
 from lineagedb.ops.health import DatabaseSupervisor, describe
+from lineagedb.ops.http import setup as http_setup
+from lineagedb.ops.http.listener import HttpStartError
 from lineagedb.ops.interceptors import CallObserver, ReadinessGate, StatementScope
 from lineagedb.ops.metrics import Metrics
 from lineagedb.ops.retention import RetentionSchedule
@@ -84,6 +86,7 @@ class RunningServer:
     access: AccessControl | None = None
     statements: statement_count.StatementCounter | None = None
     retention: RetentionSchedule | None = None
+    http: http_setup.HttpServer | None = None
 
     def reload_security(self) -> bool:
         """SIGHUP: re-read the policy and credential files; a bad file keeps the old ones."""
@@ -103,7 +106,11 @@ class RunningServer:
             self.retention.stop()
         if drain_s > 0:
             time.sleep(drain_s)
+        if self.http is not None:  # first: its requests in flight are answered by the gRPC server
+            self.http.stop(grace)
         self.server.stop(grace).wait()
+        if self.http is not None:
+            self.http.close()
         self.database.dispose()
         if self.statements is not None:
             self.statements.write()
@@ -187,6 +194,15 @@ def check_listen_policy(settings: Settings) -> None:
             f"refusing to serve plaintext on non-loopback {settings.plaintext_host}:{settings.plaintext_port} "
             "while TLS is configured; use a loopback --plaintext-host or pass --insecure-i-know"
         )
+
+
+# The services clients call: announced by reflection and served as JSON over HTTP.
+SERVED_SERVICES = (
+    svc.DESCRIPTOR.services_by_name["MetadataStoreService"],
+    audit_pb2.DESCRIPTOR.services_by_name["AuditService"],
+    lineage_pb2.DESCRIPTOR.services_by_name["LineageService"],
+    deletion_pb2.DESCRIPTOR.services_by_name["DeletionService"],
+)
 
 
 def grpc_options(settings: Settings) -> list[tuple[str, int | str]]:
@@ -279,10 +295,7 @@ def build_server(settings: Settings) -> RunningServer:
     health_pb2_grpc.add_HealthServicer_to_server(supervisor.servicer, server)
     reflection.enable_server_reflection(
         (
-            svc.DESCRIPTOR.services_by_name["MetadataStoreService"].full_name,
-            audit_pb2.DESCRIPTOR.services_by_name["AuditService"].full_name,
-            lineage_pb2.DESCRIPTOR.services_by_name["LineageService"].full_name,
-            deletion_pb2.DESCRIPTOR.services_by_name["DeletionService"].full_name,
+            *(service.full_name for service in SERVED_SERVICES),
             "grpc.health.v1.Health",
             reflection.SERVICE_NAME,
         ),
@@ -293,7 +306,17 @@ def build_server(settings: Settings) -> RunningServer:
     plaintext_port = None
     if settings.plaintext_port is not None:
         plaintext_port = _bind(server, f"{settings.plaintext_host}:{settings.plaintext_port}", settings, plain=True)
+    http = None
+    if settings.http_port is not None:
+        http_host = settings.http_host if settings.http_host is not None else settings.host
+        http_setup.check(settings, access.enabled, is_loopback(http_host))
+        try:
+            http = http_setup.build(settings, SERVED_SERVICES)
+        except HttpStartError as error:
+            raise StartupError(str(error)) from error
+        _bind(server, http.grpc_target, settings, plain=True)
     running = RunningServer(server, port, database, supervisor, plaintext_port, metrics)
+    running.http = http
     running.fatal = running_fatal
     running.access = access
     running.statements = statements
@@ -347,9 +370,19 @@ def serve(settings: Settings) -> int:
             raise StartupError(
                 f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: {error}"
             ) from error
+    if running.http is not None:
+        try:
+            running.http.start()
+        except HttpStartError as error:
+            running.stop(grace=0)
+            raise StartupError(str(error)) from error
     display_host = settings.host if settings.host not in ("", "0.0.0.0", "[::]") else "0.0.0.0"
     # Tests and tooling read this line to learn the port chosen for --port 0.
     print(READY_LINE.format(host=display_host, port=running.port), flush=True)
+    if running.http is not None:
+        # The second line, for --http-port 0 (after the first: tools read the gRPC port there).
+        print(running.http.ready_line, flush=True)
+        log.info("%s (%s)", running.http.ready_line, running.http.listener.scheme.upper())
     log.info(
         "serving %s on %s:%d (%s)",
         engine_label(running.database),

@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 
 from lineagedb import errors
+from lineagedb.api.forwarding import peer_of
 from lineagedb.api.method_table import Permission, permission_for
 from lineagedb.api.status import status_for
 from lineagedb.api.wrapping import UnaryWrapper, unary_handler
@@ -56,7 +57,7 @@ class AuditInterceptor(UnaryWrapper):
 
         def audited(received: tuple[str, Any], context: grpc.ServicerContext) -> Any:
             digest, request = received
-            call = CallContext(method=method, peer=context.peer() or "", request_digest=digest)
+            call = CallContext(method=method, peer=peer_of(context), request_digest=digest)
             token = CURRENT_CALL.set(call)
             try:
                 response = inner(request, context)

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 
 from lineagedb import errors
+from lineagedb.api.forwarding import peer_of
 from lineagedb.api.method_table import permission_for
 from lineagedb.api.status import status_for
 from lineagedb.api.wrapping import UnaryWrapper
@@ -56,7 +57,7 @@ class AuthInterceptor(UnaryWrapper):
             return self.access.admit(permission.value, authorization, namespace, context.auth_context())
         except errors.LineageError as error:
             code = status_for(error)
-            log.info("denied %s: %s (peer %s)", method, code.name, context.peer())
+            log.info("denied %s: %s (peer %s)", method, code.name, peer_of(context))
             context.abort(code, error.message)
             raise  # unreachable: abort raises
 

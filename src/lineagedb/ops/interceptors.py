@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from lineagedb.api.forwarding import peer_of
 from lineagedb.api.wrapping import UnaryWrapper, unary_handler
 from lineagedb.ops.metrics import Metrics
 from lineagedb.store.engine import STATEMENT_DEADLINE
@@ -63,7 +64,7 @@ class CallObserver(UnaryWrapper):
                     metrics.calls.labels(method, code.name).inc()
                     latency.observe(elapsed)
                 if log.isEnabledFor(logging.DEBUG):
-                    log.debug("call %s %s %.1fms peer=%s", _short(method), code.name, elapsed * 1000, context.peer())
+                    log.debug("call %s %s %.1fms peer=%s", _short(method), code.name, elapsed * 1000, peer_of(context))
 
         return unary_handler(handler, observed)
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 log = logging.getLogger(__name__)
 
 READY_MARKER = "LineageDB listening on "
+HTTP_READY_MARKER = "http listening on "
 START_TIMEOUT_S = 120.0
 
 
@@ -47,14 +48,27 @@ class _Child:
             if line.startswith(READY_MARKER) and not self.ready.is_set():
                 self.ready.set()
                 continue
+            if line.startswith(HTTP_READY_MARKER):  # the parent says it once for all
+                continue
             sys.stdout.write(line)
             sys.stdout.flush()
         self.ready.set()  # ended: let the waiter notice
 
 
-def run_workers(workers: int, host: str, port: int, serve_argv: Sequence[str], display_host: str) -> int:
+def run_workers(
+    workers: int,
+    host: str,
+    port: int,
+    serve_argv: Sequence[str],
+    display_host: str,
+    http: tuple[str, int] | None = None,
+) -> int:
+    """`http`: the HTTP listener's (host, port), which the workers share like the gRPC port."""
     if port == 0:
         port = free_port(host)
+    http_port = None
+    if http is not None:
+        http_port = http[1] or free_port(http[0])
     base = [sys.executable, "-m", "lineagedb", "serve", *serve_argv]
     stop = threading.Event()
 
@@ -75,7 +89,15 @@ def run_workers(workers: int, host: str, port: int, serve_argv: Sequence[str], d
 
     signal.signal(signal.SIGHUP, _forward_reload)
     children = [
-        _Child(index, [*base, "--worker-index", str(index), "--worker-port", str(port)]) for index in range(workers)
+        _Child(
+            index,
+            [
+                *base,
+                *("--worker-index", str(index), "--worker-port", str(port)),
+                *(("--worker-http-port", str(http_port)) if http_port is not None else ()),
+            ],
+        )
+        for index in range(workers)
     ]
     failed = False
     for child in children:
@@ -85,6 +107,9 @@ def run_workers(workers: int, host: str, port: int, serve_argv: Sequence[str], d
             break
     if not failed and not stop.is_set():
         print(f"{READY_MARKER}{display_host}:{port}", flush=True)
+        if http is not None:
+            http_host = http[0] if http[0] not in ("", "0.0.0.0", "[::]") else "0.0.0.0"
+            print(f"{HTTP_READY_MARKER}{http_host}:{http_port}", flush=True)
         log.info("%d workers serving on port %d (pids %s)", workers, port, [c.process.pid for c in children])
         while not stop.wait(0.2):
             exited = [c for c in children if c.process.poll() is not None]

@@ -1,0 +1,13 @@
+"""The HTTP listener (`lineagedb serve --http-port`): one ASGI application in the server process.
+
+- app.py: the root Starlette application; each HTTP API is a component mounted under its
+  own path prefix (the JSON API under /api/v1; the MLflow REST API will mount next to it)
+  with startup/shutdown hooks run by the root application's lifespan.
+- listener.py: the socket, TLS with the gRPC port's certificate, and uvicorn running the
+  application on its own event loop in a thread, stopped gracefully with the gRPC server.
+- json_api.py: POST /api/v1/<Service>/<Method> for every unary method of the registered
+  services, forwarded over a private Unix socket to this process's own gRPC server, so
+  authentication, namespaces, limits, metrics, the audit log and the status mapping are
+  exactly those of gRPC.
+- openapi.py: the OpenAPI 3.1 document of that API, generated from the descriptors.
+"""
