@@ -517,3 +517,14 @@ def test_a_record_that_finds_every_connection_busy_is_resource_exhausted(
     monkeypatch.setattr(audited_db.engine, "connect", busy)
     with as_call("GetArtifacts") as call, pytest.raises(errors.ResourceExhaustedError):
         audited_db.append_audit(call, audit_log.REFUSED, "PERMISSION_DENIED")
+
+
+def test_a_principal_with_a_lone_surrogate_is_recorded_replaced(
+    audited_store: MetadataStore, audited_db: Database
+) -> None:
+    """A JWT's `sub` may hold an escaped lone surrogate (JSON allows it, UTF-8 cannot encode
+    it): the write is still recorded, with U+FFFD in its place, and the chain verifies."""
+    type_id = _types(audited_store)
+    _artifacts(audited_store, type_id, count=1, principal="mallory\ud800!")
+    assert records(audited_db)[-1]["principal"] == "mallory\ufffd!"
+    assert _verify(audited_db).ok

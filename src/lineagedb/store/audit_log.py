@@ -29,6 +29,7 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -237,9 +238,16 @@ def record_mac(key: bytes, previous: str, record: Record) -> str:
 
 
 def _text(value: str, limit: int) -> str:
-    # Names come from credentials and peers: PostgreSQL text cannot hold NUL, and a
-    # column has a length; what is stored is what the MAC covers.
-    return value.replace("\0", "\ufffd")[:limit]
+    # Names come from credentials and peers: PostgreSQL text cannot hold NUL, UTF-8 cannot
+    # encode a lone surrogate (a JWT's JSON may carry one, escaped), and a column has a
+    # length; what is stored is what the MAC covers.
+    value = value.replace("\0", "\ufffd")
+    if not value.isascii():
+        value = _SURROGATE.sub("\ufffd", value)
+    return value[:limit]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def encode_detail(detail: Mapping[str, Any]) -> str:
