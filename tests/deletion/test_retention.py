@@ -17,7 +17,7 @@ from lineagedb import errors
 from lineagedb.ops import retention as retention_ops
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
-from lineagedb.service.deletion import Deletion
+from lineagedb.service.deletion import BATCH, Deletion
 from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.service.retention import DAY_MS, Policy, Retention, Rule, read_plan
 from lineagedb.store.unit_of_work import Database
@@ -169,7 +169,7 @@ def test_a_kill_in_the_middle_of_apply_leaves_a_consistent_store_that_a_second_a
     ).type_id
     step = store.put_execution_type(svc.PutExecutionTypeRequest(execution_type=mlmd.ExecutionType(name="Step"))).type_id
     blob = store.put_artifact_type(svc.PutArtifactTypeRequest(artifact_type=mlmd.ArtifactType(name="Blob"))).type_id
-    for index in range(1500):  # 1,500 runs of 4 nodes each: 12 batches of 500 nodes
+    for index in range(1500):  # 1,500 runs of 4 nodes each: many batches
         request = svc.PutExecutionRequest(
             execution=mlmd.Execution(type_id=step), contexts=[mlmd.Context(type_id=run_type, name=f"run-{index}")]
         )
@@ -189,7 +189,7 @@ def test_a_kill_in_the_middle_of_apply_leaves_a_consistent_store_that_a_second_a
     assert process.stdout is not None
     assert process.stdout.readline().startswith("applying plan")
     first_batch = process.stdout.readline()
-    assert first_batch.strip() == "500/6000"
+    assert first_batch.strip() == f"{BATCH}/6000"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert orphans(database.engine) == {}
