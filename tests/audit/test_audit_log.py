@@ -528,3 +528,44 @@ def test_a_principal_with_a_lone_surrogate_is_recorded_replaced(
     _artifacts(audited_store, type_id, count=1, principal="mallory\ud800!")
     assert records(audited_db)[-1]["principal"] == "mallory\ufffd!"
     assert _verify(audited_db).ok
+
+
+def test_a_record_of_its_own_waits_for_the_open_transaction_of_an_in_memory_database(audit: AuditLog) -> None:
+    """A private in-memory SQLite database is one shared connection, which Database
+    serializes transactions on: a refused call's record written meanwhile must wait too,
+    not run its BEGIN inside (or its COMMIT for) another thread's open transaction."""
+    import threading
+    import time
+
+    from lineagedb.store.bootstrap import prepare_database
+    from lineagedb.store.engine import create_engine
+    from lineagedb.store.tenancy import NAMESPACES
+
+    engine = create_engine("sqlite://")
+    prepare_database(engine)
+    db = Database(engine, audit=audit)
+    inside = threading.Event()
+    outcome: list[BaseException | None] = []
+
+    def refused_call() -> None:
+        inside.wait(10)
+        try:
+            with as_call("GetArtifacts") as call:
+                db.append_audit(call, audit_log.REFUSED, "PERMISSION_DENIED")
+            outcome.append(None)
+        except BaseException as error:  # reported by the assertion below
+            outcome.append(error)
+
+    thread = threading.Thread(target=refused_call)
+    thread.start()
+    with pytest.raises(RuntimeError, match="rolled back"), db.transaction() as uow:
+        uow.execute(sa.insert(NAMESPACES).values(name="never", create_time_since_epoch=1))
+        inside.set()
+        time.sleep(0.3)  # the other thread tries to write its record now
+        raise RuntimeError("rolled back")
+    thread.join(10)
+    assert outcome == [None]
+    assert [r["kind"] for r in records(db)] == ["denied"]
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(NAMESPACES.c.name)).all() == []
+    db.dispose()

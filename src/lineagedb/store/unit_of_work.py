@@ -377,8 +377,10 @@ class Database:
         audit = self.audit
         if audit is None:
             return
+        # A private in-memory database is one shared connection: wait for its open transaction.
+        lock = self._serialize if self._serialize is not None else nullcontext()
         try:
-            with self.engine.connect() as connection:
+            with lock, self.engine.connect() as connection:
                 connection.info["lineagedb_write"] = True
                 with connection.begin():
                     pending = audit.append(connection, call, kind, outcome, detail=detail)
