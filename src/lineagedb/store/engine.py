@@ -50,12 +50,17 @@ class PoolSettings:
 
 
 def normalize_url(url: str | URL) -> URL:
-    """Pick our drivers for bare backend names (postgresql://, mysql://)."""
+    """Pick our drivers for bare backend names (postgresql://, mysql://), and serve
+    MariaDB through SQLAlchemy's MySQL dialect: its own `mariadb` dialect differs in
+    details our schema relies on (index key lengths), and the whole store speaks to
+    MariaDB as MySQL (the protocol and SQL LineageDB uses are the same)."""
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg2")
     elif parsed.drivername in ("mysql", "mariadb"):
-        parsed = parsed.set(drivername=f"{parsed.drivername}+pymysql")
+        parsed = parsed.set(drivername="mysql+pymysql")
+    elif parsed.drivername.startswith("mariadb+"):
+        parsed = parsed.set(drivername="mysql+" + parsed.drivername.split("+", 1)[1])
     return parsed
 
 
