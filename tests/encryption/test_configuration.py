@@ -141,6 +141,25 @@ def test_generate_adds_an_active_key_and_keeps_the_others(tmp_path: Path) -> Non
         add_generated_key(path, "k1")
 
 
+def test_key_ids_that_differ_only_in_case_are_refused(tmp_path: Path) -> None:
+    # MySQL's LIKE compares without case: the registry would take one key for the other.
+    with pytest.raises(EncryptionConfigError, match="'K1' and 'k1' differ only in case"):
+        StaticKeyProvider({"k1": os.urandom(32), "K1": os.urandom(32)}, "k1")
+    path = tmp_path / "keys.toml"
+    add_generated_key(path, "k1")
+    with pytest.raises(EncryptionConfigError, match="differ only in case"):
+        add_generated_key(path, "K1")
+
+
+def test_a_leftover_temporary_key_file_is_never_reused(tmp_path: Path) -> None:
+    path = tmp_path / "keys.toml"
+    leftover = tmp_path / "keys.toml.tmp"
+    leftover.write_text("someone else's")
+    leftover.chmod(0o644)
+    add_generated_key(path, "k1")
+    assert path.stat().st_mode & 0o777 == 0o600 and not leftover.exists()
+
+
 def test_an_envelope_opens_only_in_its_own_row_and_under_its_own_key() -> None:
     keyring = Keyring(StaticKeyProvider({"k1": os.urandom(32), "k2": os.urandom(32)}, "k1"))
     here = property_aad("artifact", 7, True, "password")

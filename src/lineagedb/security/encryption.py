@@ -49,6 +49,17 @@ class StaticKeyProvider:
     keys: Mapping[str, bytes] = field(repr=False)
     active: str
 
+    def __post_init__(self) -> None:
+        # The key registry finds envelopes of a key with LIKE, which MySQL compares without
+        # case: two ids that differ only in case would be taken for one in rotation and checks.
+        by_case: dict[str, str] = {}
+        for key_id in sorted(self.keys):
+            other = by_case.setdefault(key_id.lower(), key_id)
+            if other != key_id:
+                raise EncryptionConfigError(
+                    f"key ids {other!r} and {key_id!r} differ only in case; give each key an id of its own"
+                )
+
     def active_key_id(self) -> str:
         return self.active
 
@@ -231,10 +242,14 @@ def add_generated_key(path: Path | None, key_id: str) -> str:
         if key_id in keys:
             raise EncryptionConfigError(f"the key file {path} already has a key {key_id!r}")
     keys = {key_id: new_key(), **keys}
+    StaticKeyProvider({kid: b"" for kid in keys}, key_id)  # refuses ids that differ only in case
     text = key_file_text(key_id, keys)
     if path is not None:
         temporary = path.with_name(path.name + ".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A leftover temporary file (another user's, or wider permissions) is never reused:
+        # O_EXCL creates ours with 0600 or fails.
+        temporary.unlink(missing_ok=True)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(text)
         os.replace(temporary, path)
