@@ -25,7 +25,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from lineagedb.config import ConfigurationError, Settings
 from lineagedb.ops.http.app import HttpComponent, build_app
 from lineagedb.ops.http.json_api import JsonApi
-from lineagedb.ops.http.listener import HttpListener, bind_socket, tls_context
+from lineagedb.ops.http.listener import HttpListener, HttpStartError, bind_socket, tls_context
 
 # sockaddr_un holds 108 bytes.
 _MAX_SOCKET_PATH = 100
@@ -86,13 +86,17 @@ def build(settings: Settings, services: Sequence[ServiceDescriptor]) -> HttpServ
         context = tls_context(settings.tls) if settings.tls is not None else None
     except ssl.SSLError as error:
         raise ConfigurationError(f"the TLS key pair cannot serve HTTPS: {error}") from error
-    directory = private_socket_directory()
+    try:
+        directory = private_socket_directory()
+    except OSError as error:
+        raise HttpStartError(f"cannot create a private directory for the HTTP listener's socket: {error}") from error
     try:
         sock = bind_socket(host, settings.http_port, reuse_port=settings.so_reuseport)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
     target = f"unix:{directory / 'grpc.sock'}"
+    # Each HTTP API is one component under its own prefix (the MLflow REST API joins here).
     components: list[HttpComponent] = [
         JsonApi(services, target, settings.max_receive_message_bytes, settings.max_send_message_bytes)
     ]
