@@ -88,8 +88,10 @@ class AuditInterceptor(UnaryWrapper):
             kind = audit_log.FAILED
         try:
             self.append(call, kind, code.name)
-        except errors.LineageError as error:
-            log.error("the audit record of %s (%s) could not be written: %s", call.method, code.name, error.message)
+        except Exception as error:  # the call's own outcome must survive any failure to record it
+            reason = error.message if isinstance(error, errors.LineageError) else type(error).__name__
+            log.error("the audit record of %s (%s) could not be written: %s", call.method, code.name, reason)
             if code == grpc.StatusCode.OK:
                 # A read whose record cannot be kept is not answered (--audit-reads all).
-                context.abort(status_for(error), "the audit record of this call could not be written; retry")
+                status = status_for(error) if isinstance(error, errors.LineageError) else grpc.StatusCode.UNAVAILABLE
+                context.abort(status, "the audit record of this call could not be written; retry")
