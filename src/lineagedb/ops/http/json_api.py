@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -279,6 +280,7 @@ class JsonApi:
             return error_response(HttpError(grpc.StatusCode.INTERNAL, "internal error; see the server log"))
 
     async def _forward(self, method: RpcMethod, request: Request) -> Response:
+        started = time.monotonic()
         _check_content_type(request)
         metadata, timeout = _metadata(request)
         body = await self._body(request)
@@ -286,6 +288,11 @@ class JsonApi:
             message = await run_in_threadpool(parse_request, body, method.request)
         else:
             message = parse_request(body, method.request)
+        if timeout is not None:
+            # The deadline counts from the request's arrival: reading and parsing it took some of it.
+            timeout -= time.monotonic() - started
+            if timeout <= 0:
+                raise HttpError(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the call started")
         try:
             answer: bytes = await self._callable(method.grpc_path)(
                 message.SerializeToString(), metadata=metadata, timeout=timeout
