@@ -569,3 +569,21 @@ def test_a_record_of_its_own_waits_for_the_open_transaction_of_an_in_memory_data
     with engine.connect() as connection:
         assert connection.execute(sa.select(NAMESPACES.c.name)).all() == []
     db.dispose()
+
+
+def test_a_record_clashing_with_a_stored_one_aborts_the_write_and_the_retry_succeeds(
+    audited_store: MetadataStore, audited_db: Database
+) -> None:
+    """Someone wrote a record at the position this writer's next one takes (or a bug did):
+    the caller's data is not at fault, so the write is ABORTED (retried by the server),
+    not ALREADY_EXISTS, and the writer's next try goes into a new chain."""
+    type_id = audited_store.put_artifact_type(
+        svc.PutArtifactTypeRequest(artifact_type=mlmd.ArtifactType(name="Clash"))
+    ).type_id
+    [(chain, head)] = [(name, row.head_seq) for name, row in chains(audited_db).items()]
+    first = next(r for r in records(audited_db) if r["chain"] == chain and r["seq"] == head)
+    tamper(audited_db, sa.insert(RECORDS).values({**{k: v for k, v in first.items() if k != "id"}, "seq": head + 1}))
+    with pytest.raises(errors.AbortedError, match="audit record clashed"):
+        audited_store.put_artifacts(svc.PutArtifactsRequest(artifacts=[mlmd.Artifact(type_id=type_id)]))
+    assert audited_store.put_artifacts(svc.PutArtifactsRequest(artifacts=[mlmd.Artifact(type_id=type_id)])).artifact_ids
+    assert len(chains(audited_db)) == 2

@@ -323,11 +323,16 @@ class Database:
                     try:
                         transaction.commit()
                     except sa_exc.DBAPIError as error:
+                        domain = classify_driver_error(error)
                         if pending is not None:
                             # The record may or may not be stored: continue in a new chain.
                             audit.abandon_chain()  # type: ignore[union-attr]
                             pending = None
-                        domain = classify_driver_error(error)
+                            if isinstance(domain, errors.AlreadyExistsError):
+                                # Only the audit record travels with COMMIT (PostgreSQL): its chain
+                                # position clashed, not the caller's data; the new chain makes a
+                                # retry succeed, and ABORTED is retried (api.retry).
+                                domain = errors.AbortedError("the write's audit record clashed; retry the call")
                         if isinstance(domain, errors.InternalError):
                             # We cannot tell whether the commit reached the disk.
                             domain = errors.UnavailableError("the commit outcome is unknown; check before retrying")
@@ -365,6 +370,11 @@ class Database:
         except BaseException as error:
             # Whatever failed, the chain's state in memory is not to be trusted: start another.
             audit.abandon_chain()
+            domain = classify_driver_error(error) if isinstance(error, sa_exc.DBAPIError) else error
+            if isinstance(domain, errors.AlreadyExistsError):
+                # The record's chain position clashed, not the caller's data: the new chain
+                # makes a retry succeed, and ABORTED is retried (api.retry).
+                raise errors.AbortedError("the write's audit record clashed; retry the call") from error
             if isinstance(error, sa_exc.DBAPIError):
                 _raise_domain(error)
             raise
