@@ -10,4 +10,6 @@
   authentication, namespaces, limits, metrics, the audit log and the status mapping are
   exactly those of gRPC.
 - openapi.py: the OpenAPI 3.1 document of that API, generated from the descriptors.
+- explorer.py: the web lineage explorer at / (static files in explorer_files/, calling the
+  JSON API from the browser), under a strict Content-Security-Policy.
 """

@@ -24,6 +24,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 
 from lineagedb.config import ConfigurationError, Settings
 from lineagedb.ops.http.app import HttpComponent, build_app
+from lineagedb.ops.http.explorer import Explorer
 from lineagedb.ops.http.json_api import JsonApi
 from lineagedb.ops.http.listener import HttpListener, HttpStartError, bind_socket, tls_context
 
@@ -98,7 +99,8 @@ def build(settings: Settings, services: Sequence[ServiceDescriptor]) -> HttpServ
     target = f"unix:{directory / 'grpc.sock'}"
     # Each HTTP API is one component under its own prefix (the MLflow REST API joins here).
     components: list[HttpComponent] = [
-        JsonApi(services, target, settings.max_receive_message_bytes, settings.max_send_message_bytes)
+        JsonApi(services, target, settings.max_receive_message_bytes, settings.max_send_message_bytes),
+        Explorer(),
     ]
     listener = HttpListener(build_app(components), sock, context, settings.shutdown_grace_s)
     return HttpServer(listener, target, directory, host)
