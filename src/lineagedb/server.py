@@ -306,17 +306,10 @@ def build_server(settings: Settings) -> RunningServer:
     plaintext_port = None
     if settings.plaintext_port is not None:
         plaintext_port = _bind(server, f"{settings.plaintext_host}:{settings.plaintext_port}", settings, plain=True)
-    http = None
     if settings.http_port is not None:
         http_host = settings.http_host if settings.http_host is not None else settings.host
         http_setup.check(settings, access.enabled, is_loopback(http_host))
-        try:
-            http = http_setup.build(settings, SERVED_SERVICES)
-        except HttpStartError as error:
-            raise StartupError(str(error)) from error
-        _bind(server, http.grpc_target, settings, plain=True)
     running = RunningServer(server, port, database, supervisor, plaintext_port, metrics)
-    running.http = http
     running.fatal = running_fatal
     running.access = access
     running.statements = statements
@@ -329,6 +322,17 @@ def build_server(settings: Settings) -> RunningServer:
             )
         except errors.InvalidArgumentError as error:
             raise ConfigurationError(str(error)) from error
+    if settings.http_port is not None:  # last: nothing after it can fail and leave its socket behind
+        try:
+            running.http = http_setup.build(settings, SERVED_SERVICES)
+        except HttpStartError as error:
+            raise StartupError(str(error)) from error
+        try:
+            _bind(server, running.http.grpc_target, settings, plain=True)
+        except StartupError:
+            running.http.stop(0)
+            running.http.close()
+            raise
     return running
 
 
@@ -380,9 +384,9 @@ def serve(settings: Settings) -> int:
     # Tests and tooling read this line to learn the port chosen for --port 0.
     print(READY_LINE.format(host=display_host, port=running.port), flush=True)
     if running.http is not None:
+        log.info("%s (%s)", running.http.ready_line, running.http.listener.scheme.upper())
         # The second line, for --http-port 0 (after the first: tools read the gRPC port there).
         print(running.http.ready_line, flush=True)
-        log.info("%s (%s)", running.http.ready_line, running.http.listener.scheme.upper())
     log.info(
         "serving %s on %s:%d (%s)",
         engine_label(running.database),
