@@ -270,3 +270,27 @@ def test_headers_and_files(explorer: Explorer) -> None:
             assert http.get(explorer.base + missing).status_code == 404, missing
         # The JSON API is still reached under its prefix.
         assert http.get(explorer.base + "/api/v1/openapi.json").status_code == 200
+
+
+def test_completeness_view(explorer: Explorer, watched: Watched) -> None:
+    page = watched.page
+    run = explorer.runs["run-1"]
+    with httpx.Client(timeout=30) as http:
+        expected = http.post(
+            f"{explorer.base}/api/v1/lineagedb.v1.LineageService/Completeness",
+            json={"node": {"context_id": str(run["run"])}},
+        ).json()
+    gaps = expected["gaps"]
+    assert gaps  # the TFX runs record no digests and no code versions: there is something to show
+    page.goto(f"{explorer.base}/#/context/{run['run']}")
+    page.click("#open-completeness")
+    page.wait_for_selector("#completeness-score")
+    score = expected["score"] * 100
+    assert page.inner_text("#completeness-score") == (
+        f"Score {score:.1f}% ({expected['checks']} checks, {len(gaps)} gaps)"
+    )
+    rows = [row.split("\t") for row in page.locator("#gaps tbody tr").all_inner_texts()]
+    assert rows == [
+        [gap["kind"], " ".join(f"{k[:-3]} {v}" for k, v in gap["node"].items()), gap["message"]] for gap in gaps
+    ]
+    assert (watched.console, watched.page_errors, watched.dialogs) == ([], [], [])

@@ -265,9 +265,10 @@ async function nodePage(kind, id) {
     return;
   }
   const sections = [h("h1", {}, [typeName(all, kind, node), node.name].filter(Boolean).join(" ") + " (" + kind + " " + node.id + ")")];
-  if (kind !== "context") {
-    sections.push(h("div", { class: "toolbar" }, h("a", { href: "#/lineage/" + kind + "/" + node.id, id: "open-lineage" }, "Lineage graph")));
-  }
+  const links = h("div", { class: "toolbar" });
+  if (kind !== "context") links.append(h("a", { href: "#/lineage/" + kind + "/" + node.id, id: "open-lineage" }, "Lineage graph"));
+  links.append(h("a", { href: "#/completeness/" + kind + "/" + node.id, id: "open-completeness" }, "Completeness"));
+  sections.push(links);
   if (kind === "artifact") sections.push(downloads(node.id));
   const fields = [["id", String(node.id)], ["type", typeName(all, kind, node) + " (id " + node.type_id + ")"], ["name", node.name || ""]];
   if (kind === "artifact") fields.push(["uri", node.uri || ""]);
@@ -301,6 +302,27 @@ async function nodePage(kind, id) {
   setView(...sections);
 }
 
+// The Completeness answer: which records the node's provenance lacks (digests, versions, code
+// versions, parameters, unfinished steps, artifacts without a producer).
+async function completenessPage(kind, id) {
+  setView(h("h1", {}, "Completeness of " + kind + " " + id), h("p", { class: "muted" }, h("span", { class: "spinner" }), " Loading…"));
+  const answer = await call(LINEAGE, "Completeness", { node: { [kind + "_id"]: String(id) } });
+  const gaps = answer.gaps || [];
+  const score = Number(answer.score || 0);
+  const refLink = (ref) => {
+    for (const k of ["artifact", "execution", "context"]) {
+      if (ref && ref[k + "_id"] !== undefined) return nodeLink(k, ref[k + "_id"], k + " " + ref[k + "_id"]);
+    }
+    return "";
+  };
+  const summary = h("p", { id: "completeness-score" }, "Score " + (score * 100).toFixed(1) + "% (" + (answer.checks || 0) + " checks, " + gaps.length + " gaps)");
+  const sections = [h("h1", {}, "Completeness of " + kind + " " + id), h("div", { class: "toolbar" }, nodeLink(kind, id, "Node page")), summary];
+  if (answer.truncated && answer.truncated !== "TRUNCATION_UNSPECIFIED") sections.push(h("p", { class: "error" }, "Truncated: " + answer.truncated));
+  sections.push(gaps.length ? named("gaps", table(["kind", "node", "message"], gaps.map((g) => [g.kind || "", refLink(g.node), h("td", { class: "value" }, g.message || "")])))
+    : h("p", { class: "muted" }, "Nothing missing."));
+  setView(...sections);
+}
+
 function notFound() {
   setView(h("h1", {}, "Not found"), h("p", {}, "No such page. Start from ", h("a", { href: "#/types" }, "the types"), "."));
 }
@@ -316,6 +338,9 @@ async function route() {
     if (parts[0] === "types") return await typesPage();
     if (parts[0] === "list" && parts.length === 2) return await listPage(parts[1], params);
     if (["artifact", "execution", "context"].includes(parts[0]) && /^\d+$/.test(parts[1] || "")) return await nodePage(parts[0], parts[1]);
+    if (parts[0] === "completeness" && ["artifact", "execution", "context"].includes(parts[1]) && /^\d+$/.test(parts[2] || "")) {
+      return await completenessPage(parts[1], parts[2]);
+    }
     if (parts[0] === "lineage" && ["artifact", "execution"].includes(parts[1]) && /^\d+$/.test(parts[2] || "")) {
       return await window.LineageGraph.page(view(), { call, h, types, typeName, stateOf, fetchNodes, showError, MLMD }, parts[1], parts[2]);
     }
