@@ -294,3 +294,33 @@ def test_completeness_view(explorer: Explorer, watched: Watched) -> None:
         [gap["kind"], " ".join(f"{k[:-3]} {v}" for k, v in gap["node"].items()), gap["message"]] for gap in gaps
     ]
     assert (watched.console, watched.page_errors, watched.dialogs) == ([], [], [])
+
+
+def test_run_comparison(explorer: Explorer, watched: Watched) -> None:
+    page = watched.page
+    run1, run2 = explorer.runs["run-1"]["run"], explorer.runs["run-2"]["run"]
+    with httpx.Client(timeout=30) as http:
+        expected = http.post(
+            f"{explorer.base}/api/v1/lineagedb.v1.LineageService/Diff",
+            json={"a": {"context_id": str(run1)}, "b": {"context_id": str(run2)}},
+        ).json()["changes"]
+    # The two runs differ in Trainer's num_steps and in what ExampleGen read.
+    assert any(c["section"] == "parameter" and "num_steps" in c["after"] for c in expected), expected
+    page.goto(f"{explorer.base}/#/context/{run1}")
+    page.click("#open-diff")
+    page.wait_for_selector("#diff-form")
+    assert page.input_value("#diff-a") == str(run1)
+    page.fill("#diff-b", str(run2))
+    page.click("#diff-form button")
+    page.wait_for_selector("#changes")
+    assert page.inner_text("#diff-summary") == f"{len(expected)} differences between context {run1} and context {run2}"
+    rows = [row.split("\t") for row in page.locator("#changes tbody tr").all_inner_texts()]
+    assert rows == [
+        [c["section"], c["key"], c["kind"], c.get("before", ""), c.get("after", ""), ", ".join(c.get("fields", []))]
+        for c in expected
+    ]
+    # A refused comparison shows the service's message.
+    page.goto(f"{explorer.base}/#/diff?a=context:{run1}&b=context:999999")
+    assert page.wait_for_selector("#diff-error").inner_text().startswith("NOT_FOUND: ")
+    assert watched.console == [BAD_FILTER_LOG.replace("400 (Bad Request)", "404 (Not Found)")]
+    assert (watched.page_errors, watched.dialogs) == ([], [])

@@ -268,6 +268,7 @@ async function nodePage(kind, id) {
   const links = h("div", { class: "toolbar" });
   if (kind !== "context") links.append(h("a", { href: "#/lineage/" + kind + "/" + node.id, id: "open-lineage" }, "Lineage graph"));
   links.append(h("a", { href: "#/completeness/" + kind + "/" + node.id, id: "open-completeness" }, "Completeness"));
+  if (kind !== "artifact") links.append(h("a", { href: "#/diff?a=" + kind + ":" + node.id, id: "open-diff" }, "Compare with…"));
   sections.push(links);
   if (kind === "artifact") sections.push(downloads(node.id));
   const fields = [["id", String(node.id)], ["type", typeName(all, kind, node) + " (id " + node.type_id + ")"], ["name", node.name || ""]];
@@ -323,6 +324,57 @@ async function completenessPage(kind, id) {
   setView(...sections);
 }
 
+// Run comparison (the Diff answer) of two executions or two contexts (runs).
+function refOf(text) {
+  const match = /^(context|execution):(\d+)$/.exec(text || "");
+  return match ? { kind: match[1], id: match[2] } : null;
+}
+
+async function diffPage(params) {
+  const a = refOf(params.get("a")), b = refOf(params.get("b"));
+  const kind = h("select", { id: "diff-kind" }, h("option", { value: "context" }, "runs (contexts)"), h("option", { value: "execution" }, "executions"));
+  const first = h("input", { type: "text", id: "diff-a", size: 8, placeholder: "id" });
+  const second = h("input", { type: "text", id: "diff-b", size: 8, placeholder: "id" });
+  const upstream = h("input", { type: "checkbox", id: "diff-upstream" });
+  if (a) { kind.value = a.kind; first.value = a.id; }
+  if (b) second.value = b.id;
+  upstream.checked = params.get("upstream") === "1";
+  const form = h("form", { class: "toolbar", id: "diff-form" }, h("label", {}, "Compare ", kind), h("label", {}, "A ", first),
+    h("label", {}, "B ", second), h("label", {}, upstream, " and their upstream closures"), h("button", { type: "submit" }, "Compare"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    location.hash = "#/diff?a=" + kind.value + ":" + encodeURIComponent(first.value.trim()) + "&b=" + kind.value + ":" +
+      encodeURIComponent(second.value.trim()) + (upstream.checked ? "&upstream=1" : "");
+  });
+  const result = h("div", { id: "diff" });
+  setView(h("h1", {}, "Compare runs"), form, result);
+  if (!a || !b) {
+    if (params.get("b")) result.replaceChildren(h("p", { class: "error", id: "diff-error" }, "Give two numeric ids of the same kind."));
+    return;
+  }
+  result.replaceChildren(h("span", { class: "spinner" }), " Comparing…");
+  const ref = (r) => ({ [r.kind + "_id"]: r.id });
+  let answer;
+  try {
+    answer = await call(LINEAGE, "Diff", { a: ref(a), b: ref(b), upstream: upstream.checked });
+  } catch (error) {
+    const shown = showError(error);
+    shown.id = "diff-error";
+    result.replaceChildren(shown);
+    return;
+  }
+  const changes = answer.changes || [];
+  const parts = [h("p", { id: "diff-summary" }, changes.length + " differences between " + a.kind + " " + a.id + " and " + b.kind + " " + b.id +
+    (upstream.checked ? " (" + (answer.upstream_executions_compared || 0) + " upstream executions and " + (answer.upstream_artifacts_compared || 0) + " artifacts compared)" : ""))];
+  if (answer.truncated && answer.truncated !== "TRUNCATION_UNSPECIFIED") parts.push(h("p", { class: "error" }, "Truncated: " + answer.truncated));
+  if (changes.length) {
+    parts.push(named("changes", table(["section", "key", "change", "A", "B", "fields"], changes.map((c) => [
+      c.section || "", c.key || "", c.kind || "", h("td", { class: "value" }, c.before || ""), h("td", { class: "value" }, c.after || ""), (c.fields || []).join(", "),
+    ]))));
+  }
+  result.replaceChildren(...parts);
+}
+
 function notFound() {
   setView(h("h1", {}, "Not found"), h("p", {}, "No such page. Start from ", h("a", { href: "#/types" }, "the types"), "."));
 }
@@ -338,6 +390,7 @@ async function route() {
     if (parts[0] === "types") return await typesPage();
     if (parts[0] === "list" && parts.length === 2) return await listPage(parts[1], params);
     if (["artifact", "execution", "context"].includes(parts[0]) && /^\d+$/.test(parts[1] || "")) return await nodePage(parts[0], parts[1]);
+    if (parts[0] === "diff") return await diffPage(params);
     if (parts[0] === "completeness" && ["artifact", "execution", "context"].includes(parts[1]) && /^\d+$/.test(parts[2] || "")) {
       return await completenessPage(parts[1], parts[2]);
     }
