@@ -485,6 +485,9 @@ def _parser() -> argparse.ArgumentParser:
     from lineagedb.ops.retention import add_parser as add_retention_parser
 
     add_retention_parser(sub)
+    from lineagedb.ops.archive import add_parser as add_archive_parser
+
+    add_archive_parser(sub)
     return parser
 
 
@@ -701,6 +704,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lineagedb.ops.retention import run as run_retention
 
             return run_retention(args)
+        if args.command in ("export", "import"):
+            from lineagedb.ops.archive import run as run_archive
+
+            return run_archive(args)
         return _db_command(args.db_command, args.database or default_database_url())
     except ConfigurationError as error:
         print(f"lineagedb: configuration error: {error}", file=sys.stderr)
