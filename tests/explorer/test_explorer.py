@@ -324,3 +324,21 @@ def test_run_comparison(explorer: Explorer, watched: Watched) -> None:
     assert page.wait_for_selector("#diff-error").inner_text().startswith("NOT_FOUND: ")
     assert watched.console == [BAD_FILTER_LOG.replace("400 (Bad Request)", "404 (Not Found)")]
     assert (watched.page_errors, watched.dialogs) == ([], [])
+
+
+def test_a_graph_request_shows_a_spinner_and_can_be_cancelled(explorer: Explorer, watched: Watched) -> None:
+    page = watched.page
+    trainer = explorer.runs["run-1"]["Trainer"]
+    held: list[Any] = []
+    page.route("**/GetEventsByExecutionIDs", lambda route: held.append(route))
+    page.goto(f"{explorer.base}/#/lineage/execution/{trainer}")
+    page.wait_for_selector("#graph-status .spinner")
+    assert page.is_visible("#cancel") and len(held) == 1
+    page.click("#cancel")
+    page.wait_for_selector("#graph-status :text('Cancelled.')")
+    assert page.is_hidden("#cancel") and page.locator("#graph g.node").count() == 0
+    page.unroute("**/GetEventsByExecutionIDs")
+    # Asked again, the same expansion completes: the Trainer, its three inputs and its model.
+    page.click("#expand-level")
+    page.wait_for_function("n => document.querySelectorAll('#graph g.node').length === n", arg=5)
+    assert (watched.console, watched.page_errors, watched.dialogs) == ([], [], [])

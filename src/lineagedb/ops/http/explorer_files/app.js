@@ -182,7 +182,8 @@ async function listPage(what, params) {
   const pager = h("div", { class: "toolbar" });
   const base = "#/list/" + what + "?filter=" + encodeURIComponent(filter);
   const trailIndex = pageTrail.tokens.indexOf(token);
-  const previousTokens = trailIndex >= 0 ? pageTrail.tokens.slice(0, trailIndex) : pageTrail.tokens.slice();
+  // The first page has nothing before it; a page reached by Next has the trail so far before it.
+  const previousTokens = !token ? [] : trailIndex >= 0 ? pageTrail.tokens.slice(0, trailIndex) : pageTrail.tokens.slice();
   if (token) {
     const previous = previousTokens.length ? previousTokens[previousTokens.length - 1] : "";
     pager.append(h("a", { href: base + (previous ? "&page=" + encodeURIComponent(previous) : ""), id: "previous" }, "← Previous"));
