@@ -64,6 +64,7 @@ bench: install mlmd-venv ## Benchmark against MLMD's own store, then auth on vs 
 	$(BIN)/python bench/audit_overhead.py $(AUDIT_BENCH_ARGS)
 	$(BIN)/python bench/lineage_answers.py $(LINEAGE_BENCH_ARGS)
 	$(BIN)/python bench/retention.py $(RETENTION_BENCH_ARGS)
+	$(BIN)/python bench/archive.py $(ARCHIVE_BENCH_ARGS)
 
 bench-workers: install ## Throughput of --workers 1 vs 2 on PostgreSQL with 8 concurrent clients
 	$(BIN)/python bench/workers.py
