@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import socket
 import ssl
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -47,8 +48,9 @@ def test_off_unless_a_port_is_given(tmp_path: Path) -> None:
 
 def test_the_port_from_the_environment_and_a_graceful_stop(tmp_path: Path) -> None:
     port = free_port()
-    private = tmp_path / "tmp"
-    private.mkdir()
+    # A short directory: under pytest-xdist, tmp_path is long enough that a socket path in it
+    # passes the 107-byte limit and the server (rightly) falls back to /tmp.
+    private = Path(tempfile.mkdtemp(prefix="ldb-", dir="/tmp"))
     env = {"LINEAGEDB_HTTP_PORT": str(port), "LINEAGEDB_HTTP_HOST": "127.0.0.1", "TMPDIR": str(private)}
     server = start(["--host", "127.0.0.1", "--port", "0", "--database", sqlite(tmp_path)], tmp_path, env)
     try:
@@ -62,6 +64,7 @@ def test_the_port_from_the_environment_and_a_graceful_stop(tmp_path: Path) -> No
     finally:
         assert server.stop() == 0
     assert list(private.iterdir()) == []
+    private.rmdir()
     with pytest.raises(httpx.ConnectError):
         types(f"http://127.0.0.1:{port}")
 

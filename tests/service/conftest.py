@@ -31,7 +31,11 @@ from tests.backends import scratch_database
 # The table a data-changing statement targets (MySQL quotes with `, PostgreSQL not at all; a
 # PostgreSQL write transaction's first statement carries its BEGIN and the writers' lock, see
 # store.engine).
-_WRITE = re.compile(r"\s*(?:BEGIN;\s*(?:SELECT pg_advisory_xact_lock\w*\(-?\d+\);\s*)?)?(INSERT\s+(?:IGNORE\s+)?INTO|UPDATE|DELETE\s+FROM)\s+[`\"]?(\w+)", re.IGNORECASE)
+_WRITE = re.compile(
+    r"\s*(?:BEGIN;\s*(?:SELECT pg_advisory_xact_lock\w*\(-?\d+\);\s*)?)?"
+    r"(INSERT\s+(?:IGNORE\s+)?INTO|UPDATE|DELETE\s+FROM)\s+[`\"]?(\w+)",
+    re.IGNORECASE,
+)
 
 
 class SharedDatabases:
