@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from lineagedb import errors
-from lineagedb.api.retry import AbortedRetry
+from lineagedb.api.retry import ATTEMPTS, AbortedRetry
 from lineagedb.api.servicer import MetadataStoreServicer
 from lineagedb.api.status import StatusInterceptor
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
@@ -53,9 +53,9 @@ def serve() -> Iterator[Any]:
 
 
 def test_aborted_call_retried_on_the_server_succeeds(serve: Any) -> None:
-    store = _FlakyStore(failures=2)
+    store = _FlakyStore(failures=ATTEMPTS - 1)
     serve(store).GetArtifacts(svc.GetArtifactsRequest())
-    assert store.calls == 3
+    assert store.calls == ATTEMPTS
 
 
 def test_call_aborted_on_every_attempt_reaches_the_client_as_aborted(serve: Any) -> None:
@@ -63,7 +63,7 @@ def test_call_aborted_on_every_attempt_reaches_the_client_as_aborted(serve: Any)
     with pytest.raises(grpc.RpcError) as raised:
         serve(store).GetArtifacts(svc.GetArtifactsRequest())
     assert raised.value.code() is grpc.StatusCode.ABORTED
-    assert store.calls == 3
+    assert store.calls == ATTEMPTS
 
 
 def test_other_errors_are_not_retried(serve: Any) -> None:

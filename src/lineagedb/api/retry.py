@@ -20,7 +20,10 @@ import grpc
 from lineagedb import errors
 from lineagedb.api.wrapping import UnaryWrapper, unary_handler
 
-ATTEMPTS = 3
+# Five: on MySQL, eight writers creating the same type at once deadlock on the
+# name's gap lock (InnoDB picks one victim per cycle), and with three attempts a
+# writer that lost three cycles in a row reached the client as ABORTED.
+ATTEMPTS = 5
 BASE_DELAY_S = 0.005
 SLOW_ATTEMPT_S = 1.0
 MIN_REMAINING_S = 0.5
