@@ -488,6 +488,9 @@ def _parser() -> argparse.ArgumentParser:
     from lineagedb.ops.archive import add_parser as add_archive_parser
 
     add_archive_parser(sub)
+    from lineagedb.ops.track_cli import add_parser as add_track_parser
+
+    add_track_parser(sub)
     return parser
 
 
@@ -704,6 +707,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from lineagedb.ops.retention import run as run_retention
 
             return run_retention(args)
+        if args.command == "track":
+            from lineagedb.ops.track_cli import run as run_track
+
+            return run_track(args)
         if args.command in ("export", "import"):
             from lineagedb.ops.archive import run as run_archive
 
