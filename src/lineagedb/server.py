@@ -28,6 +28,7 @@ from sqlalchemy import exc as sa_exc
 from lineagedb import errors
 from lineagedb.api.audit import AuditInterceptor
 from lineagedb.api.auth import AuthInterceptor
+from lineagedb.api.mlflow_registry import MlflowArtifactsServicer, MlflowRegistryServicer
 from lineagedb.api.retry import AbortedRetry
 from lineagedb.api.servicer import AuditServicer, DeletionServicer, LineageServicer, MetadataStoreServicer
 from lineagedb.api.status import StatusInterceptor
@@ -43,10 +44,12 @@ from lineagedb.ops.interceptors import CallObserver, ReadinessGate, StatementSco
 from lineagedb.ops.metrics import Metrics
 from lineagedb.ops.retention import RetentionSchedule
 from lineagedb.ops.tls import server_credentials
-from lineagedb.proto.lineagedb.v1 import audit_pb2, deletion_pb2, lineage_pb2
+from lineagedb.proto.lineagedb.v1 import audit_pb2, deletion_pb2, lineage_pb2, mlflow_artifacts_pb2, mlflow_registry_pb2
 from lineagedb.proto.lineagedb.v1 import audit_pb2_grpc as audit_grpc
 from lineagedb.proto.lineagedb.v1 import deletion_pb2_grpc as deletion_grpc
 from lineagedb.proto.lineagedb.v1 import lineage_pb2_grpc as lineage_grpc
+from lineagedb.proto.lineagedb.v1 import mlflow_artifacts_pb2_grpc as mlflow_artifacts_grpc
+from lineagedb.proto.lineagedb.v1 import mlflow_registry_pb2_grpc as mlflow_registry_grpc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
 from lineagedb.security.access_control import AccessControl, page_token_secret
@@ -56,6 +59,8 @@ from lineagedb.service.answers.service import LineageAnswers
 from lineagedb.service.audit import AuditQueries
 from lineagedb.service.deletion import Deletion
 from lineagedb.service.metadata_store import MetadataStore
+from lineagedb.service.mlflow_artifacts import MlflowArtifactAccess
+from lineagedb.service.mlflow_registry import MlflowRegistry
 from lineagedb.service.retention import Retention
 from lineagedb.store import statement_count
 from lineagedb.store.audit_log import AuditLog, CallContext
@@ -202,6 +207,8 @@ SERVED_SERVICES = (
     audit_pb2.DESCRIPTOR.services_by_name["AuditService"],
     lineage_pb2.DESCRIPTOR.services_by_name["LineageService"],
     deletion_pb2.DESCRIPTOR.services_by_name["DeletionService"],
+    mlflow_registry_pb2.DESCRIPTOR.services_by_name["MlflowRegistryService"],
+    mlflow_artifacts_pb2.DESCRIPTOR.services_by_name["MlflowArtifactsService"],
 )
 
 
@@ -292,6 +299,12 @@ def build_server(settings: Settings) -> RunningServer:
     lineage_grpc.add_LineageServiceServicer_to_server(LineageServicer(answers), server)
     deletion = Deletion(database, store.clock, conventions_in_use)
     deletion_grpc.add_DeletionServiceServicer_to_server(DeletionServicer(deletion), server)
+    mlflow_registry_grpc.add_MlflowRegistryServiceServicer_to_server(
+        MlflowRegistryServicer(MlflowRegistry(database, store.clock, store.types)), server
+    )
+    mlflow_artifacts_grpc.add_MlflowArtifactsServiceServicer_to_server(
+        MlflowArtifactsServicer(MlflowArtifactAccess(database)), server
+    )
     health_pb2_grpc.add_HealthServicer_to_server(supervisor.servicer, server)
     reflection.enable_server_reflection(
         (

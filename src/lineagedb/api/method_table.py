@@ -74,6 +74,32 @@ _MLMD_READS = (
     "GetLineageSubgraph",
 )
 
+_MLFLOW_REGISTRY_READS = (
+    "GetRegisteredModel",
+    "SearchRegisteredModels",
+    "GetModelVersionByAlias",
+    "GetLatestVersions",
+    "GetModelVersion",
+    "SearchModelVersions",
+    "GetModelVersionDownloadUri",
+)
+_MLFLOW_REGISTRY_WRITES = (
+    "CreateRegisteredModel",
+    "RenameRegisteredModel",
+    "UpdateRegisteredModel",
+    "DeleteRegisteredModel",
+    "SetRegisteredModelTag",
+    "DeleteRegisteredModelTag",
+    "SetRegisteredModelAlias",
+    "DeleteRegisteredModelAlias",
+    "CreateModelVersion",
+    "UpdateModelVersion",
+    "DeleteModelVersion",
+    "SetModelVersionTag",
+    "DeleteModelVersionTag",
+    "TransitionModelVersionStage",
+)
+
 METHOD_PERMISSIONS: dict[str, Permission] = {
     **{_MLMD + name: Permission.WRITE for name in _MLMD_WRITES},
     **{_MLMD + name: Permission.WRITE_TYPES for name in _MLMD_TYPE_WRITES},
@@ -86,6 +112,12 @@ METHOD_PERMISSIONS: dict[str, Permission] = {
     },
     # Deleting is writing: an editor of every namespace it touches (checked per node in the service).
     "/lineagedb.v1.DeletionService/Delete": Permission.WRITE,
+    # MLflow's model registry: reads and writes of its contexts and artifacts, scoped like any other.
+    **{"/lineagedb.v1.MlflowRegistryService/" + name: Permission.READ for name in _MLFLOW_REGISTRY_READS},
+    **{"/lineagedb.v1.MlflowRegistryService/" + name: Permission.WRITE for name in _MLFLOW_REGISTRY_WRITES},
+    # Asked by the HTTP listener before it streams an artifact file (download/list, upload/delete).
+    "/lineagedb.v1.MlflowArtifactsService/AuthorizeRead": Permission.READ,
+    "/lineagedb.v1.MlflowArtifactsService/AuthorizeWrite": Permission.WRITE,
     "/grpc.health.v1.Health/Check": Permission.PUBLIC,
     "/grpc.health.v1.Health/Watch": Permission.PUBLIC,
     "/grpc.health.v1.Health/List": Permission.PUBLIC,

@@ -1,0 +1,103 @@
+"""lineagedb.v1.MlflowArtifactsService: who may read or write an MLflow artifact path.
+
+Artifact files live outside the database (under --artifact-root); their access is decided by
+the graph node that owns them, the same way every other read and write is: the run's
+execution for `<experiment_id>/<run_id>/...`, else the experiment's context for
+`<experiment_id>/...`. A node the caller cannot see reads as missing (NOT_FOUND, as for any
+other hidden node); one in a namespace it may read but not write refuses writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lineagedb import errors
+from lineagedb.proto.lineagedb.v1 import mlflow_artifacts_pb2 as pb
+from lineagedb.service import access
+from lineagedb.store.repositories import nodes as node_repo
+from lineagedb.store.repositories import types as type_repo
+from lineagedb.store.repositories.nodes import NodeKind
+from lineagedb.store.schema import CONTEXT_KIND, EXECUTION_KIND
+from lineagedb.store.unit_of_work import Database, UnitOfWork
+
+# The tracking API's types (lineagedb.service.mlflow_graph): an experiment's id is its context's
+# id, but for MLflow's "0" (Default), the context with this external_id.
+EXPERIMENT_TYPE = "mlflow.Experiment"
+RUN_TYPE = "mlflow.Run"
+DEFAULT_EXPERIMENT_EXTERNAL_ID = "mlflow.experiment/0"
+
+
+def path_segments(path: str) -> list[str]:
+    """The '/'-separated segments of a relative artifact path; INVALID_ARGUMENT for anything that
+    could leave the artifact root or name something odd (.., ., absolute, backslash, NUL, drive)."""
+    if not path:
+        return []
+    if path.startswith("/") or "\\" in path or "\x00" in path or "#" in path:
+        raise errors.InvalidArgumentError("Invalid path")
+    segments = path.split("/")
+    if segments and segments[-1] == "":
+        segments.pop()  # a trailing slash names the same directory
+    for segment in segments:
+        if segment in ("", ".", "..") or (len(segment) >= 2 and segment[1] == ":"):
+            raise errors.InvalidArgumentError("Invalid path")
+    return segments
+
+
+class MlflowArtifactAccess:
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    def authorize_read(self, request: pb.ArtifactPath) -> pb.ArtifactOwner:
+        return self._authorize(request.path, write=False)
+
+    def authorize_write(self, request: pb.ArtifactPath) -> pb.ArtifactOwner:
+        return self._authorize(request.path, write=True)
+
+    def _authorize(self, path: str, write: bool) -> pb.ArtifactOwner:
+        segments = path_segments(path)
+        if not segments:
+            raise errors.InvalidArgumentError(
+                "an artifact path must start with an experiment id: <experiment_id>/<run_id>/artifacts/..."
+            )
+        with self.db.transaction(write=False) as uow:
+            experiment = _experiment(uow, segments[0])
+            if experiment is None:
+                raise errors.NotFoundError(f"No artifacts for experiment {segments[0]!r}: it does not exist")
+            run = _run(uow, segments[1]) if len(segments) >= 2 else None
+            stored_experiment = run.properties.get("experiment_id") if run is not None else None
+            if stored_experiment is not None and stored_experiment.string_value != segments[0]:
+                # A run's files live under its own experiment only.
+                raise errors.NotFoundError(f"Run {segments[1]!r} is not in experiment {segments[0]!r}")
+            if run is not None:
+                owner = pb.ArtifactOwner(experiment_id=segments[0], run_id=run.name)
+                kind, node_id = "execution", run.id
+            else:
+                owner = pb.ArtifactOwner(experiment_id=segments[0])
+                kind, node_id = "context", experiment.id
+            if write and access.read_only(uow, kind, {node_id}):
+                raise errors.PermissionDeniedError(
+                    f"you may read the artifacts of this {'run' if run is not None else 'experiment'} but not change "
+                    "them (its namespace)"
+                )
+            return owner
+
+
+def _experiment(uow: UnitOfWork, experiment_id: str) -> Any | None:
+    experiment_type = type_repo.by_name(uow, CONTEXT_KIND, EXPERIMENT_TYPE, None)
+    if experiment_type is None:
+        return None
+    if experiment_id == "0":
+        found = node_repo.load_by_external_ids(uow, NodeKind.CONTEXT, [DEFAULT_EXPERIMENT_EXTERNAL_ID])
+    elif experiment_id.isdigit() and len(experiment_id) < 19:
+        found = node_repo.load_by_ids(uow, NodeKind.CONTEXT, [int(experiment_id)])
+    else:
+        return None
+    matching = [c for c in found if c.type_id == experiment_type.id]
+    return matching[0] if matching else None
+
+
+def _run(uow: UnitOfWork, run_id: str) -> Any | None:
+    run_type = type_repo.by_name(uow, EXECUTION_KIND, RUN_TYPE, None)
+    if run_type is None:
+        return None
+    return node_repo.load_by_type_and_name(uow, NodeKind.EXECUTION, run_type.id, run_id)
