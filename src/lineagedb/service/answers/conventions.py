@@ -9,7 +9,9 @@ Kubeflow Pipelines record:
   `module_path`, `train_args`, ...) as custom properties.
 * KFP v2 executions carry `image`, `inputs` (the parameters, a struct), `task_name`,
   `display_name`, `pipeline_name`, `cache_fingerprint`, pod bookkeeping and more.
-* LineageDB's own client records `digest`, `code_version` and `environment`.
+* LineageDB's own capture (lineagedb.track) records `digest`, `code_version`, `git_commit`,
+  `module_file`, `environment`, `python_version`, `requirements`, and as bookkeeping
+  `start_time_ms`, `end_time_ms`, `error_type`, `pipeline_name`, `run_id`.
 
 A deployment with other habits gives a JSON file to `--lineage-conventions` whose
 keys replace these lists (see README, "Lineage answers").
@@ -83,6 +85,10 @@ class Conventions:
         "run_id",
         "state",
         "__external_execution_index__",
+        # lineagedb.track's bookkeeping: when a step ran and how it failed are not its inputs.
+        "start_time_ms",
+        "end_time_ms",
+        "error_type",
     )
     # Artifact types a compliance report lists as datasets and as evaluations.
     dataset_types: tuple[str, ...] = ("Examples", "Dataset", "system.Dataset", "ExternalArtifact")
