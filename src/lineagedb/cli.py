@@ -25,6 +25,7 @@ from lineagedb.config import (
     ConnectionPolicy,
     Settings,
     TlsSettings,
+    default_artifact_root,
     default_database_url,
     env,
 )
@@ -102,6 +103,13 @@ def _serve_parser(sub: Any) -> argparse.ArgumentParser:
         "for every RPC, the OpenAPI document at /api/v1/openapi.json (off unless set; 0 picks a free one)",
     )
     _option(net, "--http-host", env_name="HTTP_HOST", help="address of the HTTP listener (default: --host)")
+    _option(
+        net,
+        "--artifact-root",
+        env_name="ARTIFACT_ROOT",
+        help="directory of the MLflow artifacts uploaded through /api/2.0/mlflow-artifacts on the HTTP listener "
+        "(default: mlartifacts next to a SQLite database file, else ./mlartifacts)",
+    )
     _option(
         net,
         "--workers",
@@ -631,6 +639,7 @@ def build_settings(args: argparse.Namespace, argv: Sequence[str]) -> Settings:
         run_scheduled_jobs=args.worker_index in (None, 0),
         http_port=args.worker_http_port if args.worker_index is not None else args.http_port,
         http_host=args.http_host or None,
+        artifact_root=args.artifact_root or default_artifact_root(url.render_as_string(hide_password=True)),
     )
 
 

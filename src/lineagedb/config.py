@@ -19,6 +19,19 @@ def default_database_url() -> str:
     return f"sqlite:///{Path.cwd() / DEFAULT_SQLITE_FILE}"
 
 
+DEFAULT_ARTIFACT_DIRECTORY = "mlartifacts"  # MLflow server's own default name
+
+
+def default_artifact_root(database: str) -> str:
+    """Where MLflow artifacts go without --artifact-root: next to a SQLite database file (so the
+    two travel together), else under the working directory. Absolute, so every worker agrees."""
+    if database.startswith("sqlite:///") and ":memory:" not in database and len(database) > len("sqlite:///"):
+        path = database[len("sqlite:///") :].split("?", 1)[0]
+        if path:
+            return str(Path(path).absolute().parent / DEFAULT_ARTIFACT_DIRECTORY)
+    return str(Path.cwd() / DEFAULT_ARTIFACT_DIRECTORY)
+
+
 @dataclass(frozen=True)
 class TlsSettings:
     """PEM material for the gRPC port (already read from files)."""
@@ -120,6 +133,8 @@ class Settings:
     # JSON over HTTP (lineagedb.ops.http): off unless a port is given; the host defaults to `host`.
     http_port: int | None = None
     http_host: str | None = None
+    # MLflow's proxied artifacts (lineagedb.ops.http.mlflow_artifacts): files under this directory.
+    artifact_root: str = "mlartifacts"
 
 
 def env(name: str, default: str | None = None) -> str | None:

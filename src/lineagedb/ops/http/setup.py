@@ -27,6 +27,7 @@ from lineagedb.ops.http.app import HttpComponent, build_app
 from lineagedb.ops.http.explorer import Explorer
 from lineagedb.ops.http.json_api import JsonApi
 from lineagedb.ops.http.listener import HttpListener, HttpStartError, bind_socket, tls_context
+from lineagedb.ops.http.mlflow_artifacts import MlflowArtifacts
 
 # sockaddr_un holds 108 bytes.
 _MAX_SOCKET_PATH = 100
@@ -101,6 +102,7 @@ def build(settings: Settings, services: Sequence[ServiceDescriptor]) -> HttpServ
     components: list[HttpComponent] = [
         JsonApi(services, target, settings.max_receive_message_bytes, settings.max_send_message_bytes),
         Explorer(),
+        MlflowArtifacts(settings.artifact_root, target),
     ]
     listener = HttpListener(build_app(components), sock, context, settings.shutdown_grace_s)
     return HttpServer(listener, target, directory, host)
