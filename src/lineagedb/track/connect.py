@@ -6,14 +6,24 @@ from typing import Any
 
 from lineagedb.track.settings import TrackConfigurationError, TrackSettings
 
+# Attempts per call (ABORTED, and UNAVAILABLE for reads): a few absorb a lost race or a blip;
+# more would only delay the fall-back to the journal when the server is really gone.
+MAX_ATTEMPTS = 3
+
 
 def open_store(settings: TrackSettings) -> Any:
-    try:
-        import lineagedb.client as client  # lands with issue 15 item 1
-    except ImportError as error:
-        raise TrackConfigurationError("lineagedb.client is not installed here") from error
+    """A server ("host:port", or "grpcs://host:port" for TLS with the system's CAs) with the
+    token and namespace, each call bounded by the settings' timeout; or an embedded database."""
+    from lineagedb.client import MetadataStore
+
     if settings.target:
-        return client.MetadataStore(settings.target, token=settings.token, namespace=settings.namespace)
+        return MetadataStore(
+            settings.target,
+            token=settings.token,
+            namespace=settings.namespace,
+            timeout=settings.timeout_s,
+            max_retries=MAX_ATTEMPTS,
+        )
     if settings.database_url:
-        return client.MetadataStore(settings.database_url)
+        return MetadataStore(settings.database_url, timeout=settings.timeout_s, max_retries=MAX_ATTEMPTS)
     raise TrackConfigurationError("no store configured: set LINEAGEDB_TARGET or call track.configure(...)")

@@ -60,6 +60,7 @@ RESERVED_PROPERTIES = frozenset(
 )
 
 # gRPC status codes as numbers (the client's errors carry them as `error_code`).
+NOT_FOUND = 5
 ALREADY_EXISTS = 6
 UNREACHABLE_CODES = frozenset({4, 14})  # DEADLINE_EXCEEDED, UNAVAILABLE
 
@@ -164,7 +165,7 @@ class Writer:
 
     def already_recorded(self, record: StepRecord) -> int | None:
         """The execution id of this step if the store has it (a replay after a lost answer)."""
-        found = self.store.get_executions_by_external_ids([execution_external_id(record.step_id)])
+        found = _none_found_is_empty(self.store.get_executions_by_external_ids, [execution_external_id(record.step_id)])
         return int(found[0].id) if found else None
 
     def write(self, record: StepRecord) -> WriteResult:
@@ -232,7 +233,7 @@ class Writer:
         wanted = sorted({artifact_external_id(i.uri, i.identity) for i in items if i.identity is not None})
         if not wanted:
             return {}
-        return {a.external_id: a for a in self.store.get_artifacts_by_external_ids(wanted)}
+        return {a.external_id: a for a in _none_found_is_empty(self.store.get_artifacts_by_external_ids, wanted)}
 
     def _artifact(self, item: ArtifactRecord, stored: dict[str, mlmd.Artifact], link_by_uri: bool) -> mlmd.Artifact:
         if item.identity is not None:
@@ -290,6 +291,16 @@ class Writer:
         run.custom_properties["run_id"].string_value = record.run
         contexts.append(run)
         return contexts
+
+
+def _none_found_is_empty(method: Any, external_ids: list[str]) -> list[Any]:
+    # MLMD answers NOT_FOUND when none of the external ids exists (and the list when some do).
+    try:
+        return list(method(external_ids))
+    except Exception as error:
+        if status_code(error) == NOT_FOUND:
+            return []
+        raise
 
 
 def _event(kind: Any, key: str, index: int) -> mlmd.Event:

@@ -1,0 +1,265 @@
+"""A three-script pipeline (prepare, train, evaluate: real scripts in a temporary git
+repository, each a subprocess) recording itself into a live server, read back with the
+client and the lineage answers. SQLite; the PutExecution path on every backend is in
+test_writer_store.py."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lineagedb.client import MetadataStore
+from lineagedb.proto.lineagedb.v1 import lineage_pb2, lineage_pb2_grpc
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from tests.conftest import LiveServer, start_server, stop_server
+from tests.track.gitrepo import make_repo
+
+SCRIPTS = Path(__file__).parent / "pipeline"
+RAW = "id,value\n" + "".join(f"{i},{i * i}\n" for i in range(20))
+
+
+@dataclass
+class Workspace:
+    repo: Path
+    data: Path
+    track_dir: Path
+    commit: str
+    database_url: str
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    sources = {name: (SCRIPTS / name).read_text() for name in ("prepare.py", "train.py", "evaluate.py")}
+    commit = make_repo(tmp_path / "repo", sources)
+    data = tmp_path / "data"  # outside the repository: outputs do not make it dirty
+    data.mkdir()
+    (data / "raw.csv").write_text(RAW)
+    return Workspace(tmp_path / "repo", data, tmp_path / "track", commit, f"sqlite:///{tmp_path / 'lineage.sqlite'}")
+
+
+@pytest.fixture
+def server(workspace: Workspace) -> Iterator[LiveServer]:
+    started = start_server(workspace.database_url)
+    yield started
+    stop_server(started)
+
+
+def run_script(
+    ws: Workspace, target: str, run: str, script: str, *args: str, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "LINEAGEDB_TARGET": target,
+        "LINEAGEDB_PIPELINE": "churn",
+        "LINEAGEDB_RUN": run,
+        "LINEAGEDB_TRACK_DIR": str(ws.track_dir),
+        "LINEAGEDB_TRACK_TIMEOUT": "5",
+    }
+    env.pop("LINEAGEDB_TOKEN", None)
+    env.pop("LINEAGEDB_NAMESPACE", None)
+    done = subprocess.run(
+        [sys.executable, str(ws.repo / script), *args],
+        env=env,
+        cwd=ws.repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (done.returncode == 0) == ok, done.stderr
+    return done
+
+
+def run_pipeline(ws: Workspace, target: str, run: str, learning_rate: str) -> None:
+    run_script(ws, target, run, "prepare.py", str(ws.data))
+    run_script(ws, target, run, "train.py", str(ws.data), learning_rate)
+    run_script(ws, target, run, "evaluate.py", str(ws.data), str(ws.data / f"model-{learning_rate}.txt"))
+
+
+def flush(ws: Workspace, target: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LINEAGEDB_TRACK_DIR": str(ws.track_dir)}
+    env.pop("LINEAGEDB_TOKEN", None)
+    return subprocess.run(
+        [sys.executable, "-m", "lineagedb", "track", "flush", "--target", target],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def sha256_of(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def prop(node: mlmd.Artifact | mlmd.Execution, name: str) -> object:
+    value = node.custom_properties[name]
+    return getattr(value, value.WhichOneof("value"))
+
+
+def by_type(store: MetadataStore) -> dict[str, list[mlmd.Execution]]:
+    found: dict[str, list[mlmd.Execution]] = {}
+    for execution in sorted(store.get_executions(), key=lambda e: e.id):
+        found.setdefault(execution.type, []).append(execution)
+    return found
+
+
+def test_pipeline_run_twice_with_one_changed_parameter(workspace: Workspace, server: LiveServer) -> None:
+    ws = workspace
+    run_pipeline(ws, server.address, "run-1", "0.1")
+    run_pipeline(ws, server.address, "run-2", "0.2")
+    assert not list((ws.track_dir / "journal").glob("*.step.json"))  # everything reached the store
+
+    with MetadataStore(server.address) as store:
+        executions = by_type(store)
+        assert {t: len(e) for t, e in executions.items()} == {"Prepare": 2, "Train": 2, "Evaluate": 2}
+        everything = [e for group in executions.values() for e in group]
+        assert {e.last_known_state for e in everything} == {mlmd.Execution.COMPLETE}
+        for execution in everything:
+            assert prop(execution, "code_version") == f"git:{ws.commit}"
+            assert prop(execution, "git_commit") == ws.commit
+            assert prop(execution, "python_version") == ".".join(map(str, sys.version_info[:3]))
+            assert str(prop(execution, "requirements")).startswith("sha256:")
+            assert prop(execution, "pipeline_name") == "churn"
+            assert int(prop(execution, "start_time_ms")) <= int(prop(execution, "end_time_ms"))  # type: ignore[call-overload]
+        assert [prop(e, "module_file") for e in executions["Train"]] == ["train.py", "train.py"]
+        assert [prop(e, "learning_rate") for e in executions["Train"]] == [0.1, 0.2]
+        assert [prop(e, "run_id") for e in executions["Train"]] == ["run-1", "run-2"]
+
+        artifacts = {a.id: a for a in store.get_artifacts()}
+        types = Counter(a.type for a in artifacts.values())
+        # raw and clean are the same content both times: one artifact each, shared by the runs.
+        assert types == Counter({"Dataset": 2, "Model": 2, "ModelEvaluation": 2, "Metrics": 4})
+        by_uri = {a.uri: a for a in artifacts.values() if a.uri}
+        assert prop(by_uri[str(ws.data / "raw.csv")], "digest") == sha256_of(ws.data / "raw.csv")
+        clean = by_uri[str(ws.data / "clean")]
+        assert prop(clean, "file_count") == 2
+        listing = b"".join(
+            name.encode() + b"\0" + hashlib.sha256((ws.data / "clean" / name).read_bytes()).hexdigest().encode() + b"\n"
+            for name in ("part-0.csv", "part-1.csv")
+        )
+        assert prop(clean, "digest") == "sha256:" + hashlib.sha256(listing).hexdigest()
+        for rate in ("0.1", "0.2"):
+            model = ws.data / f"model-{rate}.txt"
+            assert prop(by_uri[str(model)], "digest") == sha256_of(model)
+
+        events = store.get_events_by_execution_ids([e.id for e in everything])
+        assert len(events) == 2 * (2 + 3 + 4)
+        keys = Counter((e.type, e.path.steps[0].key) for e in events)
+        assert keys == Counter(
+            {
+                (mlmd.Event.INPUT, "dataset"): 2,  # Prepare reads raw
+                (mlmd.Event.OUTPUT, "clean"): 2,
+                (mlmd.Event.INPUT, "clean"): 2,  # Train (the decorator's argument name)
+                (mlmd.Event.OUTPUT, "model"): 2,
+                (mlmd.Event.OUTPUT, "metrics"): 4,
+                (mlmd.Event.INPUT, "model"): 2,  # Evaluate
+                (mlmd.Event.INPUT, "examples"): 2,
+                (mlmd.Event.OUTPUT, "modelevaluation"): 2,
+            }
+        )
+        # Train of each run read the artifact Prepare wrote (the same one both times).
+        train_inputs = {e.artifact_id for e in events if e.type == mlmd.Event.INPUT and e.path.steps[0].key == "clean"}
+        assert train_inputs == {clean.id}
+
+        contexts = {c.name: c for c in store.get_contexts()}
+        assert {(c.type, name) for name, c in contexts.items()} == {
+            ("pipeline", "churn"),
+            ("pipeline_run", "churn.run-1"),
+            ("pipeline_run", "churn.run-2"),
+        }
+        assert len(store.get_executions_by_context(contexts["churn.run-2"].id)) == 3
+        assert len(store.get_executions_by_context(contexts["churn"].id)) == 6
+
+        evaluation = by_uri[str(ws.data / "evaluation-model-0.2.json")]
+        with server.channel() as channel:
+            lineage = lineage_pb2_grpc.LineageServiceStub(channel)
+            closure = lineage.Provenance(
+                lineage_pb2.ClosureRequest(node=lineage_pb2.NodeRef(artifact_id=evaluation.id)), timeout=30
+            )
+            diff = lineage.Diff(
+                lineage_pb2.DiffRequest(
+                    a=lineage_pb2.NodeRef(execution_id=executions["Train"][0].id),
+                    b=lineage_pb2.NodeRef(execution_id=executions["Train"][1].id),
+                ),
+                timeout=30,
+            )
+    # The evaluation of run 2 reaches back to the raw file Prepare read, through its run's steps.
+    assert by_uri[str(ws.data / "raw.csv")].id in {a.id for a in closure.artifacts}
+    assert {e.type for e in closure.executions} == {"Prepare", "Train", "Evaluate"}
+    assert executions["Train"][1].id in {e.id for e in closure.executions}
+    assert executions["Train"][0].id not in {e.id for e in closure.executions}
+    # Between the two Train steps the only parameter that changed is the learning rate.
+    assert [(c.section, c.key) for c in diff.changes if c.section == "parameter"] == [("parameter", "learning_rate")]
+    assert not [c for c in diff.changes if c.section in ("code_version", "environment")]
+
+
+def test_failing_step_is_failed_with_its_inputs(workspace: Workspace, server: LiveServer) -> None:
+    ws = workspace
+    run_script(ws, server.address, "run-1", "prepare.py", str(ws.data))
+    failed = run_script(ws, server.address, "run-1", "train.py", str(ws.data), "0.1", "--fail", ok=False)
+    assert "RuntimeError: diverged" in failed.stderr  # the exception reached the caller
+    with MetadataStore(server.address) as store:
+        (train,) = by_type(store)["Train"]
+        assert train.last_known_state == mlmd.Execution.FAILED
+        assert prop(train, "error_type") == "RuntimeError"
+        assert prop(train, "learning_rate") == 0.1
+        events = store.get_events_by_execution_ids([train.id])
+        (clean,) = store.get_artifacts_by_uri(str(ws.data / "clean"))
+        assert [(e.type, e.artifact_id) for e in events] == [(mlmd.Event.INPUT, clean.id)]
+
+
+def test_outage_mid_run_is_journalled_and_flushed_once(workspace: Workspace) -> None:
+    ws = workspace
+    first = start_server(ws.database_url)
+    try:
+        run_script(ws, first.address, "run-1", "prepare.py", str(ws.data))
+    finally:
+        stop_server(first)
+    # The server is down: train and evaluate still succeed, their steps wait in the journal.
+    trained = run_script(ws, first.address, "run-1", "train.py", str(ws.data), "0.1")
+    assert "cannot be reached" in trained.stderr and "lineagedb track flush" in trained.stderr
+    run_script(ws, first.address, "run-1", "evaluate.py", str(ws.data), str(ws.data / "model-0.1.txt"))
+    journal = ws.track_dir / "journal"
+    kept = sorted(journal.glob("*.step.json"))
+    assert len(kept) == 2
+    unreachable = flush(ws, first.address)
+    assert unreachable.returncode == 1 and "kept: 2" in unreachable.stdout
+    saved = {p.name: p.read_bytes() for p in kept}
+
+    second = start_server(ws.database_url)
+    try:
+        flushed = flush(ws, second.address)
+        assert flushed.returncode == 0, flushed.stderr
+        assert "sent: 2; already in the store: 0; kept: 0" in flushed.stdout
+        assert not list(journal.glob("*.step.json"))
+        # A replay after a partial success (the store committed, the answer was lost): put
+        # the files back and flush again: recognized by step id, nothing written twice.
+        for name, content in saved.items():
+            (journal / name).write_bytes(content)
+        again = flush(ws, second.address)
+        assert "sent: 0; already in the store: 2; kept: 0" in again.stdout, again.stderr
+        with MetadataStore(second.address) as store:
+            executions = by_type(store)
+            assert {t: len(e) for t, e in executions.items()} == {"Prepare": 1, "Train": 1, "Evaluate": 1}
+            (clean,) = store.get_artifacts_by_uri(str(ws.data / "clean"))
+            (model,) = store.get_artifacts_by_uri(str(ws.data / "model-0.1.txt"))
+            train_events = store.get_events_by_execution_ids([executions["Train"][0].id])
+            assert {(e.type, e.artifact_id) for e in train_events} >= {
+                (mlmd.Event.INPUT, clean.id),
+                (mlmd.Event.OUTPUT, model.id),
+            }
+            evaluate_events = store.get_events_by_execution_ids([executions["Evaluate"][0].id])
+            assert (mlmd.Event.INPUT, model.id) in {(e.type, e.artifact_id) for e in evaluate_events}
+            assert len(store.get_artifacts()) == 6  # raw, clean, model, loss metrics, evaluation, auc metrics
+    finally:
+        stop_server(second)
+    shutil.rmtree(ws.track_dir)

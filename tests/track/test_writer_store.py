@@ -1,0 +1,100 @@
+"""The writer's MLMD data on every backend, through lineagedb.client against a live server
+(and once embedded): one PutExecution per step, types created once per process, artifacts
+joined by URI and digest across steps, a replay recognized by its step id."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lineagedb import track
+from lineagedb.client import MetadataStore
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.track.journal import Journal
+from lineagedb.track.settings import resolve
+from lineagedb.track.writer import Writer
+from tests.conftest import LiveServer
+
+
+class CountingStore:
+    """The real client, with its calls counted by method name."""
+
+    def __init__(self, store: MetadataStore) -> None:
+        self.store = store
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return method(*args, **kwargs)
+
+        return counted
+
+
+def test_steps_become_one_put_execution_each_and_join_by_digest(live_server: LiveServer, tmp_path: Path) -> None:
+    raw = tmp_path / "raw.csv"
+    raw.write_text("a\n1\n")
+    clean = tmp_path / "clean.csv"
+    with MetadataStore(live_server.address) as client:
+        counting = CountingStore(client)
+        tracker = track.Tracker(resolve(directory=tmp_path / "track"), store=counting)
+        for run in ("r1", "r2"):
+            with track.step("Prepare", pipeline="p", run=run, tracker=tracker) as prepare:
+                prepare.input(raw)
+                prepare.output(clean, type="Dataset")
+                clean.write_text("a\n1\n")
+            with track.step("Train", pipeline="p", run=run, tracker=tracker) as train:
+                train.input(clean, type="Examples")  # another type name: still the artifact Prepare wrote
+                train.param("epochs", 2)
+                train.metric("loss", 0.25)
+        assert counting.calls.count("put_execution") == 4
+        type_puts = [c for c in counting.calls if c.startswith("put_") and c.endswith("_type")]
+        # Prepare, Train; Dataset, Metrics; pipeline, pipeline_run: once each, then cached.
+        assert len(type_puts) == 6
+        assert prepare.result is not None and train.result is not None
+
+        artifacts = client.get_artifacts()
+        assert sorted(a.type for a in artifacts) == ["Dataset", "Dataset", "Metrics", "Metrics"]
+        (clean_artifact,) = client.get_artifacts_by_uri(str(clean))
+        reads = [
+            e
+            for e in client.get_events_by_artifact_ids([clean_artifact.id])
+            if e.type == mlmd.Event.INPUT and e.path.steps[0].key == "examples"
+        ]
+        assert len(reads) == 2  # both runs' Train read the one artifact
+        assert clean_artifact.custom_properties["digest"].string_value.startswith("sha256:")
+        contexts = sorted((c.type, c.name) for c in client.get_contexts())
+        assert contexts == [("pipeline", "p"), ("pipeline_run", "p.r1"), ("pipeline_run", "p.r2")]
+
+        # The same record again (a replay): recognized, not written twice.
+        record = train.record
+        replayed = Writer(client).write(record)
+        assert replayed.already_recorded and replayed.execution_id == train.result.execution_id
+        assert len(client.get_executions()) == 4
+        assert not Journal(tmp_path / "track" / "journal").pending()
+        tracker.close()
+
+
+def test_embedded_store_from_a_database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LINEAGEDB_TARGET", raising=False)
+    monkeypatch.setattr(track, "_default", None)  # this test's configure() is undone afterwards
+    url = f"sqlite:///{tmp_path / 'embedded.sqlite'}"
+    monkeypatch.setenv("LINEAGEDB_DATABASE_URL", url)
+    tracker = track.configure(directory=tmp_path / "track")
+    try:
+        model = tmp_path / "model.bin"
+        with track.step("Trainer", pipeline="p", run="r") as step:
+            step.output(model, type="Model")
+            model.write_bytes(b"weights")
+        assert step.result is not None
+    finally:
+        tracker.close()
+    with MetadataStore(url) as store:
+        (execution,) = store.get_executions()
+        assert execution.type == "Trainer" and execution.last_known_state == mlmd.Execution.COMPLETE
+        (artifact,) = store.get_artifacts()
+        assert artifact.uri == str(model) and artifact.custom_properties["size_bytes"].int_value == 7
