@@ -96,7 +96,7 @@ def test_registered_model_lifecycle_tags_aliases_and_search(registry: MlflowRegi
     registry.delete_model_version(pb.ModelVersionName(name="fraud2", version="1"))
     with pytest.raises(errors.NotFoundError, match=r"Model Version \(name=fraud2, version=1\) not found"):
         registry.get_model_version(pb.ModelVersionName(name="fraud2", version="1"))
-    with pytest.raises(errors.NotFoundError):  # its alias went with it
+    with pytest.raises(errors.InvalidArgumentError, match="alias champion not found"):  # it went with it
         registry.get_model_version_by_alias(pb.RegisteredModelAliasName(name="fraud2", alias="champion"))
     v3 = registry.create_model_version(pb.CreateModelVersionRequest(name="fraud2", source="s3://b/3")).model_version
     assert v3.version == "3"  # never reused

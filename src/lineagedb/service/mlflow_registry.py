@@ -470,7 +470,8 @@ class MlflowRegistry:
             assert types is not None
             aliases = _aliases(model)
             if request.alias not in aliases:
-                raise errors.NotFoundError(f"Registered model alias {request.alias} not found.")
+                # MLflow answers INVALID_PARAMETER_VALUE here, not RESOURCE_DOES_NOT_EXIST.
+                raise errors.InvalidArgumentError(f"Registered model alias {request.alias} not found.")
             version = self._version(uow, types, model, str(aliases[request.alias]))
             return pb.ModelVersionResponse(model_version=self._version_message(version, aliases))
 
