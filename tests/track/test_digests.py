@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from lineagedb import track
 from lineagedb.track import digests
 from lineagedb.track.digests import STATS, DigestCache, fingerprint
+from lineagedb.track.settings import resolve
 
 GIB = 1 << 30
 
@@ -74,28 +76,50 @@ def test_changed_file_is_hashed_again(tmp_path: Path, cache: DigestCache) -> Non
     assert fingerprint(str(path), cache).sha256 == hashlib.sha256(b"two").hexdigest() != first
 
 
-def test_unchanged_1_gib_file_is_not_read_again(tmp_path: Path) -> None:
-    """A sparse 1 GiB file (no disk used): the first run reads all of it, a second run
-    (a new cache object on the same file, as a new process would open it) reads nothing."""
+def test_unchanged_1_gib_file_is_not_read_again_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sparse 1 GiB file (no disk used) as a step's input: the first run reads all of it,
+    a second run (a new tracker on the same directory, as the next process would open it)
+    reads none of it and records the same digest (a changed file is read again: see
+    test_changed_file_is_hashed_again)."""
+    for name in ("LINEAGEDB_TARGET", "LINEAGEDB_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
     path = tmp_path / "dataset.bin"
     with open(path, "wb") as handle:
         handle.truncate(GIB)
         handle.seek(GIB - 5)
         handle.write(b"tail!")
-    cache_file = tmp_path / "cache" / "digests.sqlite"
 
-    first_cache = DigestCache(cache_file)
-    start = (STATS.files_hashed, STATS.bytes_hashed, STATS.cache_hits)
-    first = fingerprint(str(path), first_cache)
-    first_cache.close()
-    assert (STATS.files_hashed - start[0], STATS.bytes_hashed - start[1]) == (1, GIB)
+    def run_once() -> tuple[int, int, int, str | None]:
+        tracker = track.Tracker(resolve(directory=tmp_path / "track"))  # no store: steps stay in the journal
+        before = (STATS.files_hashed, STATS.bytes_hashed, STATS.cache_hits)
+        with track.step("Trainer", tracker=tracker) as step:
+            step.input(path, type="Dataset")
+        tracker.close()
+        after = (STATS.files_hashed, STATS.bytes_hashed, STATS.cache_hits)
+        return (*(a - b for a, b in zip(after, before, strict=True)), step.record.inputs[0].sha256)
 
-    second_cache = DigestCache(cache_file)
-    middle = (STATS.files_hashed, STATS.bytes_hashed, STATS.cache_hits)
-    second = fingerprint(str(path), second_cache)
-    second_cache.close()
-    assert (STATS.files_hashed - middle[0], STATS.bytes_hashed - middle[1], STATS.cache_hits - middle[2]) == (0, 0, 1)
-    assert second.sha256 == first.sha256 is not None
+    first = run_once()
+    assert first[:3] == (1, GIB, 0)
+    second = run_once()
+    assert second[:3] == (0, 0, 1)
+    assert second[3] == first[3] is not None
+
+
+def test_unreadable_input_is_recorded_without_digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(path: str) -> str:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(digests, "_hash_file", refuse)
+    path = tmp_path / "secret.csv"
+    path.write_text("x")
+    tracker = track.Tracker(resolve(directory=tmp_path / "track"))
+    with track.step("S", tracker=tracker) as step:
+        step.input(path)
+    tracker.close()
+    (item,) = step.record.inputs
+    assert (item.sha256, item.identity, item.skipped_reason) == (None, None, "not hashed: Permission denied")
 
 
 def test_unusable_cache_still_hashes(tmp_path: Path) -> None:

@@ -142,7 +142,11 @@ class Step:
     def _fingerprint(self, item: ArtifactRecord) -> None:
         if not item.local or item.identity is not None:
             return
-        found = fingerprint(item.uri, self._tracker.cache, self._tracker.settings.max_hash_bytes)
+        try:
+            found = fingerprint(item.uri, self._tracker.cache, self._tracker.settings.max_hash_bytes)
+        except OSError as error:  # unreadable: the step still runs and says why there is no digest
+            item.skipped_reason = f"not hashed: {error.strerror or error}"
+            return
         item.exists = found.exists
         item.is_dir = found.is_dir
         item.sha256 = found.sha256
