@@ -183,3 +183,25 @@ def test_artifacts_follow_the_runs_namespace(secured: tuple[AuthServer, str, str
     )
     assert listed.status_code == 404
     assert httpx.get(url, headers=_as(auth, "alice"), timeout=30).content == b"a,b\n"
+
+
+def test_registered_models_follow_namespaces(secured: tuple[AuthServer, str, str]) -> None:
+    auth, base, _ = secured
+    registry = f"{base}/api/v1/lineagedb.v1.MlflowRegistryService"
+
+    def call(method: str, body: dict[str, Any], principal: str) -> httpx.Response:
+        return httpx.post(f"{registry}/{method}", json=body, headers=_as(auth, principal), timeout=30)
+
+    assert call("CreateRegisteredModel", {"name": "team-a-model"}, "alice").status_code == 200
+    assert call("CreateModelVersion", {"name": "team-a-model", "source": "s3://b/m"}, "alice").status_code == 200
+    assert call("GetRegisteredModel", {"name": "team-a-model"}, "carol").json()["registered_model"]["name"] == (
+        "team-a-model"
+    )
+    assert call("SetRegisteredModelTag", {"name": "team-a-model", "key": "k", "value": "v"}, "carol").status_code == 403
+    assert call("DeleteRegisteredModel", {"name": "team-a-model"}, "carol").status_code == 403
+    assert call("GetRegisteredModel", {"name": "team-a-model"}, "bob").status_code == 404
+    assert call("SearchRegisteredModels", {}, "bob").json() == {}
+    assert call("SearchModelVersions", {}, "bob").json() == {}
+    assert [m["name"] for m in call("SearchRegisteredModels", {}, "carol").json()["registered_models"]] == [
+        "team-a-model"
+    ]
