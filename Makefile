@@ -3,6 +3,12 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 MLMD_VENV := .venv-mlmd
+# LineageDB's own client on the Pythons the official one does not run on: 3.13 with the server
+# extra (embedded mode) and the ml_metadata drop-in; 3.12 with the client alone (no drivers).
+PYTHON313 ?= $(firstword $(wildcard /root/.pyenv/versions/3.13.*/bin/python3.13) python3.13)
+PYTHON312 ?= $(firstword $(wildcard /root/.pyenv/versions/3.12.*/bin/python3.12) python3.12)
+CLIENT313_VENV := .venv-client313
+CLIENT312_VENV := .venv-client312
 PORT ?= 8080
 # pytest-xdist workers for `make test`: the suite runs twice as fast on two cores (every test
 # makes its own databases, ports and temporary files).
@@ -13,7 +19,7 @@ PROTO_SOURCES := $(shell find protos -name '*.proto')
 PROTO_STAMP := src/lineagedb/proto/.generated
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto serve test test-fast soak lint typecheck bench bench-workers mlmd-venv clean
+.PHONY: help install proto serve test test-fast soak lint typecheck bench bench-workers mlmd-venv client-venvs clean
 
 help: ## List the commands
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -23,7 +29,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[server,dev]'
 	@touch $@
 
 $(PROTO_STAMP): $(PROTO_SOURCES) scripts/gen_protos.py $(VENV)/.installed
@@ -44,18 +50,36 @@ $(MLMD_VENV)/.installed: tests/compat/requirements-mlmd.txt
 
 mlmd-venv: $(MLMD_VENV)/.installed ## Virtualenv with the official ml-metadata client (protobuf<5)
 
-test: install mlmd-venv lint typecheck ## Run the full test suite (after lint and type checks), on two workers
+CLIENT_DEPS := pyproject.toml clients/python-ml-metadata/pyproject.toml tests/pyclient/requirements-client.txt
+
+$(CLIENT313_VENV)/.installed: $(CLIENT_DEPS) | $(PROTO_STAMP)
+	$(PYTHON313) -m venv $(CLIENT313_VENV)
+	$(CLIENT313_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CLIENT313_VENV)/bin/python -m pip install --quiet -r tests/pyclient/requirements-client.txt -e '.[server]'
+	$(CLIENT313_VENV)/bin/python -m pip install --quiet --no-deps -e clients/python-ml-metadata
+	@touch $@
+
+$(CLIENT312_VENV)/.installed: $(CLIENT_DEPS) | $(PROTO_STAMP)
+	$(PYTHON312) -m venv $(CLIENT312_VENV)
+	$(CLIENT312_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CLIENT312_VENV)/bin/python -m pip install --quiet -r tests/pyclient/requirements-client.txt -e .
+	$(CLIENT312_VENV)/bin/python -m pip install --quiet --no-deps -e clients/python-ml-metadata
+	@touch $@
+
+client-venvs: $(CLIENT313_VENV)/.installed $(CLIENT312_VENV)/.installed ## Virtualenvs running lineagedb.client on Python 3.13 (with embedded mode and the ml_metadata drop-in) and 3.12 (client only)
+
+test: install mlmd-venv client-venvs lint typecheck ## Run the full test suite (after lint and type checks), on two workers
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
-soak: install mlmd-venv ## Long fault and fuzz runs (RELIABILITY soak counts; tens of minutes)
+soak: install mlmd-venv client-venvs ## Long fault and fuzz runs (RELIABILITY soak counts; tens of minutes)
 	LINEAGEDB_SOAK=1 $(BIN)/python -m pytest -m soak
 
 test-fast: install ## Run the tests that need no official-client virtualenv
 	$(BIN)/python -m pytest -m 'not compat'
 
 lint: install ## ruff, and the layering contracts (import-linter)
-	$(BIN)/ruff check src tests scripts bench
-	$(BIN)/ruff format --check src tests scripts bench
+	$(BIN)/ruff check src tests scripts bench clients/python-ml-metadata
+	$(BIN)/ruff format --check src tests scripts bench clients/python-ml-metadata
 	$(BIN)/lint-imports
 
 typecheck: install ## mypy
@@ -73,4 +97,4 @@ bench-workers: install ## Throughput of --workers 1 vs 2 on PostgreSQL with 8 co
 	$(BIN)/python bench/workers.py
 
 clean: ## Remove virtualenvs and generated code
-	rm -rf $(VENV) $(MLMD_VENV) src/lineagedb/proto
+	rm -rf $(VENV) $(MLMD_VENV) $(CLIENT313_VENV) $(CLIENT312_VENV) src/lineagedb/proto

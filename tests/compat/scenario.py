@@ -218,6 +218,13 @@ def to_json(value: object) -> Json:
     raise TypeError(f"cannot normalize {type(value).__name__}")
 
 
+def _is_repeated(field: Any) -> bool:
+    """protobuf 4 (the official wheel) has `label`; protobuf 7 (the drop-in on 3.13) only `is_repeated`."""
+    if hasattr(field, "is_repeated"):
+        return bool(field.is_repeated)
+    return bool(field.label == field.LABEL_REPEATED)
+
+
 def present_fields(msg: message.Message, prefix: str = "") -> list[str]:
     """Paths of every field set in `msg`, recursively, sorted.
 
@@ -236,7 +243,7 @@ def present_fields(msg: message.Message, prefix: str = "") -> list[str]:
                 paths.append(entry_path)
                 if value_field.message_type is not None:
                     paths += present_fields(value[key], entry_path + ".")
-        elif field.label == field.LABEL_REPEATED:
+        elif _is_repeated(field):
             for position, item in enumerate(value):
                 if field.message_type is None:
                     paths.append(f"{path}[{position}]")

@@ -190,8 +190,17 @@ class MetadataStore:
 
     # -- calls -----------------------------------------------------------------------
 
-    def _call(self, method: str, request: Any) -> Any:
-        """One RPC, run again after ABORTED (a lost race), and after UNAVAILABLE when it only reads."""
+    def _call(self, method: str, request: Any, response: Any = None, extra_options: ExtraOptions | None = None) -> Any:
+        """One RPC, run again after ABORTED (a lost race), and after UNAVAILABLE when it only reads.
+
+        Returns the response; given `response` (the official client's private signature, which
+        some tools call as a generic dispatcher) it is also filled with it."""
+        answer = self._call_with_retries(method, request)
+        if response is not None:
+            response.CopyFrom(answer)
+        return answer
+
+    def _call_with_retries(self, method: str, request: Any) -> Any:
         if self._closed:
             raise ValueError("the MetadataStore is closed")
         attempts = max(1, self._max_num_retries)
