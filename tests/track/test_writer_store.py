@@ -15,7 +15,7 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.track.journal import Journal
 from lineagedb.track.settings import resolve
 from lineagedb.track.writer import Writer
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, start_server, stop_server
 
 
 class CountingStore:
@@ -98,3 +98,25 @@ def test_embedded_store_from_a_database_url(tmp_path: Path, monkeypatch: pytest.
         assert execution.type == "Trainer" and execution.last_known_state == mlmd.Execution.COMPLETE
         (artifact,) = store.get_artifacts()
         assert artifact.uri == str(model) and artifact.custom_properties["size_bytes"].int_value == 7
+
+
+def test_refused_step_raises_and_stays_in_the_journal_unless_the_body_failed(tmp_path: Path) -> None:
+    """A server that lets anonymous callers only read refuses the write: a successful body
+    gets TrackingError (the step is kept to flush once the cause is fixed); a failing body's
+    own exception is the one raised, with a warning for the step."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('cluster_admins = ["root"]\ntype_writers = "editor"\n\n[namespaces.public]\nviewer = []\n')
+    server = start_server(
+        f"sqlite:///{tmp_path / 'db.sqlite'}", "--auth-anonymous", "viewer@public", "--authz-policy", str(policy)
+    )
+    try:
+        tracker = track.Tracker(resolve(target=server.address, directory=tmp_path / "track"))
+        with pytest.raises(track.TrackingError, match="refused step Trainer"), track.step("Trainer", tracker=tracker):
+            pass
+        with pytest.raises(KeyError), track.step("Trainer", tracker=tracker):
+            raise KeyError("the body's own error")
+        kept = [Journal.read(p) for p in tracker.journal.pending()]
+        assert [r.status for r in kept] == ["COMPLETE", "FAILED"]
+        tracker.close()
+    finally:
+        stop_server(server)

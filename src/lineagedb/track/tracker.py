@@ -88,26 +88,35 @@ class Tracker:
     def submit(self, record: StepRecord, raise_on_refusal: bool = True) -> WriteResult | None:
         """Journal the step, send it, and drop it from the journal once stored. None when it
         stays in the journal (unreachable store, or a refusal with raise_on_refusal off)."""
-        path = self.journal.append(record)
+        step = f"step {record.step_name} ({record.step_id})"
+        try:
+            path: Path | None = self.journal.append(record)
+        except OSError as error:  # a full or read-only disk: sending may still save the step
+            path = None
+            _warn(f"{step} could not be journalled in {self.settings.journal_dir}: {error}")
+        kept = f"kept in {path}" if path is not None else "NOT KEPT ANYWHERE (the journal failed too)"
         if not self.configured:
-            _warn(f"no store configured (LINEAGEDB_TARGET); step {record.step_name} ({record.step_id}) kept in {path}")
+            _warn(f"no store configured (LINEAGEDB_TARGET); {step} {kept}")
             return None
         try:
             result = self.writer().write(record)
         except Exception as error:
             if is_unreachable(error):
                 _warn(
-                    f"{self.settings.describe_store()} cannot be reached; step {record.step_name} "
-                    f"({record.step_id}) kept in {path}: run `lineagedb track flush` when it is back"
+                    f"{self.settings.describe_store()} cannot be reached; {step} {kept}: "
+                    "run `lineagedb track flush` when it is back"
                 )
                 self._forget_store()
+                if path is None and raise_on_refusal:
+                    raise TrackingError(f"{step} could be neither sent nor journalled") from error
                 return None
-            message = f"{self.settings.describe_store()} refused step {record.step_name} ({record.step_id}): {error}"
-            _warn(f"{message}; kept in {path}")
+            message = f"{self.settings.describe_store()} refused {step}: {error}"
+            _warn(f"{message}; {kept}")
             if raise_on_refusal:
                 raise TrackingError(message) from error
             return None
-        self.journal.remove(path)
+        if path is not None:
+            self.journal.remove(path)
         return result
 
     def _forget_store(self) -> None:
