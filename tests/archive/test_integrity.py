@@ -100,7 +100,7 @@ def _row_count(url: str) -> int:
             names = set(sa.inspect(connection).get_table_names())
             return sum(
                 int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
-                for table in (archive.table_for(schema, section.tag) for section in archive.SECTIONS)
+                for table in (archive.table_for(schema, section.tag) for section in archive.STORED_SECTIONS)
                 if table.name in names
             )
     finally:
@@ -137,7 +137,7 @@ def test_a_truncated_gzip_stream_is_refused(archive_file: Path, tmp_path: Path) 
 def test_a_newer_format_version_is_refused(archive_file: Path, tmp_path: Path) -> None:
     lines = _lines(archive_file)
     header = json.loads(lines[0])
-    header["version"] = 2
+    header["version"] = 3
     lines[0] = (json.dumps(header) + "\n").encode()
     _rewrite(archive_file, lines)
     with (
@@ -145,7 +145,7 @@ def test_a_newer_format_version_is_refused(archive_file: Path, tmp_path: Path) -
         pytest.raises(errors.FailedPreconditionError) as refused,
     ):
         import_(target.url, archive_file)
-    assert "is archive format version 2; this LineageDB reads version 1 and older: upgrade LineageDB" in (
+    assert "is archive format version 3; this LineageDB reads version 2 and older: upgrade LineageDB" in (
         refused.value.message
     )
 

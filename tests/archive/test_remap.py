@@ -159,7 +159,7 @@ def _counts(database: Database) -> dict[str, int]:
                     sa.select(sa.func.count()).select_from(archive.table_for(database.schema, section.tag))
                 ).scalar_one()
             )
-            for section in archive.SECTIONS
+            for section in archive.STORED_SECTIONS
         }
 
 

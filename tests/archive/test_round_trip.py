@@ -13,6 +13,7 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.store import archive
+from lineagedb.store.bootstrap import inspect_schema
 from lineagedb.store.unit_of_work import Database
 from tests.archive.conftest import (
     assert_same_views,
@@ -34,9 +35,11 @@ def test_archive_lines_are_the_documented_format(store: MetadataStore, database_
         lines = file.read().splitlines()
     header, trailer = json.loads(lines[0]), json.loads(lines[-1])
     assert list(header)[:2] == ["format", "version"]
-    assert header["format"] == "lineagedb-archive" and header["version"] == 1
+    assert header["format"] == "lineagedb-archive" and header["version"] == 2
     assert header["source_dialect"] in ("sqlite", "postgresql", "mysql", "mariadb")
-    assert header["schema_revision"] == "0006" and header["namespace"] is None
+    with store.db.engine.connect() as connection:
+        head = inspect_schema(connection).head  # the newest migration: the database is current
+    assert header["schema_revision"] == head and header["namespace"] is None
     assert trailer["t"] == "trailer"
     records = [json.loads(line) for line in lines[1:-1]]
     tags = [record["t"] for record in records]
@@ -44,7 +47,8 @@ def test_archive_lines_are_the_documented_format(store: MetadataStore, database_
     assert tags == sorted(tags, key=lambda tag: archive.POSITION[tag])
     assert {tag: tags.count(tag) for tag in set(tags)} == {k: v for k, v in trailer["counts"].items() if v}
     assert trailer["rows"] == len(records)
-    assert set(tags) == set(archive.BY_TAG) - {"encryption_key"}
+    # Every table's section (no encryption here); outside_node is only in archives of chosen nodes.
+    assert set(tags) == {section.tag for section in archive.STORED_SECTIONS} - {"encryption_key"}
     assert f"{len(records):,} rows" in output.text
     # Portable values: booleans as JSON booleans, bytes as base64, no NULLs written.
     flags = [r["is_custom_property"] for r in records if r["t"] in ("artifact_property", "execution_property")]

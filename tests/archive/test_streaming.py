@@ -84,11 +84,11 @@ def test_every_row_read_is_streamed(database: Database, monkeypatch: pytest.Monk
     assert tally.counts["artifact"] == 500 and tally.counts["artifact_property"] == 1500
     streamed = [statement for statement, yield_per in seen if yield_per == FETCH]
     # One streamed statement per section whose table exists (all of them in a current database).
-    assert len(streamed) == len(archive.SECTIONS)
+    assert len(streamed) == len(archive.STORED_SECTIONS)
     others = [statement for statement, yield_per in seen if yield_per is None]
     # The rest read the catalog and the schema state, never a section's rows.
     for statement in others:
-        for section in archive.SECTIONS:
+        for section in archive.STORED_SECTIONS:
             table = archive.table_for(database.schema, section.tag).name
             assert (
                 f'FROM "{table}"' not in statement

@@ -21,9 +21,9 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -32,6 +32,7 @@ from lineagedb import errors
 from lineagedb.config import ConfigurationError, default_database_url, env
 from lineagedb.ops.database import password_from_environment, redacted, with_password
 from lineagedb.store import archive
+from lineagedb.store.archive_selection import Selection, header_extra, is_partial, selection_rows
 from lineagedb.store.bootstrap import SCHEMA_VERSION, inspect_schema, prepare_database
 from lineagedb.store.encryption import Keyring
 from lineagedb.store.engine import PoolSettings, create_engine
@@ -144,7 +145,7 @@ class _Progress:
 
 
 @contextlib.contextmanager
-def _snapshot(engine: sa.Engine) -> Iterator[sa.Connection]:
+def snapshot(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A read transaction that sees one point in time for all its statements: REPEATABLE READ
     on PostgreSQL and MySQL, a read transaction on SQLite (WAL keeps its snapshot)."""
     with engine.connect() as connection:
@@ -186,28 +187,21 @@ def export_archive(
         check_namespace_name(namespace)
     engine = _engine(url)
     url_text = redacted(engine.url)
-    partial = out_path.with_name(out_path.name + ".partial")
     progress = _Progress("exported", err)
     try:
-        with _snapshot(engine) as connection:
+        with snapshot(engine) as connection:
             _check_source(connection, url_text, namespace)
             if namespace not in (None, DEFAULT_NAMESPACE):
                 found = connection.execute(sa.select(NAMESPACES.c.name).where(NAMESPACES.c.name == namespace)).first()
                 if found is None:
                     raise errors.NotFoundError(f"namespace {namespace!r} does not exist in {url_text}")
-            try:
-                with open(partial, "wb") as file:
-                    now_ms = int(time.time() * 1000)
-                    _, trailer = archive.write_archive(connection, file, archive.Scope(namespace), now_ms, progress)
-                    file.flush()
-                    os.fsync(file.fileno())
-                os.replace(partial, out_path)
-            except OSError as error:
-                raise errors.FailedPreconditionError(f"cannot write {out_path}: {error.strerror or error}") from None
+            now_ms = int(time.time() * 1000)
+            scope = archive.Scope(namespace)
+            trailer = _write_file(
+                out_path, lambda file: archive.write_archive(connection, file, scope, now_ms, progress)[1]
+            )
     finally:
         engine.dispose()
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
     seconds = progress.elapsed()
     rows = int(trailer["rows"])
     what = f"namespace {namespace}" if namespace is not None else "the whole store"
@@ -217,6 +211,38 @@ def export_archive(
     )
     out.write(f"  {_counts(trailer['counts'])}\n")
     return trailer
+
+
+def _write_file(out_path: Path, write: Callable[[IO[bytes]], dict[str, Any]]) -> dict[str, Any]:
+    """Run `write` on OUT.partial, synced to disk, then renamed to OUT: a failed write never
+    leaves a file that looks like an archive. Returns what `write` returned (the trailer)."""
+    partial = out_path.with_name(out_path.name + ".partial")
+    try:
+        with open(partial, "wb") as file:
+            trailer = write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, out_path)
+    except OSError as error:
+        raise errors.FailedPreconditionError(f"cannot write {out_path}: {error.strerror or error}") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    return trailer
+
+
+def archive_selection(
+    engine: sa.Engine, selection: Selection, out_path: Path, purpose: dict[str, Any], err: TextIO
+) -> dict[str, Any]:
+    """Write the archive of the selected nodes (store.archive_selection) from one snapshot;
+    returns its trailer."""
+    progress = _Progress("archived", err)
+    with snapshot(engine) as connection:
+        header = archive.header_for(
+            connection, archive.Scope(), int(time.time() * 1000), header_extra(selection, purpose)
+        )
+        rows = selection_rows(connection, selection)
+        return _write_file(out_path, lambda file: archive.write_rows(file, header, rows, progress))
 
 
 # -- import ---------------------------------------------------------------------------------------
@@ -247,7 +273,7 @@ def import_archive(
         # Exclusive: in-flight writers finish first and new ones wait, so no id this import
         # found free is taken before it commits.
         with database.transaction(write=True, exclusive=True) as uow:
-            importer = archive.Importer(uow, stats.max_ids, keyring, progress)
+            importer = archive.Importer(uow, stats.max_ids, keyring, progress, partial=is_partial(stats.header))
             for section, row in archive.ArchiveReader(path).records():  # checked again as it is read
                 importer.add(section, row)
             report = importer.finish()
@@ -280,12 +306,17 @@ def verify_archive(url: str | None, path: Path, out: TextIO, err: TextIO) -> boo
     """Compare the archive's trailer with counts and digests computed from the database now
     (for the archive's scope). True when every section is equal."""
     stats = archive.ArchiveReader(path).check()
+    if is_partial(stats.header):
+        raise errors.FailedPreconditionError(
+            f"{path} holds nodes chosen for deletion (a retention archive), not a store or a namespace: "
+            "there is nothing in a database to verify it against; import it to restore them"
+        )
     namespace = stats.header.get("namespace")
     engine = _engine(url)
     url_text = redacted(engine.url)
     progress = _Progress("read", err)
     try:
-        with _snapshot(engine) as connection:
+        with snapshot(engine) as connection:
             _check_source(connection, url_text, namespace)
             tally = archive.tally_database(connection, archive.Scope(namespace), progress)
     finally:

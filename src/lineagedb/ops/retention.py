@@ -16,6 +16,12 @@ A policy is TOML:
 `plan` writes the plan (JSON, with its id) and prints counts per type and a sample;
 `apply --plan FILE` carries out exactly that plan, in batches, printing progress; run
 again after a crash, it finishes the plan.
+
+`apply --archive DIR` first writes everything the plan deletes to
+DIR/retention-<plan id>.lineagedb.gz (store.archive_selection), synced to disk, and
+deletes nothing unless that succeeded; `lineagedb import` puts it back. Applied again
+after a crash, it keeps the complete archive of that plan it finds there (the nodes
+deleted since are in it) rather than write a smaller one.
 """
 
 from __future__ import annotations
@@ -28,16 +34,24 @@ import sys
 import threading
 import time
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import sqlalchemy as sa
+
 from lineagedb import errors
 from lineagedb.config import default_database_url
+from lineagedb.ops.archive import archive_selection
 from lineagedb.ops.database import parse_url
+from lineagedb.service.answers.closure import ARTIFACT, CONTEXT, EXECUTION, Node
 from lineagedb.service.deletion import Deletion
 from lineagedb.service.retention import SAMPLE, Policy, Retention, Rule, read_plan
+from lineagedb.store import archive
+from lineagedb.store.archive_selection import Selection
 from lineagedb.store.bootstrap import inspect_schema, upgrade_command
 from lineagedb.store.engine import create_engine
+from lineagedb.store.repositories.nodes import NodeKind
 from lineagedb.store.unit_of_work import Database
 
 log = logging.getLogger(__name__)
@@ -110,6 +124,9 @@ def add_parser(sub: Any) -> None:
     plan.add_argument("--output", required=True, help="where to write the plan (JSON)")
     apply = commands.add_parser("apply", help="carry out a plan made by `plan` (resumable)")
     apply.add_argument("--plan", required=True, help="the plan file")
+    apply.add_argument(
+        "--archive", default=None, metavar="DIR", help="first write what the plan deletes to an archive in DIR"
+    )
     for command in (plan, apply):
         command.add_argument("--database", default=None, help="SQLAlchemy URL (default: the embedded SQLite file)")
 
@@ -130,7 +147,8 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         retention = Retention(Deletion(database, lambda: int(time.time() * 1000)))
         if args.retention_command == "plan":
             return _plan(retention, args.policy, Path(args.output), out)
-        return _apply(retention, Path(args.plan), out)
+        archive_dir = Path(args.archive) if args.archive is not None else None
+        return _apply(retention, Path(args.plan), out, archive_dir, engine)
     finally:
         database.dispose()
 
@@ -152,12 +170,18 @@ def _plan(retention: Retention, policy_path: str, output: Path, out: TextIO) -> 
     return 0
 
 
-def _apply(retention: Retention, plan_path: Path, out: TextIO) -> int:
+def _apply(
+    retention: Retention, plan_path: Path, out: TextIO, archive_dir: Path | None = None, engine: sa.Engine | None = None
+) -> int:
     try:
         document = json.loads(plan_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise errors.InvalidArgumentError(f"cannot read the plan {plan_path}: {error}") from None
     identifier, order = read_plan(document)
+    if archive_dir is not None:
+        assert engine is not None, "an archive needs the database's engine"
+        path = archive_before_purge(engine, identifier, order, archive_dir, out)
+        out.write(f"archived to {path}; restore with: lineagedb import {path}\n")
     out.write(f"applying plan {identifier}: {len(order)} nodes\n")
 
     def progress(done: int, total: int) -> None:
@@ -167,6 +191,34 @@ def _apply(retention: Retention, plan_path: Path, out: TextIO) -> int:
     retention.apply(order, progress)
     out.write("done\n")
     return 0
+
+
+def archive_path(directory: Path, identifier: str) -> Path:
+    return directory / f"retention-{identifier[:16]}.lineagedb.gz"
+
+
+def archive_before_purge(
+    engine: sa.Engine, identifier: str, order: Sequence[Node], directory: Path, out: TextIO
+) -> Path:
+    """The plan's archive in `directory`: written now, or kept from an earlier run of the same plan."""
+    path = archive_path(directory, identifier)
+    if path.exists():
+        stats = archive.ArchiveReader(path).check()
+        if stats.header.get("retention_plan") != identifier:
+            raise errors.FailedPreconditionError(f"{path} exists and is not the archive of plan {identifier}")
+        out.write(f"the plan's archive {path} is already complete (an earlier apply wrote it); keeping it\n")
+        return path
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise errors.FailedPreconditionError(f"cannot create {directory}: {error.strerror or error}") from None
+    ids: dict[NodeKind, set[int]] = {ARTIFACT: set(), EXECUTION: set(), CONTEXT: set()}
+    for kind, node_id in order:
+        ids[kind].add(node_id)
+    selection = Selection(frozenset(ids[ARTIFACT]), frozenset(ids[EXECUTION]), frozenset(ids[CONTEXT]))
+    trailer = archive_selection(engine, selection, path, {"retention_plan": identifier}, sys.stderr)
+    out.write(f"archived {int(trailer['rows']):,} rows of {len(order):,} nodes\n")
+    return path
 
 
 class RetentionSchedule:

@@ -2,16 +2,22 @@
 
 Format (version 1). One file, gzip-compressed JSON Lines, ASCII:
 
-* line 1, the header: {"format": "lineagedb-archive", "version": 1, "created_ms": ...,
-  "source_dialect": "sqlite" | "postgresql" | "mysql" | "mariadb", "schema_revision": "0006",
+* line 1, the header: {"format": "lineagedb-archive", "version": 2, "created_ms": ...,
+  "source_dialect": "sqlite" | "postgresql" | "mysql" | "mariadb", "schema_revision": "0006" (its newest migration),
   "mlmd_schema_version": 10, "namespace": null | "team-a", "sections": [...],
   "lineagedb_version": "..."}. A reader refuses another "format" or a newer "version".
 * then one line per stored row, {"t": <section>, <column>: <value>, ...}, sections in the
   order of SECTIONS (parents before children, so an import can remap ids as it goes):
   namespace, encryption_key, type, type_property, parent_type, artifact,
   artifact_property, execution, execution_property, context, context_property,
-  node_namespace, event, event_path, attribution, association, parent_context. Columns
-  are MLMD's (and LineageDB's own tables') column names; a NULL column is left out.
+  outside_node, node_namespace, event, event_path, attribution, association,
+  parent_context. Columns are MLMD's (and LineageDB's own tables') column names; a NULL
+  column is left out.
+* a whole-store or namespace archive holds every edge whose two ends it holds. An archive
+  of chosen nodes (version 2, header "selection": what a retention apply deletes, see
+  store.archive_selection) also holds the edges from them to nodes it does not hold, and
+  names each such node in an `outside_node` row (kind, id, type, name, uri, external_id):
+  an import links those edges only to a node of the target that is the same one.
 * the last line, the trailer: {"t": "trailer", "counts": {section: rows},
   "sha256": {section: hex}, "header_sha256": hex, "rows": total}. A section's digest is
   SHA-256 over its lines' bytes (each with its newline) in file order. Counts and digests
@@ -73,7 +79,9 @@ from lineagedb.store.tenancy import (
 from lineagedb.store.unit_of_work import UnitOfWork
 
 FORMAT = "lineagedb-archive"
-VERSION = 1
+# 2: the outside_node section (archives of chosen nodes). Version 1 archives read as before.
+VERSION = 2
+OUTSIDE = "outside_node"
 TRAILER = "trailer"
 # Rows per fetch from a streaming cursor, and rows per INSERT batch on import.
 FETCH_ROWS = 2000
@@ -166,6 +174,20 @@ SECTIONS: tuple[Section, ...] = (
     _property_section("execution"),
     Section("context", _node_columns(), ("id",), node="context"),
     _property_section("context"),
+    # Not a table: the nodes an archive of chosen nodes has edges to but does not hold.
+    Section(
+        OUTSIDE,
+        (
+            ("node_kind", INT),
+            ("node_id", INT),
+            ("type_name", TEXT),
+            ("type_version", TEXT),
+            ("name", TEXT),
+            ("uri", TEXT),
+            ("external_id", TEXT),
+        ),
+        ("node_kind", "node_id"),
+    ),
     Section(
         "node_namespace",
         (("node_kind", INT), ("node_id", INT), ("namespace", TEXT)),
@@ -185,6 +207,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("association", (("id", INT), ("context_id", INT), ("execution_id", INT)), ("id",)),
     Section("parent_context", (("context_id", INT), ("parent_context_id", INT)), ("context_id", "parent_context_id")),
 )
+# The sections that are tables (all but outside_node).
+STORED_SECTIONS: tuple[Section, ...] = tuple(section for section in SECTIONS if section.tag != OUTSIDE)
 BY_TAG: dict[str, Section] = {section.tag: section for section in SECTIONS}
 POSITION: dict[str, int] = {section.tag: index for index, section in enumerate(SECTIONS)}
 # Sections whose rows have ids of their own (kept when free in the target, else remapped).
@@ -313,6 +337,12 @@ def _used_types(connection: sa.Connection, schema: Schema, namespace: str) -> li
         node = getattr(schema, kind)
         statement = sa.select(node.c.type_id).distinct().where(_member(number, node.c.id, namespace))
         used.update(int(type_id) for type_id in connection.execute(statement).scalars())
+    return with_parent_types(connection, schema, used)
+
+
+def with_parent_types(connection: sa.Connection, schema: Schema, used: set[int]) -> list[int]:
+    """`used` and, transitively, their base types, sorted."""
+    used = set(used)
     parents: dict[int, list[int]] = {}
     pt = schema.parent_type
     for type_id, parent_id in connection.execute(sa.select(pt.c.type_id, pt.c.parent_type_id)):
@@ -326,7 +356,7 @@ def _used_types(connection: sa.Connection, schema: Schema, namespace: str) -> li
     return sorted(used)
 
 
-def _statement(
+def section_statement(
     connection: sa.Connection, schema: Schema, section: Section, scope: Scope, types: list[int] | None
 ) -> sa.Select[Any]:
     table = table_for(schema, section.tag)
@@ -392,15 +422,15 @@ def stream_rows(connection: sa.Connection, scope: Scope) -> Iterator[tuple[Secti
     schema = schema_for(connection.dialect.name)
     present = set(sa.inspect(connection).get_table_names())
     types = _used_types(connection, schema, scope.namespace) if scope.namespace is not None else None
-    for section in SECTIONS:
+    for section in STORED_SECTIONS:  # a whole store or a namespace has no edges leading out of it
         if table_for(schema, section.tag).name not in present:
             continue  # LineageDB's own tables in a database not upgraded to them: nothing to export
-        statement = _statement(connection, schema, section, scope, types)
+        statement = section_statement(connection, schema, section, scope, types)
         result = connection.execute(statement, execution_options={"yield_per": FETCH_ROWS})
-        yield from _in_order(section, (tuple(row) for row in result))
+        yield from in_order(section, (tuple(row) for row in result))
 
 
-def _in_order(section: Section, rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Section, tuple[Any, ...]]]:
+def in_order(section: Section, rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Section, tuple[Any, ...]]]:
     """`rows` (sorted by section.order) with ties sorted by section.then, by code point."""
     if not section.then:
         for row in rows:
@@ -427,7 +457,9 @@ def _in_order(section: Section, rows: Iterable[tuple[Any, ...]]) -> Iterator[tup
         yield section, grouped
 
 
-def header_for(connection: sa.Connection, scope: Scope, created_ms: int) -> dict[str, Any]:
+def header_for(
+    connection: sa.Connection, scope: Scope, created_ms: int, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     state = inspect_schema(connection)
     dialect = connection.dialect.name
     if dialect == "mysql" and getattr(connection.dialect, "is_mariadb", False):
@@ -442,6 +474,7 @@ def header_for(connection: sa.Connection, scope: Scope, created_ms: int) -> dict
         "namespace": scope.namespace,
         "sections": [section.tag for section in SECTIONS],
         "lineagedb_version": lineagedb.__version__,
+        **(extra or {}),
     }
 
 
@@ -457,13 +490,23 @@ def write_archive(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Write the scope's archive to `out` (a binary file; compressed here). Returns (header, trailer)."""
     header = header_for(connection, scope, created_ms)
+    return header, write_rows(out, header, stream_rows(connection, scope), progress)
+
+
+def write_rows(
+    out: IO[bytes],
+    header: Mapping[str, Any],
+    rows: Iterable[tuple[Section, Sequence[Any]]],
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Write an archive of `rows` (in archive order) to `out`, compressed. Returns the trailer."""
     tally = Tally()
     with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=6, mtime=0) as compressed:
         # Whole buffers to the compressor: one write() per line costs more than the compression.
         buffered = io.BufferedWriter(compressed, buffer_size=1 << 20)
         head = _header_line(header)
         buffered.write(head)
-        for section, row in stream_rows(connection, scope):
+        for section, row in rows:
             line = encode(section, row)
             tally.add(section.tag, line)
             buffered.write(line)
@@ -479,7 +522,7 @@ def write_archive(
         buffered.write((json.dumps(trailer, separators=(",", ":")) + "\n").encode("ascii"))
         buffered.flush()
         buffered.detach()
-    return header, trailer
+    return trailer
 
 
 def tally_database(connection: sa.Connection, scope: Scope, progress: Progress | None = None) -> Tally:
@@ -603,6 +646,8 @@ class ArchiveReader:
         found = tally.digests()
         for section in SECTIONS:
             tag = section.tag
+            if tag not in counts and tag not in digests and tally.counts[tag] == 0:
+                continue  # a section added after the archive's format version was written
             if counts.get(tag, 0) != tally.counts[tag]:
                 raise _invalid(
                     f"{name}: {tally.counts[tag]} {tag} rows, the trailer says {counts.get(tag, 0)} "
@@ -690,7 +735,12 @@ class Importer:
     definition is identical, and refused otherwise. Nodes are added, never merged: one the
     target holds already (same type and name, or same external_id) is refused. Encrypted
     values are bound to their node's id: a node with encrypted values that gets another id
-    needs the keys (`keyring`), which re-encrypt them for it under the same key id."""
+    needs the keys (`keyring`), which re-encrypt them for it under the same key id.
+
+    An archive of chosen nodes (`partial`) may hold edges to nodes it does not hold: each
+    must be named in its outside_node rows and be the same node in the target (its type,
+    name, uri and external_id), or nothing is imported. Its node ids are remembered to tell
+    the two apart, so memory grows with such an archive's nodes."""
 
     def __init__(
         self,
@@ -698,8 +748,14 @@ class Importer:
         archive_max_ids: Mapping[str, int],
         keyring: Keyring | None = None,
         progress: Progress | None = None,
+        partial: bool = False,
     ) -> None:
         self.uow = uow
+        self.partial = partial
+        # Partial archives: the (source) ids of the nodes the archive holds, and of the
+        # outside nodes found identical in the target.
+        self.held: dict[str, set[int]] = {kind: set() for kind in _NODE_NUMBER}
+        self.outside: dict[str, set[int]] = {kind: set() for kind in _NODE_NUMBER}
         self.schema = uow.schema
         self.keyring = keyring
         self.progress = progress
@@ -751,6 +807,9 @@ class Importer:
             return
         self._batch = []
         tag = section.tag
+        if tag == OUTSIDE:
+            self._check_outside(rows)
+            return
         if table_for(self.schema, tag).name not in self.present:
             raise errors.FailedPreconditionError(
                 f"the archive has {tag} rows and the target database lacks LineageDB's table for them; "
@@ -917,6 +976,8 @@ class Importer:
 
     def _insert_nodes(self, section: Section, rows: list[dict[str, Any]]) -> None:
         kind = section.tag
+        if self.partial:
+            self.held[kind].update(row["id"] for row in rows)
         self._new_ids(kind, rows)
         for row in rows:
             row["id"] = self._mapped(kind, row["id"])
@@ -988,6 +1049,8 @@ class Importer:
         if section.has_id:
             self._new_ids(tag, rows)
         references = _REFERENCES[tag]
+        if self.partial:
+            self._check_ends(tag, references, rows)
         for row in rows:
             if section.has_id:
                 row["id"] = self._mapped(tag, row["id"])
@@ -999,6 +1062,58 @@ class Importer:
             for column, target in references:
                 row[column] = self._mapped(target, row[column])
         self._insert(section, rows)
+
+    def _check_outside(self, rows: list[dict[str, Any]]) -> None:
+        """Each node an edge of the archive leads to must be in the target as the same node."""
+        if not self.partial:
+            raise _invalid("outside_node rows in an archive of a whole store or namespace")
+        t = self.schema.type
+        for kind in _NODE_NUMBER:
+            wanted = {row["node_id"]: row for row in rows if _NUMBER_NODE.get(row["node_kind"]) == kind}
+            if not wanted:
+                continue
+            node = table_for(self.schema, kind)
+            uri = node.c.uri if kind == "artifact" else sa.null()
+            statement = sa.select(node.c.id, t.c.name, t.c.version, node.c.name, uri, node.c.external_id)
+            statement = statement.join(t, t.c.id == node.c.type_id)
+            found: dict[int, tuple[Any, ...]] = {}
+            ids = sorted(wanted)
+            for start in range(0, len(ids), _CHUNK):
+                for stored in self.uow.execute(statement.where(node.c.id.in_(ids[start : start + _CHUNK]))):
+                    found[int(stored[0])] = tuple(stored[1:])
+            for node_id, row in sorted(wanted.items()):
+                expected = (row["type_name"], row["type_version"], row["name"], row["uri"], row["external_id"])
+                if found.get(node_id) != expected:
+                    label = f"name {row['name']!r}" if row["name"] is not None else f"uri {row['uri']!r}"
+                    described = f"{kind} {node_id} (type {row['type_name']!r}, {label})"
+                    state = (
+                        "which the target database does not hold"
+                        if node_id not in found
+                        else f"and the target database's {kind} {node_id} is another node"
+                    )
+                    raise errors.FailedPreconditionError(
+                        f"the archive's edges lead to {described}, {state}: import it into the database it was "
+                        "taken from, after any archive that holds that node"
+                    )
+                self.outside[kind].add(node_id)
+        unknown = {row["node_kind"] for row in rows} - set(_NUMBER_NODE)
+        if unknown:
+            raise _invalid(f"outside_node rows of unknown node kinds {sorted(unknown)}")
+
+    def _check_ends(self, tag: str, references: Sequence[tuple[str, str]], rows: list[dict[str, Any]]) -> None:
+        """In a partial archive every edge end is a node it holds or a checked outside node."""
+        for row in rows:
+            if tag == "node_namespace":
+                kind = _NUMBER_NODE.get(row["node_kind"])
+                if kind is not None and row["node_id"] not in self.held[kind]:
+                    raise _invalid(f"a node_namespace row for {kind} {row['node_id']}, which the archive does not hold")
+                continue
+            for column, kind in references:
+                if kind not in self.held:
+                    continue  # an event_path's event: checked with the event
+                node_id = row[column]
+                if node_id not in self.held[kind] and node_id not in self.outside[kind]:
+                    raise _invalid(f"a {tag} row leads to {kind} {node_id}, which the archive neither holds nor names")
 
     def _advance_sequences(self) -> None:
         """PostgreSQL's id sequences do not move for explicit ids: put them past the largest
