@@ -84,6 +84,8 @@ def test_registered_model_lifecycle_tags_aliases_and_search(registry: MlflowRegi
 
     found = registry.search_registered_models(pb.SearchRequest(filter="name LIKE 'fr%'"))
     assert [m.name for m in found.registered_models] == ["fraud2"]
+    everything = registry.search_registered_models(pb.SearchRequest()).registered_models
+    assert {m.name: [v.version for v in m.latest_versions] for m in everything} == {"churn": [], "fraud2": ["2", "1"]}
     first = registry.search_registered_models(pb.SearchRequest(max_results=1, order_by=["name DESC"]))
     assert [m.name for m in first.registered_models] == ["fraud2"] and first.next_page_token
     second = registry.search_registered_models(pb.SearchRequest(max_results=1, page_token=first.next_page_token))

@@ -231,13 +231,20 @@ class MlflowRegistry:
         return found
 
     def _versions(self, uow: UnitOfWork, types: RegistryTypes, model_ids: Iterable[int]) -> dict[int, list[Any]]:
-        """Each model's versions, oldest first (one read per model: a registry page is small)."""
-        found: dict[int, list[Any]] = {}
-        for model_id in model_ids:
-            versions = listing.list_all(
-                uow, NodeKind.ARTIFACT, listing.Scope(type_id=types.version, context_id=model_id)
-            )
-            found[model_id] = sorted(versions, key=lambda v: _number(v, "version"))
+        """Each model's versions, oldest first: one read through the attributions for one model,
+        one read of every version for a page of models (never a read per model)."""
+        wanted = list(model_ids)
+        found: dict[int, list[Any]] = {model_id: [] for model_id in wanted}
+        if len(wanted) == 1:
+            scope = listing.Scope(type_id=types.version, context_id=wanted[0])
+            found[wanted[0]] = listing.list_all(uow, NodeKind.ARTIFACT, scope)
+        elif wanted:
+            for version in listing.list_all(uow, NodeKind.ARTIFACT, listing.Scope(type_id=types.version)):
+                owner = _model_id_of(version)
+                if owner in found:
+                    found[owner].append(version)
+        for versions in found.values():
+            versions.sort(key=lambda v: _number(v, "version"))
         return found
 
     def _version(self, uow: UnitOfWork, types: RegistryTypes, model: mlmd.Context, version: str) -> Any:
@@ -679,6 +686,11 @@ class MlflowRegistry:
 
 def _version_name(model: mlmd.Context, number: int) -> str:
     return f"{model.id}/{number}"
+
+
+def _model_id_of(version: Any) -> int:
+    """The registered model's context id, from the version's name (`<model id>/<version>`)."""
+    return int(str(version.name).split("/", 1)[0])
 
 
 def _version_fields(version: Any) -> dict[str, Any]:
