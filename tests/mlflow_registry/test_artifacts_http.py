@@ -10,6 +10,7 @@ the artifact component alone; tests/mlflow_registry/test_mlflow_client.py drives
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.audit.conftest import KEY
 from tests.auth.conftest import AuthServer, make_callers, start_auth_server
 from tests.auth.test_grpc_auth import POLICY, PRINCIPALS
 from tests.http.conftest import MLMD, HttpServer, start_http, wait_http_port
@@ -143,12 +145,14 @@ def test_paths_outside_the_root_are_refused(open_server: tuple[HttpServer, Path,
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AuthServer, str, str]]:
     directory = tmp_path_factory.mktemp("artifacts-auth")
+    key_file = directory / "audit.key"
+    key_file.write_bytes(KEY)
     auth = start_auth_server(
         directory,
         make_callers(PRINCIPALS),
         POLICY,
         ("team-a", "team-b", "shared"),
-        ["--http-port", "0", "--artifact-root", str(directory / "root")],
+        ["--http-port", "0", "--artifact-root", str(directory / "root"), "--audit-key-file", str(key_file)],
     )
     try:
         base = f"http://127.0.0.1:{wait_http_port(auth.server)}"
@@ -183,6 +187,17 @@ def test_artifacts_follow_the_runs_namespace(secured: tuple[AuthServer, str, str
     )
     assert listed.status_code == 404
     assert httpx.get(url, headers=_as(auth, "alice"), timeout=30).content == b"a,b\n"
+    # The audit log has alice's upload (its path, on the run) and carol's refused one.
+    audit = httpx.post(
+        f"{base}/api/v1/lineagedb.v1.AuditService/QueryAudit",
+        json={"method": "/lineagedb.v1.MlflowArtifactsService/AuthorizeWrite", "max_results": 100},
+        headers=_as(auth, "root"),
+        timeout=30,
+    ).json()["records"]
+    outcomes = [(r["principal"], r["outcome"]) for r in audit]
+    assert ("alice", "OK") in outcomes and ("carol", "PERMISSION_DENIED") in outcomes
+    written = json.loads(next(r["detail_json"] for r in audit if r["outcome"] == "OK"))
+    assert f"{experiment}/{RUN_ID}/artifacts/data.csv" in json.dumps(written)
 
 
 def test_registered_models_follow_namespaces(secured: tuple[AuthServer, str, str]) -> None:

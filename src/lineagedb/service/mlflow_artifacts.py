@@ -59,7 +59,9 @@ class MlflowArtifactAccess:
             raise errors.InvalidArgumentError(
                 "an artifact path must start with an experiment id: <experiment_id>/<run_id>/artifacts/..."
             )
-        with self.db.transaction(write=False) as uow:
+        # A write is authorized in a write transaction: with the audit log on, that transaction's
+        # record names the caller, the owner and the path (before the bytes move).
+        with self.db.transaction(write=write) as uow:
             experiment = _experiment(uow, segments[0])
             if experiment is None:
                 raise errors.NotFoundError(f"No artifacts for experiment {segments[0]!r}: it does not exist")
@@ -79,6 +81,8 @@ class MlflowArtifactAccess:
                     f"you may read the artifacts of this {'run' if run is not None else 'experiment'} but not change "
                     "them (its namespace)"
                 )
+            if write and uow.changes is not None:
+                uow.changes.add_updated(kind, node_id, [("mlflow_artifact", None, "/".join(segments))])
             return owner
 
 
