@@ -79,6 +79,24 @@ def test_steps_become_one_put_execution_each_and_join_by_digest(live_server: Liv
         tracker.close()
 
 
+def test_file_read_and_written_back_unchanged_is_one_artifact(live_server: LiveServer, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text("{}")
+    with MetadataStore(live_server.address) as client:
+        tracker = track.Tracker(resolve(directory=tmp_path / "track"), store=client)
+        with track.step("Refresh", tracker=tracker) as step:
+            step.input(state, type="Dataset")
+            step.output(state, type="Dataset")  # rewritten with the same content
+        assert step.result is not None
+        (artifact,) = client.get_artifacts()
+        events = client.get_events_by_execution_ids([step.result.execution_id])
+        assert sorted((e.type, e.artifact_id) for e in events) == [
+            (mlmd.Event.INPUT, artifact.id),
+            (mlmd.Event.OUTPUT, artifact.id),
+        ]
+        tracker.close()
+
+
 def test_embedded_store_from_a_database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LINEAGEDB_TARGET", raising=False)
     monkeypatch.setattr(track, "_default", None)  # this test's configure() is undone afterwards

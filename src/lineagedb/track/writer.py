@@ -1,4 +1,6 @@
-"""A step record -> ordinary MLMD data, in one PutExecution.
+"""A step record -> ordinary MLMD data, in one PutExecution (preceded by one read of the
+artifacts it may reuse, and, only when a new artifact appears twice in the step, one
+PutArtifacts).
 
 Shapes, chosen so TFX, the official MLMD client and the lineage answers read them as their own:
 
@@ -27,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -183,6 +186,7 @@ class Writer:
                 pairs.append((artifact, _event(mlmd.Event.OUTPUT, item.key, item.index)))
             if record.metrics:
                 pairs.append((self._metrics_artifact(record), _event(mlmd.Event.OUTPUT, METRICS_KEY, 0)))
+        self._create_repeated(pairs)
         contexts = self._contexts(record)
         try:
             execution_id, artifact_ids, context_ids = self.store.put_execution(
@@ -200,6 +204,29 @@ class Writer:
                 raise
             return WriteResult(existing, [], [], already_recorded=True)
         return WriteResult(int(execution_id), [int(i) for i in artifact_ids], [int(i) for i in context_ids])
+
+    def _create_repeated(self, pairs: list[tuple[mlmd.Artifact, mlmd.Event]]) -> None:
+        """A new artifact that appears twice in one step (a file read and written back unchanged,
+        an input declared twice) would clash with itself inside PutExecution: create it first
+        (one extra write, only then) and let both events name it by id."""
+        seen = Counter(a.external_id for a, _ in pairs if not a.HasField("id") and a.external_id)
+        repeated = [external_id for external_id, count in seen.items() if count > 1]
+        if not repeated:
+            return
+        first: dict[str, mlmd.Artifact] = {}
+        for artifact, _ in pairs:
+            if artifact.external_id in repeated and artifact.external_id not in first:
+                first[artifact.external_id] = artifact
+        ids = self.store.put_artifacts(list(first.values()))
+        created: dict[str, mlmd.Artifact] = {}
+        for (external_id, artifact), artifact_id in zip(first.items(), ids, strict=True):
+            stored = mlmd.Artifact()
+            stored.CopyFrom(artifact)
+            stored.id = int(artifact_id)
+            created[external_id] = stored
+        for position, (artifact, event) in enumerate(pairs):
+            if artifact.external_id in created and not artifact.HasField("id"):
+                pairs[position] = (created[artifact.external_id], event)
 
     def _execution(self, record: StepRecord) -> mlmd.Execution:
         execution = mlmd.Execution(
