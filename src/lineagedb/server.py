@@ -29,6 +29,7 @@ from lineagedb import errors
 from lineagedb.api.audit import AuditInterceptor
 from lineagedb.api.auth import AuthInterceptor
 from lineagedb.api.mlflow_registry import MlflowArtifactsServicer, MlflowRegistryServicer
+from lineagedb.api.mlflow_tracking import MlflowTrackingServicer
 from lineagedb.api.retry import AbortedRetry
 from lineagedb.api.servicer import AuditServicer, DeletionServicer, LineageServicer, MetadataStoreServicer
 from lineagedb.api.status import StatusInterceptor
@@ -50,6 +51,8 @@ from lineagedb.proto.lineagedb.v1 import deletion_pb2_grpc as deletion_grpc
 from lineagedb.proto.lineagedb.v1 import lineage_pb2_grpc as lineage_grpc
 from lineagedb.proto.lineagedb.v1 import mlflow_artifacts_pb2_grpc as mlflow_artifacts_grpc
 from lineagedb.proto.lineagedb.v1 import mlflow_registry_pb2_grpc as mlflow_registry_grpc
+from lineagedb.proto.lineagedb.v1 import mlflow_tracking_pb2 as mlflow_tracking
+from lineagedb.proto.lineagedb.v1 import mlflow_tracking_pb2_grpc as mlflow_tracking_grpc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
 from lineagedb.security.access_control import AccessControl, page_token_secret
@@ -61,6 +64,7 @@ from lineagedb.service.deletion import Deletion
 from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.service.mlflow_artifacts import MlflowArtifactAccess
 from lineagedb.service.mlflow_registry import MlflowRegistry
+from lineagedb.service.mlflow_tracking import MlflowTracking
 from lineagedb.service.retention import Retention
 from lineagedb.store import statement_count
 from lineagedb.store.audit_log import AuditLog, CallContext
@@ -209,6 +213,7 @@ SERVED_SERVICES = (
     deletion_pb2.DESCRIPTOR.services_by_name["DeletionService"],
     mlflow_registry_pb2.DESCRIPTOR.services_by_name["MlflowRegistryService"],
     mlflow_artifacts_pb2.DESCRIPTOR.services_by_name["MlflowArtifactsService"],
+    mlflow_tracking.DESCRIPTOR.services_by_name["TrackingService"],
 )
 
 
@@ -299,6 +304,9 @@ def build_server(settings: Settings) -> RunningServer:
     lineage_grpc.add_LineageServiceServicer_to_server(LineageServicer(answers), server)
     deletion = Deletion(database, store.clock, conventions_in_use)
     deletion_grpc.add_DeletionServiceServicer_to_server(DeletionServicer(deletion), server)
+    mlflow_tracking_grpc.add_TrackingServiceServicer_to_server(
+        MlflowTrackingServicer(MlflowTracking(database, store.types, store.clock)), server
+    )
     mlflow_registry_grpc.add_MlflowRegistryServiceServicer_to_server(
         MlflowRegistryServicer(MlflowRegistry(database, store.clock, store.types)), server
     )

@@ -100,6 +100,40 @@ _MLFLOW_REGISTRY_WRITES = (
     "TransitionModelVersionStage",
 )
 
+_MLFLOW_TRACKING_READS = (
+    "GetExperiment",
+    "GetExperimentByName",
+    "SearchExperiments",
+    "GetRun",
+    "SearchRuns",
+    "GetMetricHistory",
+    "GetLoggedModel",
+    "SearchLoggedModels",
+)
+_MLFLOW_TRACKING_WRITES = (
+    "CreateExperiment",
+    "UpdateExperiment",
+    "DeleteExperiment",
+    "RestoreExperiment",
+    "SetExperimentTag",
+    "DeleteExperimentTag",
+    "CreateRun",
+    "UpdateRun",
+    "DeleteRun",
+    "RestoreRun",
+    "LogMetric",
+    "LogParam",
+    "SetTag",
+    "DeleteTag",
+    "LogBatch",
+    "LogInputs",
+    "LogOutputs",
+    "CreateLoggedModel",
+    "FinalizeLoggedModel",
+    "SetLoggedModelTags",
+    "LogLoggedModelParams",
+)
+
 METHOD_PERMISSIONS: dict[str, Permission] = {
     **{_MLMD + name: Permission.WRITE for name in _MLMD_WRITES},
     **{_MLMD + name: Permission.WRITE_TYPES for name in _MLMD_TYPE_WRITES},
@@ -118,6 +152,11 @@ METHOD_PERMISSIONS: dict[str, Permission] = {
     # Asked by the HTTP listener before it streams an artifact file (download/list, upload/delete).
     "/lineagedb.v1.MlflowArtifactsService/AuthorizeRead": Permission.READ,
     "/lineagedb.v1.MlflowArtifactsService/AuthorizeWrite": Permission.WRITE,
+    # MLflow's tracking API: experiments, runs and logged models are contexts, executions and
+    # artifacts, read and written like any other (the MLflow types are registered by the
+    # service itself, not by the caller, so WRITE suffices).
+    **{"/lineagedb.v1.mlflow.TrackingService/" + name: Permission.READ for name in _MLFLOW_TRACKING_READS},
+    **{"/lineagedb.v1.mlflow.TrackingService/" + name: Permission.WRITE for name in _MLFLOW_TRACKING_WRITES},
     "/grpc.health.v1.Health/Check": Permission.PUBLIC,
     "/grpc.health.v1.Health/Watch": Permission.PUBLIC,
     "/grpc.health.v1.Health/List": Permission.PUBLIC,

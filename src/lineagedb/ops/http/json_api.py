@@ -7,12 +7,9 @@ refused; responses use the .proto names (preserving_proto_field_name, so a field
 the same in the .proto, the Python client and the JSON), 64-bit integers as strings,
 enums by name, fields at their default omitted.
 
-Each request becomes a gRPC call to this process's own gRPC server over a private Unix
-socket (a directory only this user can enter), carrying the caller's `Authorization`
-and `X-LineageDB-Namespace` headers as metadata and the caller's address in an entry
-only this process can sign (lineagedb.api.forwarding). Every interceptor applies as to
-any gRPC call: authentication, authorization, namespaces, the readiness gate, metrics,
-the audit log, the status mapping, the worker pool and the message size limits.
+Each request becomes a gRPC call to this process's own gRPC server through the
+listener's shared forwarding path (lineagedb.ops.http.forwarding), so every interceptor
+applies as to any gRPC call.
 
 gRPC status codes map to HTTP as grpc-gateway maps them (FAILED_PRECONDITION is 400, as
 there and in Google's API design guide: HTTP's 412 is about conditional headers), with
@@ -27,11 +24,9 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import grpc
 from google.protobuf import json_format, message_factory
@@ -44,15 +39,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from lineagedb.api.auth import NAMESPACE_METADATA
-from lineagedb.api.forwarding import forwarded_peer_entry
+from lineagedb.ops.http.forwarding import ForwardError, GrpcForwarder, call_metadata
 from lineagedb.ops.http.openapi import document
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
 OPENAPI_PATH = "/openapi.json"
-NAMESPACE_HEADER = "x-lineagedb-namespace"
 # Bodies and answers larger than this are converted in a worker thread, not on the event loop.
 INLINE_CONVERSION_BYTES = 256 * 1024
 MAX_MESSAGE_CHARS = 1024
@@ -78,22 +71,22 @@ HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.DATA_LOSS: 500,
 }
 
-# gRPC's timeout header syntax (grpc-gateway reads the same header): digits and a unit.
-_TIMEOUT = re.compile(r"^(\d{1,8})([HMSmun])$")
-_TIMEOUT_UNITS = {"H": 3600.0, "M": 60.0, "S": 1.0, "m": 1e-3, "u": 1e-6, "n": 1e-9}
-# gRPC metadata values: printable ASCII.
-_METADATA_VALUE = re.compile(r"^[\x20-\x7e]*$")
 
-
-class HttpError(Exception):
+class HttpError(ForwardError):
     """An answer other than 200, with the gRPC code that names it in the body."""
 
+    http_status: int
+
     def __init__(self, code: grpc.StatusCode, message: str, http_status: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.http_status = HTTP_STATUS.get(code, 500) if http_status is None else http_status
-        self.headers: dict[str, str] = {}
+        super().__init__(code, message, HTTP_STATUS.get(code, 500) if http_status is None else http_status)
+
+
+def _as_http_error(error: ForwardError) -> HttpError:
+    if isinstance(error, HttpError):
+        return error
+    converted = HttpError(error.code, error.message, error.http_status)
+    converted.headers.update(error.headers)
+    return converted
 
 
 def error_body(code: grpc.StatusCode, message: str) -> bytes:
@@ -137,25 +130,6 @@ def rpc_methods(services: Sequence[ServiceDescriptor]) -> dict[tuple[str, str], 
                 message_factory.GetMessageClass(method.output_type),
             )
     return methods
-
-
-def grpc_peer(request: Request) -> str:
-    """The HTTP client in gRPC's spelling of peers, so audit records of both transports read alike."""
-    client = request.client
-    if client is None:
-        return "unknown"
-    host, port = client.host, client.port
-    return f"ipv6:[{host}]:{port}" if ":" in host else f"ipv4:{host}:{port}"
-
-
-def parse_timeout(value: str) -> float:
-    match = _TIMEOUT.fullmatch(value.strip())
-    if match is None:
-        raise HttpError(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "Grpc-Timeout must be up to 8 digits and a unit (H, M, S, m, u, n), e.g. 30S or 500m",
-        )
-    return int(match.group(1)) * _TIMEOUT_UNITS[match.group(2)]
 
 
 def parse_request(body: bytes, message_class: type[Message]) -> Message:
@@ -207,12 +181,8 @@ class JsonApi:
         max_response_bytes: int,
     ) -> None:
         self.methods = rpc_methods(services)
-        self.grpc_target = grpc_target
-        self.max_request_bytes = max_request_bytes
-        self.max_response_bytes = max_response_bytes
+        self.forwarder = GrpcForwarder(grpc_target, max_request_bytes, max_response_bytes)
         self.openapi = json.dumps(document(services, PREFIX), indent=1).encode()
-        self._channel: grpc.aio.Channel | None = None
-        self._callables: dict[str, grpc.aio.UnaryUnaryMultiCallable[Any, Any]] = {}
         everything = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
         self._app = Starlette(
             routes=[
@@ -228,20 +198,10 @@ class JsonApi:
 
     async def startup(self) -> None:
         # Created in the listener's event loop, the one every call runs in.
-        self._channel = grpc.aio.insecure_channel(
-            self.grpc_target,
-            options=[
-                ("grpc.max_send_message_length", self.max_request_bytes),
-                ("grpc.max_receive_message_length", self.max_response_bytes),
-                ("grpc.enable_http_proxy", 0),
-            ],
-        )
+        await self.forwarder.startup()
 
     async def shutdown(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
-        self._callables.clear()
+        await self.forwarder.shutdown()
 
     # ------------------------------------------------------------------ endpoints
 
@@ -271,8 +231,8 @@ class JsonApi:
             if request.method != "POST":
                 raise _not_allowed("POST")
             return await self._forward(method, request)
-        except HttpError as error:
-            return error_response(error)
+        except ForwardError as error:
+            return error_response(_as_http_error(error))
         except ClientDisconnect:
             return Response(status_code=499)
         except Exception:
@@ -282,8 +242,8 @@ class JsonApi:
     async def _forward(self, method: RpcMethod, request: Request) -> Response:
         started = time.monotonic()
         _check_content_type(request)
-        metadata, timeout = _metadata(request)
-        body = await self._body(request)
+        metadata, timeout = call_metadata(request)
+        body = await self.forwarder.read_body(request)
         if len(body) > INLINE_CONVERSION_BYTES:
             message = await run_in_threadpool(parse_request, body, method.request)
         else:
@@ -293,49 +253,12 @@ class JsonApi:
             timeout -= time.monotonic() - started
             if timeout <= 0:
                 raise HttpError(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the call started")
-        try:
-            answer: bytes = await self._callable(method.grpc_path)(
-                message.SerializeToString(), metadata=metadata, timeout=timeout
-            )
-        except grpc.aio.AioRpcError as error:
-            refused = HttpError(error.code(), error.details() or error.code().name)
-            if error.code() == grpc.StatusCode.UNAUTHENTICATED:
-                refused.headers["WWW-Authenticate"] = 'Bearer realm="lineagedb"'
-            raise refused from None
+        answer = await self.forwarder.call_bytes(method.grpc_path, message.SerializeToString(), metadata, timeout)
         if len(answer) > INLINE_CONVERSION_BYTES:
             content = await run_in_threadpool(render_response, answer, method.response)
         else:
             content = render_response(answer, method.response)
         return Response(content, media_type="application/json")
-
-    def _callable(self, grpc_path: str) -> grpc.aio.UnaryUnaryMultiCallable[Any, Any]:
-        found = self._callables.get(grpc_path)
-        if found is None:
-            if self._channel is None:
-                raise HttpError(grpc.StatusCode.UNAVAILABLE, "the server is starting or stopping; retry")
-            # Raw bytes both ways: the message classes are applied here, outside gRPC.
-            found = self._channel.unary_unary(grpc_path)
-            self._callables[grpc_path] = found
-        return found
-
-    async def _body(self, request: Request) -> bytes:
-        limit = self.max_request_bytes
-        too_large = HttpError(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            f"the request body is larger than the server's limit of {limit} bytes (--max-receive-message-bytes)",
-            http_status=413,
-        )
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise too_large
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
-        return b"".join(chunks)
 
 
 def _not_allowed(allowed: str) -> HttpError:
@@ -353,16 +276,3 @@ def _check_content_type(request: Request) -> None:
             f"send the request as Content-Type: application/json (got {content_type or 'none'})",
             http_status=415,
         )
-
-
-def _metadata(request: Request) -> tuple[list[tuple[str, str]], float | None]:
-    """The gRPC metadata of the forwarded call and its timeout, from the request's headers."""
-    metadata: list[tuple[str, str]] = []
-    for header, key in (("authorization", "authorization"), (NAMESPACE_HEADER, NAMESPACE_METADATA)):
-        for value in request.headers.getlist(header):
-            if _METADATA_VALUE.fullmatch(value) is None:
-                raise HttpError(grpc.StatusCode.INVALID_ARGUMENT, f"the {header} header must be printable ASCII")
-            metadata.append((key, value))
-    metadata.append(forwarded_peer_entry(grpc_peer(request)))
-    timeout_header = request.headers.get("grpc-timeout")
-    return metadata, parse_timeout(timeout_header) if timeout_header is not None else None
