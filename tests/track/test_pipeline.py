@@ -231,6 +231,14 @@ def test_outage_mid_run_is_journalled_and_flushed_once(workspace: Workspace) -> 
     journal = ws.track_dir / "journal"
     kept = sorted(journal.glob("*.step.json"))
     assert len(kept) == 2
+    # Listed by the client-only entry point, which does not import the server's database layer.
+    listed = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "lineagedb.track", "pending", "--dir", str(ws.track_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "pending: 2" in listed.stdout and "sqlalchemy" not in listed.stderr
     unreachable = flush(ws, first.address)
     assert unreachable.returncode == 1 and "kept: 2" in unreachable.stdout
     saved = {p.name: p.read_bytes() for p in kept}

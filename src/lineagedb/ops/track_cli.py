@@ -13,6 +13,12 @@ EXIT_CONFIG = 2
 
 def add_parser(sub: Any) -> None:
     track = sub.add_parser("track", help="lineagedb.track's journal: send (flush) or list (pending) kept steps")
+    add_subcommands(track)
+
+
+def add_subcommands(track: argparse.ArgumentParser) -> None:
+    """`flush` and `pending` under `lineagedb track`, or under `python -m lineagedb.track`
+    (which runs without the server's dependencies)."""
     track_sub = track.add_subparsers(dest="track_command", required=True)
     flush = track_sub.add_parser(
         "flush",
