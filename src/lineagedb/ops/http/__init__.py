@@ -12,4 +12,8 @@
 - openapi.py: the OpenAPI 3.1 document of that API, generated from the descriptors.
 - explorer.py: the web lineage explorer at / (static files in explorer_files/, calling the
   JSON API from the browser), under a strict Content-Security-Policy.
+- well_known.py: the well-known protobuf types an Any property may hold, loaded here so
+  every JSON component can convert them.
 """
+
+from lineagedb.ops.http import well_known as _well_known  # noqa: F401  (loads the descriptors)
