@@ -24,6 +24,7 @@ from tests.conftest import LiveServer, start_server, stop_server
 from tests.track.gitrepo import make_repo
 
 SCRIPTS = Path(__file__).parent / "pipeline"
+ROOT = Path(__file__).resolve().parents[2]
 RAW = "id,value\n" + "".join(f"{i},{i * i}\n" for i in range(20))
 
 
@@ -53,8 +54,20 @@ def server(workspace: Workspace) -> Iterator[LiveServer]:
     stop_server(started)
 
 
+def client_python(venv: str) -> str:
+    """The interpreter of a `make client-venvs` virtualenv: .venv-client312 has the client alone
+    (no SQLAlchemy, no drivers), .venv-client313 is Python 3.13."""
+    python = ROOT / venv / "bin" / "python"
+    if not python.exists():
+        reason = f"{python} is missing; run `make client-venvs`"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return str(python)
+
+
 def run_script(
-    ws: Workspace, target: str, run: str, script: str, *args: str, ok: bool = True
+    ws: Workspace, target: str, run: str, script: str, *args: str, ok: bool = True, python: str = sys.executable
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
@@ -67,7 +80,7 @@ def run_script(
     env.pop("LINEAGEDB_TOKEN", None)
     env.pop("LINEAGEDB_NAMESPACE", None)
     done = subprocess.run(
-        [sys.executable, str(ws.repo / script), *args],
+        [python, str(ws.repo / script), *args],
         env=env,
         cwd=ws.repo,
         capture_output=True,
@@ -203,42 +216,51 @@ def test_pipeline_run_twice_with_one_changed_parameter(workspace: Workspace, ser
 
 
 def test_failing_step_is_failed_with_its_inputs(workspace: Workspace, server: LiveServer) -> None:
+    """On Python 3.13."""
     ws = workspace
-    run_script(ws, server.address, "run-1", "prepare.py", str(ws.data))
-    failed = run_script(ws, server.address, "run-1", "train.py", str(ws.data), "0.1", "--fail", ok=False)
+    python313 = client_python(".venv-client313")
+    run_script(ws, server.address, "run-1", "prepare.py", str(ws.data), python=python313)
+    failed = run_script(
+        ws, server.address, "run-1", "train.py", str(ws.data), "0.1", "--fail", ok=False, python=python313
+    )
     assert "RuntimeError: diverged" in failed.stderr  # the exception reached the caller
     with MetadataStore(server.address) as store:
         (train,) = by_type(store)["Train"]
         assert train.last_known_state == mlmd.Execution.FAILED
         assert prop(train, "error_type") == "RuntimeError"
         assert prop(train, "learning_rate") == 0.1
+        assert str(prop(train, "python_version")).startswith("3.13.")
         events = store.get_events_by_execution_ids([train.id])
         (clean,) = store.get_artifacts_by_uri(str(ws.data / "clean"))
         assert [(e.type, e.artifact_id) for e in events] == [(mlmd.Event.INPUT, clean.id)]
 
 
 def test_outage_mid_run_is_journalled_and_flushed_once(workspace: Workspace) -> None:
+    """Train and evaluate run on Python 3.12 with the client alone (no SQLAlchemy, no drivers)."""
     ws = workspace
+    python312 = client_python(".venv-client312")
     first = start_server(ws.database_url)
     try:
         run_script(ws, first.address, "run-1", "prepare.py", str(ws.data))
     finally:
         stop_server(first)
     # The server is down: train and evaluate still succeed, their steps wait in the journal.
-    trained = run_script(ws, first.address, "run-1", "train.py", str(ws.data), "0.1")
+    trained = run_script(ws, first.address, "run-1", "train.py", str(ws.data), "0.1", python=python312)
     assert "cannot be reached" in trained.stderr and "lineagedb track flush" in trained.stderr
-    run_script(ws, first.address, "run-1", "evaluate.py", str(ws.data), str(ws.data / "model-0.1.txt"))
+    run_script(
+        ws, first.address, "run-1", "evaluate.py", str(ws.data), str(ws.data / "model-0.1.txt"), python=python312
+    )
     journal = ws.track_dir / "journal"
     kept = sorted(journal.glob("*.step.json"))
     assert len(kept) == 2
-    # Listed by the client-only entry point, which does not import the server's database layer.
+    # Listed by the client-only entry point, where SQLAlchemy is not installed.
     listed = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "lineagedb.track", "pending", "--dir", str(ws.track_dir)],
+        [python312, "-m", "lineagedb.track", "pending", "--dir", str(ws.track_dir)],
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert "pending: 2" in listed.stdout and "sqlalchemy" not in listed.stderr
+    assert "pending: 2" in listed.stdout, listed.stderr
     unreachable = flush(ws, first.address)
     assert unreachable.returncode == 1 and "kept: 2" in unreachable.stdout
     saved = {p.name: p.read_bytes() for p in kept}
@@ -260,6 +282,7 @@ def test_outage_mid_run_is_journalled_and_flushed_once(workspace: Workspace) -> 
             assert {t: len(e) for t, e in executions.items()} == {"Prepare": 1, "Train": 1, "Evaluate": 1}
             (clean,) = store.get_artifacts_by_uri(str(ws.data / "clean"))
             (model,) = store.get_artifacts_by_uri(str(ws.data / "model-0.1.txt"))
+            assert str(prop(executions["Train"][0], "python_version")).startswith("3.12.")
             train_events = store.get_events_by_execution_ids([executions["Train"][0].id])
             assert {(e.type, e.artifact_id) for e in train_events} >= {
                 (mlmd.Event.INPUT, clean.id),
