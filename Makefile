@@ -85,13 +85,14 @@ lint: install ## ruff, and the layering contracts (import-linter)
 typecheck: install ## mypy
 	$(BIN)/mypy
 
-bench: install mlmd-venv ## Benchmark against MLMD's own store, then auth on vs off (BENCH_ARGS=--quick | --full; see bench/README.md)
+bench: install mlmd-venv client-venvs ## Benchmark against MLMD's own store, then auth on vs off (BENCH_ARGS=--quick | --full; see bench/README.md)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/auth_overhead.py $(AUTH_BENCH_ARGS)
 	$(BIN)/python bench/audit_overhead.py $(AUDIT_BENCH_ARGS)
 	$(BIN)/python bench/lineage_answers.py $(LINEAGE_BENCH_ARGS)
 	$(BIN)/python bench/retention.py $(RETENTION_BENCH_ARGS)
 	$(BIN)/python bench/archive.py $(ARCHIVE_BENCH_ARGS)
+	$(BIN)/python bench/client_overhead.py $(CLIENT_BENCH_ARGS)
 
 bench-workers: install ## Throughput of --workers 1 vs 2 on PostgreSQL with 8 concurrent clients
 	$(BIN)/python bench/workers.py
