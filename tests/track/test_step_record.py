@@ -155,3 +155,12 @@ def test_remote_uri_is_kept_as_given_without_digest(tracker: track.Tracker) -> N
         ("s3://bucket/known", False, "sha256:" + "ab" * 32),
     ]
     assert os.path.isdir(tracker.settings.journal_dir)
+
+
+def test_a_given_digest_must_be_sha256(tracker: track.Tracker) -> None:
+    with track.step("S", tracker=tracker) as step:
+        with pytest.raises(ValueError, match="SHA-256"):
+            step.input("s3://bucket/x", digest="md5:abc")
+        assert step.input("s3://bucket/y", digest="SHA256:" + "AB" * 32) == "s3://bucket/y"  # case-insensitive hex
+    (record,) = _journalled(tracker)
+    assert record.inputs[0].sha256 == "ab" * 32

@@ -94,6 +94,15 @@ def test_file_read_and_written_back_unchanged_is_one_artifact(live_server: LiveS
             (mlmd.Event.INPUT, artifact.id),
             (mlmd.Event.OUTPUT, artifact.id),
         ]
+        # A metrics file of type Metrics and step.metric() both take the role "metrics": two indexes.
+        report = tmp_path / "metrics.json"
+        with track.step("Evaluate", tracker=tracker) as evaluate:
+            evaluate.output(report, type="Metrics")
+            report.write_text('{"auc": 0.8}')
+            evaluate.metric("auc", 0.8)
+        assert evaluate.result is not None
+        events = client.get_events_by_execution_ids([evaluate.result.execution_id])
+        assert sorted((e.path.steps[0].key, e.path.steps[1].index) for e in events) == [("metrics", 0), ("metrics", 1)]
         tracker.close()
 
 

@@ -31,6 +31,7 @@ import functools
 import inspect
 import math
 import os
+import re
 import sys
 import threading
 import time
@@ -43,12 +44,13 @@ from typing import Any, TypeVar, cast
 from lineagedb.track import codeversion, environment
 from lineagedb.track.digests import fingerprint
 from lineagedb.track.record import COMPLETE, FAILED, ArtifactRecord, CodeRecord, StepRecord, plain_param
-from lineagedb.track.writer import METRICS_KEY, RESERVED_PROPERTIES, WriteResult
+from lineagedb.track.writer import RESERVED_PROPERTIES, WriteResult
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_INPUT_TYPE = "Dataset"
 DEFAULT_OUTPUT_TYPE = "Artifact"
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 _current: contextvars.ContextVar[Step | None] = contextvars.ContextVar("lineagedb_track_step", default=None)
 _process_run: str | None = None
@@ -135,8 +137,11 @@ class Step:
         item = ArtifactRecord(key=role, index=index, uri=uri, type_name=type_name, local=local)
         item.properties = {name: plain_param(value) for name, value in (properties or {}).items()}
         if digest is not None:  # the caller knows the content (e.g. an object store's checksum)
-            item.sha256 = digest.removeprefix("sha256:")
-            item.identity = f"sha256:{item.sha256}"
+            hexdigest = digest.lower().removeprefix("sha256:")
+            if not _SHA256_HEX.fullmatch(hexdigest):
+                raise ValueError(f"digest must be a SHA-256 ('sha256:' and 64 hex digits), not {digest!r}")
+            item.sha256 = hexdigest
+            item.identity = f"sha256:{hexdigest}"
         return item
 
     def _fingerprint(self, item: ArtifactRecord) -> None:
@@ -183,8 +188,6 @@ class Step:
     ) -> str:
         """Declare something the step writes; a local one is hashed when the step ends."""
         item = self._artifact(path_or_uri, type, key, self.record.outputs, digest, properties)
-        if key == METRICS_KEY:
-            raise ValueError(f"the output key {METRICS_KEY!r} is kept for step.metric()")
         self.record.outputs.append(item)
         self._pending_outputs.append(item)
         return item.uri

@@ -185,7 +185,8 @@ class Writer:
                 artifact = self._artifact(item, stored, link_by_uri=False)
                 pairs.append((artifact, _event(mlmd.Event.OUTPUT, item.key, item.index)))
             if record.metrics:
-                pairs.append((self._metrics_artifact(record), _event(mlmd.Event.OUTPUT, METRICS_KEY, 0)))
+                index = sum(1 for item in record.outputs if item.key == METRICS_KEY)  # after any "metrics" file
+                pairs.append((self._metrics_artifact(record), _event(mlmd.Event.OUTPUT, METRICS_KEY, index)))
         self._create_repeated(pairs)
         contexts = self._contexts(record)
         try:
