@@ -173,6 +173,9 @@ def test_artifacts_follow_the_runs_namespace(secured: tuple[AuthServer, str, str
     nobody = httpx.put(url, content=b"a,b\n", timeout=30)
     assert (nobody.status_code, nobody.json()["error_code"]) == (401, "UNAUTHENTICATED")
     assert httpx.put(url, content=b"a,b\n", headers=_as(auth, "alice"), timeout=30).status_code == 200
+    # MLflow's Basic credentials (MLFLOW_TRACKING_USERNAME/PASSWORD, a token as the password) work alike.
+    assert httpx.get(url, auth=("carol", auth.token("carol")), timeout=30).content == b"a,b\n"
+    assert httpx.get(url, auth=("carol", "not-a-token"), timeout=30).status_code == 401
     # carol views team-a: she reads, she may not write or delete
     assert httpx.get(url, headers=_as(auth, "carol"), timeout=30).content == b"a,b\n"
     for method in ("PUT", "DELETE"):

@@ -42,8 +42,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from lineagedb import errors
-from lineagedb.api.auth import NAMESPACE_METADATA
-from lineagedb.api.forwarding import forwarded_peer_entry
+from lineagedb.ops.http.forwarding import ForwardError, GrpcForwarder
+from lineagedb.ops.http.mlflow_api import BASIC_USER_METADATA, basic_to_bearer, mlflow_error
 from lineagedb.proto.lineagedb.v1 import mlflow_artifacts_pb2 as pb
 from lineagedb.service.mlflow_artifacts import path_segments
 
@@ -53,37 +53,15 @@ PREFIX = "/api/2.0/mlflow-artifacts"
 AUTHORIZE_READ = "/lineagedb.v1.MlflowArtifactsService/AuthorizeRead"
 AUTHORIZE_WRITE = "/lineagedb.v1.MlflowArtifactsService/AuthorizeWrite"
 CHUNK_BYTES = 1024 * 1024
-NAMESPACE_HEADER = "x-lineagedb-namespace"
+# The authorization calls are tiny; the file bytes never pass through gRPC.
+_CALL_BYTES = 64 * 1024
 # Types a browser would render as active content: served as plain text instead.
 _ACTIVE_TYPES = ("text/html", "image/svg+xml", "application/xhtml+xml", "text/xml", "application/xml")
 _ACTIVE_TYPES_JS = ("javascript", "ecmascript")
 
-# gRPC status -> MLflow's error_code and HTTP status (as MLflow's server answers).
-_MLFLOW_ERRORS: dict[grpc.StatusCode, tuple[str, int]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: ("INVALID_PARAMETER_VALUE", 400),
-    grpc.StatusCode.NOT_FOUND: ("RESOURCE_DOES_NOT_EXIST", 404),
-    grpc.StatusCode.ALREADY_EXISTS: ("RESOURCE_ALREADY_EXISTS", 400),
-    grpc.StatusCode.PERMISSION_DENIED: ("PERMISSION_DENIED", 403),
-    grpc.StatusCode.UNAUTHENTICATED: ("UNAUTHENTICATED", 401),
-    grpc.StatusCode.RESOURCE_EXHAUSTED: ("RESOURCE_EXHAUSTED", 429),
-    grpc.StatusCode.UNAVAILABLE: ("TEMPORARILY_UNAVAILABLE", 503),
-    grpc.StatusCode.DEADLINE_EXCEEDED: ("DEADLINE_EXCEEDED", 504),
-    grpc.StatusCode.ABORTED: ("ABORTED", 409),
-}
 
-
-class ArtifactError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def mlflow_error(code: grpc.StatusCode, message: str) -> Response:
-    error_code, status = _MLFLOW_ERRORS.get(code, ("INTERNAL_ERROR", 500))
-    headers = {"WWW-Authenticate": 'Bearer realm="lineagedb"'} if status == 401 else None
-    body = json.dumps({"error_code": error_code, "message": message[:1024]}).encode()
-    return Response(body, status_code=status, media_type="application/json", headers=headers)
+class ArtifactError(ForwardError):
+    """A refused artifact request (rendered as MLflow's error JSON)."""
 
 
 def _empty() -> Response:
@@ -121,8 +99,7 @@ class MlflowArtifacts:
 
     def __init__(self, root: str | os.PathLike[str], grpc_target: str) -> None:
         self.root = ArtifactRoot(root)
-        self.grpc_target = grpc_target
-        self._channel: grpc.aio.Channel | None = None
+        self.forwarder = GrpcForwarder(grpc_target, _CALL_BYTES, _CALL_BYTES)
         self._app = Starlette(
             routes=[
                 Route("/artifacts", self._list, methods=["GET"]),
@@ -136,43 +113,34 @@ class MlflowArtifacts:
 
     async def startup(self) -> None:
         await run_in_threadpool(self.root.ensure)
-        self._channel = grpc.aio.insecure_channel(self.grpc_target, options=[("grpc.enable_http_proxy", 0)])
+        await self.forwarder.startup()
 
     async def shutdown(self) -> None:
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+        await self.forwarder.shutdown()
 
     # -- authorization ----------------------------------------------------------------------
 
     async def _authorize(self, request: Request, path: str, write: bool) -> None:
-        """OK from the server's own permission checks, or ArtifactError with their refusal."""
-        if self._channel is None:
-            raise ArtifactError(grpc.StatusCode.UNAVAILABLE, "the server is starting or stopping; retry")
-        metadata: list[tuple[str, str]] = []
-        for header, key in (("authorization", "authorization"), (NAMESPACE_HEADER, NAMESPACE_METADATA)):
-            for value in request.headers.getlist(header):
-                if not value.isascii() or not value.isprintable():
-                    raise ArtifactError(
-                        grpc.StatusCode.INVALID_ARGUMENT, f"the {header} header must be printable ASCII"
-                    )
-                metadata.append((key, value))
-        metadata.append(forwarded_peer_entry(_peer(request)))
-        method = self._channel.unary_unary(
+        """OK from the server's own permission checks, or ForwardError with their refusal. The
+        credentials travel as on MLflow's REST API (Bearer, or Basic with a token as password)."""
+        authorization, user = basic_to_bearer(request)
+        extra = [(BASIC_USER_METADATA, user)] if user is not None else []
+        await self.forwarder.call(
             AUTHORIZE_WRITE if write else AUTHORIZE_READ,
-            request_serializer=pb.ArtifactPath.SerializeToString,
-            response_deserializer=pb.ArtifactOwner.FromString,
+            pb.ArtifactPath(path=path),
+            pb.ArtifactOwner,
+            request,
+            authorization,
+            extra_metadata=extra,
         )
-        try:
-            await method(pb.ArtifactPath(path=path), metadata=metadata)
-        except grpc.aio.AioRpcError as error:
-            raise ArtifactError(error.code(), error.details() or error.code().name) from None
 
     async def _guarded(self, request: Request, work: Callable[[], Awaitable[Response]]) -> Response:
         try:
             return await work()
-        except ArtifactError as error:
-            return mlflow_error(error.code, error.message)
+        except ForwardError as error:
+            response = mlflow_error(error.code, error.message, error.http_status)
+            response.headers.update(error.headers)
+            return response
         except errors.InvalidArgumentError as error:
             return mlflow_error(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         except ClientDisconnect:
@@ -256,14 +224,6 @@ class MlflowArtifacts:
         location = self.root.location(segments)
         await run_in_threadpool(_remove, location)
         return _empty()
-
-
-def _peer(request: Request) -> str:
-    """The HTTP client in gRPC's spelling, as the audit log names callers of both transports."""
-    client = request.client
-    if client is None:
-        return "unknown"
-    return f"ipv6:[{client.host}]:{client.port}" if ":" in client.host else f"ipv4:{client.host}:{client.port}"
 
 
 def _stat(location: Path) -> os.stat_result | None:
