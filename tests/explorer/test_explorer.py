@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from playwright.sync_api import expect
 
 from tests.explorer.conftest import HOSTILE, SCRIPT, WIDE, Explorer, Watched
 
@@ -43,18 +44,26 @@ def test_browse_filter_node_and_lineage(explorer: Explorer, watched: Watched, tm
     assert len(first) == 50 and first == sorted(first)
     assert first[0] == min(run1["examples"], run2["examples"], explorer.hostile["data"])
     page.click("#next")
-    page.wait_for_function("() => document.querySelector('#list-status').textContent.includes('shown')")
+    # Until the next page is drawn the first page's table and status are still there.
+    page.wait_for_function(
+        "first => { const cell = document.querySelector('#list tbody tr td');"
+        " return cell && cell.textContent !== first"
+        " && document.querySelector('#list-status').textContent.includes('shown'); }",
+        arg=str(first[0]),
+    )
     second = first_column(page)
     assert len(second) == 50 and second[0] > first[-1]
     page.click("#previous")
-    page.wait_for_function("() => !document.querySelector('#previous')")
+    # The first page again: no way back, and its table drawn (a spinner stands between the two).
+    page.wait_for_function("() => !document.querySelector('#previous') && document.querySelector('#list table')")
     assert first_column(page) == first
 
     # Filter with the parser's syntax; then a broken filter shows the parser's message inline.
     page.fill("#filter", "type = 'Model'")
     page.click("#filter-form button")
-    page.wait_for_function("() => location.hash.includes('filter=')")
-    page.wait_for_selector("#list table")
+    page.wait_for_function(
+        "() => location.hash.includes('filter=') && document.querySelectorAll('#list tbody tr').length === 2"
+    )
     assert first_column(page) == sorted([run1["model"], run2["model"]])
     assert page.locator("#list tbody tr td:nth-child(2)").all_inner_texts() == ["Model", "Model"]
     page.fill("#filter", "type = ")
@@ -344,4 +353,52 @@ def test_a_graph_request_shows_a_spinner_and_can_be_cancelled(explorer: Explorer
     # Asked again, the same expansion completes: the Trainer, its three inputs and its model.
     page.click("#expand-level")
     page.wait_for_function("n => document.querySelectorAll('#graph g.node').length === n", arg=5)
+    assert (watched.console, watched.page_errors, watched.dialogs) == ([], [], [])
+
+
+def test_impact_view(explorer: Explorer, watched: Watched) -> None:
+    page = watched.page
+    run = explorer.runs["run-1"]
+    impact = f"{explorer.base}/api/v1/lineagedb.v1.LineageService/Impact"
+    with httpx.Client(timeout=30) as http:
+        expected = http.post(impact, json={"node": {"artifact_id": str(run["examples"])}}).json()
+        models = http.post(
+            impact, json={"node": {"artifact_id": str(run["examples"])}, "artifact_types": ["Model"]}
+        ).json()
+    page.goto(f"{explorer.base}/#/artifact/{run['examples']}")
+    page.click("#open-impact")
+    page.wait_for_selector("#impact-groups")
+    artifacts, executions = expected["artifacts"], expected["executions"]
+    assert page.inner_text("#impact-summary") == (
+        f"{len(artifacts)} affected artifacts, {len(executions)} executions, {len(expected['contexts'])} contexts, "
+        f"depth {expected['depth']}"
+    )
+    groups = [row.split("\t") for row in page.locator("#impact-groups tbody tr").all_inner_texts()]
+    assert groups == [[g["type"], g["state"], str(g["count"])] for g in expected["groups"]]
+
+    # Each affected artifact's path runs from the examples, node by node, to it: the walk's tree
+    # followed back.
+    def ref(node: dict[str, str]) -> str:
+        [(field, value)] = node.items()
+        return f"{field[: -len('_id')]} {value}"
+
+    reached_from = {ref(step["node"]): ref(step["reached_from"]) for step in expected["tree"]}
+    start = f"artifact {run['examples']}"
+
+    def path_to(key: str) -> list[str]:
+        keys = [key]
+        while keys[0] != start:
+            keys.insert(0, reached_from[keys[0]])
+        return keys
+
+    paths = page.locator("#impact-artifacts tbody tr td:last-child").all_inner_texts()
+    assert [p.split(" → ") for p in paths] == [path_to(f"artifact {a['id']}") for a in artifacts]
+    model_path = path_to(f"artifact {run['model']}")
+    assert model_path[0] == start and len(model_path) >= 5  # examples → Transform → ... → Trainer → model
+    # Filtering to one type keeps the walk and shows only those artifacts.
+    page.fill("#impact-types", "Model")
+    page.click("#impact-form button")
+    expect(page.locator("#impact-artifacts tbody tr")).to_have_count(1)
+    assert page.locator("#impact-artifacts tbody tr td:nth-child(2)").all_inner_texts() == ["Model"]
+    assert [a["id"] for a in models["artifacts"]] == [str(run["model"])] and "types=Model" in page.url
     assert (watched.console, watched.page_errors, watched.dialogs) == ([], [], [])

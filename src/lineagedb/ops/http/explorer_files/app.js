@@ -268,6 +268,7 @@ async function nodePage(kind, id) {
   const sections = [h("h1", {}, [typeName(all, kind, node), node.name].filter(Boolean).join(" ") + " (" + kind + " " + node.id + ")")];
   const links = h("div", { class: "toolbar" });
   if (kind !== "context") links.append(h("a", { href: "#/lineage/" + kind + "/" + node.id, id: "open-lineage" }, "Lineage graph"));
+  if (kind !== "context") links.append(h("a", { href: "#/impact/" + kind + "/" + node.id, id: "open-impact" }, "Impact"));
   links.append(h("a", { href: "#/completeness/" + kind + "/" + node.id, id: "open-completeness" }, "Completeness"));
   if (kind !== "artifact") links.append(h("a", { href: "#/diff?a=" + kind + ":" + node.id, id: "open-diff" }, "Compare with…"));
   sections.push(links);
@@ -323,6 +324,74 @@ async function completenessPage(kind, id) {
   sections.push(gaps.length ? named("gaps", table(["kind", "node", "message"], gaps.map((g) => [g.kind || "", refLink(g.node), h("td", { class: "value" }, g.message || "")])))
     : h("p", { class: "muted" }, "Nothing missing."));
   setView(...sections);
+}
+
+// The Impact answer: everything downstream of a node, summarized for a decision (affected
+// artifacts by type and state, the runs and pipelines they belong to, a shortest path to each).
+function refKey(ref) {
+  for (const k of ["artifact", "execution", "context"]) {
+    if (ref && ref[k + "_id"] !== undefined) return k + ":" + ref[k + "_id"];
+  }
+  return "";
+}
+
+function keyLink(key) {
+  const [k, id] = key.split(":");
+  return nodeLink(k, id, k + " " + id);
+}
+
+const listParam = (text) => (text || "").split(",").map((t) => t.trim()).filter(Boolean);
+
+async function impactPage(kind, id, params) {
+  const typesBox = h("input", { type: "text", id: "impact-types", size: 24, placeholder: "e.g. Model, PushedModel" });
+  const statesBox = h("input", { type: "text", id: "impact-states", size: 16, placeholder: "e.g. LIVE" });
+  typesBox.value = params.get("types") || "";
+  statesBox.value = params.get("states") || "";
+  const form = h("form", { class: "toolbar", id: "impact-form" }, h("label", {}, "Artifact types ", typesBox),
+    h("label", {}, "States ", statesBox), h("button", { type: "submit" }, "Filter"), nodeLink(kind, id, "Node page"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams();
+    if (typesBox.value.trim()) query.set("types", typesBox.value.trim());
+    if (statesBox.value.trim()) query.set("states", statesBox.value.trim());
+    location.hash = "#/impact/" + kind + "/" + id + (query.toString() ? "?" + query.toString() : "");
+  });
+  const result = h("div", { id: "impact" }, h("span", { class: "spinner" }), " Walking downstream…");
+  setView(h("h1", {}, "Impact of " + kind + " " + id), form, result);
+  let answer;
+  try {
+    answer = await call(LINEAGE, "Impact", {
+      node: { [kind + "_id"]: String(id) }, artifact_types: listParam(params.get("types")), artifact_states: listParam(params.get("states")),
+    });
+  } catch (error) {
+    const shown = showError(error);
+    shown.id = "impact-error";
+    result.replaceChildren(shown);
+    return;
+  }
+  const all = await types();
+  const artifacts = answer.artifacts || [], executions = answer.executions || [], contexts = answer.contexts || [];
+  const from = new Map((answer.tree || []).map((step) => [refKey(step.node), refKey(step.reached_from)]));
+  const start = kind + ":" + id;
+  // A shortest path from the start: follow reached_from back (the tree has one entry per node).
+  const pathTo = (key) => {
+    const keys = [key];
+    while (from.has(keys[0]) && keys[0] !== start && keys.length <= from.size) keys.unshift(from.get(keys[0]));
+    return h("span", { class: "path" }, keys.flatMap((k, i) => (i ? [" → ", keyLink(k)] : [keyLink(k)])));
+  };
+  const parts = [h("p", { id: "impact-summary" }, artifacts.length + " affected artifacts, " + executions.length + " executions, " +
+    contexts.length + " contexts, depth " + (answer.depth || 0))];
+  if (answer.truncated && answer.truncated !== "TRUNCATION_UNSPECIFIED") {
+    parts.push(h("p", { class: "error", id: "impact-truncated" }, "Cut short (" + answer.truncated + "): " + (answer.frontier || []).length + " nodes not walked past"));
+  }
+  parts.push(h("h2", {}, "Affected artifacts by type and state"), named("impact-groups", table(["type", "state", "count"],
+    (answer.groups || []).map((g) => [g.type || "", g.state || "", String(g.count || 0)]))));
+  parts.push(h("h2", {}, "Affected artifacts"), named("impact-artifacts", artifacts.length ? table(["artifact", "type", "state", "uri", "path from " + kind + " " + id],
+    artifacts.map((a) => [nodeLink("artifact", a.id, (a.name ? a.name + " " : "") + "(" + a.id + ")"), typeName(all, "artifact", a), stateOf("artifact", a),
+      h("td", { class: "value" }, a.uri || ""), pathTo("artifact:" + a.id)])) : h("p", { class: "muted" }, "None.")));
+  parts.push(h("h2", {}, "Pipelines and runs"), named("impact-contexts", contexts.length ? table(["context", "type", "name"],
+    contexts.map((c) => [nodeLink("context", c.id), typeName(all, "context", c), c.name || ""])) : h("p", { class: "muted" }, "None.")));
+  result.replaceChildren(...parts);
 }
 
 // Run comparison (the Diff answer) of two executions or two contexts (runs).
@@ -392,6 +461,9 @@ async function route() {
     if (parts[0] === "list" && parts.length === 2) return await listPage(parts[1], params);
     if (["artifact", "execution", "context"].includes(parts[0]) && /^\d+$/.test(parts[1] || "")) return await nodePage(parts[0], parts[1]);
     if (parts[0] === "diff") return await diffPage(params);
+    if (parts[0] === "impact" && ["artifact", "execution"].includes(parts[1]) && /^\d+$/.test(parts[2] || "")) {
+      return await impactPage(parts[1], parts[2], params);
+    }
     if (parts[0] === "completeness" && ["artifact", "execution", "context"].includes(parts[1]) && /^\d+$/.test(parts[2] || "")) {
       return await completenessPage(parts[1], parts[2]);
     }
