@@ -1,9 +1,15 @@
 """The writer's MLMD data on every backend, through lineagedb.client against a live server
-(and once embedded): one PutExecution per step, types created once per process, artifacts
-joined by URI and digest across steps, a replay recognized by its step id."""
+(one server per backend for this module; each test reads back only its own pipeline's
+contexts and its own files) and once embedded: one PutExecution per step, types created once
+per process, artifacts joined by URI and digest across steps, a replay recognized by its step
+id, concurrent writers of one new artifact, a refused step.
+
+Cost: one server per backend (~3-8 s to start each) plus a few seconds of calls."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +21,16 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.track.journal import Journal
 from lineagedb.track.settings import resolve
 from lineagedb.track.writer import Writer
+from tests.backends import scratch_database
 from tests.conftest import LiveServer, start_server, stop_server
+
+
+@pytest.fixture(scope="module")
+def server(module_backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with scratch_database(module_backend, str(tmp_path_factory.mktemp("db"))) as url:
+        started = start_server(url)
+        yield started
+        stop_server(started)
 
 
 class CountingStore:
@@ -35,19 +50,25 @@ class CountingStore:
         return counted
 
 
-def test_steps_become_one_put_execution_each_and_join_by_digest(live_server: LiveServer, tmp_path: Path) -> None:
+def run_context(client: MetadataStore, pipeline: str, run: str) -> mlmd.Context:
+    found = client.get_context_by_type_and_name("pipeline_run", f"{pipeline}.{run}")
+    assert found is not None
+    return found
+
+
+def test_steps_become_one_put_execution_each_and_join_by_digest(server: LiveServer, tmp_path: Path) -> None:
     raw = tmp_path / "raw.csv"
     raw.write_text("a\n1\n")
     clean = tmp_path / "clean.csv"
-    with MetadataStore(live_server.address) as client:
+    with MetadataStore(server.address) as client:
         counting = CountingStore(client)
         tracker = track.Tracker(resolve(directory=tmp_path / "track"), store=counting)
         for run in ("r1", "r2"):
-            with track.step("Prepare", pipeline="p", run=run, tracker=tracker) as prepare:
+            with track.step("Prepare", pipeline="join", run=run, tracker=tracker) as prepare:
                 prepare.input(raw)
                 prepare.output(clean, type="Dataset")
                 clean.write_text("a\n1\n")
-            with track.step("Train", pipeline="p", run=run, tracker=tracker) as train:
+            with track.step("Train", pipeline="join", run=run, tracker=tracker) as train:
                 train.input(clean, type="Examples")  # another type name: still the artifact Prepare wrote
                 train.param("epochs", 2)
                 train.metric("loss", 0.25)
@@ -57,8 +78,8 @@ def test_steps_become_one_put_execution_each_and_join_by_digest(live_server: Liv
         assert len(type_puts) == 6
         assert prepare.result is not None and train.result is not None
 
-        artifacts = client.get_artifacts()
-        assert sorted(a.type for a in artifacts) == ["Dataset", "Dataset", "Metrics", "Metrics"]
+        run_artifacts = client.get_artifacts_by_context(run_context(client, "join", "r2").id)
+        assert sorted(a.type for a in run_artifacts) == ["Dataset", "Dataset", "Metrics"]
         (clean_artifact,) = client.get_artifacts_by_uri(str(clean))
         reads = [
             e
@@ -67,28 +88,62 @@ def test_steps_become_one_put_execution_each_and_join_by_digest(live_server: Liv
         ]
         assert len(reads) == 2  # both runs' Train read the one artifact
         assert clean_artifact.custom_properties["digest"].string_value.startswith("sha256:")
-        contexts = sorted((c.type, c.name) for c in client.get_contexts())
-        assert contexts == [("pipeline", "p"), ("pipeline_run", "p.r1"), ("pipeline_run", "p.r2")]
+        pipeline = client.get_context_by_type_and_name("pipeline", "join")
+        assert pipeline is not None and len(client.get_executions_by_context(pipeline.id)) == 4
 
         # The same record again (a replay): recognized, not written twice.
-        record = train.record
-        replayed = Writer(client).write(record)
+        replayed = Writer(client).write(train.record)
         assert replayed.already_recorded and replayed.execution_id == train.result.execution_id
-        assert len(client.get_executions()) == 4
+        assert len(client.get_executions_by_context(pipeline.id)) == 4
         assert not Journal(tmp_path / "track" / "journal").pending()
         tracker.close()
 
 
-def test_file_read_and_written_back_unchanged_is_one_artifact(live_server: LiveServer, tmp_path: Path) -> None:
+def test_steps_reading_one_new_file_at_once_share_one_artifact(server: LiveServer, tmp_path: Path) -> None:
+    """Eight writers (a client each, as eight processes would have) record a step reading the
+    same new file at the same moment: every step is stored, with one artifact between them (a
+    writer that loses the race to create it reads again and links to the winner's)."""
+    shared = tmp_path / "shared.csv"
+    shared.write_text("x\n1\n")
+    writers = 8
+    barrier = threading.Barrier(writers)
+    failures: list[BaseException] = []
+
+    def record(index: int) -> None:
+        try:
+            with MetadataStore(server.address) as client:
+                tracker = track.Tracker(resolve(directory=tmp_path / f"track-{index}"), store=client)
+                with track.step("Read", pipeline="race", run="r", tracker=tracker) as step:
+                    step.input(shared)
+                    step.param("worker", index)
+                    barrier.wait(timeout=60)  # all eight end (and write) together
+                tracker.close()
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=record, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == []
+    with MetadataStore(server.address) as client:
+        context = run_context(client, "race", "r")
+        assert len(client.get_executions_by_context(context.id)) == writers
+        (artifact,) = client.get_artifacts_by_uri(str(shared))
+        assert len(client.get_events_by_artifact_ids([artifact.id])) == writers
+
+
+def test_file_read_and_written_back_unchanged_is_one_artifact(server: LiveServer, tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     state.write_text("{}")
-    with MetadataStore(live_server.address) as client:
+    with MetadataStore(server.address) as client:
         tracker = track.Tracker(resolve(directory=tmp_path / "track"), store=client)
         with track.step("Refresh", tracker=tracker) as step:
             step.input(state, type="Dataset")
             step.output(state, type="Dataset")  # rewritten with the same content
         assert step.result is not None
-        (artifact,) = client.get_artifacts()
+        (artifact,) = client.get_artifacts_by_uri(str(state))
         events = client.get_events_by_execution_ids([step.result.execution_id])
         assert sorted((e.type, e.artifact_id) for e in events) == [
             (mlmd.Event.INPUT, artifact.id),

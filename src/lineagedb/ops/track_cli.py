@@ -87,6 +87,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"kept {kept}: {reason}", file=sys.stderr)
     print(
         f"sent: {len(report.sent)}; already in the store: {len(report.already)}; kept: {report.remaining}"
-        + (f" ({settings.describe_store()} cannot be reached)" if report.unreachable else "")
+        + (f" ({tracker.describe_store()} cannot be reached)" if report.unreachable else "")
     )
     return EXIT_REMAINING if report.remaining else 0

@@ -58,6 +58,11 @@ class Tracker:
 
     # -- the store ------------------------------------------------------------------------
 
+    def describe_store(self) -> str:
+        if self._store is not None and not (self.settings.target or self.settings.database_url):
+            return "the store"  # an object given by the caller
+        return self.settings.describe_store()
+
     @property
     def configured(self) -> bool:
         settings = self.settings
@@ -103,14 +108,14 @@ class Tracker:
         except Exception as error:
             if is_unreachable(error):
                 _warn(
-                    f"{self.settings.describe_store()} cannot be reached; {step} {kept}: "
+                    f"{self.describe_store()} cannot be reached; {step} {kept}: "
                     "run `lineagedb track flush` when it is back"
                 )
                 self._forget_store()
                 if path is None and raise_on_refusal:
                     raise TrackingError(f"{step} could be neither sent nor journalled") from error
                 return None
-            message = f"{self.settings.describe_store()} refused {step}: {error}"
+            message = f"{self.describe_store()} refused {step}: {error}"
             _warn(f"{message}; {kept}")
             if raise_on_refusal:
                 raise TrackingError(message) from error

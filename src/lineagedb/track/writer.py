@@ -66,6 +66,8 @@ RESERVED_PROPERTIES = frozenset(
 NOT_FOUND = 5
 ALREADY_EXISTS = 6
 UNREACHABLE_CODES = frozenset({4, 14})  # DEADLINE_EXCEEDED, UNAVAILABLE
+# Reads and writes of one step when concurrent writers keep creating what it names.
+WRITE_ATTEMPTS = 4
 
 
 def status_code(error: BaseException) -> int | None:
@@ -172,6 +174,22 @@ class Writer:
         return int(found[0].id) if found else None
 
     def write(self, record: StepRecord) -> WriteResult:
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                return self._write_once(record)
+            except Exception as error:
+                if status_code(error) != ALREADY_EXISTS:
+                    raise
+                existing = self.already_recorded(record)
+                if existing is not None:  # a replay: the store has this step already
+                    return WriteResult(existing, [], [], already_recorded=True)
+                if attempt + 1 == WRITE_ATTEMPTS:
+                    raise
+                # Another writer created an artifact or context this step names between our read
+                # and our write (two steps reading the same new file at once): read again.
+        raise AssertionError("unreachable")
+
+    def _write_once(self, record: StepRecord) -> WriteResult:
         execution = self._execution(record)
         pairs: list[tuple[mlmd.Artifact, mlmd.Event]] = []
         artifacts = [*record.inputs, *(record.outputs if record.status == COMPLETE else [])]
@@ -189,21 +207,13 @@ class Writer:
                 pairs.append((self._metrics_artifact(record), _event(mlmd.Event.OUTPUT, METRICS_KEY, index)))
         self._create_repeated(pairs)
         contexts = self._contexts(record)
-        try:
-            execution_id, artifact_ids, context_ids = self.store.put_execution(
-                execution,
-                pairs,
-                contexts,
-                reuse_context_if_already_exist=True,
-                reuse_artifact_if_already_exist_by_external_id=True,
-            )
-        except Exception as error:
-            if status_code(error) != ALREADY_EXISTS:
-                raise
-            existing = self.already_recorded(record)
-            if existing is None:
-                raise
-            return WriteResult(existing, [], [], already_recorded=True)
+        execution_id, artifact_ids, context_ids = self.store.put_execution(
+            execution,
+            pairs,
+            contexts,
+            reuse_context_if_already_exist=True,
+            reuse_artifact_if_already_exist_by_external_id=True,
+        )
         return WriteResult(int(execution_id), [int(i) for i in artifact_ids], [int(i) for i in context_ids])
 
     def _create_repeated(self, pairs: list[tuple[mlmd.Artifact, mlmd.Event]]) -> None:
