@@ -1,6 +1,7 @@
 """lineagedb.client against a real server: the MLMD API, errors, close and the context manager.
 
-Cost: one server per backend (about 2 s each)."""
+On SQLite only: what the backend changes is the server's business (tests/service, tests/compat),
+and the embedded tests run the client's own database path on every backend. Cost: about 3 s."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from tests.conftest import LiveServer
 from tests.pyclient.workload import exercise
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_workload_over_grpc(live_server: LiveServer) -> None:
     with MetadataStore(live_server.address) as store:
         exercise(store)
@@ -18,6 +20,7 @@ def test_workload_over_grpc(live_server: LiveServer) -> None:
         store.get_artifact_types()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_client_config_as_mlmd_spells_it(live_server: LiveServer) -> None:
     host, port = live_server.address.rsplit(":", 1)
     config = proto.MetadataStoreClientConfig(host=host, port=int(port))
