@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.compat.conftest import SCENARIO, ScenarioRunner, _clean_env
-from tests.compat.test_mlmd_suite import EXPECTED_PASSED, EXPECTED_XFAILED, _patched_suite
+from tests.compat.test_mlmd_suite import EXPECTED_PASSED, EXPECTED_XFAILED, _patched_suite, _suite_sources
 from tests.compat.test_official_client import compare_steps, format_report
 from tests.conftest import LiveServer, start_server, stop_server
 
@@ -103,6 +104,14 @@ def test_mlmd_client_suite_passes_on_python313(
     )
     assert counts.get("passed") == EXPECTED_PASSED, output[-3000:]
     assert counts.get("xfailed") == EXPECTED_XFAILED, output[-3000:]
+
+
+def test_mlmd_types_suite_passes_on_python313(python313: Path, mlmd_python: Path, tmp_path: Path) -> None:
+    """The official wheel's own tests of the system base types (mlmd.Dataset, mlmd.Train, ...)."""
+    suite = tmp_path / "mlmd_types_test.py"
+    shutil.copy(_suite_sources(mlmd_python) / "mlmd_types_test.py", suite)
+    counts, output = _run_suite(python313, suite)
+    assert counts.get("passed") == 2 and not counts.get("failed"), output[-3000:]
 
 
 def _scenario_313(python313: Path, suite: str, *target: str) -> list[dict[str, object]]:
