@@ -20,6 +20,7 @@ from lineagedb.store.bootstrap import prepare_database
 from lineagedb.store.engine import create_engine
 from lineagedb.store.unit_of_work import Database
 from tests.backends import require_backend, scratch_database, selected_backends, unreachable_reason
+from tests.browser import browser  # noqa: F401  (the browser tests' Chromium, a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 

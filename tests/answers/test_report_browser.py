@@ -18,31 +18,9 @@ from lineagedb.proto.lineagedb.v1 import lineage_pb2 as pb
 from lineagedb.service.answers.service import LineageAnswers
 from tests.answers.conftest import LocalClient
 from tests.answers.test_report import HOSTILE, hostile_model
-from tests.backends import IN_CI
 
 # The page does not depend on the database: one backend is enough.
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (required in CI)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed (pip install -e '.[dev]')")
-    binary = report_pdf.chromium_path()
-    if binary is None:
-        _unavailable("chromium is not installed (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=binary, headless=True)
-        yield launched
-        launched.close()
 
 
 class Watched:

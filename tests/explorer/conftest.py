@@ -18,10 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
-from lineagedb.ops import report_pdf
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from tests.answers.tfx_pipeline import write_two_runs
-from tests.backends import IN_CI
 from tests.http.conftest import HttpServer, JsonCaller, PipelineClient, start_http
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -91,27 +89,6 @@ def explorer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Explorer]:
         yield Explorer(server, runs, hostile, wide)
     finally:
         server.stop()
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (required in CI)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed (pip install -e '.[dev]')")
-    binary = report_pdf.chromium_path()
-    if binary is None:
-        _unavailable("chromium is not installed (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=binary, headless=True)
-        yield launched
-        launched.close()
 
 
 class Watched:
