@@ -97,11 +97,15 @@ def run_pipeline(ws: Workspace, target: str, run: str, learning_rate: str) -> No
     run_script(ws, target, run, "evaluate.py", str(ws.data), str(ws.data / f"model-{learning_rate}.txt"))
 
 
-def flush(ws: Workspace, target: str) -> subprocess.CompletedProcess[str]:
+LINEAGEDB_TRACK = (sys.executable, "-m", "lineagedb", "track")
+
+
+def flush(ws: Workspace, target: str, command: tuple[str, ...] = LINEAGEDB_TRACK) -> subprocess.CompletedProcess[str]:
+    """`lineagedb track flush` (the server's command line), or the client-only `python -m lineagedb.track`."""
     env = {**os.environ, "LINEAGEDB_TRACK_DIR": str(ws.track_dir)}
     env.pop("LINEAGEDB_TOKEN", None)
     return subprocess.run(
-        [sys.executable, "-m", "lineagedb", "track", "flush", "--target", target],
+        [*command, "flush", "--target", target],
         env=env,
         capture_output=True,
         text=True,
@@ -261,7 +265,8 @@ def test_outage_mid_run_is_journalled_and_flushed_once(workspace: Workspace) -> 
         timeout=120,
     )
     assert "pending: 2" in listed.stdout, listed.stderr
-    unreachable = flush(ws, first.address)
+    client_only = (python312, "-m", "lineagedb.track")
+    unreachable = flush(ws, first.address, client_only)
     assert unreachable.returncode == 1 and "kept: 2" in unreachable.stdout
     saved = {p.name: p.read_bytes() for p in kept}
 
@@ -275,7 +280,7 @@ def test_outage_mid_run_is_journalled_and_flushed_once(workspace: Workspace) -> 
         # the files back and flush again: recognized by step id, nothing written twice.
         for name, content in saved.items():
             (journal / name).write_bytes(content)
-        again = flush(ws, second.address)
+        again = flush(ws, second.address, client_only)
         assert "sent: 0; already in the store: 2; kept: 0" in again.stdout, again.stderr
         with MetadataStore(second.address) as store:
             executions = by_type(store)
