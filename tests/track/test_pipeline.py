@@ -6,6 +6,7 @@ test_writer_store.py."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -25,6 +26,33 @@ from tests.track.gitrepo import make_repo
 
 SCRIPTS = Path(__file__).parent / "pipeline"
 ROOT = Path(__file__).resolve().parents[2]
+# Run by the official ml-metadata client (.venv-mlmd): reads what capture wrote the way TFX does,
+# by context type and name, and prints it as JSON.
+OFFICIAL_READER = """
+import json, sys
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2 as pb
+host, port = sys.argv[1].rsplit(":", 1)
+store = metadata_store.MetadataStore(pb.MetadataStoreClientConfig(host=host, port=int(port)))
+run = store.get_context_by_type_and_name("pipeline_run", "churn.run-1")
+executions = store.get_executions_by_context(run.id)
+types = {t.id: t.name for t in store.get_execution_types_by_id([e.type_id for e in executions])}
+events = store.get_events_by_execution_ids([e.id for e in executions])
+artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+print(json.dumps({
+    "steps": sorted(
+        [types[e.type_id], pb.Execution.State.Name(e.last_known_state),
+         e.custom_properties["code_version"].string_value,
+         e.custom_properties["environment"].struct_value["python_version"]]
+        for e in executions
+    ),
+    "events": sorted(
+        [types[x.type_id], pb.Event.Type.Name(v.type), v.path.steps[0].key, artifacts[v.artifact_id].uri,
+         artifacts[v.artifact_id].custom_properties["digest"].string_value]
+        for x in executions for v in events if v.execution_id == x.id
+    ),
+}))
+"""
 RAW = "id,value\n" + "".join(f"{i},{i * i}\n" for i in range(20))
 
 
@@ -217,6 +245,41 @@ def test_pipeline_run_twice_with_one_changed_parameter(workspace: Workspace, ser
     # Between the two Train steps the only parameter that changed is the learning rate.
     assert [(c.section, c.key) for c in diff.changes if c.section == "parameter"] == [("parameter", "learning_rate")]
     assert not [c for c in diff.changes if c.section in ("code_version", "environment")]
+
+
+def test_official_client_reads_what_capture_wrote(workspace: Workspace, server: LiveServer) -> None:
+    """The official ml-metadata client (1.17.1, protobuf below 5) reads the steps as TFX would:
+    the run's context by type and name, its executions, their events, artifacts and properties."""
+    ws = workspace
+    run_script(ws, server.address, "run-1", "prepare.py", str(ws.data))
+    run_script(ws, server.address, "run-1", "train.py", str(ws.data), "0.1")
+    python = Path(os.environ.get("LINEAGEDB_MLMD_PYTHON") or ROOT / ".venv-mlmd" / "bin" / "python")
+    if not python.exists():
+        reason = f"official ml-metadata client not found at {python}; run `make mlmd-venv`"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+    done = subprocess.run(
+        [str(python), "-c", OFFICIAL_READER, server.address], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    read = json.loads(done.stdout)
+    python_version = ".".join(map(str, sys.version_info[:3]))
+    code = f"git:{ws.commit}"
+    assert read["steps"] == [["Prepare", "COMPLETE", code, python_version], ["Train", "COMPLETE", code, python_version]]
+    clean = str(ws.data / "clean")
+    model = str(ws.data / "model-0.1.txt")
+    raw = str(ws.data / "raw.csv")
+    with MetadataStore(server.address) as store:
+        (clean_digest,) = [prop(a, "digest") for a in store.get_artifacts_by_uri(clean)]
+    assert read["events"] == [
+        ["Prepare", "INPUT", "dataset", raw, sha256_of(ws.data / "raw.csv")],
+        ["Prepare", "OUTPUT", "clean", clean, clean_digest],
+        ["Train", "INPUT", "clean", clean, clean_digest],
+        ["Train", "OUTPUT", "metrics", "", read["events"][3][4]],
+        ["Train", "OUTPUT", "model", model, sha256_of(ws.data / "model-0.1.txt")],
+    ]
 
 
 def test_failing_step_is_failed_with_its_inputs(workspace: Workspace, server: LiveServer) -> None:
