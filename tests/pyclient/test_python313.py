@@ -19,6 +19,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,3 +150,33 @@ def test_official_client_scenario_through_the_drop_in(
     (tmp_path / "mlmd.json").write_text(json.dumps(reference, indent=1))
     (tmp_path / "drop_in.json").write_text(json.dumps(steps, indent=1))
     assert not mismatches, format_report(mismatches, len(reference), tmp_path)
+
+
+SURFACE = Path(__file__).with_name("api_surface.py")
+# What the drop-in has beyond the official client.
+ADDED_METHODS = {"close"}
+ADDED_PROTO = {"PostgreSQLDatabaseConfig"}
+
+
+def _surface(python: Path) -> dict[str, Any]:
+    completed = subprocess.run(
+        [str(python), str(SURFACE)], capture_output=True, text=True, env=_drop_in_env(), cwd=ROOT, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    surface: dict[str, Any] = json.loads(completed.stdout)
+    return surface
+
+
+def test_public_api_is_the_official_clients(python313: Path, mlmd_python: Path) -> None:
+    """Every name, method, parameter (name, kind, default), error class and status code of the
+    official client, read by introspection under both; ours only adds keyword-only options."""
+    official, ours = _surface(mlmd_python), _surface(python313)
+    assert set(ours["methods"]) - set(official["methods"]) == ADDED_METHODS
+    assert {name: ours["methods"][name] for name in official["methods"]} == official["methods"]
+    assert set(ours["proto"]) - set(official["proto"]) == ADDED_PROTO
+    assert set(official["proto"]) <= set(ours["proto"])
+    init = ours["init"]
+    assert init[: len(official["init"])] == official["init"]
+    assert all(kind == "KEYWORD_ONLY" for _, kind, _ in init[len(official["init"]) :])
+    for key in ("ml_metadata", "properties", "errors", "error_classes", "list_options", "order_by", "downgrade_schema"):
+        assert ours[key] == official[key], key

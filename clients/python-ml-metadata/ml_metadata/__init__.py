@@ -26,8 +26,9 @@ def _refuse_official_wheel() -> None:
 
 _refuse_official_wheel()
 
-from ml_metadata import proto  # noqa: E402
+# errors is an attribute of the package with the official client too (its metadata_store imports it).
+from ml_metadata import errors, proto  # noqa: E402
 from ml_metadata.metadata_store import ListOptions, MetadataStore, OrderByField, downgrade_schema  # noqa: E402
 from ml_metadata.version import __version__  # noqa: E402
 
-__all__ = ["ListOptions", "MetadataStore", "OrderByField", "__version__", "downgrade_schema", "proto"]
+__all__ = ["ListOptions", "MetadataStore", "OrderByField", "__version__", "downgrade_schema", "errors", "proto"]
