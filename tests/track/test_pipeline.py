@@ -247,6 +247,7 @@ def test_pipeline_run_twice_with_one_changed_parameter(workspace: Workspace, ser
     assert not [c for c in diff.changes if c.section in ("code_version", "environment")]
 
 
+@pytest.mark.compat
 def test_official_client_reads_what_capture_wrote(workspace: Workspace, server: LiveServer) -> None:
     """The official ml-metadata client (1.17.1, protobuf below 5) reads the steps as TFX would:
     the run's context by type and name, its executions, their events, artifacts and properties."""
