@@ -3,6 +3,7 @@ HTTP-level refusals (bad JSON, unknown fields, wrong method, media type, size), 
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +12,12 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from google.protobuf import any_pb2, wrappers_pb2
 
 from lineagedb.ops.http.json_api import HTTP_STATUS
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
+from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
 from tests.http.conftest import JSON, MLMD, HttpServer, start_http
 
 LIMIT = 64 * 1024
@@ -252,3 +257,36 @@ def test_headers_that_cannot_be_metadata_are_400(client: httpx.Client) -> None:
     assert_error(answer, 400, grpc.StatusCode.INVALID_ARGUMENT, "authorization")
     answer = post(client, f"{MLMD}/GetArtifactTypes", {}, headers={"X-LineageDB-Namespace": "Not A Namespace"})
     assert_error(answer, 400, grpc.StatusCode.INVALID_ARGUMENT, "namespace")
+
+
+def test_a_proto_value_of_a_type_the_server_does_not_know(server: HttpServer, client: httpx.Client) -> None:
+    """Written over gRPC (as bytes), read over JSON: the Any is shown with its bytes, not an
+    INTERNAL error; a well-known type in the same answer keeps the mapping's own form; the
+    unknown type cannot be written over JSON (INVALID_ARGUMENT naming it)."""
+    channel = grpc.insecure_channel(server.server.address)
+    stub = svc_grpc.MetadataStoreServiceStub(channel)
+    type_id = stub.PutArtifactType(
+        svc.PutArtifactTypeRequest(artifact_type=mlmd.ArtifactType(name="errors.Opaque"))
+    ).type_id
+    artifact = mlmd.Artifact(type_id=type_id, uri="file:///opaque")
+    artifact.custom_properties["custom"].proto_value.CopyFrom(
+        any_pb2.Any(type_url="type.googleapis.com/acme.Custom", value=b"\x08\x01\x12\x02hi")
+    )
+    artifact.custom_properties["known"].proto_value.Pack(wrappers_pb2.StringValue(value="packed"))
+    [artifact_id] = stub.PutArtifacts(svc.PutArtifactsRequest(artifacts=[artifact])).artifact_ids
+    channel.close()
+    answer = post(client, f"{MLMD}/GetArtifactsByID", {"artifact_ids": [str(artifact_id)]})
+    assert answer.status_code == 200, answer.text
+    properties = answer.json()["artifacts"][0]["custom_properties"]
+    assert properties["custom"]["proto_value"] == {
+        "@type": "type.googleapis.com/acme.Custom",
+        "value_base64": base64.b64encode(b"\x08\x01\x12\x02hi").decode(),
+    }
+    assert properties["known"]["proto_value"] == {
+        "@type": "type.googleapis.com/google.protobuf.StringValue",
+        "value": "packed",
+    }
+    opaque = {"proto_value": {"@type": "type.googleapis.com/acme.Custom"}}
+    body = {"artifacts": [{"type_id": str(type_id), "custom_properties": {"x": opaque}}]}
+    written = post(client, f"{MLMD}/PutArtifacts", body)
+    assert_error(written, 400, grpc.StatusCode.INVALID_ARGUMENT, "acme.Custom")

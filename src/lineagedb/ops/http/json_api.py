@@ -39,6 +39,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from lineagedb.ops.http.any_fallback import message_to_json
 from lineagedb.ops.http.forwarding import ForwardError, GrpcForwarder, call_metadata
 from lineagedb.ops.http.openapi import document
 
@@ -164,8 +165,7 @@ def render_response(data: bytes, message_class: type[Message]) -> bytes:
         message = message_class.FromString(data)
     except DecodeError:
         raise HttpError(grpc.StatusCode.INTERNAL, "the answer could not be decoded; see the server log") from None
-    text = json_format.MessageToJson(message, preserving_proto_field_name=True, indent=None, ensure_ascii=False)
-    return text.encode()
+    return message_to_json(message).encode()
 
 
 class JsonApi:
