@@ -458,6 +458,13 @@ def _security_arguments(serve: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="seconds between retention runs",
     )
+    _option(
+        serve,
+        "--retention-archive",
+        env_name="RETENTION_ARCHIVE",
+        metavar="DIR",
+        help="before each scheduled retention run deletes, write what it deletes to an archive in DIR",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -636,6 +643,7 @@ def build_settings(args: argparse.Namespace, argv: Sequence[str]) -> Settings:
         lineage_conventions=args.lineage_conventions or None,
         retention_policy=args.retention_policy or None,
         retention_interval_s=args.retention_interval,
+        retention_archive=args.retention_archive or None,
         run_scheduled_jobs=args.worker_index in (None, 0),
         http_port=args.worker_http_port if args.worker_index is not None else args.http_port,
         http_host=args.http_host or None,

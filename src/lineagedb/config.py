@@ -129,6 +129,7 @@ class Settings:
     # Retention run inside the server (ops.retention.RetentionSchedule); only by worker 0.
     retention_policy: str | None = None
     retention_interval_s: float = 3600.0
+    retention_archive: str | None = None  # a directory: each scheduled run archives before it deletes
     run_scheduled_jobs: bool = True
     # JSON over HTTP (lineagedb.ops.http): off unless a port is given; the host defaults to `host`.
     http_port: int | None = None

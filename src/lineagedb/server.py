@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
@@ -339,7 +340,10 @@ def build_server(settings: Settings) -> RunningServer:
             raise ConfigurationError("--retention-interval must be a positive number of seconds")
         try:
             running.retention = RetentionSchedule(
-                Retention(deletion), settings.retention_policy, settings.retention_interval_s
+                Retention(deletion),
+                settings.retention_policy,
+                settings.retention_interval_s,
+                Path(settings.retention_archive) if settings.retention_archive else None,
             )
         except errors.InvalidArgumentError as error:
             raise ConfigurationError(str(error)) from error

@@ -3,6 +3,8 @@ and the retention schedule inside a running server."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import random
 import threading
 import time
@@ -94,7 +96,16 @@ def test_deletes_racing_with_writers_never_fail_internally_or_orphan_rows(
 def test_the_server_applies_a_retention_policy_on_schedule(database_url: str, tmp_path: Path) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text("[[rule]]\ncontexts = \"type = 'pipeline_run'\"\nolder_than_days = 0\n")
-    server = start_server(database_url, "--retention-policy", str(policy), "--retention-interval", "0.3")
+    archives = tmp_path / "archives"
+    server = start_server(
+        database_url,
+        "--retention-policy",
+        str(policy),
+        "--retention-interval",
+        "0.3",
+        "--retention-archive",
+        str(archives),
+    )
     try:
         with server.channel() as channel:
             stub = svc_grpc.MetadataStoreServiceStub(channel)
@@ -112,6 +123,11 @@ def test_the_server_applies_a_retention_policy_on_schedule(database_url: str, tm
                     break
                 time.sleep(0.1)
             assert not stub.GetContexts(svc.GetContextsRequest()).contexts
+        # Each run that deleted something archived it first.
+        [archive] = archives.glob("retention-*.lineagedb.gz")
+        with gzip.open(archive, "rb") as file:
+            rows = [json.loads(line) for line in file]
+        assert [row["name"] for row in rows if row.get("t") == "context"] == ["old"]
     finally:
         assert stop_server(server) == 0
 

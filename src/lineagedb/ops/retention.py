@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import logging
 import sys
@@ -227,10 +228,13 @@ class RetentionSchedule:
     may all run it: a batch deletes only what is still there and re-checks dependents,
     so concurrent runs cannot break lineage, they only repeat work."""
 
-    def __init__(self, retention: Retention, policy_path: str, interval_s: float) -> None:
+    def __init__(
+        self, retention: Retention, policy_path: str, interval_s: float, archive_dir: Path | None = None
+    ) -> None:
         self.policy, self.description = load_policy(policy_path)  # refused at startup if bad
         self.retention = retention
         self.interval_s = interval_s
+        self.archive_dir = archive_dir
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="retention", daemon=True)
 
@@ -250,6 +254,11 @@ class RetentionSchedule:
         """One plan and apply; returns the nodes deleted (0 after an error, which is logged)."""
         try:
             plan = self.retention.plan(self.policy, int(time.time() * 1000), self.description)
+            if plan.order and self.archive_dir is not None:
+                identifier = plan.document()["plan_id"]
+                shown = io.StringIO()
+                path = archive_before_purge(self.retention.db.engine, identifier, plan.order, self.archive_dir, shown)
+                log.info("retention: archived what plan %s deletes to %s", identifier[:16], path)
             if plan.order:
                 self.retention.apply(plan.order)
             log.info(
