@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,28 @@ def test_a_given_digest_must_be_sha256(tracker: track.Tracker) -> None:
         assert step.input("s3://bucket/y", digest="SHA256:" + "AB" * 32) == "s3://bucket/y"  # case-insensitive hex
     (record,) = _journalled(tracker)
     assert record.inputs[0].sha256 == "ab" * 32
+
+
+def test_sys_exit_zero_is_complete_and_nonzero_is_failed(tracker: track.Tracker) -> None:
+    with pytest.raises(SystemExit), track.step("Done", tracker=tracker):
+        raise SystemExit(0)
+    with pytest.raises(SystemExit), track.step("Broken", tracker=tracker):
+        raise SystemExit(2)
+    assert sorted((r.step_name, r.status, r.error_type or "") for r in _journalled(tracker)) == [
+        ("Broken", "FAILED", "SystemExit"),
+        ("Done", "COMPLETE", ""),
+    ]
+
+
+def test_decorator_refuses_generators_and_coroutines(tracker: track.Tracker) -> None:
+    with pytest.raises(TypeError, match="plain functions"):
+
+        @track.step("S", tracker=tracker)
+        def rows() -> Iterator[int]:
+            yield 1
+
+    with pytest.raises(TypeError, match="plain functions"):
+
+        @track.step("S", tracker=tracker)
+        async def fetch() -> None:
+            pass

@@ -210,6 +210,8 @@ class Step:
         self.record.metrics[name] = number
 
     def _finish(self, error: BaseException | None) -> None:
+        if isinstance(error, SystemExit) and error.code in (None, 0):
+            error = None  # sys.exit(0) inside a step is a success
         record = self.record
         record.ended_ms = _now_ms()
         if error is None:
@@ -300,6 +302,11 @@ class StepSpec:
         step._finish(None)
 
     def __call__(self, function: F) -> F:
+        if inspect.iscoroutinefunction(function) or inspect.isgeneratorfunction(function):
+            # The call would return before the work is done: the step would end too early.
+            raise TypeError(
+                f"{function.__qualname__}: @track.step decorates plain functions; use `with track.step(...)`"
+            )
         signature = inspect.signature(function)
         names = set(signature.parameters)
         for declared in self.inputs:
