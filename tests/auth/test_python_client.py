@@ -134,3 +134,28 @@ def test_mlmd_ssl_config_is_honoured(secured: tuple[Server, dict[str, str]], aut
 def test_embedded_mode_refuses_server_only_options(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="namespace, token: only for a server connection"):
         MetadataStore(f"sqlite:///{tmp_path / 'x.db'}", token="t", namespace="n")
+
+
+def test_official_client_code_authenticates_from_the_environment(
+    secured: tuple[Server, dict[str, str]], auth_pki: AuthPki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Code written for the official client cannot pass a token; through the drop-in it takes
+    LINEAGEDB_TOKEN and LINEAGEDB_NAMESPACE from the environment."""
+    server, tokens = secured
+    cert, key = auth_pki.clients["stranger"]  # a certificate whose CN has no role
+    config = proto.MetadataStoreClientConfig(host="localhost", port=server.port, client_timeout_sec=10.0)
+    config.ssl_config.custom_ca = auth_pki.ca.read_text()
+    config.ssl_config.server_cert = cert.read_text()
+    config.ssl_config.client_key = key.read_text()
+    monkeypatch.delenv("LINEAGEDB_TOKEN", raising=False)
+    monkeypatch.delenv("LINEAGEDB_NAMESPACE", raising=False)
+    with MetadataStore(config) as unauthenticated, pytest.raises(errors.PermissionDeniedError):
+        unauthenticated.put_artifact_type(proto.ArtifactType(name=f"env.T.{uuid.uuid4().hex[:8]}"))
+    monkeypatch.setenv("LINEAGEDB_TOKEN", tokens["alice"])
+    monkeypatch.setenv("LINEAGEDB_NAMESPACE", "team-a")
+    with MetadataStore(config) as alice:
+        assert alice.put_artifact_type(proto.ArtifactType(name=f"env.T.{uuid.uuid4().hex[:8]}")) > 0
+    with pytest.raises(ValueError):  # an explicit argument wins; embedded refuses it, the environment is ignored
+        MetadataStore("sqlite://", token="explicit")
+    with MetadataStore("sqlite://") as embedded:  # LINEAGEDB_TOKEN set: embedded mode does not mind
+        assert embedded.get_artifact_types() == []

@@ -13,6 +13,7 @@ manager. Construct it with
 from __future__ import annotations
 
 import enum
+import os
 import random
 import re
 import time
@@ -33,6 +34,10 @@ DEFAULT_MAX_RETRIES = 5
 # clients that lost the same race do not meet again in step.
 RETRY_BASE_S = 0.05
 RETRY_CAP_S = 2.0
+# Defaults of token= and namespace= for server connections, so code written for the official
+# client (which cannot send either) authenticates unchanged through the ml_metadata drop-in.
+TOKEN_ENV = "LINEAGEDB_TOKEN"
+NAMESPACE_ENV = "LINEAGEDB_NAMESPACE"
 # A database URL runs embedded; anything else is a gRPC target.
 _DATABASE_URL = re.compile(r"^(sqlite|postgresql|postgres|mysql|mariadb)(\+\w+)?://", re.IGNORECASE)
 _GRPC_SCHEME = re.compile(r"^grpcs?://", re.IGNORECASE)
@@ -95,8 +100,9 @@ class MetadataStore:
           config: a `MetadataStoreClientConfig` or "host:port" (prefix grpcs:// for TLS with the
             system's CAs) for a server; a `ConnectionConfig` or a database URL for embedded mode.
           enable_upgrade_migration: embedded mode only: upgrade an older schema (as MLMD).
-          token: bearer token sent as `authorization: Bearer <token>` with every call.
-          namespace: LineageDB namespace sent with every call.
+          token: bearer token sent as `authorization: Bearer <token>` with every call (default:
+            the environment's LINEAGEDB_TOKEN, for a server connection).
+          namespace: LineageDB namespace sent with every call (default: LINEAGEDB_NAMESPACE).
           timeout: deadline of each call in seconds (default: the config's client_timeout_sec,
             else none).
           max_retries: attempts for a call that ends ABORTED (and UNAVAILABLE for reads); default
@@ -147,6 +153,10 @@ class MetadataStore:
                     "MetadataStore is expecting either proto.ConnectionConfig, "
                     "proto.MetadataStoreClientConfig, a server target or a database URL"
                 )
+            if token is None:
+                token = os.environ.get(TOKEN_ENV) or None
+            if namespace is None:
+                namespace = os.environ.get(NAMESPACE_ENV) or None
             if root_certificates or private_key or certificate_chain or tls:
                 tls_options = TlsOptions(root_certificates, private_key, certificate_chain)
             self._transport = RemoteTransport(
