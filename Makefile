@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 MLMD_VENV := .venv-mlmd
+MLFLOW_VENV := .venv-mlflow
+HTTP_PORT ?= 5000
 # LineageDB's own client on the Pythons the official one does not run on: 3.13 with the server
 # extra (embedded mode) and the ml_metadata drop-in; 3.12 with the client alone (no drivers).
 PYTHON313 ?= $(firstword $(wildcard /root/.pyenv/versions/3.13.*/bin/python3.13) python3.13)
@@ -19,7 +21,7 @@ PROTO_SOURCES := $(shell find protos -name '*.proto')
 PROTO_STAMP := src/lineagedb/proto/.generated
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto serve test test-fast soak lint typecheck bench bench-workers mlmd-venv client-venvs clean
+.PHONY: help install proto serve test test-fast soak lint typecheck bench bench-workers mlmd-venv mlflow-venv client-venvs clean
 
 help: ## List the commands
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,8 +41,8 @@ $(PROTO_STAMP): $(PROTO_SOURCES) scripts/gen_protos.py $(VENV)/.installed
 install: $(VENV)/.installed $(PROTO_STAMP) ## Create .venv with LineageDB installed and its gRPC code generated
 proto: $(PROTO_STAMP) ## Regenerate Python code from protos/
 
-serve: install ## Start the server on port 8080 with an embedded SQLite database
-	$(BIN)/lineagedb serve --host $(HOST) --port $(PORT) --database $(DATABASE)
+serve: install ## Start the server on port 8080 (gRPC) and 5000 (HTTP: MLflow's port) with an embedded SQLite database
+	$(BIN)/lineagedb serve --host $(HOST) --port $(PORT) --http-port $(HTTP_PORT) --database $(DATABASE)
 
 $(MLMD_VENV)/.installed: tests/compat/requirements-mlmd.txt
 	$(PYTHON) -m venv $(MLMD_VENV) || python3 -m venv $(MLMD_VENV)
@@ -49,6 +51,14 @@ $(MLMD_VENV)/.installed: tests/compat/requirements-mlmd.txt
 	@touch $@
 
 mlmd-venv: $(MLMD_VENV)/.installed ## Virtualenv with the official ml-metadata client (protobuf<5)
+
+$(MLFLOW_VENV)/.installed: tests/mlflow/requirements-mlflow.txt
+	$(PYTHON) -m venv $(MLFLOW_VENV) || python3 -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet -r tests/mlflow/requirements-mlflow.txt
+	@touch $@
+
+mlflow-venv: $(MLFLOW_VENV)/.installed ## Virtualenv with the pinned mlflow client and server (tests/mlflow, bench/mlflow.py)
 
 CLIENT_DEPS := pyproject.toml clients/python-ml-metadata/pyproject.toml tests/pyclient/requirements-client.txt
 
@@ -68,7 +78,7 @@ $(CLIENT312_VENV)/.installed: $(CLIENT_DEPS) | $(PROTO_STAMP)
 
 client-venvs: $(CLIENT313_VENV)/.installed $(CLIENT312_VENV)/.installed ## Virtualenvs running lineagedb.client on Python 3.13 (with embedded mode and the ml_metadata drop-in) and 3.12 (client only)
 
-test: install mlmd-venv client-venvs lint typecheck ## Run the full test suite (after lint and type checks), on two workers
+test: install mlmd-venv mlflow-venv client-venvs lint typecheck ## Run the full test suite (after lint and type checks), on two workers
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 soak: install mlmd-venv client-venvs ## Long fault and fuzz runs (RELIABILITY soak counts; tens of minutes)
@@ -85,7 +95,7 @@ lint: install ## ruff, and the layering contracts (import-linter)
 typecheck: install ## mypy
 	$(BIN)/mypy
 
-bench: install mlmd-venv client-venvs ## Benchmark against MLMD's own store, then auth on vs off (BENCH_ARGS=--quick | --full; see bench/README.md)
+bench: install mlmd-venv mlflow-venv client-venvs ## Benchmark against MLMD's own store, then auth on vs off (BENCH_ARGS=--quick | --full; see bench/README.md)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 	$(BIN)/python bench/auth_overhead.py $(AUTH_BENCH_ARGS)
 	$(BIN)/python bench/audit_overhead.py $(AUDIT_BENCH_ARGS)
@@ -98,4 +108,4 @@ bench-workers: install ## Throughput of --workers 1 vs 2 on PostgreSQL with 8 co
 	$(BIN)/python bench/workers.py
 
 clean: ## Remove virtualenvs and generated code
-	rm -rf $(VENV) $(MLMD_VENV) $(CLIENT313_VENV) $(CLIENT312_VENV) src/lineagedb/proto
+	rm -rf $(VENV) $(MLMD_VENV) $(MLFLOW_VENV) $(CLIENT313_VENV) $(CLIENT312_VENV) src/lineagedb/proto

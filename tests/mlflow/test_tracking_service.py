@@ -99,10 +99,10 @@ def test_limits_and_errors_write_nothing(tracking: MlflowTracking) -> None:
     with pytest.raises(errors.NotFoundError):
         tracking.get_run(pb.RunIdRequest(run_id="0" * 32))
     run_id = _run(tracking, experiment_id, "r")
-    too_long = pb.KeyValue(key="p", value="x" * 6001)
+    bad_key = pb.KeyValue(key="p\x01", value="x")
     good = pb.Metric(key="m", value=1.0, timestamp=1, step=0)
     with pytest.raises(errors.InvalidArgumentError):
-        tracking.log_batch(pb.LogBatchRequest(run_id=run_id, metrics=[good], params=[too_long]))
+        tracking.log_batch(pb.LogBatchRequest(run_id=run_id, metrics=[good], params=[bad_key]))
     with pytest.raises(errors.InvalidArgumentError):
         tracking.log_batch(pb.LogBatchRequest(run_id=run_id, metrics=[good] * 1001))
     tracking.log_param(pb.LogParamRequest(run_id=run_id, key="p", value="1"))
@@ -113,6 +113,10 @@ def test_limits_and_errors_write_nothing(tracking: MlflowTracking) -> None:
     tracking.log_metric(pb.LogMetricRequest(run_id=run_id, key="nan", value=math.nan, timestamp=1))
     (nan,) = tracking.get_run(pb.RunIdRequest(run_id=run_id)).run.data.metrics
     assert math.isnan(nan.value)
+    # Over-long values are cut to MLflow's limit, as MLflow's server does by default.
+    tracking.log_param(pb.LogParamRequest(run_id=run_id, key="long", value="x" * 6001))
+    params = {p.key: p.value for p in tracking.get_run(pb.RunIdRequest(run_id=run_id)).run.data.params}
+    assert len(params["long"]) == 6000
 
 
 def test_datasets_are_input_artifacts_and_models_outputs(tracking: MlflowTracking, database: Database) -> None:
@@ -133,3 +137,20 @@ def test_datasets_are_input_artifacts_and_models_outputs(tracking: MlflowTrackin
     assert sorted(e.type for e in events) == [mlmd.Event.INPUT, mlmd.Event.OUTPUT]
     experiment = tracking.get_experiment(pb.GetExperimentRequest(experiment_id="0")).experiment
     assert experiment.name == "Default"
+
+
+def test_logged_models_filter_by_name_and_source_run(tracking: MlflowTracking) -> None:
+    run_id = _run(tracking, "0", "models")
+    model = tracking.create_logged_model(
+        pb.CreateLoggedModelRequest(experiment_id="0", name="model", source_run_id=run_id)
+    ).model
+
+    def search(filter_: str) -> list[str]:
+        request = pb.SearchLoggedModelsRequest(experiment_ids=["0"], filter=filter_)
+        return [m.info.model_id for m in tracking.search_logged_models(request).models]
+
+    assert search("name = 'model'") == [model.info.model_id]
+    assert search(f"name = 'model' AND source_run_id = '{run_id}'") == [model.info.model_id]
+    assert search("name = 'other'") == []
+    with pytest.raises(errors.InvalidArgumentError):
+        search("metrics.x > 1")

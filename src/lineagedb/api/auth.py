@@ -25,10 +25,14 @@ from lineagedb.store.tenancy import CURRENT_TENANCY, Tenancy
 log = logging.getLogger("lineagedb.auth")
 
 NAMESPACE_METADATA = "x-lineagedb-namespace"
+# The user name of HTTP Basic credentials (MLflow's client sends its token as the password), set
+# by the HTTP listener: the token's principal must be this name. A gRPC caller that sends it
+# only narrows what its own token may do, so it needs no proof of origin.
+BASIC_USER_METADATA = "x-lineagedb-basic-user"
 
 
-def _metadata(context: grpc.ServicerContext) -> tuple[str | None, str | None]:
-    authorization = namespace = None
+def _metadata(context: grpc.ServicerContext) -> tuple[str | None, str | None, str | None]:
+    authorization = namespace = basic_user = None
     for key, value in context.invocation_metadata() or ():
         if key == "authorization":
             if authorization is not None:
@@ -36,7 +40,11 @@ def _metadata(context: grpc.ServicerContext) -> tuple[str | None, str | None]:
             authorization = value if isinstance(value, str) else None
         elif key == NAMESPACE_METADATA:
             namespace = value if isinstance(value, str) else None
-    return authorization, namespace
+        elif key == BASIC_USER_METADATA:
+            if basic_user is not None or not isinstance(value, str):
+                raise errors.UnauthenticatedError(f"send one {BASIC_USER_METADATA} metadata entry, not several")
+            basic_user = value
+    return authorization, namespace, basic_user
 
 
 class AuthInterceptor(UnaryWrapper):
@@ -53,8 +61,8 @@ class AuthInterceptor(UnaryWrapper):
         try:
             if permission is None:
                 raise errors.PermissionDeniedError(f"{method} is not in the method table; it is denied")
-            authorization, namespace = _metadata(context)
-            return self.access.admit(permission.value, authorization, namespace, context.auth_context())
+            authorization, namespace, basic_user = _metadata(context)
+            return self.access.admit(permission.value, authorization, namespace, context.auth_context(), basic_user)
         except errors.LineageError as error:
             code = status_for(error)
             log.info("denied %s: %s (peer %s)", method, code.name, peer_of(context))

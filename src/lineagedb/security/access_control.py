@@ -79,8 +79,11 @@ class AccessControl:
         authorization: str | None,
         requested_namespace: str | None,
         auth_context: Mapping[str, Sequence[bytes]],
+        claimed_principal: str | None = None,
     ) -> Tenancy | None:
-        """The call's Tenancy (None: a public method that reads nothing)."""
+        """The call's Tenancy (None: a public method that reads nothing). `claimed_principal`:
+        the user name of HTTP Basic credentials whose password is the token; it must be the
+        principal the token names."""
         if requested_namespace is not None and NAMESPACE_PATTERN.fullmatch(requested_namespace) is None:
             raise errors.InvalidArgumentError(
                 "x-lineagedb-namespace must be a namespace name (lower-case letters, digits, '-', '_', '.')"
@@ -105,6 +108,8 @@ class AccessControl:
             if state.policy.anonymous is None:
                 raise errors.UnauthenticatedError(NO_CREDENTIALS)
             identity = Identity(principal="anonymous", method="anonymous")
+        if claimed_principal is not None and identity.principal != claimed_principal:
+            raise errors.UnauthenticatedError("the user name is not the principal of the token given as the password")
         call = CURRENT_CALL.get()  # the audit record says who, refused or not
         if call is not None:
             call.principal = identity.principal

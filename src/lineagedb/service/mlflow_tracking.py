@@ -412,10 +412,9 @@ class MlflowTracking:
 
     def create_run(self, request: pb.CreateRunRequest) -> pb.RunResponse:
         experiment_id = request.experiment_id or DEFAULT_EXPERIMENT_ID
-        tags = {tag.key: tag.value for tag in request.tags}
-        for key, value in tags.items():
+        tags = {tag.key: tag.value[:MAX_TAG_VAL_LENGTH] for tag in request.tags}
+        for key in tags:
             _check_key("tag", key)
-            _check_length("Tag value", value, MAX_TAG_VAL_LENGTH)
         run_name = request.run_name or tags.get(RUN_NAME_TAG, "")
         if request.run_name and RUN_NAME_TAG in tags and tags[RUN_NAME_TAG] != request.run_name:
             raise _invalid(
@@ -545,6 +544,10 @@ class MlflowTracking:
     def _log(
         self, run_id: str, metrics: Sequence[pb.Metric], params: Sequence[pb.KeyValue], tags: Sequence[pb.KeyValue]
     ) -> None:
+        # MLflow's server truncates over-long param and tag values (MLFLOW_TRUNCATE_LONG_VALUES,
+        # on by default) rather than refusing them; so do we.
+        params = [pb.KeyValue(key=p.key, value=p.value[:MAX_PARAM_VAL_LENGTH]) for p in params]
+        tags = [pb.KeyValue(key=t.key, value=t.value[:MAX_TAG_VAL_LENGTH]) for t in tags]
         _check_batch(metrics, params, tags)
         with self.db.transaction() as uow:
             types = self._write_types(uow)
@@ -869,8 +872,7 @@ class MlflowTracking:
     def search_logged_models(self, request: pb.SearchLoggedModelsRequest) -> pb.SearchLoggedModelsResponse:
         limit = _max_results(request, 100, SEARCH_MAX_RESULTS_THRESHOLD)
         offset = _offset_token(request.page_token)
-        if request.filter.strip():
-            raise _invalid("Filtering logged models is not supported by this server")
+        conditions = _model_filter(request.filter)
         with self.db.transaction(write=False) as uow:
             types = self._read_types(uow)
             if types is None:
@@ -883,6 +885,7 @@ class MlflowTracking:
                     continue
                 scope = listing.Scope(type_id=types.logged_model, context_id=int(context.id))
                 models.extend(listing.list_all(uow, ARTIFACT, scope))
+        models = [m for m in models if all(text(m, field) == value for field, value in conditions)]
         models.sort(key=lambda a: (-(number(a, "creation_timestamp_ms") or 0), a.name))
         page = [self._logged_model(a) for a in models[offset : offset + limit]]
         token = _next_token(offset + limit) if len(models) > offset + limit else ""
@@ -954,6 +957,32 @@ def _check_batch(metrics: Sequence[pb.Metric], params: Sequence[pb.KeyValue], ta
     for tag in tags:
         _check_key("tag", tag.key)
         _check_length("Tag value", tag.value, MAX_TAG_VAL_LENGTH)
+
+
+# ------------------------------------------------------------------ logged model search
+
+_MODEL_CONDITION = re.compile(
+    r"""^\s*(?:attributes?\.)?(?P<field>name|source_run_id|model_type|status)\s*=\s*(?P<value>'[^']*'|"[^"]*")\s*$""",
+    re.IGNORECASE,
+)
+_MODEL_FIELDS = {"name": "model_name", "source_run_id": "source_run_id", "model_type": "model_type", "status": "status"}
+
+
+def _model_filter(text_: str) -> list[tuple[str, str]]:
+    """(property, value) equalities of a logged-model filter: what the client sends when it lists
+    a run's artifacts (`name = '<x>'`) or a run's models (`source_run_id = '<id>'`)."""
+    conditions: list[tuple[str, str]] = []
+    if not text_.strip():
+        return conditions
+    for part in re.split(r"\s+AND\s+", text_.strip(), flags=re.IGNORECASE):
+        match = _MODEL_CONDITION.match(part)
+        if match is None:
+            raise _invalid(
+                f"Invalid filter {text_!r}: this server filters logged models by equality on name, "
+                "source_run_id, model_type and status, joined by AND"
+            )
+        conditions.append((_MODEL_FIELDS[match.group("field").lower()], match.group("value")[1:-1]))
+    return conditions
 
 
 # ------------------------------------------------------------------ experiment search

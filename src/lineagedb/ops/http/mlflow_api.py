@@ -13,8 +13,8 @@ name. Errors are MLflow's {"error_code": ..., "message": ...} with MLflow's HTTP
 
 Credentials: `Authorization: Bearer <token>` (MLFLOW_TRACKING_TOKEN) passes through.
 `Authorization: Basic` (MLFLOW_TRACKING_USERNAME/PASSWORD) carries a LineageDB token as
-the password; the user name is passed along (metadata x-lineagedb-basic-user) and must
-be the principal the token names.
+the password; the user name goes along (metadata x-lineagedb-basic-user) and the auth
+interceptor requires it to be the principal the token names.
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from lineagedb.api.auth import BASIC_USER_METADATA
 from lineagedb.ops.http.forwarding import ForwardError, GrpcForwarder
 from lineagedb.proto.lineagedb.v1 import mlflow_tracking_pb2 as tracking
 
 log = logging.getLogger(__name__)
 
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
-BASIC_USER_METADATA = "x-lineagedb-basic-user"
 MAX_MESSAGE_CHARS = 1024
 
 # gRPC status -> MLflow's error_code and the HTTP status MLflow's server answers it with.

@@ -23,11 +23,13 @@ from pathlib import Path
 from google.protobuf.descriptor import ServiceDescriptor
 
 from lineagedb.config import ConfigurationError, Settings
+from lineagedb.ops.http import mlflow_api
 from lineagedb.ops.http.app import HttpComponent, build_app
 from lineagedb.ops.http.explorer import Explorer
 from lineagedb.ops.http.json_api import JsonApi
 from lineagedb.ops.http.listener import HttpListener, HttpStartError, bind_socket, tls_context
 from lineagedb.ops.http.mlflow_artifacts import MlflowArtifacts
+from lineagedb.ops.http.mlflow_registry_routes import REGISTRY_ROUTES
 
 # sockaddr_un holds 108 bytes.
 _MAX_SOCKET_PATH = 100
@@ -103,6 +105,13 @@ def build(settings: Settings, services: Sequence[ServiceDescriptor]) -> HttpServ
         JsonApi(services, target, settings.max_receive_message_bytes, settings.max_send_message_bytes),
         Explorer(),
         MlflowArtifacts(settings.artifact_root, target),
+        # MLflow's REST API under /api/2.0/mlflow and /ajax-api/2.0/mlflow.
+        *mlflow_api.components(
+            [*mlflow_api.TRACKING_ROUTES, *REGISTRY_ROUTES],
+            target,
+            settings.max_receive_message_bytes,
+            settings.max_send_message_bytes,
+        ),
     ]
     listener = HttpListener(build_app(components), sock, context, settings.shutdown_grace_s)
     return HttpServer(listener, target, directory, host)
