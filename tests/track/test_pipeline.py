@@ -21,6 +21,7 @@ import pytest
 from lineagedb.client import MetadataStore
 from lineagedb.proto.lineagedb.v1 import lineage_pb2, lineage_pb2_grpc
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from tests.auth.conftest import create_namespaces, make_callers, write_tokens
 from tests.conftest import LiveServer, start_server, stop_server
 from tests.track.gitrepo import make_repo
 
@@ -95,7 +96,14 @@ def client_python(venv: str) -> str:
 
 
 def run_script(
-    ws: Workspace, target: str, run: str, script: str, *args: str, ok: bool = True, python: str = sys.executable
+    ws: Workspace,
+    target: str,
+    run: str,
+    script: str,
+    *args: str,
+    ok: bool = True,
+    python: str = sys.executable,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
@@ -107,6 +115,7 @@ def run_script(
     }
     env.pop("LINEAGEDB_TOKEN", None)
     env.pop("LINEAGEDB_NAMESPACE", None)
+    env.update(extra_env or {})
     done = subprocess.run(
         [python, str(ws.repo / script), *args],
         env=env,
@@ -363,3 +372,41 @@ def test_outage_mid_run_is_journalled_and_flushed_once(workspace: Workspace) -> 
     finally:
         stop_server(second)
     shutil.rmtree(ws.track_dir)
+
+
+AUTH_POLICY = """\
+type_writers = "editor"
+
+[namespaces.team-a]
+editor = ["alice"]
+
+[namespaces.team-b]
+editor = ["bob"]
+"""
+
+
+def test_token_and_namespace_come_from_the_environment(workspace: Workspace, tmp_path: Path) -> None:
+    """LINEAGEDB_TOKEN and LINEAGEDB_NAMESPACE reach the server with every call: the step lands
+    in team-a, invisible to team-b; a wrong token is refused, the step kept in the journal, and
+    the token appears neither in the journal nor in the script's output."""
+    ws = workspace
+    create_namespaces(ws.database_url, tmp_path, ["team-a", "team-b"])
+    callers = make_callers({"alice": (), "bob": ()})
+    tokens = write_tokens(tmp_path / "tokens", callers.values())
+    policy = tmp_path / "policy.toml"
+    policy.write_text(AUTH_POLICY)
+    server = start_server(ws.database_url, "--auth-tokens", str(tokens), "--authz-policy", str(policy))
+    try:
+        alice = {"LINEAGEDB_TOKEN": callers["alice"].token, "LINEAGEDB_NAMESPACE": "team-a"}
+        run_script(ws, server.address, "run-1", "prepare.py", str(ws.data), extra_env=alice)
+        wrong = {"LINEAGEDB_TOKEN": "not-" + callers["alice"].token, "LINEAGEDB_NAMESPACE": "team-a"}
+        refused = run_script(ws, server.address, "run-1", "train.py", str(ws.data), "0.1", ok=False, extra_env=wrong)
+        assert "TrackingError" in refused.stderr and callers["alice"].token not in refused.stderr
+        (kept,) = (ws.track_dir / "journal").glob("*.step.json")
+        assert callers["alice"].token not in kept.read_text()
+        with MetadataStore(server.address, token=callers["alice"].token, namespace="team-a") as store:
+            assert [e.type for e in store.get_executions()] == ["Prepare"]
+        with MetadataStore(server.address, token=callers["bob"].token, namespace="team-b") as store:
+            assert store.get_executions() == []
+    finally:
+        stop_server(server)
