@@ -316,21 +316,26 @@ class MetadataStore:
     ) -> mlmd.ArtifactType:
         """The type by name (and version); NotFoundError if there is none."""
         request = svc.GetArtifactTypeRequest()
-        return self._get_type("GetArtifactType", request, "artifact_type", type_name, type_version)
+        found: mlmd.ArtifactType = self._get_type("GetArtifactType", request, "artifact_type", type_name, type_version)
+        return found
 
     def get_execution_type(
         self, type_name: str, type_version: str | None = None, extra_options: ExtraOptions | None = None
     ) -> mlmd.ExecutionType:
         """The type by name (and version); NotFoundError if there is none."""
         request = svc.GetExecutionTypeRequest()
-        return self._get_type("GetExecutionType", request, "execution_type", type_name, type_version)
+        found: mlmd.ExecutionType = self._get_type(
+            "GetExecutionType", request, "execution_type", type_name, type_version
+        )
+        return found
 
     def get_context_type(
         self, type_name: str, type_version: str | None = None, extra_options: ExtraOptions | None = None
     ) -> mlmd.ContextType:
         """The type by name (and version); NotFoundError if there is none."""
         request = svc.GetContextTypeRequest()
-        return self._get_type("GetContextType", request, "context_type", type_name, type_version)
+        found: mlmd.ContextType = self._get_type("GetContextType", request, "context_type", type_name, type_version)
+        return found
 
     def get_artifact_types(self, extra_options: ExtraOptions | None = None) -> list[mlmd.ArtifactType]:
         return list(self._call("GetArtifactTypes", svc.GetArtifactTypesRequest()).artifact_types)
@@ -590,7 +595,10 @@ class MetadataStore:
     ) -> mlmd.Artifact | None:
         """The artifact, or None when the type has no artifact of that name."""
         request = svc.GetArtifactByTypeAndNameRequest(type_name=type_name, artifact_name=artifact_name)
-        return self._by_type_and_name("GetArtifactByTypeAndName", request, "artifact", type_version)
+        found: mlmd.Artifact | None = self._by_type_and_name(
+            "GetArtifactByTypeAndName", request, "artifact", type_version
+        )
+        return found
 
     def get_execution_by_type_and_name(
         self,
@@ -601,7 +609,10 @@ class MetadataStore:
     ) -> mlmd.Execution | None:
         """The execution, or None when the type has no execution of that name."""
         request = svc.GetExecutionByTypeAndNameRequest(type_name=type_name, execution_name=execution_name)
-        return self._by_type_and_name("GetExecutionByTypeAndName", request, "execution", type_version)
+        found: mlmd.Execution | None = self._by_type_and_name(
+            "GetExecutionByTypeAndName", request, "execution", type_version
+        )
+        return found
 
     def get_context_by_type_and_name(
         self,
@@ -612,7 +623,8 @@ class MetadataStore:
     ) -> mlmd.Context | None:
         """The context, or None when the type has no context of that name."""
         request = svc.GetContextByTypeAndNameRequest(type_name=type_name, context_name=context_name)
-        return self._by_type_and_name("GetContextByTypeAndName", request, "context", type_version)
+        found: mlmd.Context | None = self._by_type_and_name("GetContextByTypeAndName", request, "context", type_version)
+        return found
 
     def get_artifacts_by_uri(self, uri: str, extra_options: ExtraOptions | None = None) -> list[mlmd.Artifact]:
         return list(self._call("GetArtifactsByURI", svc.GetArtifactsByURIRequest(uris=[uri])).artifacts)
