@@ -190,3 +190,14 @@ def test_decorator_refuses_generators_and_coroutines(tracker: track.Tracker) -> 
         @track.step("S", tracker=tracker)
         async def fetch() -> None:
             pass
+
+
+def test_decorator_leaves_credential_like_arguments_out(tracker: track.Tracker) -> None:
+    @track.step("Fetch", tracker=tracker)
+    def fetch(url: str, api_key: str, db_password: str, retries: int = 2) -> None:
+        pass
+
+    fetch("https://example.com/data", "k-123", "hunter2")
+    (record,) = _journalled(tracker)
+    assert record.params == {"url": "https://example.com/data", "retries": 2}
+    assert "hunter2" not in (tracker.journal.pending()[0]).read_text()

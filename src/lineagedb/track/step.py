@@ -14,7 +14,8 @@ Decorator declarations: `inputs` and `outputs` map names to artifact types. A na
 parameter of the function takes that argument's value (a path or URI, or a list of them);
 an output name that is not a parameter takes the return value (a dict by name, or, for a
 single such output, the value itself). Every other argument whose value is a bool, int, float or
-str is recorded as a parameter, or only those named in `params=[...]`.
+str is recorded as a parameter (except names that look like credentials: password, secret,
+token, api_key, credential, private_key, auth...), or only those named in `params=[...]`.
 
 Recorded without being asked: the code version of the repository holding the caller's file,
 the environment, start and end times, the status (COMPLETE, or FAILED with the exception
@@ -51,6 +52,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_INPUT_TYPE = "Dataset"
 DEFAULT_OUTPUT_TYPE = "Artifact"
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# Arguments the decorator never records on its own (`params=[...]` can still name them):
+# metadata is readable by everyone with access to the namespace.
+_SECRET_NAME = re.compile(r"passw|secret|token|api_?key|credential|private_?key|auth", re.IGNORECASE)
 
 _current: contextvars.ContextVar[Step | None] = contextvars.ContextVar("lineagedb_track_step", default=None)
 _process_run: str | None = None
@@ -336,7 +340,9 @@ class StepSpec:
                         continue
                     if self.params is not None and name not in self.params:
                         continue
-                    if self.params is None and not isinstance(value, bool | int | float | str):
+                    if self.params is None and (
+                        not isinstance(value, bool | int | float | str) or _SECRET_NAME.search(name)
+                    ):
                         continue
                     step.param(name, value)
                 result = function(*args, **kwargs)
