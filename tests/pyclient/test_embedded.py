@@ -5,13 +5,17 @@ Cost: about 1 s per backend plus a few in-memory stores.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from lineagedb.client import MetadataStore, errors, proto
 from lineagedb.client import store as client_store
+from tests.backends import SERVER_BACKENDS
 from tests.conftest import LiveServer
 from tests.pyclient.workload import exercise
 
@@ -126,3 +130,44 @@ def test_embedded_errors_match_the_servers(live_server: LiveServer, tmp_path: Pa
     with MetadataStore(f"sqlite:///{tmp_path / 'embedded.db'}") as embedded:
         in_process = _outcomes(embedded)
     assert in_process == over_grpc
+
+
+def _mlmd_config(url: str, database: str) -> proto.ConnectionConfig:
+    """MLMD's ConnectionConfig for a MySQL/PostgreSQL server URL and a database name on it."""
+    parsed = make_url(url)
+    config = proto.ConnectionConfig()
+    if parsed.get_backend_name() == "postgresql":
+        config.postgresql.host = parsed.host or "127.0.0.1"
+        config.postgresql.port = str(parsed.port or 5432)
+        config.postgresql.user = parsed.username or "postgres"
+        config.postgresql.dbname = database
+    else:
+        config.mysql.host = parsed.host or "127.0.0.1"
+        config.mysql.port = parsed.port or 3306
+        config.mysql.user = parsed.username or "root"
+        config.mysql.database = database
+    if parsed.password:
+        (config.postgresql if config.HasField("postgresql") else config.mysql).password = parsed.password
+    return config
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"], indirect=True)
+def test_mlmd_server_configs_create_the_database(backend: str, database_url: str) -> None:
+    """As MLMD: a missing MySQL/PostgreSQL database is created unless skip_db_creation."""
+    name = f"lineagedb_client_{uuid.uuid4().hex[:12]}"
+    config = _mlmd_config(database_url, name)
+    skipping = proto.ConnectionConfig()
+    skipping.CopyFrom(config)
+    (skipping.postgresql if backend == "postgresql" else skipping.mysql).skip_db_creation = True
+    with pytest.raises(RuntimeError):
+        MetadataStore(skipping)
+    admin_url = make_url(SERVER_BACKENDS[backend])
+    try:
+        with MetadataStore(config) as store:
+            assert store.put_artifact_type(proto.ArtifactType(name="Created")) > 0
+    finally:
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            quoted = admin.dialect.identifier_preparer.quote(name)
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted}"))
+        admin.dispose()
