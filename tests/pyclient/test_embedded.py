@@ -5,6 +5,7 @@ Cost: about 1 s per backend plus a few in-memory stores.
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -171,3 +172,24 @@ def test_mlmd_server_configs_create_the_database(backend: str, database_url: str
             quoted = admin.dialect.identifier_preparer.quote(name)
             connection.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted}"))
         admin.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_timeout_bounds_the_statements_of_an_embedded_call(database_url: str) -> None:
+    """A write stuck behind another session's lock ends DEADLINE_EXCEEDED after `timeout`, as a
+    server's call with that deadline would, instead of waiting for the lock."""
+    with MetadataStore(database_url, timeout=1.0) as store:
+        store.put_artifact_type(proto.ArtifactType(name="Before"))
+        blocker = sa.create_engine(make_url(database_url).set(drivername="postgresql+psycopg2"))
+        try:
+            with blocker.connect() as connection, connection.begin():
+                connection.exec_driver_sql("LOCK TABLE type IN ACCESS EXCLUSIVE MODE")
+                started = time.monotonic()
+                with pytest.raises(errors.DeadlineExceededError):
+                    store.put_artifact_type(proto.ArtifactType(name="Blocked"))
+                assert time.monotonic() - started < 5
+        finally:
+            blocker.dispose()
+        assert store.get_artifact_type("Before").name == "Before"
+    with MetadataStore(database_url, timeout=0) as expired, pytest.raises(errors.DeadlineExceededError):
+        expired.get_artifact_types()

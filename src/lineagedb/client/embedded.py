@@ -3,9 +3,10 @@
 The calls go to the very servicer the server registers (`MetadataStoreServicer` over the
 service layer's `MetadataStore`), so validation, transactions and answers are the server's.
 What a server adds around it and an embedded store has no use for is left out: authentication
-and namespaces (the process owns the database), the audit log, metrics and deadlines on
-statements. Errors become the same `lineagedb.client.errors` classes, with the status a
-server would answer and the same message.
+and namespaces (the process owns the database), the audit log and metrics. A call's timeout
+bounds its database statements on PostgreSQL and MariaDB as a server's deadline does. Errors
+become the same `lineagedb.client.errors` classes, with the status a server would answer and
+the same message.
 
 Needs the server's dependencies (`pip install 'lineagedb[server]'`): SQLAlchemy and the
 database drivers.
@@ -14,6 +15,7 @@ database drivers.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import grpc
@@ -31,7 +33,7 @@ from lineagedb.ops.mlmd_flags import mysql_url, postgresql_url, sqlite_url
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.service.metadata_store import MetadataStore as StoreService
 from lineagedb.store.bootstrap import prepare_database
-from lineagedb.store.engine import create_engine
+from lineagedb.store.engine import STATEMENT_DEADLINE, create_engine
 from lineagedb.store.unit_of_work import Database
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,12 @@ class EmbeddedTransport:
 
     def call(self, method: str, request: Any, timeout: float | None) -> Any:
         handler = getattr(self._servicer, method)
+        deadline: float | None = None
+        if timeout is not None:
+            if timeout <= 0:
+                raise errors.make_exception("the deadline passed before the call started", errors.DEADLINE_EXCEEDED)
+            deadline = time.monotonic() + timeout
+        token = STATEMENT_DEADLINE.set(deadline)
         try:
             # The servicer's methods ignore their context (they delegate to the service layer).
             return handler(request, _NO_CONTEXT)
@@ -96,6 +104,8 @@ class EmbeddedTransport:
             raise errors.make_exception(
                 "the request contains text that is not valid UTF-8", errors.INVALID_ARGUMENT
             ) from None
+        finally:
+            STATEMENT_DEADLINE.reset(token)
 
     def close(self) -> None:
         self._database.dispose()
