@@ -23,6 +23,7 @@ from lineagedb.track.settings import resolve
 from lineagedb.track.writer import Writer
 from tests.backends import scratch_database
 from tests.conftest import LiveServer, start_server, stop_server
+from tests.pki import make_pki
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +203,38 @@ def test_refused_step_raises_and_stays_in_the_journal_unless_the_body_failed(tmp
         tracker.close()
     finally:
         stop_server(server)
+
+
+def test_mutual_tls_from_pem_files(tmp_path: Path) -> None:
+    """A server requiring client certificates: capture connects with the CA and the client key
+    pair named by configure(); without the client certificate the handshake fails, which is
+    'cannot be reached' (the step waits in the journal)."""
+    pki = make_pki(tmp_path, "pipeline-runner", "stranger")
+    server = start_server(
+        f"sqlite:///{tmp_path / 'db.sqlite'}",
+        "--tls-cert",
+        str(pki.server_cert),
+        "--tls-key",
+        str(pki.server_key),
+        "--tls-client-ca",
+        str(pki.ca),
+    )
+    try:
+        tls = {"tls_ca": str(pki.ca), "tls_cert": str(pki.client_cert), "tls_key": str(pki.client_key)}
+        tracker = track.Tracker(resolve(target=server.address, directory=tmp_path / "ok", **tls))
+        with track.step("Trainer", tracker=tracker) as step:
+            step.param("epochs", 1)
+        assert step.result is not None and not tracker.journal.pending()
+        tracker.close()
+
+        without_certificate = track.Tracker(
+            resolve(target=server.address, directory=tmp_path / "no-cert", tls_ca=str(pki.ca), timeout_s=5)
+        )
+        with track.step("Trainer", tracker=without_certificate) as refused:
+            pass
+        assert refused.result is None and len(without_certificate.journal.pending()) == 1
+        without_certificate.close()
+    finally:
+        stop_server(server)
+    with pytest.raises(track.TrackConfigurationError, match="both tls_cert and tls_key"):
+        resolve(target="x:1", tls_cert=str(pki.client_cert))

@@ -41,6 +41,21 @@ def add_subcommands(track: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="write into this database directly (embedded, no server) [env LINEAGEDB_DATABASE_URL when no target]",
     )
+    flush.add_argument(
+        "--tls-ca", default=None, metavar="FILE", help="CA verifying the server (PEM) [env LINEAGEDB_TRACK_TLS_CA]"
+    )
+    flush.add_argument(
+        "--tls-cert",
+        default=None,
+        metavar="FILE",
+        help="client certificate for mTLS (PEM) [env LINEAGEDB_TRACK_TLS_CERT]",
+    )
+    flush.add_argument(
+        "--tls-key",
+        default=None,
+        metavar="FILE",
+        help="client private key for mTLS (PEM) [env LINEAGEDB_TRACK_TLS_KEY]",
+    )
     # The token comes only from LINEAGEDB_TOKEN: a command line is readable by other users (ps).
 
 
@@ -55,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
             namespace=getattr(args, "namespace", None),
             database_url=getattr(args, "database", None),
             directory=args.dir,
+            tls_ca=getattr(args, "tls_ca", None),
+            tls_cert=getattr(args, "tls_cert", None),
+            tls_key=getattr(args, "tls_key", None),
         )
     except TrackConfigurationError as error:
         print(f"lineagedb: {error}", file=sys.stderr)

@@ -57,6 +57,9 @@ def configure(
     timeout_s: float | None = None,
     pipeline: str | None = None,
     run: str | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> Tracker:
     """Set where this process's steps go (replacing the default built from the environment).
     `store` is any client with MLMD's methods (lineagedb.client.MetadataStore, or the
@@ -72,6 +75,9 @@ def configure(
         timeout_s=timeout_s,
         pipeline=pipeline,
         run=run,
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     tracker = Tracker(settings, store=store)
     with _default_lock:

@@ -5,6 +5,9 @@ Settings (argument of `track.configure`, then environment variable):
 
 * a server: `target="host:port"`, `token`, `namespace`; LINEAGEDB_TARGET, LINEAGEDB_TOKEN,
   LINEAGEDB_NAMESPACE;
+* TLS to the server beyond "grpcs://host:port" (the system's CAs): `tls_ca` (PEM file of the
+  CA that verifies the server), `tls_cert` and `tls_key` (a client certificate, for mTLS);
+  LINEAGEDB_TRACK_TLS_CA, LINEAGEDB_TRACK_TLS_CERT, LINEAGEDB_TRACK_TLS_KEY;
 * an embedded database (no server): `database_url="sqlite:////abs/path.db"`;
   LINEAGEDB_DATABASE_URL when no target is set;
 * any client object with MLMD's methods: `store=MetadataStore(...)`;
@@ -18,7 +21,7 @@ Settings (argument of `track.configure`, then environment variable):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from lineagedb.track.digests import DEFAULT_MAX_HASH_BYTES
@@ -39,6 +42,9 @@ class TrackSettings:
     timeout_s: float = 10.0
     pipeline: str | None = None
     run: str | None = None
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = field(default=None, repr=False)
 
     @property
     def journal_dir(self) -> Path:
@@ -94,8 +100,19 @@ def resolve(
     timeout_s: float | None = None,
     pipeline: str | None = None,
     run: str | None = None,
+    tls_ca: str | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> TrackSettings:
     environ = os.environ
+    tls_ca = tls_ca or environ.get("LINEAGEDB_TRACK_TLS_CA") or None
+    tls_cert = tls_cert or environ.get("LINEAGEDB_TRACK_TLS_CERT") or None
+    tls_key = tls_key or environ.get("LINEAGEDB_TRACK_TLS_KEY") or None
+    if bool(tls_cert) != bool(tls_key):
+        raise TrackConfigurationError("a client certificate needs both tls_cert and tls_key")
+    for name, path in (("tls_ca", tls_ca), ("tls_cert", tls_cert), ("tls_key", tls_key)):
+        if path is not None and not Path(path).is_file():
+            raise TrackConfigurationError(f"{name}: {path} is not a readable file")
     if target and database_url:
         raise TrackConfigurationError("give either a target (a server) or a database_url (embedded), not both")
     if not target and not database_url:
@@ -117,4 +134,7 @@ def resolve(
         timeout_s=float(timeout_s if timeout_s is not None else (env_timeout or 10.0)),
         pipeline=pipeline if pipeline is not None else (environ.get("LINEAGEDB_PIPELINE") or None),
         run=run if run is not None else (environ.get("LINEAGEDB_RUN") or None),
+        tls_ca=tls_ca,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
