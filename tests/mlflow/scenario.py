@@ -151,7 +151,27 @@ def main(uri: str, suffix: str) -> dict[str, Any]:
     outputs = client.get_run(run_ids["alpha"]).outputs
     result["alpha_outputs"] = [o.model_id == model.model_id for o in outputs.model_outputs] if outputs else []
     result["ids"] = {"alpha": run_ids["alpha"], "model": model.model_id, "experiment": experiment_id}
+    result["registry_errors"] = registry_errors(client, suffix)
     return result
+
+
+def registry_errors(client: MlflowClient, suffix: str) -> dict[str, str]:
+    """The model registry's error codes (a registered model with one version, then mistakes)."""
+    name = f"reg-{suffix}"
+    client.create_registered_model(name)
+    client.create_model_version(name, "s3://bucket/model", run_id=None)
+    return {
+        "get_missing_model": error_code(lambda: client.get_registered_model("no-such-model")),
+        "create_duplicate_model": error_code(lambda: client.create_registered_model(name)),
+        "get_missing_version": error_code(lambda: client.get_model_version(name, "99")),
+        "get_version_of_missing_model": error_code(lambda: client.get_model_version("no-such-model", "1")),
+        "missing_alias": error_code(lambda: client.get_model_version_by_alias(name, "nope")),
+        "alias_to_missing_version": error_code(lambda: client.set_registered_model_alias(name, "a", "99")),
+        "delete_missing_model": error_code(lambda: client.delete_registered_model("no-such-model")),
+        "rename_missing_model": error_code(lambda: client.rename_registered_model("no-such-model", "x")),
+        "version_for_missing_model": error_code(lambda: client.create_model_version("no-such-model", "s3://b/m")),
+        "bad_stage": error_code(lambda: client.transition_model_version_stage(name, "1", "Nowhere")),
+    }
 
 
 def _finite(value: Any) -> Any:
