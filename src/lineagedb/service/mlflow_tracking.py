@@ -198,7 +198,11 @@ class MlflowTracking:
         context.properties["lifecycle_stage"].CopyFrom(_string(ACTIVE))
         context.properties["creation_time"].CopyFrom(_int(now))
         context.properties["last_update_time"].CopyFrom(_int(now))
-        context.id = self._writer(uow, CONTEXT).create([context])[0]
+        try:
+            context.id = self._writer(uow, CONTEXT).create([context])[0]
+        except errors.AlreadyExistsError as error:
+            # Another first writer made it; the server's retry of ABORTED finds it.
+            raise errors.AbortedError("MLflow's Default experiment was created concurrently; retry") from error
         return context
 
     def _active_run(self, uow: UnitOfWork, types: MlflowTypeIds, run_id: str) -> mlmd.Execution:
@@ -631,7 +635,11 @@ class MlflowTracking:
         artifact = mlmd.Artifact(type_id=types.dataset, name=name, state=mlmd.Artifact.LIVE)
         for field in ("name", "digest", "source_type", "source", "schema", "profile"):
             artifact.properties[field].CopyFrom(_string(getattr(dataset, field)))
-        artifact_id = self._writer(uow, ARTIFACT).create([artifact])[0]
+        try:
+            artifact_id = self._writer(uow, ARTIFACT).create([artifact])[0]
+        except errors.AlreadyExistsError as error:
+            # Another run logged the same dataset at the same moment; the retry reuses it.
+            raise errors.AbortedError(f"dataset {dataset.name!r} was logged concurrently; retry") from error
         edges.link_attributions(uow, [(experiment.id, artifact_id)])
         return artifact_id
 
