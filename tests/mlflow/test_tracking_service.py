@@ -113,6 +113,11 @@ def test_limits_and_errors_write_nothing(tracking: MlflowTracking) -> None:
     tracking.log_metric(pb.LogMetricRequest(run_id=run_id, key="nan", value=math.nan, timestamp=1))
     (nan,) = tracking.get_run(pb.RunIdRequest(run_id=run_id)).run.data.metrics
     assert math.isnan(nan.value)
+    # The longest keys fit MLMD's property names with their prefixes on every backend.
+    tracking.log_param(pb.LogParamRequest(run_id=run_id, key="k" * 249, value="v"))
+    tracking.log_metric(pb.LogMetricRequest(run_id=run_id, key="m" * 248, value=1.0, timestamp=1))
+    with pytest.raises(errors.InvalidArgumentError):
+        tracking.log_param(pb.LogParamRequest(run_id=run_id, key="k" * 250, value="v"))
     # Over-long values are cut to MLflow's limit, as MLflow's server does by default.
     tracking.log_param(pb.LogParamRequest(run_id=run_id, key="long", value="x" * 6001))
     params = {p.key: p.value for p in tracking.get_run(pb.RunIdRequest(run_id=run_id)).run.data.params}

@@ -102,11 +102,17 @@ def _invalid(message: str) -> errors.InvalidArgumentError:
     return errors.InvalidArgumentError(message)
 
 
+# MLMD property names hold 255 characters: a key's room is that less its prefix, so params and
+# metrics keys stop at 249 and 248 characters, one or two short of MLflow's 250 (README, "MLflow").
+_KEY_ROOM = {"param": 255 - len(PARAM_PREFIX), "metric": 255 - len(METRIC_PREFIX)}
+
+
 def _check_key(kind: str, key: str) -> None:
     if not key:
         raise _invalid(f"Invalid value \"\" for parameter 'key' supplied: {kind} key must not be empty")
-    if len(key) > MAX_ENTITY_KEY_LENGTH:
-        raise _invalid(f"'{kind}' key '{key[:100]}' exceeds the maximum length of {MAX_ENTITY_KEY_LENGTH}")
+    limit = min(MAX_ENTITY_KEY_LENGTH, _KEY_ROOM.get(kind, MAX_ENTITY_KEY_LENGTH))
+    if len(key) > limit:
+        raise _invalid(f"'{kind}' key '{key[:100]}' exceeds the maximum length of {limit}")
     if _KEY.match(key) is None:
         raise _invalid(
             f"Invalid value \"{key}\" for parameter 'key' supplied: Names may only contain alphanumerics, "
