@@ -77,6 +77,14 @@ def test_registered_model_lifecycle_tags_aliases_and_search(registry: MlflowRegi
     assert [v.version for v in latest.model_versions] == ["2"]
 
     registry.set_model_version_tag(pb.SetModelVersionTagRequest(name="fraud", version="2", key="t", value="1"))
+    registry.set_model_version_tag(pb.SetModelVersionTagRequest(name="fraud", version="2", key="gone", value="1"))
+    registry.delete_model_version_tag(pb.DeleteModelVersionTagRequest(name="fraud", version="2", key="gone"))
+    registry.delete_registered_model_tag(pb.DeleteRegisteredModelTagRequest(name="fraud", key="k"))
+    registry.set_registered_model_alias(pb.SetRegisteredModelAliasRequest(name="fraud", alias="old", version="2"))
+    registry.delete_registered_model_alias(pb.RegisteredModelAliasName(name="fraud", alias="old"))
+    registry.delete_registered_model_alias(pb.RegisteredModelAliasName(name="fraud", alias="never-set"))
+    model = registry.get_registered_model(pb.RegisteredModelName(name="fraud")).registered_model
+    assert (list(model.tags), [a.alias for a in model.aliases]) == ([], ["champion"])
     renamed = registry.rename_registered_model(pb.RenameRegisteredModelRequest(name="fraud", new_name="fraud2"))
     assert [v.name for v in renamed.registered_model.latest_versions] == ["fraud2", "fraud2"]
     version = registry.get_model_version(pb.ModelVersionName(name="fraud2", version="2")).model_version

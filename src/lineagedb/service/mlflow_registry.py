@@ -427,48 +427,52 @@ class MlflowRegistry:
                 registered_models=[self._model_message(m, versions[m.id]) for m in page], next_page_token=token
             )
 
-    def set_registered_model_tag(self, request: pb.SetRegisteredModelTagRequest) -> pb.Empty:
-        _check_tag(request.key)
+    def _change_model(
+        self, name: str, change: Callable[[UnitOfWork, RegistryTypes, mlmd.Context, mlmd.Context], None]
+    ) -> pb.Empty:
+        """One transaction: `change` edits a copy of the model (given the stored one too); a copy
+        that differs is written back."""
         with self.db.transaction() as uow:
             types = self._ensure_types(uow)
-            model = self._model(uow, types, request.name)
+            model = self._model(uow, types, name)
             changed = self._copy(model)
-            changed.custom_properties[TAG + request.key].CopyFrom(_string(request.value))
-            self._rewrite(uow, NodeKind.CONTEXT, changed, model)
+            change(uow, types, changed, model)
+            if changed != model:
+                self._rewrite(uow, NodeKind.CONTEXT, changed, model)
         return pb.Empty()
+
+    def set_registered_model_tag(self, request: pb.SetRegisteredModelTagRequest) -> pb.Empty:
+        _check_tag(request.key)
+
+        def change(uow: UnitOfWork, types: RegistryTypes, model: mlmd.Context, stored: mlmd.Context) -> None:
+            model.custom_properties[TAG + request.key].CopyFrom(_string(request.value))
+
+        return self._change_model(request.name, change)
 
     def delete_registered_model_tag(self, request: pb.DeleteRegisteredModelTagRequest) -> pb.Empty:
         _check_tag(request.key)
-        with self.db.transaction() as uow:
-            types = self._ensure_types(uow)
-            model = self._model(uow, types, request.name)
-            if TAG + request.key in model.custom_properties:
-                changed = self._copy(model)
-                del changed.custom_properties[TAG + request.key]
-                self._rewrite(uow, NodeKind.CONTEXT, changed, model)
-        return pb.Empty()
+
+        def change(uow: UnitOfWork, types: RegistryTypes, model: mlmd.Context, stored: mlmd.Context) -> None:
+            model.custom_properties.pop(TAG + request.key, None)
+
+        return self._change_model(request.name, change)
 
     def set_registered_model_alias(self, request: pb.SetRegisteredModelAliasRequest) -> pb.Empty:
         _check_alias(request.alias)
-        with self.db.transaction() as uow:
-            types = self._ensure_types(uow)
-            model = self._model(uow, types, request.name)
-            version = self._version(uow, types, model, request.version)
-            changed = self._copy(model)
-            changed.custom_properties[ALIAS + request.alias].CopyFrom(_int(_number(version, "version")))
-            self._rewrite(uow, NodeKind.CONTEXT, changed, model)
-        return pb.Empty()
+
+        def change(uow: UnitOfWork, types: RegistryTypes, model: mlmd.Context, stored: mlmd.Context) -> None:
+            version = self._version(uow, types, stored, request.version)
+            model.custom_properties[ALIAS + request.alias].CopyFrom(_int(_number(version, "version")))
+
+        return self._change_model(request.name, change)
 
     def delete_registered_model_alias(self, request: pb.RegisteredModelAliasName) -> pb.Empty:
         _check_alias(request.alias)
-        with self.db.transaction() as uow:
-            types = self._ensure_types(uow)
-            model = self._model(uow, types, request.name)
-            if ALIAS + request.alias in model.custom_properties:
-                changed = self._copy(model)
-                del changed.custom_properties[ALIAS + request.alias]
-                self._rewrite(uow, NodeKind.CONTEXT, changed, model)
-        return pb.Empty()
+
+        def change(uow: UnitOfWork, types: RegistryTypes, model: mlmd.Context, stored: mlmd.Context) -> None:
+            model.custom_properties.pop(ALIAS + request.alias, None)
+
+        return self._change_model(request.name, change)
 
     def get_model_version_by_alias(self, request: pb.RegisteredModelAliasName) -> pb.ModelVersionResponse:
         with self.db.transaction(write=False) as uow:
@@ -596,8 +600,7 @@ class MlflowRegistry:
         _check_tag(request.key)
 
         def change(uow: UnitOfWork, types: RegistryTypes, model: mlmd.Context, version: Any) -> None:
-            if TAG + request.key in version.custom_properties:
-                del version.custom_properties[TAG + request.key]
+            version.custom_properties.pop(TAG + request.key, None)
 
         self._change_version(request.name, request.version, change)
         return pb.Empty()
