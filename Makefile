@@ -104,6 +104,7 @@ bench: install mlmd-venv mlflow-venv client-venvs ## Benchmark against MLMD's ow
 	$(BIN)/python bench/archive.py $(ARCHIVE_BENCH_ARGS)
 	$(BIN)/python bench/mlflow.py $(MLFLOW_BENCH_ARGS)
 	$(BIN)/python bench/client_overhead.py $(CLIENT_BENCH_ARGS)
+	$(BIN)/python bench/concurrency.py $(CONCURRENCY_BENCH_ARGS)
 
 bench-workers: install ## Throughput of --workers 1 vs 2 on PostgreSQL with 8 concurrent clients
 	$(BIN)/python bench/workers.py
