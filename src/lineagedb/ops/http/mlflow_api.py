@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf import json_format, message_factory
+from google.protobuf.descriptor import FieldDescriptor, ServiceDescriptor
 from google.protobuf.message import Message
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -88,14 +88,20 @@ class MlflowRoute:
     response: type[Message]
 
 
-_TRACKING = "/lineagedb.v1.mlflow.TrackingService/"
+def rpc_route(service: ServiceDescriptor, verb: str, path: str, rpc: str) -> MlflowRoute:
+    """The route from MLflow's `verb` `path` to the method `rpc` of `service` (its message classes)."""
+    method = service.methods_by_name[rpc]
+    return MlflowRoute(
+        verb,
+        path,
+        f"/{service.full_name}/{rpc}",
+        message_factory.GetMessageClass(method.input_type),
+        message_factory.GetMessageClass(method.output_type),
+    )
 
 
 def _route(verb: str, path: str, rpc: str) -> MlflowRoute:
-    method = tracking.DESCRIPTOR.services_by_name["TrackingService"].methods_by_name[rpc]
-    request = getattr(tracking, method.input_type.name)
-    response = getattr(tracking, method.output_type.name)
-    return MlflowRoute(verb, path, _TRACKING + rpc, request, response)
+    return rpc_route(tracking.DESCRIPTOR.services_by_name["TrackingService"], verb, path, rpc)
 
 
 TRACKING_ROUTES: list[MlflowRoute] = [

@@ -7,21 +7,14 @@ serves them next to the tracking routes.
 
 from __future__ import annotations
 
-from lineagedb.ops.http.mlflow_api import MlflowRoute
+from lineagedb.ops.http.mlflow_api import MlflowRoute, rpc_route
 from lineagedb.proto.lineagedb.v1 import mlflow_registry_pb2 as registry
 
 _SERVICE = registry.DESCRIPTOR.services_by_name["MlflowRegistryService"]
 
 
 def _route(verb: str, path: str, rpc: str) -> MlflowRoute:
-    method = _SERVICE.methods_by_name[rpc]
-    return MlflowRoute(
-        verb,
-        path,
-        f"/{_SERVICE.full_name}/{rpc}",
-        getattr(registry, method.input_type.name),
-        getattr(registry, method.output_type.name),
-    )
+    return rpc_route(_SERVICE, verb, path, rpc)
 
 
 REGISTRY_ROUTES: list[MlflowRoute] = [
