@@ -94,6 +94,9 @@ def full(workdir: Path) -> dict[str, Any]:
     out["download_uri"] = client.get_model_version_download_uri(name, v1.version)
     model_files = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@champion", dst_path=str(workdir / "mv")))
     out["model_files"] = sorted(str(p.relative_to(model_files)) for p in model_files.rglob("*") if p.is_file())
+    # The usual one-liner: registers (creating the model) from the run's artifact path.
+    registered = mlflow.register_model(f"runs:/{run_id}/model", "via-register-model")
+    out["register_model"] = [registered.name, registered.version, registered.run_id == run_id]
     client.rename_registered_model(name, "fraud-detector-2")
     out["renamed_version_name"] = client.get_model_version("fraud-detector-2", v1.version).name
     client.delete_model_version("fraud-detector-2", v2.version)

@@ -86,18 +86,23 @@ def test_mlflow_client_artifacts_and_registry(lineagedb: tuple[str, str], tmp_pa
     assert result["search_by_run"] == ["1", "2"]
     assert result["download_uri"] == f"{result['artifact_uri']}/model"
     assert result["model_files"] == ["MLmodel", "nested/deep.txt", "registered_model_meta"]  # the client adds the last
+    assert result["register_model"] == ["via-register-model", "1", True]
     assert result["renamed_version_name"] == "fraud-detector-2"
     assert result["after_delete"] == ["1"]
 
-    # One graph: the version's provenance reaches the run and the run's input dataset.
+    # One graph: each version's provenance reaches the run, the run's input dataset and its model.
     with grpc.insecure_channel(grpc_address) as channel:
         store = svc_grpc.MetadataStoreServiceStub(channel)
-        (version,) = store.GetArtifactsByType(svc.GetArtifactsByTypeRequest(type_name="mlflow.ModelVersion")).artifacts
-        closure = lineage_grpc.LineageServiceStub(channel).Provenance(
-            lineage_pb2.ClosureRequest(node=lineage_pb2.NodeRef(artifact_id=version.id))
-        )
-    assert [e.name for e in closure.executions if e.type == "mlflow.Run"] == [run_id]
-    inputs = {e.artifact_id for e in closure.events if e.type == mlmd.Event.INPUT}
-    datasets = [a for a in closure.artifacts if a.id in inputs]
-    assert [a.type for a in datasets] == ["mlflow.Dataset"]
-    assert "mlflow.RegisteredModel" in {c.type for c in closure.contexts}
+        versions = store.GetArtifactsByType(svc.GetArtifactsByTypeRequest(type_name="mlflow.ModelVersion")).artifacts
+        assert sorted(v.properties["model_name"].string_value for v in versions) == [
+            "fraud-detector-2",
+            "via-register-model",
+        ]
+        for version in versions:
+            closure = lineage_grpc.LineageServiceStub(channel).Provenance(
+                lineage_pb2.ClosureRequest(node=lineage_pb2.NodeRef(artifact_id=version.id))
+            )
+            assert [e.name for e in closure.executions if e.type == "mlflow.Run"] == [run_id]
+            inputs = {e.artifact_id for e in closure.events if e.type == mlmd.Event.INPUT}
+            assert [a.type for a in closure.artifacts if a.id in inputs] == ["mlflow.Dataset"]
+            assert "mlflow.RegisteredModel" in {c.type for c in closure.contexts}
