@@ -508,6 +508,9 @@ class MlflowRegistry:
             _check_tag(tag.key)
         now = self.clock()
         with self.db.transaction() as uow:
+            # Versions of one model are numbered one after another: writers of the same model wait
+            # for each other (taken before the model is read, so its last_version is current).
+            uow.lock(f"mlflow.registered_model/{request.name}")
             types = self._ensure_types(uow)
             model = self._model(uow, types, request.name)
             number = _number(model, "last_version") + 1
@@ -535,7 +538,11 @@ class MlflowRegistry:
                 version.properties[name].CopyFrom(value)
             for tag in request.tags:
                 version.custom_properties[TAG + tag.key].CopyFrom(_string(tag.value))
-            (version.id,) = self._writer(uow, NodeKind.ARTIFACT).create([version])
+            try:
+                (version.id,) = self._writer(uow, NodeKind.ARTIFACT).create([version])
+            except errors.AlreadyExistsError as error:
+                # A writer the lock did not hold back took the number: the server retries ABORTED.
+                raise errors.AbortedError(f"version {number} of {model.name!r} was just created; retry") from error
             edges.link_attributions(uow, [(model.id, version.id)])
             if run is not None:
                 edges.put_events(
