@@ -85,7 +85,8 @@ def lineagedb(url: str, directory: Path) -> contextlib.AbstractContextManager[st
 def mlflow_server(url: str, directory: Path) -> contextlib.AbstractContextManager[str]:
     port = free_port()
     command = [str(MLFLOW_PYTHON.with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--workers", "1", "--backend-store-uri", url.replace("postgresql+psycopg2", "postgresql")]
+    # The URL names its driver (postgresql+psycopg2): SQLAlchemy 2.1's default is psycopg 3, not installed there.
+    command += ["--workers", "1", "--backend-store-uri", url]
     command += ["--default-artifact-root", str(directory / "mlruns")]
     return serving(command, directory / "mlflow.log", f"http://127.0.0.1:{port}", "/health")
 
@@ -126,9 +127,17 @@ def main() -> int:
             for name, server in (("lineagedb", lineagedb), ("mlflow", mlflow_server)):
                 directory = workdir / f"{backend}-{name}"
                 directory.mkdir()
-                with harness.scratch_database(backend, directory) as url, server(url, directory) as uri:
-                    harness.log(f"mlflow bench: {name} on {backend}, {args.runs} runs")
-                    results[name] = drive(uri, args.runs, args.reps)
+                try:
+                    with harness.scratch_database(backend, directory) as url, server(url, directory) as uri:
+                        harness.log(f"mlflow bench: {name} on {backend}, {args.runs} runs")
+                        results[name] = drive(uri, args.runs, args.reps)
+                except RuntimeError as error:
+                    logs = "".join(p.read_text()[-2000:] for p in directory.glob("*.log"))
+                    harness.log(f"mlflow bench: {name} on {backend} failed: {error}\n{logs}")
+                    break
+                harness.log(f"mlflow bench: {name} on {backend}: {json.dumps(results[name])}")
+            if len(results) < 2:
+                continue
             results["ratio"] = {m: results["lineagedb"][m] / results["mlflow"][m] for m in MEASURES}
             report["backends"][backend] = results
     (harness.BENCH / "mlflow_results.json").write_text(json.dumps(report, indent=1))

@@ -109,6 +109,7 @@ def replace_latest(uow: UnitOfWork, execution_id: int, rows: Sequence[MetricRow]
     keys = [row.key for row in rows]
     uow.execute(sa.delete(LATEST).where(LATEST.c.execution_id == execution_id, LATEST.c.key.in_(keys)))
     uow.execute(LATEST.insert(), [row.row() for row in rows])
+    uow.note_inserted(LATEST, len(rows))  # keeps PostgreSQL's statistics fresh (store.statistics)
 
 
 def metric_history(uow: UnitOfWork, execution_id: int, key: str, offset: int, limit: int | None) -> list[MetricRow]:

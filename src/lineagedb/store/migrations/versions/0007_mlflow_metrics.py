@@ -44,7 +44,9 @@ sa.Table(
     sa.Column("timestamp", sa.BigInteger, nullable=False),
     sa.Column("step", sa.BigInteger, nullable=False),
     sa.Column("is_nan", sa.Boolean(create_constraint=False), nullable=False),
-    sa.Index("idx_lineagedb_mlflow_latest_metric_key", "key", "value"),
+    # No index on (key, value): runs are always narrowed by experiment first, and with one the
+    # PostgreSQL planner, before its first ANALYZE of a fresh table, joined every run with every
+    # row of a key (3 s instead of 60 ms for a filtered search over 2,000 runs).
 )
 
 
