@@ -30,7 +30,7 @@ from lineagedb.service import types as type_rules
 from lineagedb.service.nodes import NodeWriter
 from lineagedb.service.type_cache import TypeCache
 from lineagedb.store.repositories import deletion as deletion_repo
-from lineagedb.store.repositories import listing
+from lineagedb.store.repositories import listing, row_locks
 from lineagedb.store.repositories import nodes as node_repo
 from lineagedb.store.repositories import types as type_repo
 from lineagedb.store.repositories.nodes import NodeKind
@@ -508,10 +508,10 @@ class MlflowRegistry:
             _check_tag(tag.key)
         now = self.clock()
         with self.db.transaction() as uow:
-            # Versions of one model are numbered one after another: writers of the same model wait
-            # for each other (taken before the model is read, so its last_version is current).
-            uow.lock(f"mlflow.registered_model/{request.name}")
             types = self._ensure_types(uow)
+            # Versions of one model are numbered one after another: writers of the same model wait
+            # for each other on its row (locked before it is read, so its last_version is current).
+            row_locks.lock_by_type_and_name(uow, NodeKind.CONTEXT, types.model, request.name)
             model = self._model(uow, types, request.name)
             number = _number(model, "last_version") + 1
             run = self._run(uow, request.run_id)
