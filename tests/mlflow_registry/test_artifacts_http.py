@@ -163,6 +163,19 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AuthServ
         auth.close()
 
 
+def call_audit(auth: AuthServer, base: str, method: str) -> list[dict[str, Any]]:
+    """The audit records of `method`, as the cluster admin reads them."""
+    answer = httpx.post(
+        f"{base}/api/v1/lineagedb.v1.AuditService/QueryAudit",
+        json={"method": method, "max_results": 100},
+        headers=_as(auth, "root"),
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    records: list[dict[str, Any]] = answer.json().get("records", [])
+    return records
+
+
 def _as(auth: AuthServer, principal: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {auth.token(principal)}"}
 
@@ -191,12 +204,7 @@ def test_artifacts_follow_the_runs_namespace(secured: tuple[AuthServer, str, str
     assert listed.status_code == 404
     assert httpx.get(url, headers=_as(auth, "alice"), timeout=30).content == b"a,b\n"
     # The audit log has alice's upload (its path, on the run) and carol's refused one.
-    audit = httpx.post(
-        f"{base}/api/v1/lineagedb.v1.AuditService/QueryAudit",
-        json={"method": "/lineagedb.v1.MlflowArtifactsService/AuthorizeWrite", "max_results": 100},
-        headers=_as(auth, "root"),
-        timeout=30,
-    ).json()["records"]
+    audit = call_audit(auth, base, "/lineagedb.v1.MlflowArtifactsService/AuthorizeWrite")
     outcomes = [(r["principal"], r["outcome"]) for r in audit]
     assert ("alice", "OK") in outcomes and ("carol", "PERMISSION_DENIED") in outcomes
     written = json.loads(next(r["detail_json"] for r in audit if r["outcome"] == "OK"))
@@ -223,3 +231,8 @@ def test_registered_models_follow_namespaces(secured: tuple[AuthServer, str, str
     assert [m["name"] for m in call("SearchRegisteredModels", {}, "carol").json()["registered_models"]] == [
         "team-a-model"
     ]
+    # A deleted version is named in the audit record of its deletion.
+    assert call("DeleteModelVersion", {"name": "team-a-model", "version": "1"}, "alice").status_code == 200
+    records = call_audit(auth, base, "/lineagedb.v1.MlflowRegistryService/DeleteModelVersion")
+    assert [(r["principal"], r["outcome"]) for r in records] == [("alice", "OK")]
+    assert json.loads(records[0]["detail_json"])["deleted"]["artifact"]

@@ -401,6 +401,9 @@ class MlflowRegistry:
                     f"you may read registered model {request.name!r} but not delete it (its namespace)"
                 )
             deletion_repo.remove(uow, artifact_ids, set(), {model.id})
+            if uow.changes is not None:  # the audit record names what went
+                uow.changes.add_deleted("artifact", sorted(artifact_ids))
+                uow.changes.add_deleted("context", [model.id])
         return pb.Empty()
 
     def search_registered_models(self, request: pb.SearchRequest) -> pb.SearchRegisteredModelsResponse:
@@ -652,6 +655,8 @@ class MlflowRegistry:
                     del changed.custom_properties[ALIAS + alias]
                 self._rewrite(uow, NodeKind.CONTEXT, changed, model)
             deletion_repo.remove(uow, {version.id}, set(), set())
+            if uow.changes is not None:  # the audit record names what went
+                uow.changes.add_deleted("artifact", [version.id])
         return pb.Empty()
 
     def search_model_versions(self, request: pb.SearchRequest) -> pb.SearchModelVersionsResponse:
