@@ -10,6 +10,8 @@ calls and let in-flight ones finish within the grace period, dispose the pool.
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import ipaddress
 import logging
 import os
@@ -111,17 +113,23 @@ class RunningServer:
         return True
 
     def stop(self, grace: float | None = 5.0, drain_s: float = 0.0) -> None:
+        # Each stage is logged (DEBUG) so that a shutdown that takes too long says where.
         self.supervisor.shutdown()  # NOT_SERVING first
+        log.debug("shutdown: health NOT_SERVING")
         if self.retention is not None:
             self.retention.stop()
+            log.debug("shutdown: retention schedule stopped")
         if drain_s > 0:
             time.sleep(drain_s)
         if self.http is not None:  # first: its requests in flight are answered by the gRPC server
             self.http.stop(grace)
+            log.debug("shutdown: HTTP listener stopped")
         self.server.stop(grace).wait()
+        log.debug("shutdown: gRPC server stopped")
         if self.http is not None:
             self.http.close()
         self.database.dispose()
+        log.debug("shutdown: database pool disposed")
         if self.statements is not None:
             self.statements.write()
 
@@ -380,6 +388,11 @@ _STOP = threading.Event()
 
 def serve(settings: Settings) -> int:
     _STOP.clear()
+    # A crash in native code (gRPC core, a database driver) or SIGABRT from a supervisor
+    # that gave up waiting leaves every thread's Python stack in the log (names and
+    # lines only, never values). A stderr without a file descriptor cannot take them.
+    with contextlib.suppress(ValueError, OSError):
+        faulthandler.enable()
 
     def _on_signal(signum: int, _frame: object) -> None:
         log.info("received signal %d, shutting down", signum)

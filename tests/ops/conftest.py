@@ -64,9 +64,17 @@ class Server:
         try:
             return self.process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
+            # SIGABRT makes the server's faulthandler write every thread's stack to its
+            # log: the failure then says where shutdown was stuck.
+            self.process.send_signal(signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
             self.process.kill()
             self.process.wait()
-            raise
+            raise AssertionError(
+                f"the server did not stop within {STOP_TIMEOUT_S:.0f}s of signal {sig}; its log ends:\n"
+                + self.stderr()[-6000:]
+            ) from None
 
 
 def spawn(args: list[str], tmp_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

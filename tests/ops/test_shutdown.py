@@ -129,3 +129,14 @@ def test_workers_share_one_port_and_stop_together(tmp_path: Path, servers: list[
     assert sum(1 for line in server.stdout if READY.match(line.strip())) == 1
     for pid in children:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+def test_sigabrt_leaves_every_thread_stack_in_the_log(tmp_path: Path, servers: list[Server]) -> None:
+    """What a supervisor (or the test harness) gets when it gives up on a shutdown: where it hung."""
+    server = start(["--host", "127.0.0.1", "--port", "0", "--database", f"sqlite:///{tmp_path / 'a.db'}"], tmp_path)
+    servers.append(server)
+    server.process.send_signal(signal.SIGABRT)
+    assert server.process.wait(timeout=30) == -signal.SIGABRT
+    log = server.stderr()
+    assert "Fatal Python error: Aborted" in log
+    assert 'File "' in log and "serve" in log, log[-2000:]
