@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from lineagedb.store.mlflow import LATEST, METRIC
 from lineagedb.store.schema import schema_for
 from lineagedb.store.tenancy import MEMBERSHIP
 
@@ -24,6 +25,8 @@ def orphans(engine: sa.Engine) -> dict[str, int]:
         "artifact_property": (s.artifact_property, s.artifact_property.c.artifact_id, s.artifact.c.id),
         "execution_property": (s.execution_property, s.execution_property.c.execution_id, s.execution.c.id),
         "context_property": (s.context_property, s.context_property.c.context_id, s.context.c.id),
+        "mlflow_metric": (METRIC, METRIC.c.execution_id, s.execution.c.id),
+        "mlflow_latest_metric": (LATEST, LATEST.c.execution_id, s.execution.c.id),
     }
     found: dict[str, int] = {}
     with engine.connect() as connection:

@@ -18,6 +18,9 @@ Tombstones keep an artifact or execution row (type, name, external id, URI), its
 events and links, and its content-digest properties (conventions.digest); every other
 property goes, artifacts get state DELETED, and the custom property
 `__lineagedb_tombstone__` holds the deletion time, so MLMD clients can tell.
+
+A run's MLflow metric history (store.mlflow's tables, keyed by the run's execution id)
+goes with its execution, deleted or tombstoned, in the same batch.
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ class Deletion:
         order += [(CONTEXT, i) for i in sorted(selection[CONTEXT])]
         if tombstone:
             removed = deletion_repo.Removed(len(selection[ARTIFACT]), len(selection[EXECUTION]))
+            removed.mlflow_metrics = deletion_repo.count_metrics(uow, selection[EXECUTION])
         else:
             removed = deletion_repo.count(uow, selection[ARTIFACT], selection[EXECUTION], selection[CONTEXT])
         return Plan(order, removed, tombstone, selection)
@@ -223,6 +227,7 @@ class Deletion:
             associations=removed.associations,
             parent_contexts=removed.parent_contexts,
             tombstones=len(plan.order) if plan.tombstone else 0,
+            mlflow_metrics=removed.mlflow_metrics,
         )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from lineagedb.store import fast_read, tenancy
+from lineagedb.store.mlflow import LATEST, METRIC
 from lineagedb.store.repositories.nodes import NodeKind
 from lineagedb.store.schema import Schema
 from lineagedb.store.unit_of_work import UnitOfWork
@@ -43,6 +44,9 @@ class Removed:
     attributions: int = 0
     associations: int = 0
     parent_contexts: int = 0
+    # MLflow metric values logged by removed (or tombstoned) runs: rows of
+    # lineagedb_mlflow_metric; each run's latest values (lineagedb_mlflow_latest_metric) go too.
+    mlflow_metrics: int = 0
 
     def add(self, other: Removed) -> None:
         for name in self.__dataclass_fields__:
@@ -112,7 +116,23 @@ def count(
     removed.parent_contexts = _count_union(
         uow, s.parent_context, ("context_id", context_ids), ("parent_context_id", context_ids)
     )
+    removed.mlflow_metrics = count_metrics(uow, execution_ids)
     return removed
+
+
+def count_metrics(uow: UnitOfWork, execution_ids: Collection[int]) -> int:
+    """The MLflow metric values (history rows) the executions logged."""
+    return _count(uow, METRIC, "execution_id", execution_ids)
+
+
+def remove_metrics(uow: UnitOfWork, execution_ids: Collection[int]) -> int:
+    """Delete the executions' MLflow metric history and latest values (one statement per
+    table per chunk); returns the history rows deleted."""
+    deleted = 0
+    for chunk in _chunks(execution_ids):
+        deleted += uow.execute(sa.delete(METRIC).where(METRIC.c.execution_id.in_(chunk))).rowcount
+        uow.execute(sa.delete(LATEST).where(LATEST.c.execution_id.in_(chunk)))
+    return deleted
 
 
 def _count_union(
@@ -133,9 +153,11 @@ def remove(
     uow: UnitOfWork, artifact_ids: Collection[int], execution_ids: Collection[int], context_ids: Collection[int]
 ) -> Removed:
     """Delete the nodes with their properties, events (and event paths), attributions,
-    associations, parent links and namespace membership."""
+    associations, parent links, namespace membership and (executions that are MLflow
+    runs) metric histories."""
     s = uow.schema
     removed = Removed()
+    removed.mlflow_metrics = remove_metrics(uow, execution_ids)
     event_ids = _event_ids(uow, s, artifact_ids, execution_ids)
     removed.events = len(event_ids)
     for chunk in _chunks(event_ids):
@@ -188,7 +210,9 @@ def tombstone(
 ) -> None:
     """Turn nodes into tombstones: every property goes but those named in `keep`, the
     `marker` custom property records when, artifacts get state DELETED (4), and the
-    update time moves."""
+    update time moves. An execution's MLflow metric history goes with its properties."""
+    if kind is NodeKind.EXECUTION:
+        remove_metrics(uow, ids)
     properties = kind.property_table(uow.schema)
     table = kind.table(uow.schema)
     owner = properties.c[kind.owner_column]
