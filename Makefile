@@ -31,7 +31,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[server,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[server,s3,dev]'
 	@touch $@
 
 $(PROTO_STAMP): $(PROTO_SOURCES) scripts/gen_protos.py $(VENV)/.installed
