@@ -107,8 +107,10 @@ def _serve_parser(sub: Any) -> argparse.ArgumentParser:
         net,
         "--artifact-root",
         env_name="ARTIFACT_ROOT",
-        help="directory of the MLflow artifacts uploaded through /api/2.0/mlflow-artifacts on the HTTP listener "
-        "(default: mlartifacts next to a SQLite database file, else ./mlartifacts)",
+        help="where the MLflow artifacts uploaded through /api/2.0/mlflow-artifacts on the HTTP listener live: a "
+        "directory, or s3://bucket[/prefix] (endpoint from MLFLOW_S3_ENDPOINT_URL or AWS_ENDPOINT_URL, credentials "
+        "from the AWS chain; needs lineagedb[s3]) (default: mlartifacts next to a SQLite database file, else "
+        "./mlartifacts)",
     )
     _option(
         net,

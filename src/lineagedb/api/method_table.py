@@ -152,6 +152,7 @@ METHOD_PERMISSIONS: dict[str, Permission] = {
     # Asked by the HTTP listener before it streams an artifact file (download/list, upload/delete).
     "/lineagedb.v1.MlflowArtifactsService/AuthorizeRead": Permission.READ,
     "/lineagedb.v1.MlflowArtifactsService/AuthorizeWrite": Permission.WRITE,
+    "/lineagedb.v1.MlflowArtifactsService/AuthorizeListArtifacts": Permission.READ,
     # MLflow's tracking API: experiments, runs and logged models are contexts, executions and
     # artifacts, read and written like any other (the MLflow types are registered by the
     # service itself, not by the caller, so WRITE suffices).

@@ -133,3 +133,8 @@ class MlflowArtifactsServicer(artifacts_grpc.MlflowArtifactsServiceServicer):
 
     def AuthorizeWrite(self, request: artifacts.ArtifactPath, context: grpc.ServicerContext) -> artifacts.ArtifactOwner:
         return self._access.authorize_write(request)
+
+    def AuthorizeListArtifacts(
+        self, request: artifacts.ListArtifactsRequest, context: grpc.ServicerContext
+    ) -> artifacts.RunArtifactLocation:
+        return self._access.authorize_list_artifacts(request)

@@ -10,6 +10,7 @@ other hidden node); one in a namespace it may read but not write refuses writes.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from lineagedb import errors
 from lineagedb.proto.lineagedb.v1 import mlflow_artifacts_pb2 as pb
@@ -53,37 +54,77 @@ class MlflowArtifactAccess:
     def authorize_write(self, request: pb.ArtifactPath) -> pb.ArtifactOwner:
         return self._authorize(request.path, write=True)
 
+    def authorize_list_artifacts(self, request: pb.ListArtifactsRequest) -> pb.RunArtifactLocation:
+        """MLflow's ListArtifacts: the run's artifact root and where its listing is in this server's
+        store. READ on the run, and on the owner of what that root names (an experiment's
+        artifact_location is the caller's choice: it must not reach another run's files)."""
+        run_id = request.run_id or request.run_uuid
+        if not run_id:
+            raise errors.InvalidArgumentError(
+                "Missing value for required parameter 'run_id'. See the API docs for more information"
+            )
+        relative = path_segments(request.path)  # MLflow's "Invalid path" for anything leaving the root
+        with self.db.transaction(write=False) as uow:
+            run = _run(uow, run_id)
+            if run is None:
+                raise errors.NotFoundError(f"Run with id={run_id} not found")
+            root_uri = run.properties["artifact_uri"].string_value if "artifact_uri" in run.properties else ""
+            root = proxied_root(root_uri)
+            if root is None:
+                raise errors.UnimplementedError(
+                    f"the artifacts of run {run_id} are at {root_uri or 'no artifact location'}, outside this "
+                    "server's artifact store (only mlflow-artifacts: roots are listed here)"
+                )
+            segments = [*root, *relative]
+            self._owner(uow, segments, write=False)
+        return pb.RunArtifactLocation(root_uri=root_uri, path="/".join(segments))
+
     def _authorize(self, path: str, write: bool) -> pb.ArtifactOwner:
         segments = path_segments(path)
+        # A write is authorized in a write transaction: with the audit log on, that transaction's
+        # record names the caller, the owner and the path (before the bytes move).
+        with self.db.transaction(write=write) as uow:
+            return self._owner(uow, segments, write)
+
+    def _owner(self, uow: UnitOfWork, segments: list[str], write: bool) -> pb.ArtifactOwner:
         if not segments:
             raise errors.InvalidArgumentError(
                 "an artifact path must start with an experiment id: <experiment_id>/<run_id>/artifacts/..."
             )
-        # A write is authorized in a write transaction: with the audit log on, that transaction's
-        # record names the caller, the owner and the path (before the bytes move).
-        with self.db.transaction(write=write) as uow:
-            experiment = _experiment(uow, segments[0])
-            if experiment is None:
-                raise errors.NotFoundError(f"No artifacts for experiment {segments[0]!r}: it does not exist")
-            run = _run(uow, segments[1]) if len(segments) >= 2 else None
-            stored_experiment = run.properties.get("experiment_id") if run is not None else None
-            if stored_experiment is not None and stored_experiment.string_value != segments[0]:
-                # A run's files live under its own experiment only.
-                raise errors.NotFoundError(f"Run {segments[1]!r} is not in experiment {segments[0]!r}")
-            if run is not None:
-                owner = pb.ArtifactOwner(experiment_id=segments[0], run_id=run.name)
-                kind, node_id = "execution", run.id
-            else:
-                owner = pb.ArtifactOwner(experiment_id=segments[0])
-                kind, node_id = "context", experiment.id
-            if write and access.read_only(uow, kind, {node_id}):
-                raise errors.PermissionDeniedError(
-                    f"you may read the artifacts of this {'run' if run is not None else 'experiment'} but not change "
-                    "them (its namespace)"
-                )
-            if write and uow.changes is not None:
-                uow.changes.add_updated(kind, node_id, [("mlflow_artifact", None, "/".join(segments))])
-            return owner
+        experiment = _experiment(uow, segments[0])
+        if experiment is None:
+            raise errors.NotFoundError(f"No artifacts for experiment {segments[0]!r}: it does not exist")
+        run = _run(uow, segments[1]) if len(segments) >= 2 else None
+        stored_experiment = run.properties.get("experiment_id") if run is not None else None
+        if stored_experiment is not None and stored_experiment.string_value != segments[0]:
+            # A run's files live under its own experiment only.
+            raise errors.NotFoundError(f"Run {segments[1]!r} is not in experiment {segments[0]!r}")
+        if run is not None:
+            owner = pb.ArtifactOwner(experiment_id=segments[0], run_id=run.name)
+            kind, node_id = "execution", run.id
+        else:
+            owner = pb.ArtifactOwner(experiment_id=segments[0])
+            kind, node_id = "context", experiment.id
+        if write and access.read_only(uow, kind, {node_id}):
+            raise errors.PermissionDeniedError(
+                f"you may read the artifacts of this {'run' if run is not None else 'experiment'} but not change "
+                "them (its namespace)"
+            )
+        if write and uow.changes is not None:
+            uow.changes.add_updated(kind, node_id, [("mlflow_artifact", None, "/".join(segments))])
+        return owner
+
+
+def proxied_root(uri: str) -> list[str] | None:
+    """The segments, relative to the artifact root, of an `mlflow-artifacts:` URI (as MLflow's
+    server takes its path, any host part ignored); None for any other kind of location."""
+    if not uri.lower().startswith("mlflow-artifacts:"):
+        return None
+    path = urlsplit(uri).path
+    try:
+        return path_segments(path.lstrip("/"))
+    except errors.InvalidArgumentError:
+        return None
 
 
 def _experiment(uow: UnitOfWork, experiment_id: str) -> Any | None:

@@ -23,12 +23,12 @@ from pathlib import Path
 from google.protobuf.descriptor import ServiceDescriptor
 
 from lineagedb.config import ConfigurationError, Settings
-from lineagedb.ops.http import mlflow_api
+from lineagedb.ops.artifact_store import open_store
+from lineagedb.ops.http import mlflow_api, mlflow_artifacts
 from lineagedb.ops.http.app import HttpComponent, build_app
 from lineagedb.ops.http.explorer import Explorer
 from lineagedb.ops.http.json_api import JsonApi
 from lineagedb.ops.http.listener import HttpListener, HttpStartError, bind_socket, tls_context
-from lineagedb.ops.http.mlflow_artifacts import MlflowArtifacts
 from lineagedb.ops.http.mlflow_registry_routes import REGISTRY_ROUTES
 
 # sockaddr_un holds 108 bytes.
@@ -90,6 +90,10 @@ def build(settings: Settings, services: Sequence[ServiceDescriptor]) -> HttpServ
         context = tls_context(settings.tls) if settings.tls is not None else None
     except ssl.SSLError as error:
         raise ConfigurationError(f"the TLS key pair cannot serve HTTPS: {error}") from error
+    # The artifact store is checked first (a missing bucket or refused credentials stop startup with
+    # the reason, ConfigurationError), before anything is bound.
+    store = open_store(settings.artifact_root)
+    store.check()
     try:
         directory = private_socket_directory()
     except OSError as error:
@@ -104,7 +108,9 @@ def build(settings: Settings, services: Sequence[ServiceDescriptor]) -> HttpServ
     components: list[HttpComponent] = [
         JsonApi(services, target, settings.max_receive_message_bytes, settings.max_send_message_bytes),
         Explorer(),
-        MlflowArtifacts(settings.artifact_root, target),
+        mlflow_artifacts.MlflowArtifacts(store, target),
+        # MLflow's tracking ListArtifacts, under /api/2.0/mlflow/artifacts and /ajax-api/2.0/mlflow/artifacts.
+        *mlflow_artifacts.list_components(store, target),
         # MLflow's REST API under /api/2.0/mlflow and /ajax-api/2.0/mlflow.
         *mlflow_api.components(
             [*mlflow_api.TRACKING_ROUTES, *REGISTRY_ROUTES],
