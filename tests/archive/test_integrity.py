@@ -137,7 +137,7 @@ def test_a_truncated_gzip_stream_is_refused(archive_file: Path, tmp_path: Path) 
 def test_a_newer_format_version_is_refused(archive_file: Path, tmp_path: Path) -> None:
     lines = _lines(archive_file)
     header = json.loads(lines[0])
-    header["version"] = 3
+    header["version"] = archive.VERSION + 1
     lines[0] = (json.dumps(header) + "\n").encode()
     _rewrite(archive_file, lines)
     with (
@@ -145,9 +145,10 @@ def test_a_newer_format_version_is_refused(archive_file: Path, tmp_path: Path) -
         pytest.raises(errors.FailedPreconditionError) as refused,
     ):
         import_(target.url, archive_file)
-    assert "is archive format version 3; this LineageDB reads version 2 and older: upgrade LineageDB" in (
-        refused.value.message
-    )
+    assert (
+        f"is archive format version {archive.VERSION + 1}; this LineageDB reads version {archive.VERSION} "
+        "and older: upgrade LineageDB"
+    ) in refused.value.message
 
 
 def test_a_file_changed_between_check_and_import_rolls_back(

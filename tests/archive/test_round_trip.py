@@ -35,7 +35,7 @@ def test_archive_lines_are_the_documented_format(store: MetadataStore, database_
         lines = file.read().splitlines()
     header, trailer = json.loads(lines[0]), json.loads(lines[-1])
     assert list(header)[:2] == ["format", "version"]
-    assert header["format"] == "lineagedb-archive" and header["version"] == 2
+    assert header["format"] == "lineagedb-archive" and header["version"] == archive.VERSION == 3
     assert header["source_dialect"] in ("sqlite", "postgresql", "mysql", "mariadb")
     with store.db.engine.connect() as connection:
         head = inspect_schema(connection).head  # the newest migration: the database is current
@@ -47,8 +47,10 @@ def test_archive_lines_are_the_documented_format(store: MetadataStore, database_
     assert tags == sorted(tags, key=lambda tag: archive.POSITION[tag])
     assert {tag: tags.count(tag) for tag in set(tags)} == {k: v for k, v in trailer["counts"].items() if v}
     assert trailer["rows"] == len(records)
-    # Every table's section (no encryption here); outside_node is only in archives of chosen nodes.
-    assert set(tags) == {section.tag for section in archive.STORED_SECTIONS} - {"encryption_key"}
+    # Every table's section (no encryption, no MLflow runs here: test_mlflow_metrics.py); outside_node
+    # is only in archives of chosen nodes.
+    no_rows = {"encryption_key", "mlflow_metric", "mlflow_latest_metric"}
+    assert set(tags) == {section.tag for section in archive.STORED_SECTIONS} - no_rows
     assert f"{len(records):,} rows" in output.text
     # Portable values: booleans as JSON booleans, bytes as base64, no NULLs written.
     flags = [r["is_custom_property"] for r in records if r["t"] in ("artifact_property", "execution_property")]

@@ -5,7 +5,9 @@ The runs are written through the tracking service, as an MLflow client writes th
 from __future__ import annotations
 
 import argparse
+import gzip
 import io
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +25,7 @@ from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.service.mlflow_tracking import MlflowTracking
 from lineagedb.store.mlflow import LATEST, METRIC
 from lineagedb.store.unit_of_work import Database
+from tests.archive.conftest import import_
 from tests.deletion.consistency import orphans
 
 Mode = dpb.DeleteRequest.Mode
@@ -166,4 +169,34 @@ def test_retention_apply_removes_the_expired_runs_metric_rows(
     assert execution_ids(database, [new["n1"]]) == [n1]
     assert metric_rows(database) == {n1: (ROWS_PER_RUN, 2)}
     assert o1 not in metric_rows(database) and o2 not in metric_rows(database)
+    assert orphans(database.engine) == {}
+
+
+def test_retention_archive_then_import_restores_the_metric_rows(
+    tracking: MlflowTracking, database: Database, database_url: str, tmp_path: Path
+) -> None:
+    _, old = log_runs(tracking, "old", ["o1", "o2"])
+    log_runs(tracking, "new", ["n1"])
+    before_rows = metric_rows(database)
+    before = {run_id: history(tracking, run_id) for run_id in old.values()}
+    policy = tmp_path / "policy.toml"
+    policy.write_text("[[rule]]\ncontexts = \"type = 'mlflow.Experiment' AND name = 'old'\"\nolder_than_days = 0\n")
+    plan = tmp_path / "plan.json"
+    for command, options in (
+        ("plan", {"policy": str(policy), "output": str(plan)}),
+        ("apply", {"plan": str(plan), "archive": str(tmp_path / "archives")}),
+    ):
+        args = argparse.Namespace(retention_command=command, database=database_url, **options)
+        assert retention_ops.run(args, io.StringIO()) == 0
+    assert len(metric_rows(database)) == 1
+    [path] = (tmp_path / "archives").glob("retention-*.lineagedb.gz")
+    with gzip.open(path, "rb") as file:
+        tags = [json.loads(line).get("t") for line in file]
+    assert tags.count("mlflow_metric") == 2 * ROWS_PER_RUN and tags.count("mlflow_latest_metric") == 2 * 2
+
+    import_(database_url, path)
+    assert metric_rows(database) == before_rows  # the runs got their ids back
+    assert {run_id: history(tracking, run_id) for run_id in old.values()} == before
+    run = tracking.get_run(pb.RunIdRequest(run_id=old["o2"])).run
+    assert sorted((m.key, m.value) for m in run.data.metrics) == [("acc", 0.51), ("loss", 0.25)]
     assert orphans(database.engine) == {}

@@ -21,6 +21,7 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.service.deletion import Deletion
 from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.service.retention import Retention, read_plan
+from lineagedb.store import archive
 from lineagedb.store.engine import create_engine
 from lineagedb.store.tenancy import ARTIFACT_NODE, CONTEXT_NODE, EXECUTION_NODE
 from lineagedb.store.unit_of_work import Database
@@ -92,7 +93,7 @@ def test_apply_with_archive_then_import_restores_every_view(
 
     records = _records(path)
     header = records[0]
-    assert header["version"] == 2 and header["retention_plan"] == identifier
+    assert header["version"] == archive.VERSION and header["retention_plan"] == identifier
     assert sum(header["selection"].values()) == len(order)
     outside = {(r["node_kind"], r["node_id"]) for r in records if r.get("t") == "outside_node"}
     # Deleted nodes' edges lead to the raw file, the kept schema (run-1's Transform read it),

@@ -1,8 +1,8 @@
 """Archives: a whole store, or one namespace, as one portable file; and putting it back.
 
-Format (version 1). One file, gzip-compressed JSON Lines, ASCII:
+Format (version 3). One file, gzip-compressed JSON Lines, ASCII:
 
-* line 1, the header: {"format": "lineagedb-archive", "version": 2, "created_ms": ...,
+* line 1, the header: {"format": "lineagedb-archive", "version": 3, "created_ms": ...,
   "source_dialect": "sqlite" | "postgresql" | "mysql" | "mariadb", "schema_revision": "0006" (its newest migration),
   "mlmd_schema_version": 10, "namespace": null | "team-a", "sections": [...],
   "lineagedb_version": "..."}. A reader refuses another "format" or a newer "version".
@@ -11,8 +11,14 @@ Format (version 1). One file, gzip-compressed JSON Lines, ASCII:
   namespace, encryption_key, type, type_property, parent_type, artifact,
   artifact_property, execution, execution_property, context, context_property,
   outside_node, node_namespace, event, event_path, attribution, association,
-  parent_context. Columns are MLMD's (and LineageDB's own tables') column names; a NULL
-  column is left out.
+  parent_context, mlflow_metric, mlflow_latest_metric. Columns are MLMD's (and LineageDB's
+  own tables') column names; a NULL column is left out.
+* mlflow_metric and mlflow_latest_metric (version 3) are the MLflow metric histories and
+  latest values of the runs (executions) the archive holds (store.mlflow): only rows whose
+  execution exists are exported. A history row's id orders equal (step, timestamp) values:
+  imported into a database that holds history rows already, every history row gets a new
+  id, in archive order, so that order is kept. An archive of an older version has no such
+  sections and imports as if they were empty.
 * a whole-store or namespace archive holds every edge whose two ends it holds. An archive
   of chosen nodes (version 2, header "selection": what a retention apply deletes, see
   store.archive_selection) also holds the edges from them to nodes it does not hold, and
@@ -66,6 +72,7 @@ from lineagedb.store import bulk_insert
 from lineagedb.store.bootstrap import inspect_schema
 from lineagedb.store.codecs import ENVELOPE_PREFIX
 from lineagedb.store.encryption import KEYS, Keyring, SealError, parse_envelope
+from lineagedb.store.mlflow import LATEST, METRIC
 from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND, Schema, schema_for
 from lineagedb.store.sensitive import property_aad
 from lineagedb.store.tenancy import (
@@ -79,8 +86,9 @@ from lineagedb.store.tenancy import (
 from lineagedb.store.unit_of_work import UnitOfWork
 
 FORMAT = "lineagedb-archive"
-# 2: the outside_node section (archives of chosen nodes). Version 1 archives read as before.
-VERSION = 2
+# 2: the outside_node section (archives of chosen nodes). 3: the MLflow metric sections.
+# Older archives read as before (a section they lack is empty).
+VERSION = 3
 OUTSIDE = "outside_node"
 TRAILER = "trailer"
 # Rows per fetch from a streaming cursor, and rows per INSERT batch on import.
@@ -206,7 +214,29 @@ SECTIONS: tuple[Section, ...] = (
     Section("attribution", (("id", INT), ("context_id", INT), ("artifact_id", INT)), ("id",)),
     Section("association", (("id", INT), ("context_id", INT), ("execution_id", INT)), ("id",)),
     Section("parent_context", (("context_id", INT), ("parent_context_id", INT)), ("context_id", "parent_context_id")),
+    # LineageDB's MLflow metric tables (store.mlflow), keyed by the run's execution id.
+    Section(
+        "mlflow_metric",
+        (
+            ("id", INT),
+            ("execution_id", INT),
+            ("key", TEXT),
+            ("value", FLOAT),
+            ("timestamp", INT),
+            ("step", INT),
+            ("is_nan", BOOL),
+        ),
+        ("execution_id", "id"),
+    ),
+    Section(
+        "mlflow_latest_metric",
+        (("execution_id", INT), ("key", TEXT), ("value", FLOAT), ("timestamp", INT), ("step", INT), ("is_nan", BOOL)),
+        ("execution_id",),
+        ("key",),
+    ),
 )
+# Sections of rows that belong to an execution without being its properties.
+EXECUTION_ROWS = ("mlflow_metric", "mlflow_latest_metric")
 # The sections that are tables (all but outside_node).
 STORED_SECTIONS: tuple[Section, ...] = tuple(section for section in SECTIONS if section.tag != OUTSIDE)
 BY_TAG: dict[str, Section] = {section.tag: section for section in SECTIONS}
@@ -225,6 +255,10 @@ def table_for(schema: Schema, tag: str) -> sa.Table:
         return MEMBERSHIP
     if tag == "encryption_key":
         return KEYS
+    if tag == "mlflow_metric":
+        return METRIC
+    if tag == "mlflow_latest_metric":
+        return LATEST
     table: sa.Table = getattr(schema, tag)
     return table
 
@@ -372,6 +406,11 @@ def section_statement(
         else:
             hint = "FORCE INDEX (idx_eventpath_event_id)"
             statement = statement.with_hint(table, hint, "mysql").with_hint(table, hint, "mariadb")
+    if section.tag in EXECUTION_ROWS:
+        # Only the rows of runs that exist (rows a deletion left behind before it removed them
+        # belong to no node and must not be attached to another one on import).
+        execution = schema.execution.alias()
+        statement = statement.where(sa.exists(sa.select(sa.literal(1)).where(execution.c.id == table.c.execution_id)))
     namespace = scope.namespace
     if namespace is not None:
         statement = statement.where(*_scope_conditions(schema, section, table, namespace, types or []))
@@ -411,6 +450,8 @@ def _scope_conditions(
         return [_member(CONTEXT_NODE, c.context_id, namespace), _member(EXECUTION_NODE, c.execution_id, namespace)]
     if tag == "parent_context":
         return [_member(CONTEXT_NODE, c.context_id, namespace), _member(CONTEXT_NODE, c.parent_context_id, namespace)]
+    if tag in EXECUTION_ROWS:
+        return [_member(EXECUTION_NODE, c.execution_id, namespace)]
     raise AssertionError(tag)
 
 
@@ -763,12 +804,15 @@ class Importer:
         self.maps: dict[str, dict[int, int]] = {tag: {} for tag in ID_TAGS}
         self.next_id: dict[str, int] = {}
         self.target_rows: dict[str, bool] = {}
+        self.present = set(sa.inspect(uow.connection).get_table_names())
         for tag in ID_TAGS:
             table = table_for(self.schema, tag)
+            if table.name not in self.present:  # LineageDB's own table, not migrated: refused if used
+                self.target_rows[tag] = False
+                continue
             largest = uow.execute(sa.select(sa.func.max(table.c.id))).scalar()
             self.target_rows[tag] = largest is not None
             self.next_id[tag] = max(int(largest or 0), int(archive_max_ids.get(tag, 0))) + 1
-        self.present = set(sa.inspect(uow.connection).get_table_names())
         self._types: dict[str, list[dict[str, Any]]] | None = {"type": [], "type_property": [], "parent_type": []}
         self._type_names: dict[int, str] = {}
         self._batch: list[dict[str, Any]] = []
@@ -839,6 +883,14 @@ class Importer:
     def _new_ids(self, tag: str, rows: list[dict[str, Any]]) -> None:
         """Give the rows whose id is taken in the target a new one (recorded in maps)."""
         if not self.target_rows[tag]:
+            return
+        if tag == "mlflow_metric":
+            # Ids order a run's equal (step, timestamp) values: all new, in archive order, or none.
+            # Nothing refers to these ids (nor does MLflow's API show them): they are replaced in
+            # place, not remembered, and not counted as remapped.
+            for row in rows:
+                row["id"] = self.next_id[tag]
+                self.next_id[tag] += 1
             return
         table = table_for(self.schema, tag)
         ids = [row["id"] for row in rows]
@@ -1120,6 +1172,8 @@ class Importer:
         id (never back: ids of deleted nodes are not handed out again)."""
         for tag in ID_TAGS:
             table = table_for(self.schema, tag)
+            if table.name not in self.present:
+                continue
             sequence = self.uow.execute(sa.select(sa.func.pg_get_serial_sequence(table.name, "id"))).scalar()
             largest = self.uow.execute(sa.select(sa.func.max(table.c.id))).scalar()
             if sequence is None or largest is None:
@@ -1138,4 +1192,6 @@ _REFERENCES: dict[str, tuple[tuple[str, str], ...]] = {
     "attribution": (("context_id", "context"), ("artifact_id", "artifact")),
     "association": (("context_id", "context"), ("execution_id", "execution")),
     "parent_context": (("context_id", "context"), ("parent_context_id", "context")),
+    "mlflow_metric": (("execution_id", "execution"),),
+    "mlflow_latest_metric": (("execution_id", "execution"),),
 }

@@ -1,11 +1,12 @@
 """Archives of chosen nodes: what a retention apply is about to delete, written first.
 
-The archive (store.archive's format, version 2) holds the chosen artifacts, executions
-and contexts with their properties and namespace memberships, the types they use (with
-their base types), and every edge that touches one of them: exactly what deleting them
-removes. An edge whose other end survives the deletion keeps that end's id, and the node
-is named in an `outside_node` row (kind, id, type, name, uri, external_id), so an import
-relinks the edge only to that same node (store.archive.Importer).
+The archive (store.archive's format) holds the chosen artifacts, executions and contexts
+with their properties and namespace memberships, the MLflow metric rows of the chosen
+executions, the types they use (with their base types), and every edge that touches one
+of them: exactly what deleting them removes. An edge whose other end survives the
+deletion keeps that end's id, and the node is named in an `outside_node` row (kind, id,
+type, name, uri, external_id), so an import relinks the edge only to that same node
+(store.archive.Importer).
 
 The ids come in memory (a retention plan holds them already); rows are read in chunks of
 ids in ascending order, so each section comes out sorted as an export's does. Run it in
@@ -21,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from lineagedb.store.archive import (
+    EXECUTION_ROWS,
     OUTSIDE,
     SECTIONS,
     Scope,
@@ -194,6 +196,8 @@ def selection_rows(connection: sa.Connection, selection: Selection) -> Iterator[
             yield from _by_chunks(connection, schema, section, "event_id", edges.ids["event"])
         elif tag == "parent_context":
             yield from ((section, pair) for pair in sorted(edges.parents))
+        elif tag in EXECUTION_ROWS:  # the MLflow metric rows of the chosen runs
+            yield from _by_chunks(connection, schema, section, "execution_id", selection.ids("execution"))
         else:
             yield from _by_chunks(connection, schema, section, "id", edges.ids[tag])
 
