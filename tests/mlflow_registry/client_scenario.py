@@ -27,16 +27,35 @@ from mlflow.tracking import MlflowClient
 warnings.filterwarnings("ignore")
 
 
-def full(workdir: Path) -> dict[str, Any]:
-    client = MlflowClient()
-    out: dict[str, Any] = {}
-    mlflow.set_experiment("registry-scenario")
+def make_files(workdir: Path) -> tuple[Path, bytes]:
+    """A file of 2 MB and a directory `model` with a nested directory, under workdir/upload."""
     files = workdir / "upload"
     (files / "model" / "nested").mkdir(parents=True)
     blob = os.urandom(2 * 1024 * 1024 + 3)
     (files / "weights.bin").write_bytes(blob)
     (files / "model" / "MLmodel").write_text("flavors: {}\n")
     (files / "model" / "nested" / "deep.txt").write_text("deep\n")
+    return files, blob
+
+
+def same_files(files: Path, blob: bytes, back: Path) -> tuple[bool, bool]:
+    """Whether the downloaded file and directory are byte-identical to those of make_files."""
+    file_identical = hashlib.sha256((back / "weights.bin").read_bytes()).digest() == hashlib.sha256(blob).digest()
+    comparison = filecmp.dircmp(files / "model", back / "model")
+    dir_identical = (
+        not comparison.diff_files
+        and not comparison.left_only
+        and not comparison.right_only
+        and filecmp.cmp(files / "model" / "nested" / "deep.txt", back / "model" / "nested" / "deep.txt", shallow=False)
+    )
+    return file_identical, dir_identical
+
+
+def full(workdir: Path) -> dict[str, Any]:
+    client = MlflowClient()
+    out: dict[str, Any] = {}
+    mlflow.set_experiment("registry-scenario")
+    files, blob = make_files(workdir)
     with mlflow.start_run() as run:
         mlflow.log_input(
             MetaDataset(source=HTTPDatasetSource("https://example.com/train.csv"), name="train", digest="d1g35t"),
@@ -53,16 +72,7 @@ def full(workdir: Path) -> dict[str, Any]:
     listed_model = mlflow.artifacts.list_artifacts(artifact_uri=f"{run.info.artifact_uri}/model")
     out["listed_model"] = sorted((f.path, f.is_dir, f.file_size) for f in listed_model)
     back = Path(mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=str(workdir / "download")))
-    out["file_identical"] = hashlib.sha256((back / "weights.bin").read_bytes()).hexdigest() == (
-        hashlib.sha256(blob).hexdigest()
-    )
-    comparison = filecmp.dircmp(files / "model", back / "model")
-    out["dir_identical"] = (
-        not comparison.diff_files
-        and not comparison.left_only
-        and not comparison.right_only
-        and filecmp.cmp(files / "model" / "nested" / "deep.txt", back / "model" / "nested" / "deep.txt", shallow=False)
-    )
+    out["file_identical"], out["dir_identical"] = same_files(files, blob, back)
 
     name = "fraud-detector"
     client.create_registered_model(name, tags={"team": "risk"}, description="first")

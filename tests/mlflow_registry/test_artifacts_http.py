@@ -181,7 +181,12 @@ def _as(auth: AuthServer, principal: str) -> dict[str, str]:
 
 
 def test_artifacts_follow_the_runs_namespace(secured: tuple[AuthServer, str, str]) -> None:
-    auth, base, experiment = secured
+    assert_artifacts_follow_the_runs_namespace(*secured)
+
+
+def assert_artifacts_follow_the_runs_namespace(auth: AuthServer, base: str, experiment: str) -> None:
+    """alice (team-a's editor) writes, carol (its viewer) reads, bob (team-b) sees nothing; audited.
+    Also run on an S3 artifact root (test_artifacts_s3.py)."""
     url = f"{base}{ARTIFACTS}/{experiment}/{RUN_ID}/artifacts/data.csv"
     nobody = httpx.put(url, content=b"a,b\n", timeout=30)
     assert (nobody.status_code, nobody.json()["error_code"]) == (401, "UNAUTHENTICATED")

@@ -14,6 +14,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -30,7 +31,7 @@ SCENARIO = Path(__file__).with_name("client_scenario.py")
 CLIENT_TIMEOUT_S = 240
 
 
-def run_scenario(tracking_uri: str, workdir: Path) -> dict[str, object]:
+def run_scenario(tracking_uri: str, workdir: Path, script: Path = SCENARIO) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")},
@@ -40,7 +41,7 @@ def run_scenario(tracking_uri: str, workdir: Path) -> dict[str, object]:
         "GIT_PYTHON_REFRESH": "quiet",
     }
     done = subprocess.run(
-        [str(_python(MLFLOW_PYTHON, "mlflow-venv")), str(SCENARIO), str(workdir)],
+        [str(_python(MLFLOW_PYTHON, "mlflow-venv")), str(script), str(workdir)],
         capture_output=True,
         text=True,
         env=env,
@@ -49,7 +50,7 @@ def run_scenario(tracking_uri: str, workdir: Path) -> dict[str, object]:
         check=False,
     )
     assert done.returncode == 0, f"scenario failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
