@@ -159,3 +159,13 @@ def test_logged_models_filter_by_name_and_source_run(tracking: MlflowTracking) -
     assert search("name = 'other'") == []
     with pytest.raises(errors.InvalidArgumentError):
         search("metrics.x > 1")
+
+
+def test_renaming_an_experiment_to_a_taken_name_is_already_exists(tracking: MlflowTracking) -> None:
+    """The update's unique clash (INTERNAL for MLMD's own RPCs) is MLflow's RESOURCE_ALREADY_EXISTS here."""
+    first = tracking.create_experiment(pb.CreateExperimentRequest(name="first")).experiment_id
+    tracking.create_experiment(pb.CreateExperimentRequest(name="second"))
+    with pytest.raises(errors.AlreadyExistsError, match=r"Experiment 'second' already exists\."):
+        tracking.update_experiment(pb.UpdateExperimentRequest(experiment_id=first, new_name="second"))
+    assert tracking.get_experiment(pb.GetExperimentRequest(experiment_id=first)).experiment.name == "first"
+

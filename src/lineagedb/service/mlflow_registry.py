@@ -27,7 +27,7 @@ from lineagedb.proto.lineagedb.v1 import mlflow_registry_pb2 as pb
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.service import access, edges, mlflow_search
 from lineagedb.service import types as type_rules
-from lineagedb.service.nodes import NodeWriter
+from lineagedb.service.nodes import NameClash, NodeWriter
 from lineagedb.service.type_cache import TypeCache
 from lineagedb.store.repositories import deletion as deletion_repo
 from lineagedb.store.repositories import listing, row_locks
@@ -373,7 +373,13 @@ class MlflowRegistry:
                 or node_repo.exists_unscoped(uow, NodeKind.CONTEXT, types.model, request.new_name)
             ):
                 raise errors.AlreadyExistsError(f"Registered Model (name={request.new_name}) already exists.")
-            renamed = self._touch_model(uow, model, now, name=request.new_name)
+            try:
+                renamed = self._touch_model(uow, model, now, name=request.new_name)
+            except NameClash as error:
+                # A create (or rename) of that name committed after the check above.
+                raise errors.AlreadyExistsError(
+                    f"Registered Model (name={request.new_name}) already exists."
+                ) from error
             # The versions carry the model's name as a property: rename them too.
             for version in self._versions(uow, types, [model.id])[model.id]:
                 changed = self._copy(version)

@@ -42,7 +42,7 @@ from lineagedb.service.mlflow_graph import (
     tags_of,
     text,
 )
-from lineagedb.service.nodes import NodeWriter
+from lineagedb.service.nodes import NameClash, NodeWriter
 from lineagedb.service.type_cache import TypeCache
 from lineagedb.store import mlflow as mlflow_store
 from lineagedb.store.mlflow import METRIC_PREFIX, PARAM_PREFIX, TAG_PREFIX, MetricRow, RunQuery
@@ -348,7 +348,7 @@ class MlflowTracking:
 
         try:
             self._change_experiment(request.experiment_id, rename)
-        except errors.AlreadyExistsError:
+        except (errors.AlreadyExistsError, NameClash):  # the update's unique clash (service.nodes)
             raise errors.AlreadyExistsError(f"Experiment '{request.new_name}' already exists.") from None
         return pb.Empty()
 

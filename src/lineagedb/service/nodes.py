@@ -45,6 +45,12 @@ _PROPERTY_TYPE_TO_CASE: dict[int, str] = {
 }
 
 
+class NameClash(errors.InternalError):
+    """An update gave a node the name or external_id of another node of its type. MLMD answers
+    INTERNAL there (spec §2.9), and so do MLMD's RPCs; services whose protocol has a code for it
+    (MLflow's RESOURCE_ALREADY_EXISTS) catch this."""
+
+
 @dataclass(frozen=True)
 class UpdateOptions:
     mask: field_mask_pb2.FieldMask | None = None
@@ -311,7 +317,7 @@ class NodeWriter:
             updated = node_repo.update_row(self.uow, self.kind, stored.id, values, expected)
         except UniqueViolation as error:
             # MLMD reports unique clashes on the update path as INTERNAL (spec §2.9).
-            raise errors.InternalError(
+            raise NameClash(
                 f"updating {self.kind.label} {stored.id} clashes with another {self.kind.label}'s name or external_id"
             ) from error
         if not updated:
