@@ -10,7 +10,7 @@ other hidden node); one in a namespace it may read but not write refuses writes.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from lineagedb import errors
 from lineagedb.proto.lineagedb.v1 import mlflow_artifacts_pb2 as pb
@@ -41,6 +41,13 @@ def path_segments(path: str) -> list[str]:
     for segment in segments:
         if segment in ("", ".", "..") or (len(segment) >= 2 and segment[1] == ":"):
             raise errors.InvalidArgumentError("Invalid path")
+    if "%" in path:
+        # As MLflow's server: a path that still holds percent-escapes must be safe once decoded too
+        # (a store or a later hop could decode it).
+        decoded = path
+        while (unquoted := unquote(decoded)) != decoded:
+            decoded = unquoted
+        path_segments(decoded)
     return segments
 
 
