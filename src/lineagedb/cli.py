@@ -158,6 +158,23 @@ def _serve_parser(sub: Any) -> argparse.ArgumentParser:
         default=False,
         help="apply pending schema migrations at startup",
     )
+    db.add_argument(
+        "--read-database",
+        action="append",
+        default=None,
+        metavar="URL",
+        help="a PostgreSQL streaming replica of --database for read-only calls (repeat for several); a "
+        "client reads its own writes, a lagging or failed replica is skipped (see README, Scaling out) "
+        f"[env {ENV_PREFIX}READ_DATABASE, comma-separated]",
+    )
+    _option(
+        db,
+        "--read-max-lag-s",
+        env_name="READ_MAX_LAG_S",
+        type=float,
+        default=5.0,
+        help="a replica further behind the primary than this many seconds serves no reads",
+    )
     _option(db, "--pool-size", env_name="POOL_SIZE", type=int, default=8, help="database connections kept open")
     _option(
         db,
@@ -580,7 +597,14 @@ def build_settings(args: argparse.Namespace, argv: Sequence[str]) -> Settings:
     url = parse_url(args.database or source.url or env("DATABASE_URL") or default_database_url())
     if source.password_on_command_line or (args.database and url.password):
         log.warning(PASSWORD_WARNING)
-    url = with_password(url, password_from_environment(args.database_password_file))
+    password = password_from_environment(args.database_password_file)
+    url = with_password(url, password)
+    read_urls = args.read_database or [part.strip() for part in (env("READ_DATABASE") or "").split(",") if part.strip()]
+    replicas = [parse_url(read_url) for read_url in read_urls]
+    if args.read_database and any(replica.password for replica in replicas):
+        log.warning(PASSWORD_WARNING)
+    # A replica URL without a password uses the primary's from the environment or file.
+    replicas = [replica if replica.password else with_password(replica, password) for replica in replicas]
 
     tls = source.tls
     if args.tls_cert or args.tls_key or args.tls_client_ca:
@@ -650,6 +674,8 @@ def build_settings(args: argparse.Namespace, argv: Sequence[str]) -> Settings:
         http_port=args.worker_http_port if args.worker_index is not None else args.http_port,
         http_host=args.http_host or None,
         artifact_root=args.artifact_root or default_artifact_root(url.render_as_string(hide_password=True)),
+        read_database_urls=tuple(replica.render_as_string(hide_password=False) for replica in replicas),
+        read_max_lag_s=args.read_max_lag_s,
     )
 
 

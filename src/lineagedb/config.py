@@ -136,6 +136,9 @@ class Settings:
     http_host: str | None = None
     # MLflow's proxied artifacts (lineagedb.ops.http.mlflow_artifacts): files under this directory.
     artifact_root: str = "mlartifacts"
+    # PostgreSQL streaming replicas for read-only calls (store.replicas); none: all on the primary.
+    read_database_urls: tuple[str, ...] = ()
+    read_max_lag_s: float = 5.0
 
 
 def env(name: str, default: str | None = None) -> str | None:

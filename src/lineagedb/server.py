@@ -33,6 +33,7 @@ from lineagedb.api.audit import AuditInterceptor
 from lineagedb.api.auth import AuthInterceptor
 from lineagedb.api.mlflow_registry import MlflowArtifactsServicer, MlflowRegistryServicer
 from lineagedb.api.mlflow_tracking import MlflowTrackingServicer
+from lineagedb.api.read_routing import ReadRouting
 from lineagedb.api.retry import AbortedRetry
 from lineagedb.api.servicer import AuditServicer, DeletionServicer, LineageServicer, MetadataStoreServicer
 from lineagedb.api.status import StatusInterceptor
@@ -46,6 +47,7 @@ from lineagedb.ops.http import setup as http_setup
 from lineagedb.ops.http.listener import HttpStartError
 from lineagedb.ops.interceptors import CallObserver, ReadinessGate, StatementScope
 from lineagedb.ops.metrics import Metrics
+from lineagedb.ops.read_replicas import build_replica_set, register_metrics
 from lineagedb.ops.retention import RetentionSchedule
 from lineagedb.ops.tls import server_credentials
 from lineagedb.proto.lineagedb.v1 import audit_pb2, deletion_pb2, lineage_pb2, mlflow_artifacts_pb2, mlflow_registry_pb2
@@ -73,6 +75,7 @@ from lineagedb.store import statement_count
 from lineagedb.store.audit_log import AuditLog, CallContext
 from lineagedb.store.bootstrap import AUDIT_REVISION, prepare_database, upgrade_command
 from lineagedb.store.engine import PoolSettings, create_engine
+from lineagedb.store.replicas import ReplicaSet
 from lineagedb.store.unit_of_work import Database
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,7 @@ class RunningServer:
     statements: statement_count.StatementCounter | None = None
     retention: RetentionSchedule | None = None
     http: http_setup.HttpServer | None = None
+    replicas: ReplicaSet | None = None  # --read-database (store.replicas)
 
     def reload_security(self) -> bool:
         """SIGHUP: re-read the policy and credential files; a bad file keeps the old ones."""
@@ -128,6 +132,8 @@ class RunningServer:
         log.debug("shutdown: gRPC server stopped")
         if self.http is not None:
             self.http.close()
+        if self.replicas is not None:
+            self.replicas.stop()
         self.database.dispose()
         log.debug("shutdown: database pool disposed")
         if self.statements is not None:
@@ -251,6 +257,7 @@ def build_server(settings: Settings) -> RunningServer:
     except (sa_exc.ArgumentError, ImportError) as error:
         raise ConfigurationError(f"cannot use database URL {redacted(url)}: {error}") from error
     audit = build_audit_log(settings)
+    replicas = build_replica_set(settings, engine, pool)
     database = Database(engine, require_tenancy=access.enabled, audit=audit)
     database.protection = protection
 
@@ -291,6 +298,8 @@ def build_server(settings: Settings) -> RunningServer:
         raise StartupError(f"cannot prepare the database at {redacted(url)}: {describe(error)}") from error
 
     metrics = Metrics(engine, lambda: supervisor.healthy) if settings.metrics_port is not None else None
+    if metrics is not None and replicas is not None:
+        register_metrics(metrics.registry, replicas)
     store = MetadataStore(database)
     statements = statement_count.from_environment(engine)
     server = grpc.server(
@@ -303,6 +312,7 @@ def build_server(settings: Settings) -> RunningServer:
             ReadinessGate(supervisor.ready.is_set),
             StatusInterceptor(),
             AbortedRetry(),
+            *([ReadRouting(replicas)] if replicas is not None else []),
         ],
         options=grpc_options(settings),
     )
@@ -343,6 +353,7 @@ def build_server(settings: Settings) -> RunningServer:
     running.fatal = running_fatal
     running.access = access
     running.statements = statements
+    running.replicas = replicas
     if settings.retention_policy is not None and settings.run_scheduled_jobs:
         if settings.retention_interval_s <= 0:
             raise ConfigurationError("--retention-interval must be a positive number of seconds")
@@ -403,6 +414,8 @@ def serve(settings: Settings) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     running = build_server(settings)
     signal.signal(signal.SIGHUP, lambda _signum, _frame: running.reload_security())
+    if running.replicas is not None:  # before the ready line: reads use the replicas from the first call
+        running.replicas.start()
     running.server.start()
     if running.metrics is not None and settings.metrics_port is not None:
         try:

@@ -7,6 +7,7 @@ the response message or raises a `lineagedb.client.errors.StatusError`. Retrying
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,6 +21,10 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as
 # The header LineageDB reads the namespace from (lineagedb.api.auth.NAMESPACE_METADATA; the
 # client cannot import the server's modules, which need the server's extra).
 NAMESPACE_METADATA = "x-lineagedb-namespace"
+# A LineageDB server with read replicas ends each write with this trailing metadata entry (the
+# write's WAL position); sent back with later calls, the server reads them where that write is
+# visible (lineagedb.api.read_routing.LSN_METADATA).
+LSN_METADATA = "lineagedb-lsn"
 
 
 class Transport(Protocol):
@@ -84,16 +89,31 @@ class RemoteTransport:
             metadata.append(("authorization", f"Bearer {token}"))
         if namespace is not None:
             metadata.append((NAMESPACE_METADATA, namespace))
-        self._metadata = tuple(metadata) or None
+        self._metadata = tuple(metadata)
         self._stub = svc_grpc.MetadataStoreServiceStub(self._channel)
+        # The largest write position the server returned (read your writes with read replicas).
+        self._lsn: int | None = None
+        self._lsn_lock = threading.Lock()
 
     def call(self, method: str, request: Any, timeout: float | None) -> Any:
+        lsn = self._lsn
+        metadata = self._metadata if lsn is None else (*self._metadata, (LSN_METADATA, str(lsn)))
         try:
-            return getattr(self._stub, method)(request, timeout=timeout, metadata=self._metadata)
+            response, call = getattr(self._stub, method).with_call(request, timeout=timeout, metadata=metadata or None)
         except grpc.RpcError as error:
+            if isinstance(error, grpc.Call):
+                self._remember_lsn(error.trailing_metadata())
             code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
             details = (error.details() if isinstance(error, grpc.Call) else None) or ""
             raise errors.make_exception(details, code.value[0]) from error
+        self._remember_lsn(call.trailing_metadata())
+        return response
+
+    def _remember_lsn(self, trailing: Sequence[tuple[str, str | bytes]] | None) -> None:
+        for key, value in trailing or ():
+            if key == LSN_METADATA and isinstance(value, str) and value.isdigit():
+                with self._lsn_lock:
+                    self._lsn = max(self._lsn or 0, int(value))
 
     def close(self) -> None:
         self._channel.close()

@@ -68,7 +68,7 @@ def is_sqlite_memory(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
-def create_engine(url: str | URL, pool: PoolSettings | None = None) -> sa.Engine:
+def create_engine(url: str | URL, pool: PoolSettings | None = None, connect_timeout_s: int = 10) -> sa.Engine:
     """Create the process-wide engine for `url`.
 
     SQLite: WAL journal, `synchronous=FULL` (a committed RPC survives power loss),
@@ -91,7 +91,7 @@ def create_engine(url: str | URL, pool: PoolSettings | None = None) -> sa.Engine
     # options; secret options (a client key's password) stay out of engine.url, which is logged.
     driver = db_tls.driver_arguments(parsed)
     if backend == "postgresql":
-        kwargs["connect_args"] = {"connect_timeout": 10, **driver.connect_args}
+        kwargs["connect_args"] = {"connect_timeout": connect_timeout_s, **driver.connect_args}
     elif backend in ("mysql", "mariadb"):
         kwargs["connect_args"] = {"connect_timeout": 10, "charset": "utf8mb4", **driver.connect_args}
         if driver.tls_required and not driver.tls_verified:
@@ -115,6 +115,10 @@ BEGIN_PENDING = "lineagedb_begin_pending"
 # connection.info key: SQL (parameters already bound) to send with this transaction's
 # COMMIT, in the same round trip: the audit record (store.audit_log).
 COMMIT_PREFIX = "lineagedb_commit_prefix"
+# connection.info key: send this SQL after the transaction's COMMIT, in the same round trip,
+# and keep its one value under COMMIT_RESULT (store.replicas: the commit's WAL position).
+COMMIT_SUFFIX = "lineagedb_commit_suffix"
+COMMIT_RESULT = "lineagedb_commit_result"
 # libpq's PQtransactionStatus values for "in a transaction" and "in a failed transaction".
 _PQ_INTRANS, _PQ_INERROR = 2, 3
 
@@ -179,16 +183,20 @@ def _fold_begin(engine: sa.Engine) -> None:
 
     def do_commit(dbapi_connection: Any) -> None:
         prefix = pending_sql(dbapi_connection)
+        info = pool_info(dbapi_connection)
+        suffix = info.pop(COMMIT_SUFFIX, None) if info is not None else None
+        after = f"; {suffix}" if suffix else ""
         if not dbapi_connection.autocommit:
             plain_commit(dbapi_connection)
         elif prefix is not None:
             # "<statement>; COMMIT" as one simple query: if the statement fails, PostgreSQL
             # skips the COMMIT and the transaction is rolled back.
-            info = pool_info(dbapi_connection)
             begin = begin_prefix(info) if info is not None else ""
             try:
                 with dbapi_connection.cursor() as cursor:
-                    cursor.execute(f"{begin}{prefix}; COMMIT")
+                    cursor.execute(f"{begin}{prefix}; COMMIT{after}")
+                    if suffix and info is not None:
+                        info[COMMIT_RESULT] = cursor.fetchone()[0]
             except Exception:
                 # The failed transaction must not reach the pool's next user: SQLAlchemy
                 # does not roll back a transaction whose commit it already attempted.
@@ -197,7 +205,9 @@ def _fold_begin(engine: sa.Engine) -> None:
                 raise
         elif in_transaction(dbapi_connection):
             with dbapi_connection.cursor() as cursor:
-                cursor.execute("COMMIT")
+                cursor.execute(f"COMMIT{after}")
+                if suffix and info is not None:
+                    info[COMMIT_RESULT] = cursor.fetchone()[0]
 
     def do_rollback(dbapi_connection: Any) -> None:
         pending_sql(dbapi_connection)  # never sent after a rollback

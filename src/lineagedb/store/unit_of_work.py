@@ -25,7 +25,16 @@ from sqlalchemy import exc as sa_exc
 
 from lineagedb import errors
 from lineagedb.store import audit_log, locks
-from lineagedb.store.engine import BEGIN_PENDING, EXCLUSIVE, SHARED, begin_prefix, is_sqlite_memory
+from lineagedb.store.engine import (
+    BEGIN_PENDING,
+    COMMIT_RESULT,
+    COMMIT_SUFFIX,
+    EXCLUSIVE,
+    SHARED,
+    begin_prefix,
+    is_sqlite_memory,
+)
+from lineagedb.store.replicas import COMMIT_LSN_SQL, CURRENT_ROUTE, CallRoute
 from lineagedb.store.schema import Schema, schema_for
 from lineagedb.store.sensitive import PropertyProtection
 from lineagedb.store.statement_count import count_driver_statement
@@ -277,13 +286,31 @@ class Database:
             uow = self._run(write, tenancy, exclusive)
             yield from uow
 
-    def _run(self, write: bool, tenancy: Tenancy, exclusive: bool = False) -> Iterator[UnitOfWork]:
+    @staticmethod
+    def _connect(engine: sa.Engine) -> sa.Connection:
         try:
-            connection = self.engine.connect()
+            return engine.connect()
         except sa_exc.TimeoutError as error:
             raise errors.ResourceExhaustedError("all database connections are busy; retry the call") from error
         except sa_exc.DBAPIError as error:
             raise classify_driver_error(error) from error
+
+    def _connect_routed(self, route: CallRoute | None, write: bool) -> sa.Connection:
+        """A connection to the primary, or to the read replica this call's route chose
+        (store.replicas); a replica that refuses is skipped for the primary."""
+        engine = route.read_engine(self.engine) if route is not None and not write else self.engine
+        if engine is self.engine:
+            return self._connect(engine)
+        assert route is not None
+        try:
+            return self._connect(engine)
+        except errors.LineageError as error:
+            route.connect_failed(error)
+            return self._connect(self.engine)
+
+    def _run(self, write: bool, tenancy: Tenancy, exclusive: bool = False) -> Iterator[UnitOfWork]:
+        route = CURRENT_ROUTE.get()
+        connection = self._connect_routed(route, write)
         with connection:
             connection.info["lineagedb_write"] = write
             # PostgreSQL reads at READ COMMITTED, where every statement takes its own snapshot:
@@ -320,8 +347,14 @@ class Database:
                     except BaseException:
                         self._rollback(transaction)
                         raise
+                    if route is not None and write and dbapi_connection is not None:
+                        # Read your writes (store.replicas): the commit's WAL position, with COMMIT.
+                        connection.info[COMMIT_SUFFIX] = COMMIT_LSN_SQL
                     try:
                         transaction.commit()
+                        if route is not None and write and dbapi_connection is not None:
+                            lsn = connection.info.pop(COMMIT_RESULT, None)
+                            route.committed(int(lsn) if lsn is not None else None)
                     except sa_exc.DBAPIError as error:
                         domain = classify_driver_error(error)
                         if pending is not None:
@@ -342,6 +375,8 @@ class Database:
             finally:
                 if dbapi_connection is not None and not connection.invalidated:
                     connection.info.pop(BEGIN_PENDING, None)
+                    connection.info.pop(COMMIT_SUFFIX, None)
+                    connection.info.pop(COMMIT_RESULT, None)
                     with contextlib.suppress(Exception):  # a broken connection is discarded anyway
                         dbapi_connection.autocommit = False
         if pending is not None:
