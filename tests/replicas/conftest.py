@@ -17,8 +17,10 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.backends import IN_CI
-from tests.ops.conftest import Server, free_port, start, wait_for
+from tests.ops.conftest import Server, free_port, mlmd_python, start, wait_for
 from tests.resilience.conftest import PG_BIN, PrivatePostgres
+
+__all__ = ["mlmd_python"]  # the official client's interpreter, a fixture
 
 # application_name of the server's replica connections: pg_stat_activity on the replica shows them.
 REPLICA_APPLICATION = "lineagedb-replica-reads"
@@ -124,8 +126,9 @@ def cluster() -> Iterator[Cluster]:
     made.destroy()
 
 
-def start_server(cluster: Cluster, tmp_path: Path, max_lag_s: float) -> tuple[Server, int]:
-    """A server on the primary, reading from the replica; returns it and its metrics port."""
+def start_server(cluster: Cluster, tmp_path: Path, max_lag_s: float, audited: bool = False) -> tuple[Server, int]:
+    """A server on the primary, reading from the replica; returns it and its metrics port.
+    `audited`: with the audit log, whose record goes with each write's COMMIT (and its LSN query)."""
     metrics_port = free_port()
     server = start(
         [
@@ -146,6 +149,7 @@ def start_server(cluster: Cluster, tmp_path: Path, max_lag_s: float) -> tuple[Se
             "--enable-database-upgrade",
         ],
         tmp_path,
+        env={"LINEAGEDB_AUDIT_KEY": "replicas-test-audit-key-" + "k" * 16} if audited else None,
     )
     return server, metrics_port
 
@@ -153,7 +157,7 @@ def start_server(cluster: Cluster, tmp_path: Path, max_lag_s: float) -> tuple[Se
 @pytest.fixture(scope="module")
 def server(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, int]]:
     """Allows a replica a long lag: paused replay keeps it serving reads."""
-    running, metrics_port = start_server(cluster, tmp_path_factory.mktemp("server"), max_lag_s=600)
+    running, metrics_port = start_server(cluster, tmp_path_factory.mktemp("server"), max_lag_s=600, audited=True)
     yield running, metrics_port
     running.stop()
 

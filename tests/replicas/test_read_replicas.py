@@ -18,7 +18,7 @@ from lineagedb.client import MetadataStore
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
-from tests.ops.conftest import Server
+from tests.ops.conftest import Server, official_client
 from tests.replicas.conftest import Cluster, reads, scrape, start_server, wait_until
 from tests.resilience.conftest import Workload, check_invariants
 
@@ -151,6 +151,22 @@ def test_paused_replay_reads_own_writes_while_other_reads_use_the_replica(
         echoing.close()
         other.close()
         unaware.close()
+
+
+def test_official_client_reads_its_own_writes_with_replay_paused(
+    cluster: Cluster, server: tuple[Server, int], mlmd_python: Path
+) -> None:
+    # ml-metadata's client sends no position: the server remembers its address's latest write.
+    running, metrics_port = server
+    cluster.pause_replay()
+    try:
+        primary_reads = reads(metrics_port, "primary")
+        result = official_client(mlmd_python, running.port, host="127.0.0.1")
+        assert result["ok"], result
+        assert result["uris"] == ["s3://bucket/a"]  # written, then read back by id at once
+        assert reads(metrics_port, "primary") >= primary_reads + 1
+    finally:
+        cluster.resume_replay()
 
 
 def test_replica_lagging_beyond_the_bound_is_skipped(cluster: Cluster, tmp_path: Path) -> None:
