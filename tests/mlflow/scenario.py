@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -16,6 +18,8 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelOutput
 from mlflow.exceptions import MlflowException
+from mlflow.utils.credentials import get_default_host_creds
+from mlflow.utils.rest_utils import http_request
 
 SEARCHES: list[tuple[str, list[str]]] = [
     ("", ["attributes.run_name ASC"]),
@@ -150,9 +154,46 @@ def main(uri: str, suffix: str) -> dict[str, Any]:
     }
     outputs = client.get_run(run_ids["alpha"]).outputs
     result["alpha_outputs"] = [o.model_id == model.model_id for o in outputs.model_outputs] if outputs else []
+    result["artifacts"] = artifacts(client, uri, run_ids["alpha"])
     result["ids"] = {"alpha": run_ids["alpha"], "model": model.model_id, "experiment": experiment_id}
     result["registry_errors"] = registry_errors(client, suffix)
     return result
+
+
+def artifacts(client: MlflowClient, uri: str, run_id: str) -> dict[str, Any]:
+    """A file and a directory logged to a run, then the tracking API's ListArtifacts (GET
+    artifacts/list, through the client's REST helper): its files and error codes. root_uri differs
+    by design (a local directory for the reference server, mlflow-artifacts: for LineageDB), so
+    only whether it is the run's root is kept."""
+    with tempfile.TemporaryDirectory() as scratch:
+        files = Path(scratch)
+        (files / "model" / "nested").mkdir(parents=True)
+        (files / "weights.bin").write_bytes(b"w" * 1000)
+        (files / "model" / "MLmodel").write_text("flavors: {}\n")
+        (files / "model" / "nested" / "deep.txt").write_text("deep\n")
+        client.log_artifact(run_id, str(files / "weights.bin"))
+        client.log_artifacts(run_id, str(files / "model"), "model")
+    creds = get_default_host_creds(uri)
+
+    def listing(prefix: str = "/api", **params: str) -> Any:
+        answer = http_request(creds, f"{prefix}/2.0/mlflow/artifacts/list", "GET", params=params)
+        body = answer.json()
+        if answer.status_code != 200:
+            return [answer.status_code, body.get("error_code")]
+        return {"root_is_the_runs": body["root_uri"].endswith(f"/{run_id}/artifacts"), "files": body.get("files")}
+
+    return {
+        "root": listing(run_id=run_id),
+        "ajax_root": listing("/ajax-api", run_id=run_id),
+        "model": listing(run_id=run_id, path="model"),
+        "nested": listing(run_id=run_id, path="model/nested"),
+        "file": listing(run_id=run_id, path="weights.bin"),
+        "missing_path": listing(run_id=run_id, path="nothing-here"),
+        "missing_run": listing(run_id="0" * 32),
+        "no_run_id": listing(),
+        "traversal": listing(run_id=run_id, path="../other"),
+        "encoded_traversal": listing(run_id=run_id, path="model/%2e%2e/%2e%2e"),
+    }
 
 
 def registry_errors(client: MlflowClient, suffix: str) -> dict[str, str]:

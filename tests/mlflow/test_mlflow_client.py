@@ -176,6 +176,11 @@ def test_mlflow_client_sees_what_mlflow_server_answers(
         assert ours["loss_history"] == [[0, 0.9], [1, 0.5], [2, 0.3]]
         assert ours["errors"]["get_missing_run"] == "RESOURCE_DOES_NOT_EXIST"
         assert ours["registry_errors"]["get_missing_version"] == "RESOURCE_DOES_NOT_EXIST"
+        assert ours["artifacts"]["model"]["files"] == [
+            {"path": "model/MLmodel", "is_dir": False, "file_size": 12},
+            {"path": "model/nested", "is_dir": True},
+        ]
+        assert ours["artifacts"]["traversal"] == [400, "INVALID_PARAMETER_VALUE"]
         assert ours["alpha"]["datasets"][0]["tags"] == {"mlflow.data.context": "training"}
 
         mlmd = _mlmd_view(server.server.port)
