@@ -36,8 +36,34 @@ SEARCHES: list[tuple[str, list[str]]] = [
     ("", ["params.lr ASC", "attributes.run_name DESC"]),
     ("", ["metrics.acc DESC", "attributes.run_name ASC"]),
     ("", ["tags.team ASC", "attributes.run_name ASC"]),
+    # Datasets (alpha: tiny/training; beta: tiny/eval and big/training; gamma: big without a context).
+    ("datasets.name = 'tiny'", ["attributes.run_name"]),
+    ("datasets.name != 'tiny'", ["attributes.run_name"]),
+    ("datasets.name LIKE 'ti%'", ["attributes.run_name"]),
+    ("datasets.name LIKE 'TI%'", ["attributes.run_name"]),
+    ("datasets.name ILIKE 'TI%'", ["attributes.run_name"]),
+    ("datasets.name IN ('big', 'none')", ["attributes.run_name"]),
+    ("datasets.name NOT IN ('tiny')", ["attributes.run_name"]),
+    ("datasets.digest LIKE '%'", ["attributes.run_name"]),
+    ("datasets.context = 'training'", ["attributes.run_name"]),
+    ("datasets.context = 'eval'", ["attributes.run_name"]),
+    ("datasets.context != 'training'", ["attributes.run_name"]),
+    ("dataset.context LIKE 'train%'", ["attributes.run_name DESC"]),
+    ("datasets.context ILIKE 'EVAL'", ["attributes.run_name"]),
+    ("datasets.context IN ('eval', 'test')", ["attributes.run_name"]),
+    ("datasets.context NOT IN ('training')", ["attributes.run_name"]),
+    ("datasets.name = 'tiny' AND datasets.context = 'eval'", ["attributes.run_name"]),
+    ("datasets.name = 'big' and params.lr = '0.01'", ["metrics.acc DESC"]),
 ]
-BAD_SEARCHES = ["metrics.loss < 'x'", "params.lr = 1", "params.lr = '1' OR params.lr = '2'", "foo.bar = '1'"]
+BAD_SEARCHES = [
+    "metrics.loss < 'x'",
+    "params.lr = 1",
+    "params.lr = '1' OR params.lr = '2'",
+    "foo.bar = '1'",
+    "datasets.source = 'x'",
+    "datasets.name > 'x'",
+    "datasets.name = 1",
+]
 
 
 def error_code(call: Any) -> str:
@@ -83,6 +109,13 @@ def main(uri: str, suffix: str) -> dict[str, Any]:
                 with mlflow.start_run(experiment_id=experiment_id, run_name="child", nested=True) as child:
                     run_ids["child"] = child.info.run_id
                     mlflow.log_metric("acc", 0.5)
+            if name == "beta":
+                tiny = mlflow.data.from_numpy(np.arange(12, dtype=np.float64).reshape(4, 3), name="tiny")
+                big = mlflow.data.from_numpy(np.arange(40, dtype=np.float64).reshape(8, 5), name="big")
+                mlflow.log_input(tiny, context="eval")
+                mlflow.log_input(big, context="training")
+            if name == "gamma":
+                mlflow.log_input(mlflow.data.from_numpy(np.arange(40, dtype=np.float64).reshape(8, 5), name="big"))
             if status != "FINISHED":
                 mlflow.end_run(status=status)
     batch_metrics = [mlflow.entities.Metric("batch", float(i), 1_700_000_000_000 + i, i) for i in range(50)]
@@ -106,9 +139,11 @@ def main(uri: str, suffix: str) -> dict[str, Any]:
     result["loss_history"] = [(m.step, m.value) for m in client.get_metric_history(run_ids["alpha"], "loss")]
     result["batch_history_len"] = len(client.get_metric_history(run_ids["delta"], "batch"))
 
+    digest = alpha.inputs.dataset_inputs[0].dataset.digest
+    searches = [*SEARCHES, (f"datasets.digest = '{digest}'", ["attributes.run_name"])]
     result["searches"] = [
         {"filter": f, "order_by": o, "runs": names(client.search_runs([experiment_id], f, order_by=o))}
-        for f, o in SEARCHES
+        for f, o in searches
     ]
     page = client.search_runs([experiment_id], "", order_by=["attributes.run_name ASC"], max_results=2)
     second = client.search_runs(

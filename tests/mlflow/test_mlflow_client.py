@@ -60,7 +60,7 @@ print(json.dumps({
     ),
     "model_ids": {a.name: a.id for a in models},
     "alpha_id": alpha.id,
-    "dataset_ids": [a.id for a in datasets],
+    "dataset_ids": {a.properties["name"].string_value: a.id for a in datasets},
 }))
 """
 
@@ -182,6 +182,9 @@ def test_mlflow_client_sees_what_mlflow_server_answers(
         ]
         assert ours["artifacts"]["traversal"] == [400, "INVALID_PARAMETER_VALUE"]
         assert ours["alpha"]["datasets"][0]["tags"] == {"mlflow.data.context": "training"}
+        by_filter = {search["filter"]: search["runs"] for search in ours["searches"]}
+        assert by_filter["datasets.context = 'eval'"] == ["beta"]
+        assert by_filter["datasets.name != 'tiny'"] == ["beta", "gamma"]
 
         mlmd = _mlmd_view(server.server.port)
         assert mlmd["runs"] == ["alpha", "beta", "child", "delta", "gamma"]
@@ -189,7 +192,8 @@ def test_mlflow_client_sees_what_mlflow_server_answers(
         assert mlmd["alpha_params"]["param.lr"] == "0.01" and mlmd["alpha_params"]["param.optimizer"] == "adam"
         assert mlmd["alpha_state"] == "COMPLETE"
         assert mlmd["alpha_contexts"] == ["exp-x"]
-        assert len(mlmd["datasets"]) == 1 and mlmd["datasets"][0][0] == "tiny"
+        # One artifact per (experiment, name, digest): alpha's and beta's "tiny" is one.
+        assert sorted(name for name, _ in mlmd["datasets"]) == ["big", "tiny"]
         assert mlmd["alpha_events"] == ["INPUT", "OUTPUT"]
 
         model_artifact = mlmd["model_ids"][ours["ids"]["model"]]
@@ -198,7 +202,8 @@ def test_mlflow_client_sees_what_mlflow_server_answers(
                 lineage_pb2.ClosureRequest(node=lineage_pb2.NodeRef(artifact_id=model_artifact)), timeout=30
             )
         assert mlmd["alpha_id"] in {e.id for e in provenance.executions}
-        assert set(mlmd["dataset_ids"]) <= {a.id for a in provenance.artifacts}
+        upstream = {a.id for a in provenance.artifacts}
+        assert mlmd["dataset_ids"]["tiny"] in upstream and mlmd["dataset_ids"]["big"] not in upstream
     finally:
         server.stop()
 

@@ -169,3 +169,43 @@ def test_renaming_an_experiment_to_a_taken_name_is_already_exists(tracking: Mlfl
         tracking.update_experiment(pb.UpdateExperimentRequest(experiment_id=first, new_name="second"))
     assert tracking.get_experiment(pb.GetExperimentRequest(experiment_id=first)).experiment.name == "first"
 
+
+def _dataset(name: str, context: str | None, **extra: str) -> pb.DatasetInput:
+    tags = [pb.KeyValue(key="mlflow.data.context", value=context)] if context is not None else []
+    tags += [pb.KeyValue(key=key, value=value) for key, value in extra.items()]
+    return pb.DatasetInput(dataset=pb.Dataset(name=name, digest=f"d-{name}", source_type="code"), tags=tags)
+
+
+def test_search_by_datasets_compares_each_input_like_mlflow(tracking: MlflowTracking) -> None:
+    """An input's context is the value step after the mlflow.data.context key step of its event's
+    path: another tag's value, or a value that reads `mlflow.data.context`, never counts."""
+    experiment_id = tracking.create_experiment(pb.CreateExperimentRequest(name="datasets")).experiment_id
+    inputs = {
+        "a": [_dataset("tiny", "training")],
+        "b": [_dataset("tiny", "eval", note="training"), _dataset("big", "training")],
+        "c": [_dataset("big", None, odd="mlflow.data.context", other="eval")],
+        "d": [],
+    }
+    for name, datasets in inputs.items():
+        run_id = _run(tracking, experiment_id, name)
+        if datasets:
+            tracking.log_inputs(pb.LogInputsRequest(run_id=run_id, datasets=datasets))
+    order = ["attributes.run_name"]
+    assert _search(tracking, experiment_id, "datasets.name = 'tiny'", order) == ["a", "b"]
+    assert _search(tracking, experiment_id, "datasets.name != 'tiny'", order) == ["b", "c"]
+    assert _search(tracking, experiment_id, "datasets.digest IN ('d-big')", order) == ["b", "c"]
+    assert _search(tracking, experiment_id, "datasets.name NOT IN ('big')", order) == ["a", "b"]
+    assert _search(tracking, experiment_id, "datasets.name LIKE 'T%'", order) == []
+    assert _search(tracking, experiment_id, "datasets.name ILIKE 'T%'", order) == ["a", "b"]
+    assert _search(tracking, experiment_id, "datasets.context = 'training'", order) == ["a", "b"]
+    assert _search(tracking, experiment_id, "datasets.context = 'eval'", order) == ["b"]
+    assert _search(tracking, experiment_id, "datasets.context != 'training'", order) == ["b"]
+    assert _search(tracking, experiment_id, "datasets.context LIKE 'tr_in%'", order) == ["a", "b"]
+    assert _search(tracking, experiment_id, "datasets.context ILIKE 'EV%'", order) == ["b"]
+    assert _search(tracking, experiment_id, "datasets.context IN ('eval', 'x')", order) == ["b"]
+    assert _search(tracking, experiment_id, "datasets.context NOT IN ('eval')", order) == ["a", "b"]
+    assert _search(tracking, experiment_id, "datasets.name = 'tiny' AND datasets.context = 'eval'", order) == ["b"]
+    assert _search(tracking, experiment_id, "datasets.context = 'training' AND attributes.run_name = 'a'") == ["a"]
+    for bad in ("datasets.source = 'x'", "datasets.name > 'x'", "datasets.name = 1", "datasets.context IN 'x'"):
+        with pytest.raises(errors.InvalidArgumentError):
+            _search(tracking, experiment_id, bad)

@@ -1,9 +1,10 @@
 """MLflow's search syntax for runs: `filter` strings and `order_by` clauses, parsed to values.
 
 The grammar is MLflow's (documented in its "Search Runs" guide): comparisons joined by AND,
-each `<entity>.<key> <comparator> <value>` where the entity is metrics, params, tags or
-attributes (with MLflow's alternate spellings), the key plain, "double-quoted" or
-`backticked`, and the value a number (metrics, numeric attributes) or a quoted string.
+each `<entity>.<key> <comparator> <value>` where the entity is metrics, params, tags,
+attributes or datasets (with MLflow's alternate spellings), the key plain, "double-quoted"
+or `backticked`, and the value a number (metrics, numeric attributes), a quoted string, or
+a parenthesised list of them (IN, NOT IN: attributes.run_id and the datasets' keys).
 Errors are ValueError with a message for the caller (INVALID_PARAMETER_VALUE).
 """
 
@@ -37,6 +38,9 @@ NUMERIC_ATTRIBUTES = frozenset({"start_time", "end_time"})
 _ATTRIBUTE_ALIASES = {"created": "start_time", "Created": "start_time", "run_uuid": "run_id"}
 _NUMERIC_COMPARATORS = frozenset({"=", "!=", ">", ">=", "<", "<="})
 _STRING_COMPARATORS = frozenset({"=", "!=", "LIKE", "ILIKE"})
+# A run's datasets (its inputs): name, digest, and the input's mlflow.data.context tag.
+DATASET_KEYS = ("name", "digest", "context")
+_DATASET_COMPARATORS = frozenset({"=", "!=", "LIKE", "ILIKE", "IN", "NOT IN"})
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -131,6 +135,8 @@ def parse_filter(text: str) -> list[Comparison]:
         entity, key, at = _identifier(tokens, at, text)
         if entity == "attribute":
             key = canonical_attribute(key)
+        elif entity == "dataset" and key not in DATASET_KEYS:
+            raise ValueError(f"Invalid dataset key '{key}' specified. Valid keys are '{list(DATASET_KEYS)}'")
         comparator, at = _comparator(tokens, at, text)
         value, at = _value(tokens, at, text, entity, key, comparator)
         comparisons.append(Comparison(entity, key, comparator, value))
@@ -163,9 +169,13 @@ def _value(
     tokens: list[_Token], at: int, text: str, entity: Entity, key: str, comparator: str
 ) -> tuple[float | str | tuple[str, ...], int]:
     numeric = entity == "metric" or (entity == "attribute" and key in NUMERIC_ATTRIBUTES)
+    if entity == "dataset" and comparator not in _DATASET_COMPARATORS:
+        raise ValueError(f"Invalid comparator '{comparator}' not one of '{sorted(_DATASET_COMPARATORS)}'")
     if comparator in ("IN", "NOT IN"):
-        if entity != "attribute" or key != "run_id":
-            raise ValueError(f"Invalid comparator '{comparator}': IN and NOT IN apply to attributes.run_id only")
+        if entity != "dataset" and (entity != "attribute" or key != "run_id"):
+            raise ValueError(
+                f"Invalid comparator '{comparator}': IN and NOT IN apply to attributes.run_id and datasets only"
+            )
         return _value_list(tokens, at, text)
     if at >= len(tokens):
         raise ValueError(f"Invalid filter {text!r}: a value is missing")

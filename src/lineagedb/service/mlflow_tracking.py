@@ -698,8 +698,6 @@ class MlflowTracking:
             order = mlflow_filter.parse_order_by(list(request.order_by))
         except ValueError as error:
             raise _invalid(str(error)) from None
-        if any(c.entity == "dataset" for c in comparisons):
-            raise _invalid("Filtering runs by datasets is not supported by this server")
         view = request.run_view_type or pb.ACTIVE_ONLY
         stage = {pb.ACTIVE_ONLY: ACTIVE, pb.DELETED_ONLY: DELETED}.get(view)
         with self.db.transaction(write=False) as uow:
@@ -714,7 +712,7 @@ class MlflowTracking:
                     continue  # MLflow answers no runs for an unknown experiment
             if not context_ids:
                 return pb.SearchRunsResponse()
-            query = RunQuery(types.run, context_ids, stage, comparisons, order, offset, limit + 1)
+            query = RunQuery(types.run, context_ids, stage, comparisons, order, offset, limit + 1, types.dataset)
             ids = mlflow_store.search_run_ids(uow, query)
             more = len(ids) > limit
             ids = ids[:limit]

@@ -3,20 +3,30 @@
 Runs are MLMD executions (lineagedb.service.mlflow_graph); their params, tags and latest
 metric values are execution properties named with the prefixes below. Metric histories
 live in LineageDB's own tables (migration 0007). SearchRuns is one SELECT of run ids:
-every comparison an EXISTS over the property or latest-metric table, every order key an
-outer join, paged by offset (MLflow's page tokens are offsets too).
+every comparison an EXISTS over the property or latest-metric table (a dataset's name or
+digest: over the run's INPUT events to mlflow.Dataset artifacts and their properties),
+every order key an outer join, paged by offset (MLflow's page tokens are offsets too).
+
+`datasets.context` compares the input's `mlflow.data.context` tag, which is a (key, value)
+pair of steps in the event's path. EventPath rows have no position column, so SQL cannot
+pair a key step with the value step after it: the runs that match are found first by one
+read of the candidate events (INPUT events to datasets, of runs in the searched
+experiments, whose path has that key) with their paths, paired here, and the page's
+SELECT keeps the runs found.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from lineagedb.query.mlflow_filter import NUMERIC_ATTRIBUTES, Comparison, OrderKey
+from lineagedb.store.repositories import edges as edge_repo
 from lineagedb.store.repositories.nodes import NodeKind
 from lineagedb.store.tenancy import Reach
 from lineagedb.store.unit_of_work import UnitOfWork
@@ -25,6 +35,9 @@ from lineagedb.store.unit_of_work import UnitOfWork
 PARAM_PREFIX = "param."
 TAG_PREFIX = "tag."
 METRIC_PREFIX = "metric."
+# The input tag MLflow's datasets.context compares (mlflow.utils.mlflow_tags.MLFLOW_DATASET_CONTEXT).
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+_INPUT = 3  # ml_metadata.Event.INPUT
 # The largest double MySQL and PostgreSQL store; MLflow stores +-inf as these too.
 _MAX_DOUBLE = 1.7976931348623157e308
 
@@ -136,6 +149,7 @@ class RunQuery:
     order: Sequence[OrderKey]
     offset: int
     limit: int
+    dataset_type_id: int | None = None  # mlflow.Dataset; None: not registered (no run has datasets)
 
 
 def search_run_ids(uow: UnitOfWork, query: RunQuery) -> list[int]:
@@ -156,7 +170,10 @@ def search_run_ids(uow: UnitOfWork, query: RunQuery) -> list[int]:
             _property_exists(prop, execution, "lifecycle_stage", False, prop.c.string_value == query.lifecycle_stage)
         )
     for comparison in query.comparisons:
-        statement = statement.where(_condition(uow.dialect, prop, execution, comparison))
+        if comparison.entity == "dataset":
+            statement = statement.where(_dataset_condition(uow, query, execution, comparison))
+        else:
+            statement = statement.where(_condition(uow.dialect, prop, execution, comparison))
     order: list[Any] = []
     named = set()
     for index, key in enumerate(query.order):
@@ -214,6 +231,85 @@ def _condition(dialect: str, prop: sa.Table, execution: sa.Table, comparison: Co
             value = int(value) if value.is_integer() else value
         return _property_exists(prop, execution, key, False, _compare(dialect, column, comparator, value))
     raise ValueError(f"filtering on {entity}s is not supported by this server")
+
+
+def _dataset_condition(
+    uow: UnitOfWork, query: RunQuery, execution: sa.Table, comparison: Comparison
+) -> sa.ColumnElement[bool]:
+    """MLflow's dataset comparison: the run has an input dataset whose name or digest (or
+    whose input's context tag) compares true (so `!=` means "a dataset other than")."""
+    if query.dataset_type_id is None:
+        return sa.false()
+    if comparison.key == "context":
+        return execution.c.id.in_(sorted(_runs_with_context(uow, query, comparison)))
+    schema = uow.schema
+    event, artifact, prop = schema.event.alias(), schema.artifact.alias(), schema.artifact_property.alias()
+    found = (
+        sa.select(sa.literal(1))
+        .select_from(event)
+        .join(artifact, artifact.c.id == event.c.artifact_id)
+        .join(prop, prop.c.artifact_id == artifact.c.id)
+        .where(
+            event.c.execution_id == execution.c.id,
+            event.c.type == _INPUT,
+            artifact.c.type_id == query.dataset_type_id,
+            prop.c.name == comparison.key,
+            prop.c.is_custom_property == sa.false(),
+            _compare(uow.dialect, prop.c.string_value, comparison.comparator, comparison.value),
+        )
+    )
+    if uow.tenancy.reach is not Reach.ALL:
+        found = found.where(NodeKind.ARTIFACT.visible(artifact.c.id, uow.tenancy.reach))
+    return sa.exists(found)
+
+
+def _runs_with_context(uow: UnitOfWork, query: RunQuery, comparison: Comparison) -> set[int]:
+    """The runs of the searched experiments with an input dataset whose context tag compares
+    true: one read of the candidate events (and one of their paths per chunk)."""
+    schema = uow.schema
+    event, artifact, path = schema.event, schema.artifact.alias(), schema.event_path.alias()
+    association = schema.association
+    statement = (
+        sa.select(event)
+        .join(artifact, artifact.c.id == event.c.artifact_id)
+        .where(
+            event.c.type == _INPUT,
+            artifact.c.type_id == query.dataset_type_id,
+            event.c.execution_id.in_(
+                sa.select(association.c.execution_id).where(association.c.context_id.in_(list(query.context_ids)))
+            ),
+            sa.exists(
+                sa.select(sa.literal(1)).where(path.c.event_id == event.c.id, path.c.step_key == DATASET_CONTEXT_TAG)
+            ),
+            *edge_repo.event_visible(event, uow.tenancy.reach),
+        )
+        .order_by(event.c.id)
+    )
+    rows = uow.execute(statement, uow.tenancy.parameters).all()
+    matches = _text_matcher(comparison.comparator, comparison.value)
+    found: set[int] = set()
+    for item in edge_repo.rows_to_events(uow, rows):
+        steps = [step.key for step in item.path.steps]
+        pairs = zip(steps[0::2], steps[1::2], strict=False)
+        if any(key == DATASET_CONTEXT_TAG and matches(value) for key, value in pairs):
+            found.add(int(item.execution_id))
+    return found
+
+
+def _text_matcher(comparator: str, value: Any) -> Callable[[str], bool]:
+    """`_compare`'s comparison of a text value, in Python."""
+    if comparator == "=":
+        return lambda text: text == value
+    if comparator == "!=":
+        return lambda text: text != value
+    if comparator == "IN":
+        return lambda text: text in value
+    if comparator == "NOT IN":
+        return lambda text: text not in value
+    pattern = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in str(value))
+    flags = re.DOTALL | (re.IGNORECASE if comparator == "ILIKE" else 0)
+    compiled = re.compile(pattern, flags)
+    return lambda text: compiled.fullmatch(text) is not None
 
 
 def _compare(dialect: str, column: Any, comparator: str, value: Any) -> sa.ColumnElement[bool]:
