@@ -107,6 +107,12 @@ class Cluster:
         )
         return int(count)  # type: ignore[call-overload]
 
+    def standby_processes(self) -> list[int]:
+        """The standby's postmaster and every process it started (backends, WAL receiver, ...)."""
+        postmaster = int((self.standby.data / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(postmaster)], capture_output=True, text=True)
+        return [postmaster, *(int(pid) for pid in children.stdout.split())]
+
     def kill_standby(self) -> None:
         self.standby.stop("immediate")
 

@@ -6,6 +6,8 @@ write and no call fails.
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import uuid
 from collections import Counter
@@ -192,6 +194,35 @@ def test_replica_lagging_beyond_the_bound_is_skipped(cluster: Cluster, tmp_path:
         finally:
             cluster.resume_replay()
         wait_until(lambda: reads_after_found(client, newer, metrics_port, target), what="the replica to serve again")
+    finally:
+        client.close()
+        assert running.stop() == 0
+
+
+def test_hung_replica_is_set_aside_by_its_probe_and_comes_back(cluster: Cluster, tmp_path: Path) -> None:
+    # Every standby process stopped (SIGSTOP): connections stay open, nothing answers.
+    running, metrics_port = start_server(cluster, tmp_path, max_lag_s=0.5)
+    target = replica_target(cluster)
+    up = ("lineagedb_read_replica_up", (("replica", target),))
+    client = EchoingClient(running.address)
+    try:
+        type_id = artifact_type(client.stub)
+        artifact_id = put_artifact(client.call, type_id, f"hung-{uuid.uuid4().hex}")
+        wait_until(lambda: reads_after_found(client, artifact_id, metrics_port, target), what="replica reads")
+        stopped = cluster.standby_processes()
+        try:
+            for pid in stopped:
+                os.kill(pid, signal.SIGSTOP)
+            wait_until(lambda: scrape(metrics_port)[up] == 0.0, what="the probe to give up")
+            replica_reads = reads(metrics_port, target)
+            for _ in range(10):
+                client.lsn = 0
+                assert found(client.call, artifact_id)
+            assert reads(metrics_port, target) == replica_reads
+        finally:
+            for pid in stopped:
+                os.kill(pid, signal.SIGCONT)
+        wait_until(lambda: reads_after_found(client, artifact_id, metrics_port, target), what="the replica back")
     finally:
         client.close()
         assert running.stop() == 0

@@ -18,6 +18,16 @@ from lineagedb.store.replicas import PRIMARY, Replica, ReplicaSet
 
 # A replica that does not accept a connection within this long is skipped (the primary serves).
 REPLICA_CONNECT_TIMEOUT_S = 2
+# libpq options for replica connections, unless the URL sets them: a replica cut off by the
+# network (no RST) fails the reads waiting on it within ~10 s instead of holding them until the
+# kernel gives up (minutes); the read then runs on the primary.
+REPLICA_TCP_OPTIONS = {
+    "keepalives": "1",
+    "keepalives_idle": "5",
+    "keepalives_interval": "2",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "10000",
+}
 
 
 def replica_name(url: URL) -> str:
@@ -41,8 +51,9 @@ def build_replica_set(settings: Settings, primary: sa.Engine, pool: PoolSettings
             raise ConfigurationError(
                 f"--read-database {redacted(url)}: read replicas must be PostgreSQL streaming replicas"
             )
+        options = {key: value for key, value in REPLICA_TCP_OPTIONS.items() if key not in url.query}
         try:
-            engine = create_engine(url, pool, connect_timeout_s=REPLICA_CONNECT_TIMEOUT_S)
+            engine = create_engine(url.update_query_dict(options), pool, connect_timeout_s=REPLICA_CONNECT_TIMEOUT_S)
         except (sa_exc.ArgumentError, ImportError) as error:
             raise ConfigurationError(f"cannot use --read-database {redacted(url)}: {error}") from error
         replicas.append(Replica(replica_name(url), engine))

@@ -35,6 +35,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
+from concurrent import futures
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -54,8 +55,9 @@ RETRY_MIN_S = 1.0
 RETRY_MAX_S = 30.0
 # Caller addresses remembered for clients that do not carry their own write position.
 MAX_PEERS = 10_000
-# Probe statements give up after this long (a replica that hangs is as good as down).
-PROBE_TIMEOUT_MS = 2_000
+# A replica whose probe has not answered within this long is set aside like a failed one (its
+# probe may hang on a host that stopped answering; the other replicas are probed meanwhile).
+PROBE_TIMEOUT_S = 2.0
 
 # The end of this session's commit record, or a position past it: with synchronous_commit
 # off the commit may not be flushed yet, so the insert position is taken instead.
@@ -96,6 +98,7 @@ class Replica:
     failures: int = 0
     retry_at: float = 0.0
     reads: int = 0
+    probing: futures.Future[None] | None = None
 
 
 @dataclass
@@ -175,6 +178,9 @@ class ReplicaSet:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._probes = futures.ThreadPoolExecutor(
+            max_workers=max(1, len(self.replicas)), thread_name_prefix="replica-probe"
+        )
 
     # ------------------------------------------------------------------ routing (per call)
 
@@ -257,6 +263,7 @@ class ReplicaSet:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self._probes.shutdown(wait=False, cancel_futures=True)
         for replica in self.replicas:
             replica.engine.dispose()
 
@@ -284,18 +291,26 @@ class ReplicaSet:
             with self._lock:
                 if not self._samples or lsn >= self._samples[-1][1]:
                     self._samples.append((sampled_at, lsn))
+        started = []
         for replica in self.replicas:
+            if replica.probing is not None and not replica.probing.done():
+                continue  # still hanging since an earlier round: already set aside
             if not replica.up and self.clock() < replica.retry_at:
                 continue
-            self._probe(replica)
+            replica.probing = self._probes.submit(self._probe, replica)
+            started.append(replica)
+        if started:
+            futures.wait([replica.probing for replica in started if replica.probing], timeout=PROBE_TIMEOUT_S)
+            for replica in started:
+                if replica.probing is not None and not replica.probing.done():
+                    self.mark_failed(replica, None)
         self._forget_replayed_peers()
 
     def _probe(self, replica: Replica) -> None:
         probed_at = self.clock()
         try:
             with replica.engine.connect() as connection:
-                connection.exec_driver_sql(f"SET LOCAL statement_timeout = {PROBE_TIMEOUT_MS}")
-                in_recovery, replay = connection.execute(sa.text(REPLICA_SQL)).one()
+                in_recovery, replay = connection.exec_driver_sql(REPLICA_SQL).one()
                 connection.rollback()
         except sa_exc.SQLAlchemyError as error:
             self.mark_failed(replica, error)
