@@ -203,82 +203,98 @@ class MetadataStore:
 
     # -- node reads (§4.8) ------------------------------------------------------------------
 
-    def _list(self, kind: NodeKind, request: Any, scope: listing.Scope | None = None) -> tuple[list[Any], str | None]:
+    # Reads build their nodes in the response's own repeated field (`into`): copying
+    # hundreds of finished nodes into a response costs about as much as building them.
+
+    def _list(
+        self, kind: NodeKind, request: Any, into: Any, scope: listing.Scope | None = None
+    ) -> tuple[list[Any], str | None]:
         """All nodes (no options) or one page; the token is None without options."""
         scope = scope or listing.Scope()
         with self.db.transaction(write=False) as uow:
             if not request.HasField("options"):
-                return listing.list_all(uow, kind, scope), None
+                return listing.list_all(uow, kind, scope, into), None
             page = pagination.parse_page(request.options, uow.tenancy.page_token_key)
-            return listing.list_page(uow, kind, page, scope)
+            return listing.list_page(uow, kind, page, scope, into)
 
     def get_artifacts(self, request: svc.GetArtifactsRequest) -> svc.GetArtifactsResponse:
-        nodes, token = self._list(ARTIFACT, request)
-        return _with_token(svc.GetArtifactsResponse(artifacts=nodes), token)
+        response = svc.GetArtifactsResponse()
+        _, token = self._list(ARTIFACT, request, response.artifacts)
+        return _with_token(response, token)
 
     def get_executions(self, request: svc.GetExecutionsRequest) -> svc.GetExecutionsResponse:
-        nodes, token = self._list(EXECUTION, request)
-        return _with_token(svc.GetExecutionsResponse(executions=nodes), token)
+        response = svc.GetExecutionsResponse()
+        _, token = self._list(EXECUTION, request, response.executions)
+        return _with_token(response, token)
 
     def get_contexts(self, request: svc.GetContextsRequest) -> svc.GetContextsResponse:
-        nodes, token = self._list(CONTEXT, request)
-        return _with_token(svc.GetContextsResponse(contexts=nodes), token)
+        response = svc.GetContextsResponse()
+        _, token = self._list(CONTEXT, request, response.contexts)
+        return _with_token(response, token)
 
-    def _by_ids(self, kind: NodeKind, ids: Iterable[int]) -> list[Any]:
+    def _by_ids(self, kind: NodeKind, ids: Iterable[int], into: Any) -> None:
         wanted = list(ids)
-        if not wanted:
-            return []
-        with self.db.transaction(write=False) as uow:
-            return node_repo.load_by_ids(uow, kind, wanted)
+        if wanted:
+            with self.db.transaction(write=False) as uow:
+                node_repo.load_by_ids(uow, kind, wanted, into=into)
 
     def get_artifacts_by_id(self, request: svc.GetArtifactsByIDRequest) -> svc.GetArtifactsByIDResponse:
+        response = svc.GetArtifactsByIDResponse()
         wanted = list(request.artifact_ids)
         if not wanted:
-            return svc.GetArtifactsByIDResponse()
+            return response
         with self.db.transaction(write=False) as uow:
-            artifacts = node_repo.load_by_ids(uow, ARTIFACT, wanted)
-            types: list[Any] = []
+            artifacts = node_repo.load_by_ids(uow, ARTIFACT, wanted, into=response.artifacts)
             if request.populate_artifact_types and artifacts:
                 order = list(dict.fromkeys(a.type_id for a in artifacts))
                 found = type_repo.by_ids(uow, ARTIFACT_KIND, order)
-                types = [type_rules.to_message(found[i], type_rules.BY_EXTERNAL_ID) for i in order if i in found]
-        return svc.GetArtifactsByIDResponse(artifacts=artifacts, artifact_types=types)
+                response.artifact_types.extend(
+                    type_rules.to_message(found[i], type_rules.BY_EXTERNAL_ID) for i in order if i in found
+                )
+        return response
 
     def get_executions_by_id(self, request: svc.GetExecutionsByIDRequest) -> svc.GetExecutionsByIDResponse:
-        return svc.GetExecutionsByIDResponse(executions=self._by_ids(EXECUTION, request.execution_ids))
+        response = svc.GetExecutionsByIDResponse()
+        self._by_ids(EXECUTION, request.execution_ids, response.executions)
+        return response
 
     def get_contexts_by_id(self, request: svc.GetContextsByIDRequest) -> svc.GetContextsByIDResponse:
-        return svc.GetContextsByIDResponse(contexts=self._by_ids(CONTEXT, request.context_ids))
+        response = svc.GetContextsByIDResponse()
+        self._by_ids(CONTEXT, request.context_ids, response.contexts)
+        return response
 
-    def _by_type(self, kind: NodeKind, request: Any) -> tuple[list[Any], str | None]:
+    def _by_type(self, kind: NodeKind, request: Any, response: Any, into: Any) -> Any:
+        """`response` with the nodes (built in `into`) and its token: present (possibly "")
+        whenever the type has a node, absent otherwise."""
         with self.db.transaction(write=False) as uow:
             record = type_repo.by_name(uow, kind.type_kind, request.type_name, request.type_version or None)
             if record is None:
-                return [], None
+                return response
             scope = listing.Scope(type_id=record.id)
             if not request.HasField("options"):
-                return listing.list_all(uow, kind, scope), None
+                listing.list_all(uow, kind, scope, into)
+                return response
             nodes, token = listing.list_page(
-                uow, kind, pagination.parse_page(request.options, uow.tenancy.page_token_key), scope
+                uow, kind, pagination.parse_page(request.options, uow.tenancy.page_token_key), scope, into
             )
-            if nodes or token:
-                return nodes, token
             # MLMD sets the token (possibly "") whenever the type has a node, even when the
             # filter or the page position leaves this page empty; it leaves it absent only
             # for a type without nodes (§5.5, probed). Presence is visible to clients.
-            return [], "" if _has_nodes(uow, kind, scope) else None
+            if nodes or token or _has_nodes(uow, kind, scope):
+                response.next_page_token = token
+        return response
 
     def get_artifacts_by_type(self, request: svc.GetArtifactsByTypeRequest) -> svc.GetArtifactsByTypeResponse:
-        nodes, token = self._by_type(ARTIFACT, request)
-        return svc.GetArtifactsByTypeResponse(artifacts=nodes, next_page_token=token)  # None leaves it unset
+        response = svc.GetArtifactsByTypeResponse()
+        return self._by_type(ARTIFACT, request, response, response.artifacts)
 
     def get_executions_by_type(self, request: svc.GetExecutionsByTypeRequest) -> svc.GetExecutionsByTypeResponse:
-        nodes, token = self._by_type(EXECUTION, request)
-        return svc.GetExecutionsByTypeResponse(executions=nodes, next_page_token=token)  # None leaves it unset
+        response = svc.GetExecutionsByTypeResponse()
+        return self._by_type(EXECUTION, request, response, response.executions)
 
     def get_contexts_by_type(self, request: svc.GetContextsByTypeRequest) -> svc.GetContextsByTypeResponse:
-        nodes, token = self._by_type(CONTEXT, request)
-        return svc.GetContextsByTypeResponse(contexts=nodes, next_page_token=token)  # None leaves it unset
+        response = svc.GetContextsByTypeResponse()
+        return self._by_type(CONTEXT, request, response, response.contexts)
 
     def _by_type_and_name(self, kind: NodeKind, request: Any, name: str) -> Any | None:
         # An unknown type ends the call before the name is looked up; text that cannot be
@@ -444,14 +460,16 @@ class MetadataStore:
         return response
 
     def get_artifacts_by_context(self, request: svc.GetArtifactsByContextRequest) -> svc.GetArtifactsByContextResponse:
-        nodes, token = self._list(ARTIFACT, request, listing.Scope(context_id=request.context_id))
-        return _with_token(svc.GetArtifactsByContextResponse(artifacts=nodes), token)
+        response = svc.GetArtifactsByContextResponse()
+        _, token = self._list(ARTIFACT, request, response.artifacts, listing.Scope(context_id=request.context_id))
+        return _with_token(response, token)
 
     def get_executions_by_context(
         self, request: svc.GetExecutionsByContextRequest
     ) -> svc.GetExecutionsByContextResponse:
-        nodes, token = self._list(EXECUTION, request, listing.Scope(context_id=request.context_id))
-        return _with_token(svc.GetExecutionsByContextResponse(executions=nodes), token)
+        response = svc.GetExecutionsByContextResponse()
+        _, token = self._list(EXECUTION, request, response.executions, listing.Scope(context_id=request.context_id))
+        return _with_token(response, token)
 
     # -- composite writes (§4.5, §4.6) and lineage (§7) -------------------------------------------
 

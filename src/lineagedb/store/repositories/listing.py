@@ -27,17 +27,21 @@ class Scope:
     context_id: int | None = None  # artifacts via Attribution, executions via Association
 
 
-def list_all(uow: UnitOfWork, kind: NodeKind, scope: Scope = Scope()) -> list[Any]:
-    """Every readable node in scope, ordered by id (requests without options)."""
+def list_all(uow: UnitOfWork, kind: NodeKind, scope: Scope = Scope(), into: Any | None = None) -> list[Any]:
+    """Every readable node in scope, ordered by id (requests without options); built in
+    `into`, a response's repeated field, when given (see node_repo.hydrate)."""
     statement = _scope_statement(
         uow.schema, kind, scope.type_id is not None, scope.context_id is not None, uow.tenancy.reach
     )
     rows = fast_read.rows(uow, statement, {**_scope_parameters(scope), **uow.tenancy.parameters})
-    return node_repo.hydrate(uow, kind, rows)
+    return node_repo.hydrate(uow, kind, rows, into=into)
 
 
-def list_page(uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Scope = Scope()) -> tuple[list[Any], str]:
-    """One page of nodes in scope and the token of the next page ("" on the last)."""
+def list_page(
+    uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Scope = Scope(), into: Any | None = None
+) -> tuple[list[Any], str]:
+    """One page of nodes in scope and the token of the next page ("" on the last); built
+    in `into` when given."""
     filter_query.check_sensitive(uow, kind, page.filter_query)
     statement = _page_statement(
         uow.schema,
@@ -60,7 +64,7 @@ def list_page(uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Sco
         id_at, value_at = _column_positions(statement, page.column)
         keys = [_PageKey(row[id_at], row[value_at]) for row in rows]
         token = pagination.encode_token(page, keys, uow.tenancy.page_token_key)
-    return node_repo.hydrate(uow, kind, rows), token
+    return node_repo.hydrate(uow, kind, rows, into=into), token
 
 
 @functools.lru_cache(maxsize=512)
