@@ -14,12 +14,16 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from lineagedb import errors
 from lineagedb.proto.lineagedb.v1 import mlflow_tracking_pb2 as pb
 from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.service.mlflow_tracking import MlflowTracking
-from lineagedb.store import archive
+from lineagedb.store import archive, tenancy
 from lineagedb.store.unit_of_work import Database
-from tests.archive.conftest import export, import_, scratch_store, verify
+from tests.archive.conftest import TEAM, TEAM_WRITER, export, import_, scratch_store, verify
+from tests.tenancy.world import acting_as
 
 METRIC_SECTIONS = ("mlflow_metric", "mlflow_latest_metric")
 
@@ -126,3 +130,27 @@ def test_a_version_2_archive_without_metric_sections_imports(backend: str, tmp_p
         request = pb.GetMetricHistoryRequest(run_id=run_ids[0], metric_key="loss")
         assert list(tracking.get_metric_history(request).metrics) == []
         assert tracking.get_run(pb.RunIdRequest(run_id=run_ids[0])).run.info.run_name == "exp-0"
+
+
+def test_a_namespace_archive_holds_only_its_runs_metrics(backend: str, tmp_path: Path) -> None:
+    with scratch_store(backend, tmp_path / "source") as source:
+        outside = write_runs(source.database, "default-exp")
+        with source.database.transaction() as uow:
+            tenancy.create_namespace(uow, TEAM, 1_700_000_000_000)
+        with acting_as(TEAM_WRITER):
+            inside = write_runs(source.database, "team-exp")
+            expected = histories(source.database, inside)
+        path = tmp_path / "team.gz"
+        export(source.url, path, TEAM)
+        assert verify(source.url, path)[0]
+    with gzip.open(path, "rb") as file:
+        counts = json.loads(file.read().splitlines()[-1])["counts"]
+    assert counts["mlflow_metric"] == 3 * (8 + 6 + 1) and counts["mlflow_latest_metric"] == 3 * 4
+    with scratch_store(backend, tmp_path / "target") as target:
+        import_(target.url, path)
+        with acting_as(TEAM_WRITER):
+            assert histories(target.database, inside) == expected
+        tracking = MlflowTracking(target.database, MetadataStore(target.database).types)
+        request = pb.GetMetricHistoryRequest(run_id=outside[0], metric_key="loss")
+        with pytest.raises(errors.NotFoundError):
+            tracking.get_metric_history(request)

@@ -199,6 +199,7 @@ def test_search_by_datasets_compares_each_input_like_mlflow(tracking: MlflowTrac
     assert _search(tracking, experiment_id, "datasets.name ILIKE 'T%'", order) == ["a", "b"]
     assert _search(tracking, experiment_id, "datasets.context = 'training'", order) == ["a", "b"]
     assert _search(tracking, experiment_id, "datasets.context = 'eval'", order) == ["b"]
+    assert _search(tracking, experiment_id, "datasets.context = 'nothing'", order) == []
     assert _search(tracking, experiment_id, "datasets.context != 'training'", order) == ["b"]
     assert _search(tracking, experiment_id, "datasets.context LIKE 'tr_in%'", order) == ["a", "b"]
     assert _search(tracking, experiment_id, "datasets.context ILIKE 'EV%'", order) == ["b"]

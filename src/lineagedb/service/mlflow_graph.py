@@ -19,7 +19,7 @@ The types are registered once, in the first write transaction that needs them.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 from lineagedb import errors
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
@@ -86,6 +86,10 @@ _TYPES: tuple[tuple[int, str, dict[str, int]], ...] = (
 _MESSAGES = {CONTEXT_KIND: mlmd.ContextType, EXECUTION_KIND: mlmd.ExecutionType, ARTIFACT_KIND: mlmd.ArtifactType}
 
 
+# The id of an MLflow type not registered (yet) beside the others: no node has it.
+NO_TYPE = 0
+
+
 @dataclass(frozen=True)
 class MlflowTypeIds:
     experiment: int
@@ -103,23 +107,26 @@ class MlflowTypes:
         self._lock = threading.Lock()
 
     def find(self, uow: UnitOfWork) -> MlflowTypeIds | None:
-        """The ids if every type exists (reads: nothing MLflow was ever written otherwise)."""
+        """The ids, for reads: None if no MLflow type exists (nothing MLflow was ever written).
+        A type missing beside the others is NO_TYPE, which no node has: a namespace archive
+        holds only the types its nodes use, so its runs may come without the dataset type."""
         if self._ids is not None:
             return self._ids
         ids = []
         for kind, name, _properties in _TYPES:
             record = type_repo.by_name(uow, kind, name, None)
-            if record is None:
-                return None
-            ids.append(record.id)
+            ids.append(record.id if record is not None else NO_TYPE)
+        if all(type_id == NO_TYPE for type_id in ids):
+            return None
         found = MlflowTypeIds(*ids)
-        uow.after_commit(lambda: self._remember(found))
+        if NO_TYPE not in ids:
+            uow.after_commit(lambda: self._remember(found))
         return found
 
     def ensure(self, uow: UnitOfWork) -> MlflowTypeIds:
         """The ids, registering missing types (and their missing properties) in this write."""
         found = self.find(uow)
-        if found is not None:
+        if found is not None and NO_TYPE not in astuple(found):
             return found
         ids = []
         for kind, name, properties in _TYPES:

@@ -241,7 +241,10 @@ def _dataset_condition(
     if query.dataset_type_id is None:
         return sa.false()
     if comparison.key == "context":
-        return execution.c.id.in_(sorted(_runs_with_context(uow, query, comparison)))
+        # Rendered as literals (integers read from the database): SQLite's limit on bound
+        # parameters would otherwise cap the number of matching runs.
+        matching = sorted(_runs_with_context(uow, query, comparison))
+        return execution.c.id.in_(sa.bindparam(None, matching, expanding=True, literal_execute=True))
     schema = uow.schema
     event, artifact, prop = schema.event.alias(), schema.artifact.alias(), schema.artifact_property.alias()
     found = (
