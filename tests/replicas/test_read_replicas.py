@@ -7,6 +7,7 @@ write and no call fails.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import uuid
@@ -301,6 +302,10 @@ def test_killing_the_replica_under_load_fails_no_call_and_loses_no_write(
             thread.join(timeout=30)
     print(f"replica killed under load: outcomes {dict(outcomes)}; metrics {replica_metrics(metrics_port)}")
     assert set(outcomes) <= {"read OK", "write OK"}, outcomes
+    # The replica is named by host:port/database and the error by its class: no user, no driver text.
+    failed = [line for line in running.stderr().splitlines() if f"read replica {target} failed" in line]
+    assert failed and all(re.search(r"failed \((\w+|no answer)\); reads go to the primary", line) for line in failed)
+    assert not any("@" in line for line in failed), failed
     assert not failures, failures[:5]
     check_invariants(cluster.primary_url, workload.acked).assert_ok()
 
