@@ -288,6 +288,18 @@ def _runs_with_context(uow: UnitOfWork, query: RunQuery, comparison: Comparison)
         )
         .order_by(event.c.id)
     )
+    if comparison.comparator in ("=", "LIKE", "ILIKE", "IN"):
+        # Necessary, not sufficient (the matching step must also be the context's value): fewer
+        # candidates to pair for a selective comparison.
+        value_step = schema.event_path.alias()
+        statement = statement.where(
+            sa.exists(
+                sa.select(sa.literal(1)).where(
+                    value_step.c.event_id == event.c.id,
+                    _compare(uow.dialect, value_step.c.step_key, comparison.comparator, comparison.value),
+                )
+            )
+        )
     rows = uow.execute(statement, uow.tenancy.parameters).all()
     matches = _text_matcher(comparison.comparator, comparison.value)
     found: set[int] = set()
