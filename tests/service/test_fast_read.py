@@ -97,7 +97,18 @@ def _cases(store: MetadataStore, artifact_ids: list[int], execution_ids: list[in
             {"limit": 50, "after_value": 0},
         ),
         (_page(schema, "properties.s.string_value = 'ünï-7'"), {"limit": 50, "after_value": 0}),
+        # NOT IN over a column with NULLs (names of every third artifact are NULL: never listed),
+        # and IN over text.
+        (_by_name(schema, negated=True), {"names": ["a1", "a2"]}),
+        (_by_name(schema, negated=False), {"names": ["a1", "a4", "no such name"]}),
     ]
+
+
+def _by_name(schema: Any, negated: bool) -> Any:
+    artifact = schema.artifact
+    names = sa.bindparam("names", expanding=True)
+    where = artifact.c.name.not_in(names) if negated else artifact.c.name.in_(names)
+    return sa.select(artifact.c.id, artifact.c.name).where(where).order_by(artifact.c.id)
 
 
 _others = {VISIBLE_PARAMETER: ["default", "team-a", "team-b"]}  # `default` readable, and two more
@@ -133,3 +144,20 @@ def test_a_driver_error_is_classified(store: MetadataStore) -> None:
     with pytest.raises(Exception) as caught, store.db.transaction(write=False) as uow:
         fast_read.rows(uow, statement, {"ids": [1]})
     assert type(caught.value).__module__ == "lineagedb.errors"
+
+
+def test_postgresql_sends_each_list_as_one_array(store: MetadataStore) -> None:
+    # PostgreSQL gets `= ANY(array)` for integer and text lists (one parameter, whatever the
+    # length); the other backends keep one placeholder per item.
+    schema = store.db.schema
+    nodes = node_repo._statements(schema, NodeKind.ARTIFACT, Reach.RESTRICTED)[0]
+    with store.db.transaction(write=False) as uow:
+        plan = fast_read._plan(nodes, uow.connection.dialect)
+        negated = fast_read._plan(_by_name(schema, negated=True), uow.connection.dialect)
+    assert plan is not None and negated is not None
+    if store.db.dialect == "postgresql":
+        assert plan.arrays == {"ids": "BIGINT[]", VISIBLE_PARAMETER: "TEXT[]"}
+        assert " = ANY" in "".join(plan.pieces) and " IN " not in "".join(plan.pieces)
+        assert negated.pieces[0].endswith(" <> ALL")
+    else:
+        assert plan.arrays == {} and negated.arrays == {}

@@ -11,7 +11,11 @@ processors and the parameters' bind processors (the functions SQLAlchemy would
 apply) to the values that need them.
 
 The three drivers differ only in placeholders: `?` (sqlite3), `%s` (PyMySQL) and
-`%(name)s` (psycopg2). A statement this module cannot reproduce exactly (a
+`%(name)s` (psycopg2). On PostgreSQL an id list is one array parameter instead
+(`id = ANY(%(ids)s::BIGINT[])`, sent as the array's text form): the driver then quotes
+one value instead of a hundred, about a quarter of the client CPU of a 100-id
+statement, and the SQL text no longer depends on the list's length. PostgreSQL itself
+turns an IN list into the same `= ANY(array)` before planning. A statement this module cannot reproduce exactly (a
 parameter SQLAlchemy renders inline, or an empty id list on a server backend) runs
 through SQLAlchemy as before.
 """
@@ -49,6 +53,8 @@ class _Plan:
     # driver's type codes (PostgreSQL's numeric processors depend on them).
     column_types: tuple[Any, ...]
     processors: list[tuple[tuple[int, Callable[[Any], Any]], ...]]
+    # PostgreSQL: each list's array type (its pieces then end in "= ANY" / "<> ALL").
+    arrays: Mapping[str, str]
 
 
 def rows(
@@ -59,6 +65,8 @@ def rows(
     if plan is None or (uow.dialect != "sqlite" and any(not parameters.get(name, 1) for name in plan.lists)):
         return list(uow.execute(statement, parameters).all())
     values = {name: _value(plan, name, parameters) for name in plan.order}
+    if plan.arrays:
+        return _finish(uow, plan, _array_sql(plan, values), values)
     sql = [plan.pieces[0]]
     for name, piece in zip(plan.lists, plan.pieces[1:], strict=True):
         items = values[name]  # a list may appear more than once (namespace checks on both ends)
@@ -86,7 +94,13 @@ def rows(
         arguments = flat
     else:
         arguments = values
-    found, description = uow.fetch_driver_sql("".join(sql), arguments)
+    return _finish(uow, plan, "".join(sql), arguments)
+
+
+def _finish(
+    uow: UnitOfWork, plan: _Plan, sql: str, arguments: Sequence[Any] | Mapping[str, Any]
+) -> Sequence[Sequence[Any]]:
+    found, description = uow.fetch_driver_sql(sql, arguments)
     if not plan.processors:
         plan.processors.append(_result_processors(plan, uow.connection.dialect, description))
     processors = plan.processors[0]
@@ -100,6 +114,21 @@ def rows(
                 mutable[position] = process(mutable[position])
         processed.append(mutable)
     return processed
+
+
+def _array_sql(plan: _Plan, values: dict[str, Any]) -> str:
+    """PostgreSQL: the statement with one array parameter per list; `values` gets the arrays."""
+    sql = [plan.pieces[0]]
+    for name, piece in zip(plan.lists, plan.pieces[1:], strict=True):
+        sql.append(f"(%({name})s::{plan.arrays[name]})")
+        sql.append(piece)
+    for name, array_type in plan.arrays.items():
+        items = values[name]
+        if array_type == "BIGINT[]" and all(type(item) is int for item in items):
+            # The array's text form: digits and commas only, so one quoted value to send.
+            values[name] = "{" + ",".join(map(str, items)) + "}"
+        # Anything else stays a list, which the driver sends as ARRAY[...] (quoted items).
+    return "".join(sql)
 
 
 def _value(plan: _Plan, name: str, parameters: Mapping[str, Any]) -> Any:
@@ -138,7 +167,38 @@ def _plan(statement: sa.Select[Any] | sa.CompoundSelect, dialect: sa.Dialect) ->
         if convert is not None:
             converters[name] = _keep_none(convert)
     column_types = tuple(column.type for column in statement.selected_columns)
-    return _Plan(pieces, lists, positional, order, mark, bound, converters, column_types, [])
+    arrays: dict[str, str] = {}
+    if dialect.name == "postgresql" and not positional and lists:
+        rewritten = _as_arrays(pieces, lists, binds)
+        if rewritten is not None:
+            pieces, arrays = rewritten
+    return _Plan(pieces, lists, positional, order, mark, bound, converters, column_types, [], arrays)
+
+
+_ARRAY_TYPES = ((sa.Integer, "BIGINT[]"), (sa.String, "TEXT[]"))  # BigInteger, SmallInteger and Text included
+_MEMBERSHIP = ((" NOT IN ", " <> ALL"), (" IN ", " = ANY"))
+
+
+def _as_arrays(
+    pieces: tuple[str, ...], lists: tuple[str, ...], binds: Mapping[str, Any]
+) -> tuple[tuple[str, ...], dict[str, str]] | None:
+    """`x IN (list)` as `x = ANY(array)` (NOT IN as `<> ALL`): the same rows, NULLs
+    included; None when a list is not a plain IN of integers or text."""
+    rewritten = list(pieces)
+    arrays: dict[str, str] = {}
+    for index, name in enumerate(lists):
+        bind_type = binds[name].type
+        if isinstance(bind_type, sa.TypeDecorator):  # e.g. MLMDText: its values still go through its converter
+            bind_type = bind_type.impl_instance
+        array_type = next((a for t, a in _ARRAY_TYPES if isinstance(bind_type, t)), None)
+        if isinstance(bind_type, sa.Enum):  # a native enum does not compare with text
+            array_type = None
+        ending = next(((old, new) for old, new in _MEMBERSHIP if rewritten[index].endswith(old)), None)
+        if array_type is None or ending is None or arrays.get(name, array_type) != array_type:
+            return None
+        rewritten[index] = rewritten[index][: -len(ending[0])] + ending[1]
+        arrays[name] = array_type
+    return tuple(rewritten), arrays
 
 
 def _result_processors(
