@@ -535,3 +535,22 @@ def test_get_lineage_graph_boundary_prunes_nodes(store, filters):
     graph = lineage_graph(store, options)
     assert ids(graph.artifacts) == [1, 2] and ids(graph.executions) == [1]
     assert edges_of(graph) == [(1, 1), (2, 1)]
+
+
+def test_get_lineage_subgraph_types_follow_every_type_change(store, filters):
+    # The answer's types are reused between calls while the type rows are unchanged: a new
+    # type, a property added to a type and a new version must each show at once.
+    probed_example(store)
+    before = subgraph(store, "id = 1")
+    names = [t.name for t in before.artifact_types]
+    put_type = store.put_artifact_type
+    put_type(svc.PutArtifactTypeRequest(artifact_type=mlmd.ArtifactType(name="Fresh")))
+    assert [t.name for t in subgraph(store, "id = 1").artifact_types] == [*names, "Fresh"]
+    grown = mlmd.ArtifactType(name="Fresh", properties={"size": mlmd.INT})
+    put_type(svc.PutArtifactTypeRequest(artifact_type=grown, can_add_fields=True))
+    [fresh] = [t for t in subgraph(store, "id = 1").artifact_types if t.name == "Fresh"]
+    assert dict(fresh.properties) == {"size": mlmd.INT}
+    put_type(svc.PutArtifactTypeRequest(artifact_type=mlmd.ArtifactType(name="Fresh", version="v2")))
+    answer = subgraph(store, "id = 1", mask=["artifact_types"])
+    assert [(t.name, t.version) for t in answer.artifact_types][-2:] == [("Fresh", ""), ("Fresh", "v2")]
+    assert answer == mlmd.LineageGraph(artifact_types=answer.artifact_types)  # the mask still holds

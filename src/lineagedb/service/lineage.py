@@ -9,8 +9,10 @@ the statements live in `lineagedb.store.repositories.lineage`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from lineagedb import errors
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
@@ -20,10 +22,11 @@ from lineagedb.store.bootstrap import SYSTEM_TYPE_NAMES
 from lineagedb.store.repositories import lineage as lineage_repo
 from lineagedb.store.repositories import listing
 from lineagedb.store.repositories import nodes as node_repo
+from lineagedb.store.repositories import types as type_repo
 from lineagedb.store.repositories.lineage import EventRow
 from lineagedb.store.repositories.nodes import NodeKind
 from lineagedb.store.repositories.types import TypeRecord
-from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND
+from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND, Schema
 from lineagedb.store.unit_of_work import UnitOfWork
 
 Options = mlmd.LineageSubgraphQueryOptions
@@ -208,21 +211,21 @@ def get_lineage_subgraph(uow: UnitOfWork, options: Options, mask_paths: Iterable
 def assemble(uow: UnitOfWork, found: Traversal, fields: Collection[str]) -> mlmd.LineageGraph:
     """Build the LineageGraph, reading only what the mask asks for."""
     graph = mlmd.LineageGraph()
-    if {"artifact_types", "execution_types", "context_types"} & set(fields):
-        by_kind = _types_by_kind(lineage_repo.all_types(uow))
-        for name, kind in (
-            ("artifact_types", ARTIFACT_KIND),
-            ("execution_types", EXECUTION_KIND),
-            ("context_types", CONTEXT_KIND),
-        ):
-            if name in fields:
-                getattr(graph, name).extend(type_rules.to_message(r, type_rules.LINEAGE) for r in by_kind[kind])
+    type_fields = frozenset(_TYPE_FIELDS) & frozenset(fields)
+    if type_fields:
+        # Every answer carries every type: read their rows (one statement) and reuse the
+        # messages built from equal rows (types change rarely, answers are frequent).
+        graph.MergeFrom(_types_part(uow.schema, type_repo.all_type_rows(uow), type_fields))
     if "artifacts" in fields:
-        graph.artifacts.extend(mlmd.Artifact(id=i) for i in found.artifact_ids)
+        add_artifact = graph.artifacts.add
+        for artifact_id in found.artifact_ids:
+            add_artifact(id=artifact_id)
     if "executions" in fields:
-        graph.executions.extend(mlmd.Execution(id=i) for i in found.execution_ids)
+        add_execution = graph.executions.add
+        for execution_id in found.execution_ids:
+            add_execution(id=execution_id)
     if "events" in fields:
-        graph.events.extend(lineage_repo.to_events(uow, found.events))
+        lineage_repo.to_events(uow, found.events, into=graph.events)
     attributions = (
         lineage_repo.attributions(uow, found.artifact_ids) if {"attributions", "contexts"} & set(fields) else []
     )
@@ -242,6 +245,21 @@ def assemble(uow: UnitOfWork, found: Traversal, fields: Collection[str]) -> mlmd
         )
     # parent_contexts is never populated by MLMD (§7.1), whatever the mask says.
     return graph
+
+
+_TYPE_FIELDS = {"artifact_types": ARTIFACT_KIND, "execution_types": EXECUTION_KIND, "context_types": CONTEXT_KIND}
+
+
+@functools.lru_cache(maxsize=8)
+def _types_part(schema: Schema, rows: tuple[tuple[Any, ...], ...], names: frozenset[str]) -> mlmd.LineageGraph:
+    """A LineageGraph holding only the types named (`names`), as of the type rows `rows`.
+    Callers merge it into their answer and never change it."""
+    by_kind = _types_by_kind(type_repo.all_types_from_rows(schema, rows))
+    part = mlmd.LineageGraph()
+    for name, kind in _TYPE_FIELDS.items():
+        if name in names:
+            getattr(part, name).extend(type_rules.to_message(r, type_rules.LINEAGE) for r in by_kind[kind])
+    return part
 
 
 def _types_by_kind(records: Iterable[TypeRecord]) -> dict[int, list[TypeRecord]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -22,7 +21,7 @@ from lineagedb.store.repositories import edges as edge_repo
 from lineagedb.store.repositories import types as type_repo
 from lineagedb.store.repositories.nodes import NodeKind
 from lineagedb.store.repositories.types import TypeRecord
-from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND, Schema
+from lineagedb.store.schema import Schema
 from lineagedb.store.tenancy import Reach
 from lineagedb.store.unit_of_work import UnitOfWork
 
@@ -39,9 +38,9 @@ class EventRow(NamedTuple):
     milliseconds_since_epoch: int | None
 
 
-@dataclass(frozen=True)
-class LinkRow:
-    """An Attribution (node = artifact) or Association (node = execution) row."""
+class LinkRow(NamedTuple):
+    """An Attribution (node = artifact) or Association (node = execution) row (a tuple,
+    for the reason EventRow is one)."""
 
     node_id: int
     context_id: int
@@ -119,7 +118,7 @@ def events_touching(
         if as_of_ms is not None:
             parameters["as_of"] = as_of_ms
         found = fast_read.rows(uow, statement, parameters)
-        rows.extend(EventRow(int(r[0]), int(r[1]), int(r[2]), int(r[3]), r[4]) for r in found)
+        rows.extend(map(EventRow._make, found))
     if len(frontier) > uow.id_chunk:
         rows.sort(key=lambda row: row.id)
     return rows
@@ -211,11 +210,10 @@ def _links(uow: UnitOfWork, table: sa.Table, owner_column: str, ids: Collection[
     rows: list[LinkRow] = []
     for chunk in _chunks(uow, ids):
         found = fast_read.rows(uow, statement, {"ids": chunk, **visibility})
-        rows.extend(LinkRow(int(row[0]), int(row[1])) for row in found)
+        rows.extend(map(LinkRow._make, found))
     return rows  # chunks are ascending and disjoint, so the concatenation stays ordered
 
 
 def all_types(uow: UnitOfWork) -> list[TypeRecord]:
-    """Every type of every kind, system types included, ordered by id (three statements)."""
-    t = uow.schema.type
-    return type_repo.load_types(uow, t.c.type_kind.in_([ARTIFACT_KIND, EXECUTION_KIND, CONTEXT_KIND]))
+    """Every type of every kind, system types included, ordered by id (one statement)."""
+    return type_repo.all_types_from_rows(uow.schema, type_repo.all_type_rows(uow))

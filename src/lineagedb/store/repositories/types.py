@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from lineagedb.store import fast_read
-from lineagedb.store.schema import Schema
+from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND, Schema
 from lineagedb.store.unit_of_work import UnitOfWork
 
 
@@ -65,6 +65,28 @@ def load_types(
     else:
         query = _types_query(uow.schema).where(where)
         rows = list(uow.execute(query).all())
+    return _records(query, rows)
+
+
+@functools.cache
+def _all_types_statement(schema: Schema) -> sa.Select[Any]:
+    t = schema.type
+    return _types_query(schema).where(t.c.type_kind.in_([ARTIFACT_KIND, EXECUTION_KIND, CONTEXT_KIND]))
+
+
+def all_type_rows(uow: UnitOfWork) -> tuple[tuple[Any, ...], ...]:
+    """The rows of every type of every kind, system types included (one statement), as a
+    hashable value: equal rows give equal types, so a caller may reuse what it built from
+    them (see `all_types_from_rows`)."""
+    return tuple(tuple(row) for row in fast_read.rows(uow, _all_types_statement(uow.schema), {}))
+
+
+def all_types_from_rows(schema: Schema, rows: Sequence[Sequence[Any]]) -> list[TypeRecord]:
+    """The types `all_type_rows` read, ordered by id."""
+    return _records(_all_types_statement(schema), rows)
+
+
+def _records(query: sa.Select[Any], rows: Sequence[Sequence[Any]]) -> list[TypeRecord]:
     at = _positions(query)
     id_, kind, name, version, description = at["id"], at["type_kind"], at["name"], at["version"], at["description"]
     external_id, input_type, output_type = at["external_id"], at["input_type"], at["output_type"]
