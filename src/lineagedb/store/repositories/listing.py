@@ -62,7 +62,11 @@ def list_page(
     if len(rows) > page.size:
         rows = rows[: page.size]
         id_at, value_at = _column_positions(statement, page.column)
-        keys = [_PageKey(row[id_at], row[value_at]) for row in rows]
+        # A token records the last row and the rows sharing its order value: only that tail.
+        last_value, start = rows[-1][value_at], len(rows) - 1
+        while start > 0 and rows[start - 1][value_at] == last_value:
+            start -= 1
+        keys = [_PageKey(row[id_at], row[value_at]) for row in rows[start:]]
         token = pagination.encode_token(page, keys, uow.tenancy.page_token_key)
     return node_repo.hydrate(uow, kind, rows, into=into), token
 
