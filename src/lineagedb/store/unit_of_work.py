@@ -25,12 +25,14 @@ from sqlalchemy import exc as sa_exc
 
 from lineagedb import errors
 from lineagedb.store import audit_log, locks
+from lineagedb.store.admission import Admission
 from lineagedb.store.engine import (
     BEGIN_PENDING,
     COMMIT_RESULT,
     COMMIT_SUFFIX,
     EXCLUSIVE,
     SHARED,
+    SQLITE_BUSY_TIMEOUT_MS,
     begin_prefix,
     is_sqlite_memory,
 )
@@ -270,6 +272,9 @@ class Database:
         self.statistics = StatisticsKeeper(engine)
         # A private in-memory SQLite database lives on one shared connection.
         self._serialize = threading.RLock() if is_sqlite_memory(engine.url) else None
+        # A SQLite file: a few threads at a time inside it (store.admission).
+        wait_s = SQLITE_BUSY_TIMEOUT_MS / 1000
+        self._admission = Admission(wait_s) if self.dialect == "sqlite" and self._serialize is None else None
 
     @contextmanager
     def transaction(self, write: bool = True, exclusive: bool = False) -> Iterator[UnitOfWork]:
@@ -281,7 +286,10 @@ class Database:
             if self.require_tenancy:
                 raise errors.PermissionDeniedError("the call's namespaces could not be determined")
             tenancy = UNRESTRICTED
-        lock = self._serialize if self._serialize is not None else nullcontext()
+        if self._admission is not None:
+            lock: contextlib.AbstractContextManager[Any] = self._admission.admitted(write)
+        else:
+            lock = self._serialize if self._serialize is not None else nullcontext()
         with lock:
             uow = self._run(write, tenancy, exclusive)
             yield from uow
