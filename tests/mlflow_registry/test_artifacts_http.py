@@ -77,11 +77,7 @@ def test_upload_download_list_delete_streams_bytes_unchanged(open_server: tuple[
     base = f"{server.base}{ARTIFACTS}/{experiment}/{RUN_ID}/artifacts"
     payload = os.urandom(3 * 1024 * 1024 + 7)
 
-    def chunks() -> Iterator[bytes]:  # a streamed body, no Content-Length
-        for start in range(0, len(payload), 256 * 1024):
-            yield payload[start : start + 256 * 1024]
-
-    put = httpx.put(f"{base}/model/weights.bin", content=chunks(), timeout=30)
+    put = httpx.put(f"{base}/model/weights.bin", content=streamed(payload), timeout=30)
     assert (put.status_code, put.json()) == (200, {})
     assert httpx.put(f"{base}/model/MLmodel", content=b"flavor: x\n", timeout=30).status_code == 200
     assert httpx.put(f"{base}/page.html", content=b"<script>alert(1)</script>", timeout=30).status_code == 200
@@ -142,9 +138,9 @@ def test_paths_outside_the_root_are_refused(open_server: tuple[HttpServer, Path,
         assert (answer.status_code, answer.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST"), path
 
 
-@pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AuthServer, str, str]]:
-    directory = tmp_path_factory.mktemp("artifacts-auth")
+def start_secured(directory: Path) -> tuple[AuthServer, str]:
+    """A server with tokens, the three-namespace policy, the audit log and an artifact root
+    in `directory`; and its HTTP base URL."""
     key_file = directory / "audit.key"
     key_file.write_bytes(KEY)
     auth = start_auth_server(
@@ -154,8 +150,19 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AuthServ
         ("team-a", "team-b", "shared"),
         ["--http-port", "0", "--artifact-root", str(directory / "root"), "--audit-key-file", str(key_file)],
     )
+    return auth, f"http://127.0.0.1:{wait_http_port(auth.server)}"
+
+
+def streamed(payload: bytes) -> Iterator[bytes]:
+    """`payload` as a streamed request body (no Content-Length), in 256 KiB chunks."""
+    for start in range(0, len(payload), 256 * 1024):
+        yield payload[start : start + 256 * 1024]
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AuthServer, str, str]]:
+    auth, base = start_secured(tmp_path_factory.mktemp("artifacts-auth"))
     try:
-        base = f"http://127.0.0.1:{wait_http_port(auth.server)}"
         experiment = make_run(base, _as(auth, "alice"), admin=_as(auth, "root"))
         yield auth, base, experiment
         auth.assert_log_has_no_secret()

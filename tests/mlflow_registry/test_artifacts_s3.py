@@ -28,6 +28,7 @@ from tests.mlflow_registry.test_artifacts_http import (
     RUN_ID,
     assert_artifacts_follow_the_runs_namespace,
     make_run,
+    streamed,
 )
 from tests.mlflow_registry.test_mlflow_client import run_scenario
 from tests.ops.conftest import free_port, run_to_exit
@@ -66,11 +67,7 @@ def test_s3_upload_download_list_delete_streams_bytes_unchanged(
     base = f"{server.base}{ARTIFACTS}/{run_path}"
     payload = os.urandom(12 * 1024 * 1024 + 7)  # more than one 8 MiB part: a multipart upload
 
-    def chunks() -> Iterator[bytes]:  # a streamed body, no Content-Length
-        for start in range(0, len(payload), 256 * 1024):
-            yield payload[start : start + 256 * 1024]
-
-    put = httpx.put(f"{base}/model/weights.bin", content=chunks(), timeout=60)
+    put = httpx.put(f"{base}/model/weights.bin", content=streamed(payload), timeout=60)
     assert (put.status_code, put.json()) == (200, {})
     assert httpx.put(f"{base}/model/MLmodel", content=b"flavor: x\n", timeout=30).status_code == 200
     assert httpx.put(f"{base}/page.html", content=b"<script>alert(1)</script>", timeout=30).status_code == 200

@@ -14,29 +14,17 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.audit.conftest import KEY
-from tests.auth.conftest import AuthServer, make_callers, start_auth_server
-from tests.auth.test_grpc_auth import POLICY, PRINCIPALS
-from tests.http.conftest import wait_http_port
-from tests.mlflow_registry.test_artifacts_http import ARTIFACTS
+from tests.auth.conftest import AuthServer
+from tests.mlflow_registry.test_artifacts_http import ARTIFACTS, start_secured
 
 LIST = "/api/2.0/mlflow/artifacts/list"
 
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AuthServer, str]]:
-    directory = tmp_path_factory.mktemp("list-artifacts")
-    key_file = directory / "audit.key"
-    key_file.write_bytes(KEY)
-    auth = start_auth_server(
-        directory,
-        make_callers(PRINCIPALS),
-        POLICY,
-        ("team-a", "team-b", "shared"),
-        ["--http-port", "0", "--artifact-root", str(directory / "root"), "--audit-key-file", str(key_file)],
-    )
+    auth, base = start_secured(tmp_path_factory.mktemp("list-artifacts"))
     try:
-        yield auth, f"http://127.0.0.1:{wait_http_port(auth.server)}"
+        yield auth, base
         auth.assert_log_has_no_secret()
     finally:
         auth.close()
