@@ -1,4 +1,7 @@
-"""Racing writers on one database: two server processes, many client threads.
+"""Racing writers on one database: three server processes, many client threads.
+
+Every outcome is asserted exactly as one server gives it (one winner, the others
+ALREADY_EXISTS, one row): several stateless servers on one database behave as one.
 
 Each round releases all threads at once through a barrier. Round counts are small
 ("smoke") by default; LINEAGEDB_RACE_ROUNDS raises them for soak runs.
@@ -25,22 +28,24 @@ from lineagedb.store.schema import schema_for
 from tests.conftest import LiveServer, start_server, stop_server
 
 ROUNDS = int(os.environ.get("LINEAGEDB_RACE_ROUNDS", "12"))
-THREADS = 8  # four per server
+SERVERS = 3
+THREADS = 9  # three per server
 Outcome = tuple[str, Any]  # ("OK", response) or (status name, details)
 
 
 @pytest.fixture
-def two_servers(database_url: str) -> Iterator[list[LiveServer]]:
-    first = start_server(database_url)  # creates the schema
-    second = start_server(database_url)
-    yield [first, second]
-    for server in (first, second):
+def servers(database_url: str) -> Iterator[list[LiveServer]]:
+    started = [start_server(database_url)]  # creates the schema
+    started += [start_server(database_url) for _ in range(SERVERS - 1)]
+    yield started
+    for server in started:
         assert stop_server(server) == 0
 
 
 @pytest.fixture
-def stubs(two_servers: list[LiveServer]) -> Iterator[list[svc_grpc.MetadataStoreServiceStub]]:
-    channels = [server.channel() for server in two_servers for _ in range(THREADS // 2)]
+def stubs(servers: list[LiveServer]) -> Iterator[list[svc_grpc.MetadataStoreServiceStub]]:
+    # Thread i calls server i % SERVERS: each race has every server in it.
+    channels = [servers[i % SERVERS].channel() for i in range(THREADS)]
     yield [svc_grpc.MetadataStoreServiceStub(channel) for channel in channels]
     for channel in channels:
         channel.close()
@@ -180,7 +185,7 @@ def test_duplicate_events_racing_store_one_row(stubs, database_url):
 
 def test_optimistic_updates_racing_never_both_succeed(stubs):
     type_id = put_type(stubs[0], "Model")
-    pair = [stubs[0], stubs[-1]]  # one client on each server
+    pair = [stubs[0], stubs[1]]  # clients of two different servers
     for round_ in range(ROUNDS):
         artifact_id = (
             pair[0].PutArtifacts(svc.PutArtifactsRequest(artifacts=[mlmd.Artifact(type_id=type_id)])).artifact_ids[0]
@@ -228,3 +233,20 @@ def test_cold_start_of_three_servers_on_an_empty_database(database_url):
     finally:
         for server in servers:
             stop_server(server)
+
+
+def test_a_type_grown_on_one_server_is_used_at_once_on_the_others(stubs):
+    # Each server caches types; a property added through one server must be usable and
+    # visible through every other server on its next call.
+    model = mlmd.ArtifactType(name="Grown", properties={"p": mlmd.INT})
+    type_id = stubs[0].PutArtifactType(svc.PutArtifactTypeRequest(artifact_type=model)).type_id
+    for server in range(SERVERS):  # every server has the type cached now
+        artifact = mlmd.Artifact(type_id=type_id, properties={"p": mlmd.Value(int_value=server)})
+        stubs[server].PutArtifacts(svc.PutArtifactsRequest(artifacts=[artifact]))
+    grown = mlmd.ArtifactType(name="Grown", properties={"p": mlmd.INT, "q": mlmd.STRING})
+    stubs[0].PutArtifactType(svc.PutArtifactTypeRequest(artifact_type=grown, can_add_fields=True))
+    for server in range(1, SERVERS):
+        artifact = mlmd.Artifact(type_id=type_id, properties={"q": mlmd.Value(string_value=f"on {server}")})
+        stubs[server].PutArtifacts(svc.PutArtifactsRequest(artifacts=[artifact]))
+        seen = stubs[server].GetArtifactType(svc.GetArtifactTypeRequest(type_name="Grown")).artifact_type
+        assert dict(seen.properties) == {"p": mlmd.INT, "q": mlmd.STRING}
