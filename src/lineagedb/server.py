@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import gc
 import ipaddress
 import logging
 import os
@@ -451,6 +452,11 @@ def serve(settings: Settings) -> int:
     running.supervisor.start()
     if running.retention is not None:
         running.retention.start()
+    # Everything allocated so far (modules, descriptors, compiled statements, caches) lives
+    # as long as the process. Moved out of the collector's reach, a full collection no
+    # longer walks it: a 10,000-node Provenance answer allocates enough objects to trigger
+    # several, which cost about a fifth of its time before.
+    gc.freeze()
     _STOP.wait()
     started = time.monotonic()
     running.stop(grace=settings.shutdown_grace_s, drain_s=settings.shutdown_drain_s)

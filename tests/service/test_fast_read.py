@@ -161,3 +161,24 @@ def test_postgresql_sends_each_list_as_one_array(store: MetadataStore) -> None:
         assert negated.pieces[0].endswith(" <> ALL")
     else:
         assert plan.arrays == {} and negated.arrays == {}
+
+
+def test_booleans_are_converted_unless_the_reader_only_tests_their_truth(store: MetadataStore) -> None:
+    artifact_ids, _ = _populate(store)
+    properties = node_repo._statements(store.db.schema, NodeKind.ARTIFACT)[1]
+    assert properties.get_execution_options()[fast_read.TRUTHY_BOOLEANS]
+    plain = properties.execution_options(**{fast_read.TRUTHY_BOOLEANS: False})
+    with store.db.transaction(write=False) as uow:
+        truthy = fast_read.rows(uow, properties, {"ids": artifact_ids})
+        converted = fast_read.rows(uow, plain, {"ids": artifact_ids})
+    bool_values = [row[7] for row in converted if row[7] is not None]
+    assert bool_values and all(type(value) is bool for value in bool_values)
+    assert {False, True} <= set(bool_values)
+    # Same truth values either way; only the conversion is skipped.
+    assert [[bool(v) if i in (2, 7) and v is not None else v for i, v in enumerate(r)] for r in truthy] == [
+        list(r) for r in converted
+    ]
+    # What readers see is unchanged: booleans are booleans in the messages.
+    with store.db.transaction(write=False) as uow:
+        messages = node_repo.load_by_ids(uow, NodeKind.ARTIFACT, artifact_ids)
+    assert [m.properties["b"].bool_value for m in messages] == [i % 2 == 0 for i in range(12)]

@@ -112,7 +112,7 @@ def fill_properties(rows: Any, nodes: dict[int, Any], sealed: list[tuple[Any, bo
                     raise errors.InvalidArgumentError("a stored struct property cannot be decoded")
                 target.struct_value.CopyFrom(struct)
             elif sealed is not None and string_value.startswith(ENVELOPE_PREFIX):
-                sealed.append((node, is_custom, name, string_value))
+                sealed.append((node, bool(is_custom), name, string_value))
             else:
                 target.string_value = string_value
         elif proto_value is not None:

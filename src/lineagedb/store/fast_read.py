@@ -32,6 +32,11 @@ import sqlalchemy as sa
 
 from lineagedb.store.unit_of_work import UnitOfWork
 
+# An execution option a statement carries when its reader only tests its Boolean columns
+# for truth: their values then come back as the driver gives them (0/1 on SQLite and MySQL),
+# without a conversion per row.
+TRUTHY_BOOLEANS = "lineagedb_truthy_booleans"
+
 _EXPANDING = re.compile(r"\(__\[POSTCOMPILE_(\w+)\]\)")
 
 
@@ -55,6 +60,9 @@ class _Plan:
     processors: list[tuple[tuple[int, Callable[[Any], Any]], ...]]
     # PostgreSQL: each list's array type (its pieces then end in "= ANY" / "<> ALL").
     arrays: Mapping[str, str]
+    # The statement's reader only tests its Boolean columns for truth (TRUTHY_BOOLEANS), so
+    # the 0/1 that SQLite and MySQL return need no conversion.
+    truthy_booleans: bool
 
 
 def rows(
@@ -106,13 +114,19 @@ def _finish(
     processors = plan.processors[0]
     if not processors:
         return found
-    processed = []
-    for row in found:
-        mutable = list(row)
+    # Rows are copied only where a value needs converting: most processed columns of the
+    # hot reads (a property's proto value, say) are NULL in most rows.
+    processed: list[Sequence[Any]] = found  # type: ignore[assignment]
+    for index, row in enumerate(found):
+        mutable = None
         for position, process in processors:
-            if mutable[position] is not None:
-                mutable[position] = process(mutable[position])
-        processed.append(mutable)
+            value = row[position]
+            if value is not None:
+                if mutable is None:
+                    mutable = list(row)
+                mutable[position] = process(value)
+        if mutable is not None:
+            processed[index] = mutable
     return processed
 
 
@@ -172,7 +186,8 @@ def _plan(statement: sa.Select[Any] | sa.CompoundSelect, dialect: sa.Dialect) ->
         rewritten = _as_arrays(pieces, lists, binds)
         if rewritten is not None:
             pieces, arrays = rewritten
-    return _Plan(pieces, lists, positional, order, mark, bound, converters, column_types, [], arrays)
+    truthy = bool(statement.get_execution_options().get(TRUTHY_BOOLEANS))
+    return _Plan(pieces, lists, positional, order, mark, bound, converters, column_types, [], arrays, truthy)
 
 
 _ARRAY_TYPES = ((sa.Integer, "BIGINT[]"), (sa.String, "TEXT[]"))  # BigInteger, SmallInteger and Text included
@@ -207,6 +222,8 @@ def _result_processors(
     codes = [entry[1] for entry in description] if description else [None] * len(plan.column_types)
     processors = []
     for position, (column_type, code) in enumerate(zip(plan.column_types, codes, strict=True)):
+        if plan.truthy_booleans and isinstance(column_type, sa.Boolean):
+            continue
         process = column_type.dialect_impl(dialect).result_processor(dialect, code)
         if process is not None:
             processors.append((position, process))

@@ -127,6 +127,7 @@ def _paths_statement(schema: Schema, dialect: str) -> sa.Select[Any]:
     p = schema.event_path
     columns = (p.c.event_id, p.c.is_index_step, p.c.step_index, p.c.step_key)
     query = sa.select(*columns).where(p.c.event_id.in_(sa.bindparam("ids", expanding=True)))
+    query = query.execution_options(**{fast_read.TRUTHY_BOOLEANS: True})  # _load_paths tests is_index_step
     # EventPath has no key; steps come back in insertion order via the physical row id.
     physical = {"sqlite": "rowid", "postgresql": "ctid"}.get(dialect)
     return query.order_by(p.c.event_id, sa.literal_column(physical)) if physical is not None else query

@@ -225,7 +225,10 @@ def _statements(
     columns = sa.select(
         owner, props.c.name, props.c.is_custom_property, *(props.c[c] for c in codecs.PROPERTY_VALUE_COLUMNS)
     )
-    return nodes, columns.where(owner.in_(sa.bindparam("ids", expanding=True))), columns
+    by_owner = columns.where(owner.in_(sa.bindparam("ids", expanding=True)))
+    # codecs.fill_properties, their one reader, tests is_custom_property and bool_value for truth.
+    by_owner = by_owner.execution_options(**{fast_read.TRUTHY_BOOLEANS: True})
+    return nodes, by_owner, columns
 
 
 def hydrate(
