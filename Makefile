@@ -21,7 +21,7 @@ PROTO_SOURCES := $(shell find protos -name '*.proto')
 PROTO_STAMP := src/lineagedb/proto/.generated
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto serve test test-fast soak lint typecheck bench bench-workers mlmd-venv mlflow-venv client-venvs clean
+.PHONY: help install proto serve test test-fast soak lint typecheck bench bench-workers bench-scale mlmd-venv mlflow-venv client-venvs clean
 
 help: ## List the commands
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -108,6 +108,9 @@ bench: install mlmd-venv mlflow-venv client-venvs ## Benchmark against MLMD's ow
 
 bench-workers: install ## Throughput of --workers 1 vs 2 on PostgreSQL with 8 concurrent clients
 	$(BIN)/python bench/workers.py
+
+bench-scale: install ## Grow a store to 10^7 artifacts on PostgreSQL (10^6 on SQLite, MariaDB): load and read costs per size (BENCH_SCALE_ARGS="--max 1000000 --backends postgresql"; see bench/README.md)
+	$(BIN)/python bench/scale.py $(BENCH_SCALE_ARGS)
 
 clean: ## Remove virtualenvs and generated code
 	rm -rf $(VENV) $(MLMD_VENV) $(MLFLOW_VENV) $(CLIENT313_VENV) $(CLIENT312_VENV) src/lineagedb/proto

@@ -1,0 +1,785 @@
+"""Scale to 10^7 records (issue 19 item 4): load throughput, read and lineage latency at each
+size of one growing store, server memory, and CPU per operation with 1 and 3 servers.
+
+One store per backend grows in steps (default 10^5 -> 10^6 -> 10^7 artifacts on PostgreSQL,
+10^5 -> 10^6 on SQLite and MariaDB); the shape is `bench/scale_data.py` (pipelines of 100 runs
+of 10 steps; half as many executions and twice as many events as artifacts, properties and
+pipeline/run contexts on every node). How each part gets in:
+
+* the first step (at most ``--api-max`` artifacts, default 10^5) through one LineageDB server:
+  one PutLineageSubgraph per run (20 artifacts, 10 executions, 38 events, two contexts) plus
+  one PutEvents for the run's reads of its pipeline's dataset, sequential from one client: the
+  API load throughput;
+* every later step set-based into the tables with the same rows (PostgreSQL: COPY, with the
+  tables' non-unique indexes dropped and rebuilt around it, then ANALYZE; SQLite and MariaDB:
+  multi-row INSERTs), then a check through the server that sampled rows read back right.
+
+At every size the same operations are timed through gRPC on random targets (median of
+``--reps``): GetArtifactsByID/GetExecutionsByID of 100 ids, a context by name, by-context
+reads, the first page of a broad filter (1% of artifacts), the full walk of a selective filter
+(100 artifacts) and of a context filter, GetLineageSubgraph (4 and 20 hops) and lineagedb.v1
+Provenance and Impact; plus the server's RSS (/proc). Finally on PostgreSQL (``--concurrency``)
+24 client processes run a read mix against 1 and 3 servers: operations per server CPU-second
+and per CPU-second of the database's backends.
+
+    .venv/bin/python bench/scale.py [--backends postgresql,sqlite,mysql] [--max 10000000]
+        [--sizes 100000,1000000,10000000] [--reps 15] [--keep] [--no-concurrency]
+
+Writes bench/scale_results.json (or --out) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import io
+import json
+import multiprocessing
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import scale_data as data
+from run import LINEAGEDB, log, machine_info, running, server_url, unreachable
+from workers import CLOCK_TICKS, _processes, _stat_fields, _tree
+
+from lineagedb.proto.lineagedb.v1 import lineage_pb2 as lpb
+from lineagedb.proto.lineagedb.v1 import lineage_pb2_grpc as lpb_grpc
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
+from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
+from lineagedb.store.schema import schema_for
+
+BENCH = Path(__file__).resolve().parent
+DEFAULT_SIZES = {"postgresql": [10**5, 10**6, 10**7], "sqlite": [10**5, 10**6], "mysql": [10**5, 10**6]}
+SCRATCH = "lineagedb_scale"
+BIG_TABLES = tuple(data.COLUMNS)
+SCHEMA_ATTR = {
+    "artifact": "artifact",
+    "artifactproperty": "artifact_property",
+    "execution": "execution",
+    "executionproperty": "execution_property",
+    "event": "event",
+    "attribution": "attribution",
+    "association": "association",
+}
+MAX_MESSAGE = 256 * 1024 * 1024
+
+
+# ---------------------------------------------------------------- the scratch database
+
+
+@contextlib.contextmanager
+def scratch(backend: str, directory: Path, keep: bool) -> Iterator[str]:
+    """The dedicated scratch database, created empty (dropped first if a run left one)."""
+    if backend == "sqlite":
+        path = directory / f"{SCRATCH}.db"
+        path.unlink(missing_ok=True)
+        yield f"sqlite:///{path}"
+        if not keep:
+            path.unlink(missing_ok=True)
+        return
+    admin_url = make_url(server_url(backend))
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            quoted = f'"{SCRATCH}" WITH (FORCE)' if backend == "postgresql" else f"`{SCRATCH}`"
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted}"))
+
+    drop()
+    with admin.connect() as connection:
+        suffix = "" if backend == "postgresql" else " CHARACTER SET utf8mb4"
+        quoted = f'"{SCRATCH}"' if backend == "postgresql" else f"`{SCRATCH}`"
+        connection.execute(sa.text(f"CREATE DATABASE {quoted}{suffix}"))
+    try:
+        yield admin_url.set(database=SCRATCH).render_as_string(hide_password=False)
+    finally:
+        if not keep:
+            drop()
+        admin.dispose()
+
+
+def disk_bytes(engine: sa.Engine, backend: str, url: str) -> int | None:
+    with engine.connect() as connection:
+        if backend == "postgresql":
+            return int(connection.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one())
+        if backend == "mysql":
+            value = connection.execute(
+                sa.text(
+                    "SELECT SUM(data_length + index_length) FROM information_schema.tables"
+                    " WHERE table_schema = DATABASE()"
+                )
+            ).scalar_one()
+            return int(value or 0)
+    path = Path(make_url(url).database or "")
+    return path.stat().st_size if path.exists() else None
+
+
+# ---------------------------------------------------------------- the API part
+
+
+def stubs(address: str) -> tuple[grpc.Channel, svc_grpc.MetadataStoreServiceStub, lpb_grpc.LineageServiceStub]:
+    options = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
+    channel = grpc.insecure_channel(address, options=options)
+    return channel, svc_grpc.MetadataStoreServiceStub(channel), lpb_grpc.LineageServiceStub(channel)
+
+
+def put_types(stub: svc_grpc.MetadataStoreServiceStub) -> dict[str, int]:
+    request = data.type_request()
+    response = stub.PutTypes(request)
+    types = dict(zip([t.name for t in request.artifact_types], response.artifact_type_ids, strict=True))
+    types |= dict(zip([t.name for t in request.execution_types], response.execution_type_ids, strict=True))
+    types |= dict(zip([t.name for t in request.context_types], response.context_type_ids, strict=True))
+    return types
+
+
+def load_api(stub: svc_grpc.MetadataStoreServiceStub, types: dict[str, int], s1: int) -> dict[str, Any]:
+    """Runs [0, s1 / 20) through PutLineageSubgraph (+ PutEvents), one call at a time."""
+    runs = s1 // data.ARTIFACTS_PER_RUN
+    events = 0
+    began = time.perf_counter()
+    latencies: list[float] = []
+    for r in range(runs):
+        request = data.run_request(r, types)
+        t = time.perf_counter()
+        response = stub.PutLineageSubgraph(request)
+        latencies.append(time.perf_counter() - t)
+        x0, s0 = r * data.STEPS_PER_RUN, r * data.ARTIFACTS_PER_RUN
+        if list(response.artifact_ids) != list(range(s0 + 1, s0 + data.ARTIFACTS_PER_RUN + 1)) or list(
+            response.execution_ids
+        ) != list(range(x0 + 1, x0 + data.STEPS_PER_RUN + 1)):
+            raise RuntimeError(
+                f"run {r}: ids not in sequence ({response.artifact_ids[:3]}...); the store was not empty?"
+            )
+        events += len(request.event_edges)
+        reads = data.dataset_events(r)
+        if reads:
+            stub.PutEvents(svc.PutEventsRequest(events=reads))
+            events += len(reads)
+        if r and r % 1000 == 0:
+            log(f"  api: {r}/{runs} runs, {r * data.ARTIFACTS_PER_RUN / (time.perf_counter() - began):.0f} artifacts/s")
+    seconds = time.perf_counter() - began
+    return {
+        "how": "gRPC PutLineageSubgraph per run + PutEvents, one client, sequential",
+        "artifacts": s1,
+        "executions": s1 // 2,
+        "events": events,
+        "calls": runs * 2,
+        "seconds": seconds,
+        "artifacts_per_s": s1 / seconds,
+        "nodes_and_events_per_s": (s1 + s1 // 2 + events) / seconds,
+        "put_lineage_subgraph_p50_ms": 1000 * statistics.median(latencies) if latencies else None,
+    }
+
+
+# ---------------------------------------------------------------- the set-based part
+
+
+class _CopyStream(io.RawIOBase):
+    """A file-like object over rows in PostgreSQL's COPY text format."""
+
+    def __init__(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        self.rows = iter(rows)
+        self.buffer = b""
+
+    @staticmethod
+    def _field(value: Any) -> str:
+        if value is None:
+            return "\\N"
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        return str(value)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+        want = size if size and size > 0 else 1 << 20
+        parts = [self.buffer]
+        have = len(self.buffer)
+        field = self._field
+        for row in self.rows:
+            line = ("\t".join([field(v) for v in row]) + "\n").encode()
+            parts.append(line)
+            have += len(line)
+            if have >= want:
+                break
+        chunk = b"".join(parts)
+        self.buffer = chunk[want:]
+        return chunk[:want]
+
+
+def _write_contexts(engine: sa.Engine, types: dict[str, int], s0: int, s1: int) -> dict[str, int]:
+    """Contexts the runs of [s0, s1) need (new pipelines and runs), with their properties;
+    returns name -> id of every context those runs use."""
+    schema = schema_for(engine.dialect.name)
+    pipeline_type, run_type = types[data.PIPELINE_TYPE], types[data.RUN_TYPE]
+    with engine.begin() as connection:
+        existing = {
+            name: int(i)
+            for i, name in connection.execute(
+                sa.select(schema.context.c.id, schema.context.c.name).where(schema.context.c.type_id == pipeline_type)
+            )
+        }
+        wanted = data.new_contexts(s0, s1, set(existing))
+        t = data.T0_MS + 5 * s0
+        rows = [
+            {
+                "type_id": pipeline_type if kind == data.PIPELINE_TYPE else run_type,
+                "name": name,
+                "create_time_since_epoch": t,
+                "last_update_time_since_epoch": t,
+            }
+            for kind, name, _ in wanted
+        ]
+        for i in range(0, len(rows), 10_000):
+            connection.execute(sa.insert(schema.context), rows[i : i + 10_000])
+        names = [name for _, name, _ in wanted]
+        ids = dict(existing)
+        for i in range(0, len(names), 5_000):
+            chunk = names[i : i + 5_000]
+            query = sa.select(schema.context.c.id, schema.context.c.name).where(
+                schema.context.c.type_id.in_([pipeline_type, run_type]), schema.context.c.name.in_(chunk)
+            )
+            ids |= {name: int(i) for i, name in connection.execute(query)}
+        properties = [
+            {
+                "context_id": ids[name],
+                "name": prop,
+                "is_custom_property": custom,
+                "int_value": int_value,
+                "string_value": string_value,
+            }
+            for _, name, props in wanted
+            for prop, custom, int_value, string_value in props
+        ]
+        for i in range(0, len(properties), 10_000):
+            connection.execute(sa.insert(schema.context_property), properties[i : i + 10_000])
+    return ids
+
+
+def _secondary_indexes(connection: sa.Connection) -> list[tuple[str, str]]:
+    """(name, definition) of the loaded tables' indexes that back no constraint."""
+    rows = connection.execute(
+        sa.text(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = current_schema()"
+            " AND i.tablename = ANY(:tables) AND NOT EXISTS (SELECT 1 FROM pg_constraint c"
+            " WHERE c.conname = i.indexname)"
+        ),
+        {"tables": list(BIG_TABLES)},
+    )
+    return [(str(name), str(definition)) for name, definition in rows]
+
+
+def load_sql(engine: sa.Engine, types: dict[str, int], s0: int, s1: int) -> dict[str, Any]:
+    """Artifacts [s0, s1) and everything that goes with them, straight into the tables."""
+    backend = engine.dialect.name
+    began = time.perf_counter()
+    context_ids = _write_contexts(engine, types, s0, s1)
+    rows = data.Rows(types, s0, s1, context_ids)
+    timings: dict[str, Any] = {"contexts_s": time.perf_counter() - began}
+    counts: dict[str, int] = {}
+    if backend == "postgresql":
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("SET synchronous_commit = off")
+            cursor.execute("SET maintenance_work_mem = '1GB'")
+            with engine.connect() as connection:
+                indexes = _secondary_indexes(connection)
+            t = time.perf_counter()
+            for name, _ in indexes:
+                cursor.execute(f'DROP INDEX "{name}"')
+            raw.commit()
+            for table in BIG_TABLES:
+                t = time.perf_counter()
+                generator = getattr(rows, table)()
+                counter = _Counter(generator)
+                columns = ", ".join(data.COLUMNS[table])
+                cursor.copy_expert(f"COPY {table} ({columns}) FROM STDIN", _CopyStream(counter))
+                raw.commit()
+                counts[table] = counter.n
+                timings[f"{table}_s"] = time.perf_counter() - t
+                log(f"  copy {table}: {counter.n} rows in {timings[f'{table}_s']:.1f} s")
+            t = time.perf_counter()
+            for _, definition in indexes:
+                cursor.execute(definition)
+                raw.commit()
+            timings["rebuild_indexes_s"] = time.perf_counter() - t
+            timings["rebuilt_indexes"] = [name for name, _ in indexes]
+            for table in ("artifact", "execution"):
+                cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
+            raw.commit()
+            t = time.perf_counter()
+            raw.autocommit = True  # type: ignore[attr-defined]
+            cursor.execute("ANALYZE")
+            timings["analyze_s"] = time.perf_counter() - t
+        finally:
+            raw.close()
+    else:
+        schema = schema_for(backend)
+        for table in BIG_TABLES:
+            t = time.perf_counter()
+            target = getattr(schema, SCHEMA_ATTR[table])
+            n = 0
+            batch: list[dict[str, Any]] = []
+            columns = data.COLUMNS[table]
+            with engine.begin() as connection:
+                for row in getattr(rows, table)():
+                    batch.append(dict(zip(columns, row, strict=True)))
+                    if len(batch) >= 20_000:
+                        connection.execute(sa.insert(target), batch)
+                        n += len(batch)
+                        batch.clear()
+                if batch:
+                    connection.execute(sa.insert(target), batch)
+                    n += len(batch)
+            counts[table] = n
+            timings[f"{table}_s"] = time.perf_counter() - t
+            log(f"  insert {table}: {n} rows in {timings[f'{table}_s']:.1f} s")
+        t = time.perf_counter()
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE" if backend == "sqlite" else "ANALYZE TABLE " + ", ".join(BIG_TABLES))
+        timings["analyze_s"] = time.perf_counter() - t
+    seconds = time.perf_counter() - began
+    total = sum(counts.values())
+    return {
+        "how": "COPY (secondary indexes rebuilt, ANALYZE)" if backend == "postgresql" else "multi-row INSERT + ANALYZE",
+        "artifacts": s1 - s0,
+        "rows": counts,
+        "seconds": seconds,
+        "rows_per_s": total / seconds,
+        "timings": timings,
+    }
+
+
+class _Counter:
+    def __init__(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        self.rows = rows
+        self.n = 0
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        for row in self.rows:
+            self.n += 1
+            yield row
+
+
+# ---------------------------------------------------------------- checks and measurements
+
+
+def check(stub: svc_grpc.MetadataStoreServiceStub, types: dict[str, int], s1: int, rng: random.Random) -> list[str]:
+    """Sampled artifacts (and their executions) read back as the generator defines them."""
+    problems: list[str] = []
+    names = {v: k for k, v in types.items()}
+    for s in sorted({rng.randrange(s1) for _ in range(5)} | {s1 - 1}):
+        (artifact,) = stub.GetArtifactsByID(svc.GetArtifactsByIDRequest(artifact_ids=[s + 1])).artifacts
+        got = {k: v.int_value or v.string_value for k, v in artifact.properties.items()}
+        got |= {f"custom:{k}": v.int_value or v.string_value for k, v in artifact.custom_properties.items()}
+        want = {("custom:" if c else "") + n: (i if i is not None else v) for n, c, i, v in data.artifact_properties(s)}
+        if names.get(artifact.type_id) != data.artifact_type(s) or artifact.uri != data.uri(s) or got != want:
+            problems.append(f"artifact {s + 1}: {artifact}")
+        x = s // data.OUTPUTS_PER_STEP
+        p, q = data.run_of(x)
+        contexts = stub.GetContextsByArtifact(svc.GetContextsByArtifactRequest(artifact_id=s + 1)).contexts
+        if sorted(c.name for c in contexts) != sorted([data.pipeline_name(p), data.run_name(p, q)]):
+            problems.append(f"artifact {s + 1} contexts: {[c.name for c in contexts]}")
+        events = stub.GetEventsByExecutionIDs(svc.GetEventsByExecutionIDsRequest(execution_ids=[x + 1])).events
+        want_events = {(a + 1, mlmd.Event.INPUT) for a in data.inputs(x)}
+        want_events |= {(data.OUTPUTS_PER_STEP * x + k + 1, mlmd.Event.OUTPUT) for k in range(data.OUTPUTS_PER_STEP)}
+        if {(e.artifact_id, e.type) for e in events} != want_events:
+            problems.append(f"execution {x + 1} events: {[(e.artifact_id, e.type) for e in events]}")
+        executions = stub.GetExecutionsByContext(
+            svc.GetExecutionsByContextRequest(context_id=next(c.id for c in contexts if c.name == data.run_name(p, q)))
+        ).executions
+        if len(executions) != data.STEPS_PER_RUN:
+            problems.append(f"run {data.run_name(p, q)}: {len(executions)} executions")
+    return problems
+
+
+def _walk(call: Callable[[mlmd.ListOperationOptions], Any], options: mlmd.ListOperationOptions) -> int:
+    n = 0
+    while True:
+        response = call(options)
+        n += len(response.artifacts)
+        if not response.next_page_token:
+            return n
+        options.next_page_token = response.next_page_token
+
+
+def operations(
+    stub: svc_grpc.MetadataStoreServiceStub, lineage: lpb_grpc.LineageServiceStub, s1: int
+) -> dict[str, Callable[[random.Random], int]]:
+    """name -> call(rng): one call on a random target; returns the answer's size (nodes)."""
+    runs = s1 // data.ARTIFACTS_PER_RUN
+
+    def a_run(rng: random.Random) -> tuple[int, int, int]:
+        r = rng.randrange(runs)
+        return r, *divmod(r, data.RUNS_PER_PIPELINE)
+
+    def context_id(type_name: str, name: str) -> int:
+        request = svc.GetContextByTypeAndNameRequest(type_name=type_name, context_name=name)
+        return int(stub.GetContextByTypeAndName(request).context.id)
+
+    def by_id(rng: random.Random) -> int:
+        ids = [i + 1 for i in rng.sample(range(s1), 100)]
+        return len(stub.GetArtifactsByID(svc.GetArtifactsByIDRequest(artifact_ids=ids)).artifacts)
+
+    def executions_by_id(rng: random.Random) -> int:
+        ids = [i + 1 for i in rng.sample(range(s1 // 2), 100)]
+        return len(stub.GetExecutionsByID(svc.GetExecutionsByIDRequest(execution_ids=ids)).executions)
+
+    def context_by_name(rng: random.Random) -> int:
+        _, p, q = a_run(rng)
+        return 1 if context_id(data.RUN_TYPE, data.run_name(p, q)) else 0
+
+    def artifacts_by_run_context(rng: random.Random) -> int:
+        _, p, q = a_run(rng)
+        request = svc.GetArtifactsByContextRequest(context_id=context_id(data.RUN_TYPE, data.run_name(p, q)))
+        return len(stub.GetArtifactsByContext(request).artifacts)
+
+    def executions_by_pipeline_page(rng: random.Random) -> int:
+        _, p, _ = a_run(rng)
+        request = svc.GetExecutionsByContextRequest(
+            context_id=context_id(data.PIPELINE_TYPE, data.pipeline_name(p)),
+            options=mlmd.ListOperationOptions(max_result_size=100),
+        )
+        return len(stub.GetExecutionsByContext(request).executions)
+
+    def filter_broad_first_page(rng: random.Random) -> int:
+        _, _, q = a_run(rng)
+        options = mlmd.ListOperationOptions(max_result_size=20, filter_query=f"properties.span.int_value = {q}")
+        return len(stub.GetArtifacts(svc.GetArtifactsRequest(options=options)).artifacts)
+
+    def filter_selective_walk(rng: random.Random) -> int:
+        batch = rng.randrange(max(1, s1 // 100))
+        query = f"custom_properties.batch.string_value = 'b{batch}'"
+        options = mlmd.ListOperationOptions(max_result_size=20, filter_query=query)
+        return _walk(lambda o: stub.GetArtifacts(svc.GetArtifactsRequest(options=o)), options)
+
+    def filter_context_walk(rng: random.Random) -> int:
+        _, p, q = a_run(rng)
+        query = f"contexts_a.name = '{data.run_name(p, q)}' AND type = 'Model'"
+        options = mlmd.ListOperationOptions(max_result_size=20, filter_query=query)
+        return _walk(lambda o: stub.GetArtifacts(svc.GetArtifactsRequest(options=o)), options)
+
+    def subgraph(hops: int) -> Callable[[random.Random], int]:
+        def call(rng: random.Random) -> int:
+            r, _, _ = a_run(rng)
+            model = (r + 1) * data.ARTIFACTS_PER_RUN  # id of the run's last output (s + 1)
+            starting = mlmd.LineageSubgraphQueryOptions.StartingNodes(filter_query=f"id = {model}")
+            options = mlmd.LineageSubgraphQueryOptions(starting_artifacts=starting, max_num_hops=hops)
+            response = stub.GetLineageSubgraph(svc.GetLineageSubgraphRequest(lineage_subgraph_query_options=options))
+            return len(response.lineage_subgraph.artifacts) + len(response.lineage_subgraph.executions)
+
+        return call
+
+    def provenance(rng: random.Random) -> int:
+        r, _, _ = a_run(rng)
+        request = lpb.ClosureRequest(node=lpb.NodeRef(artifact_id=(r + 1) * data.ARTIFACTS_PER_RUN))
+        response = lineage.Provenance(request)
+        return len(response.artifacts) + len(response.executions)
+
+    def impact(rng: random.Random) -> int:
+        _, p, _ = a_run(rng)
+        response = lineage.Impact(lpb.ImpactRequest(node=lpb.NodeRef(artifact_id=data.dataset(p)[0] + 1)))
+        return len(response.artifacts) + len(response.executions)
+
+    return {
+        "get_artifacts_by_id_100": by_id,
+        "get_executions_by_id_100": executions_by_id,
+        "get_context_by_type_and_name": context_by_name,
+        "get_artifacts_by_context_run": artifacts_by_run_context,
+        "get_executions_by_context_pipeline_page100": executions_by_pipeline_page,
+        "filter_broad_first_page": filter_broad_first_page,
+        "filter_selective_walk": filter_selective_walk,
+        "filter_context_walk": filter_context_walk,
+        "lineage_subgraph_4_hops": subgraph(4),
+        "lineage_subgraph_20_hops": subgraph(20),
+        "provenance_model": provenance,
+        "impact_dataset": impact,
+    }
+
+
+def measure(
+    stub: svc_grpc.MetadataStoreServiceStub, lineage: lpb_grpc.LineageServiceStub, s1: int, reps: int, seed: int
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, call in operations(stub, lineage, s1).items():
+        rng = random.Random(f"{seed}-{name}")
+        for _ in range(2):  # warm the server's caches (types, parsed filters), not the data
+            call(rng)
+        times, sizes = [], []
+        for _ in range(reps):
+            t = time.perf_counter()
+            sizes.append(call(rng))
+            times.append(1000 * (time.perf_counter() - t))
+        out[name] = {
+            "median_ms": statistics.median(times),
+            "p90_ms": sorted(times)[int(0.9 * (len(times) - 1))],
+            "min_ms": min(times),
+            "answer_median": statistics.median(sizes),
+        }
+    return out
+
+
+def rss_bytes(pid: int) -> int:
+    total = 0
+    for member in _tree(pid, _processes()):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+    return total
+
+
+# ---------------------------------------------------------------- 1 and 3 servers, CPU per operation
+
+
+def _cpu(pids: Iterable[int]) -> dict[str, float]:
+    user = system = 0.0
+    for pid in pids:
+        fields = _stat_fields(pid)
+        if fields:
+            user += int(fields[11]) / CLOCK_TICKS
+            system += int(fields[12]) / CLOCK_TICKS
+    return {"user": user, "system": system}
+
+
+def _backends(engine: sa.Engine) -> set[int]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        )
+        return {int(pid) for (pid,) in rows}
+
+
+def concurrency_stage(
+    url: str, engine: sa.Engine, s1: int, clients: int, seconds: float, directory: Path
+) -> dict[str, Any]:
+    """24 client processes (the read mix of bench/concurrency.py) over 1 and 3 servers."""
+    import concurrency
+
+    rng = random.Random(19)
+    runs = s1 // data.ARTIFACTS_PER_RUN
+    with engine.connect() as connection:
+        sample = [data.run_name(*divmod(rng.randrange(runs), data.RUNS_PER_PIPELINE)) for _ in range(200)]
+        contexts = [
+            int(i) for (i,) in connection.execute(sa.text("SELECT id FROM context WHERE name = ANY(:n)"), {"n": sample})
+        ]
+    seed = {"artifact_ids": [rng.randrange(s1) + 1 for _ in range(5000)], "context_ids": contexts}
+    names = ("by_id", "by_context", "lineage")
+    results: dict[str, Any] = {}
+    for count in (1, 3):
+        with contextlib.ExitStack() as stack:
+            servers = [
+                stack.enter_context(
+                    running(
+                        [
+                            str(LINEAGEDB),
+                            "serve",
+                            "--host",
+                            "127.0.0.1",
+                            "--port",
+                            "0",
+                            "--database",
+                            url,
+                            "--workers",
+                            "1",
+                        ],
+                        directory / f"conc-{count}-{i}.log",
+                    )
+                )
+                for i in range(count)
+            ]
+            addresses = [f"127.0.0.1:{s.port}" for s in servers]
+            context = multiprocessing.get_context("spawn")
+            out, ready, go = context.Queue(), context.Queue(), context.Event()
+            deadline = context.Value("d", 0.0)
+            children = [
+                context.Process(
+                    target=concurrency.client,
+                    args=(addresses[i % count], seed, names, f"scale-{count}-{i}", ready, go, deadline, out),
+                )
+                for i in range(clients)
+            ]
+            for child in children:
+                child.start()
+            for _ in children:
+                ready.get(timeout=600)
+            server_pids = set().union(*(_tree(s.process.pid, _processes()) for s in servers))
+            time.sleep(1.0)
+            backends_before = _backends(engine)
+            before_server, before_db = _cpu(server_pids), _cpu(backends_before)
+            deadline.value = time.time() + seconds
+            go.set()
+            while time.time() < deadline.value:
+                time.sleep(0.05)
+            reports = [out.get(timeout=seconds + 300) for _ in children]
+            backends = _backends(engine) | backends_before
+            after_server, after_db = _cpu(server_pids), _cpu(backends)
+            before_db_all = _cpu(backends_before)  # backends opened during the run started at 0
+            for child in children:
+                child.join(timeout=30)
+        calls = sum(len(v) for r in reports for v in r["latencies"].values())
+        errors = sum(sum(r["errors"].values()) for r in reports)
+        server_cpu = {k: after_server[k] - before_server[k] for k in after_server}
+        db_cpu = {k: after_db[k] - min(before_db[k], before_db_all[k]) for k in after_db}
+        server_total, db_total = sum(server_cpu.values()), sum(db_cpu.values())
+        results[f"{count}_servers"] = {
+            "clients": clients,
+            "seconds": seconds,
+            "calls": calls,
+            "errors": errors,
+            "calls_per_s": calls / seconds,
+            "server_cpu_s": server_cpu,
+            "db_backend_cpu_s": db_cpu,
+            "db_backends": len(backends),
+            "ops_per_server_cpu_s": calls / server_total if server_total else None,
+            "ops_per_db_cpu_s": calls / db_total if db_total else None,
+        }
+        log(f"  {count} server(s): {results[f'{count}_servers']}")
+    one, three = results["1_servers"], results["3_servers"]
+    for key in ("ops_per_server_cpu_s", "ops_per_db_cpu_s"):
+        if one[key] and three[key]:
+            results[f"{key}_3_over_1"] = three[key] / one[key]
+    return results
+
+
+# ---------------------------------------------------------------- one backend
+
+
+def run_backend(
+    backend: str, sizes: list[int], args: argparse.Namespace, directory: Path, out: dict[str, Any]
+) -> dict[str, Any]:
+    """Grow one store through `sizes`, measuring at each; fills and returns `out`."""
+    out |= {"sizes": sizes, "steps": []}
+    with scratch(backend, directory, args.keep) as url:
+        command = [str(LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--database", url, "--workers", "1"]
+        engine = sa.create_engine(url)
+        s0 = 0
+        types: dict[str, int] = {}
+        try:
+            for size in sizes:
+                step: dict[str, Any] = {"artifacts": size}
+                with running(command, directory / f"server-{backend}-{size}.log") as server:
+                    channel, stub, lineage = stubs(f"127.0.0.1:{server.port}")
+                    with channel:
+                        if not types:
+                            types = put_types(stub)
+                        api_end = min(size, args.api_max) if s0 == 0 else s0
+                        if api_end > s0:
+                            log(f"{backend}: API load of {api_end - s0} artifacts")
+                            step["api_load"] = load_api(stub, types, api_end)
+                            s0 = api_end
+                        if size > s0:
+                            log(f"{backend}: set-based load of artifacts {s0}..{size}")
+                            step["sql_load"] = load_sql(engine, types, s0, size)
+                            s0 = size
+                    # A fresh server per step, as after a restart: nothing cached from the load.
+                with running(command, directory / f"server-{backend}-{size}-read.log") as server:
+                    channel, stub, lineage = stubs(f"127.0.0.1:{server.port}")
+                    with channel:
+                        step["check_problems"] = check(stub, types, size, random.Random(size))
+                        step["rss_idle_bytes"] = rss_bytes(server.process.pid)
+                        log(f"{backend} {size}: measuring")
+                        step["reads"] = measure(stub, lineage, size, args.reps, args.seed)
+                        step["rss_after_reads_bytes"] = rss_bytes(server.process.pid)
+                step["disk_bytes"] = disk_bytes(engine, backend, url)
+                out["steps"].append(step)
+                log(f"{backend} {size}: {json.dumps({k: round(v['median_ms'], 1) for k, v in step['reads'].items()})}")
+                if step["check_problems"]:
+                    log(f"{backend} {size}: CHECK FAILED {step['check_problems'][:3]}")
+                if args.on_step:
+                    args.on_step()
+            if backend == "postgresql" and args.concurrency:
+                log(f"{backend}: 1 and 3 servers, {args.clients} clients")
+                out["concurrency"] = concurrency_stage(url, engine, s0, args.clients, args.seconds, directory)
+        finally:
+            engine.dispose()
+    first, last = out["steps"][0], out["steps"][-1]
+    out["ratios_last_over_first"] = {
+        name: last["reads"][name]["median_ms"] / first["reads"][name]["median_ms"] for name in first["reads"]
+    }
+    return out
+
+
+def table(results: dict[str, Any]) -> list[str]:
+    lines = []
+    for backend, result in results["backends"].items():
+        steps = result["steps"]
+        header = f"{backend}: median ms | " + " | ".join(f"{s['artifacts']:.0e}" for s in steps) + " | last/first"
+        lines.append(header)
+        for name in steps[0]["reads"]:
+            cells = " | ".join(f"{s['reads'][name]['median_ms']:.1f}" for s in steps)
+            lines.append(f"  {name:<44} {cells} | {result['ratios_last_over_first'][name]:.2f}x")
+        for s in steps:
+            load = s.get("api_load") or {}
+            sql = s.get("sql_load") or {}
+            lines.append(
+                f"  {s['artifacts']:.0e}: rss {s['rss_after_reads_bytes'] / 2**20:.0f} MiB, disk "
+                f"{(s['disk_bytes'] or 0) / 2**30:.2f} GiB, api {load.get('artifacts_per_s', 0):.0f} artifacts/s, "
+                f"sql {sql.get('rows_per_s', 0):.0f} rows/s in {sql.get('seconds', 0):.0f} s"
+            )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="postgresql,sqlite,mysql")
+    parser.add_argument("--sizes", help="comma-separated artifact counts, for every backend (multiples of 20)")
+    parser.add_argument("--max", type=int, default=None, help="drop sizes above this")
+    parser.add_argument("--api-max", type=int, default=10**5, help="artifacts loaded through the API (first step)")
+    parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
+    parser.add_argument("--no-concurrency", dest="concurrency", action="store_false")
+    parser.add_argument("--clients", type=int, default=24)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--out", type=Path, default=BENCH / "scale_results.json")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    document: dict[str, Any] = {
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "backends": {},
+    }
+
+    def save() -> None:
+        args.out.write_text(json.dumps(document, indent=1) + "\n")
+
+    with tempfile.TemporaryDirectory(prefix="lineagedb-scale-", dir=args.workdir) as tmp:
+        for backend in args.backends.split(","):
+            reason = unreachable(backend)
+            if reason:
+                log(f"{backend} skipped: {reason}")
+                continue
+            sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else DEFAULT_SIZES[backend]
+            sizes = [s for s in sizes if args.max is None or s <= args.max]
+            if any(s % data.ARTIFACTS_PER_RUN for s in sizes):
+                parser.error(f"sizes must be multiples of {data.ARTIFACTS_PER_RUN}")
+            partial: dict[str, Any] = {"steps": []}
+            document["backends"][backend] = partial
+            args.on_step = save
+            run_backend(backend, sizes, args, Path(tmp), partial)
+            save()
+    document["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    save()
+    print("\n".join(table(document)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
