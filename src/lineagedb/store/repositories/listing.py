@@ -130,6 +130,7 @@ def _scope_parameters(scope: Scope) -> dict[str, int]:
     return parameters
 
 
+@functools.lru_cache(maxsize=512)  # statements come from _page_statement's cache
 def _column_positions(statement: sa.Select[Any], column: str) -> tuple[int, int]:
     keys = [str(c.key) for c in statement.selected_columns]
     return keys.index("id"), keys.index(column)
