@@ -16,7 +16,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
-from lineagedb.store import db_tls
+from lineagedb.store import db_tls, galera
 from lineagedb.store.locks import WRITERS_KEY
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,8 @@ def create_engine(url: str | URL, pool: PoolSettings | None = None, connect_time
         event.listen(engine, "connect", lambda dbapi_connection, _record: db_tls.require_encrypted(dbapi_connection))
     _ping_when_idle(engine)
     _bound_statements_by_deadline(engine)
+    if backend in ("mysql", "mariadb"):
+        galera.watch(engine)  # connections to a Galera node lock through certified rows
     if backend == "postgresql":
         _fold_begin(engine)
     return engine

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from lineagedb import errors
+from lineagedb.store import galera
 
 LOCK_TIMEOUT_S = 30
 
@@ -32,7 +33,11 @@ WRITERS_KEY = int.from_bytes(hashlib.sha256(b"lineagedb:writers").digest()[:8], 
 
 
 def hold_writers_lock(connection: sa.Connection, mlmd_env: sa.Table, exclusive: bool) -> None:
-    """MySQL/MariaDB: take the writers' lock at the start of a write transaction."""
+    """MySQL/MariaDB: take the writers' lock at the start of a write transaction (on a
+    Galera node, a row write the cluster certifies: store.galera)."""
+    if galera.is_galera(connection):
+        galera.hold_writers_guard(connection, exclusive)
+        return
     statement = sa.select(mlmd_env.c.schema_version).with_for_update(read=not exclusive)
     connection.execute(statement)
 

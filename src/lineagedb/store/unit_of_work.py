@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from lineagedb import errors
-from lineagedb.store import audit_log, locks
+from lineagedb.store import audit_log, galera, locks
 from lineagedb.store.admission import Admission
 from lineagedb.store.engine import (
     BEGIN_PENDING,
@@ -59,7 +59,8 @@ _PG_CANCELED = "57014"
 _MYSQL_DUPLICATE = {1062, 1586}
 _MYSQL_FOREIGN_KEY = {1216, 1452}  # no parent row for a child row being written
 _MYSQL_RETRYABLE = {1205, 1213, 3058}  # lock wait timeout, deadlock, user-lock deadlock
-_MYSQL_GONE = {2002, 2003, 2006, 2013, 2055, 1927}
+# 1047: a Galera node outside the primary component ("WSREP has not yet prepared node").
+_MYSQL_GONE = {2002, 2003, 2006, 2013, 2055, 1927, 1047}
 _MYSQL_TIMEOUT = {3024, 1969}
 
 
@@ -225,6 +226,10 @@ class UnitOfWork:
     def lock(self, name: str) -> None:
         """Hold the named lock until this transaction ends (see lineagedb.store.locks)."""
         if self.dialect in ("mysql", "mariadb"):
+            if galera.is_galera(self.connection):
+                # Row locks hold on one node only: a row write the cluster certifies.
+                self.execute(galera.CLAIM, galera.claim_parameters(name))
+                return
             # GET_LOCK outlives the transaction: releasing it after COMMIT cost two more round
             # trips (RELEASE_LOCK, and ending the transaction that statement opened). A row
             # lock on MLMDEnv's one row ends with the transaction. It serializes all callers
