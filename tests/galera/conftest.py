@@ -8,6 +8,7 @@ binaries (mariadbd, galera-4, rsync) are a skip locally and a failure in CI.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -28,6 +29,7 @@ GALERA = Path("/usr/lib/galera/libgalera_smm.so")
 INSTALL_DB = "mariadb-install-db"
 JOIN_TIMEOUT_S = 90
 DATABASE = "lineagedb"
+ROOT_USER = os.geteuid() == 0
 
 
 def require_galera() -> None:
@@ -58,7 +60,6 @@ class Node:
             "pid-file": self.dir / "mysqld.pid",
             "port": self.port,
             "bind-address": "127.0.0.1",
-            "user": "mysql",
             "log-error": self.dir / "error.log",
             "skip-name-resolve": "ON",
             "innodb_buffer_pool_size": "32M",
@@ -80,10 +81,13 @@ class Node:
             "wsrep_provider_options": f'"{options}"',
             "wsrep_slave_threads": "2",
         }
+        if ROOT_USER:  # mariadbd refuses to run as root unless told; it runs as mysql
+            settings["user"] = "mysql"
         self.config = self.dir / "my.cnf"
         self.config.write_text("[mariadbd]\n" + "".join(f"{key}={value}\n" for key, value in settings.items()))
-        shutil.chown(self.dir, "mysql", "mysql")
-        shutil.chown(self.data, "mysql", "mysql")
+        if ROOT_USER:
+            shutil.chown(self.dir, "mysql", "mysql")
+            shutil.chown(self.data, "mysql", "mysql")
 
     @property
     def url(self) -> str:
@@ -144,7 +148,8 @@ class Node:
 class Cluster:
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="lineagedb-galera-"))
-        shutil.chown(self.root, "mysql", "mysql")
+        if ROOT_USER:
+            shutil.chown(self.root, "mysql", "mysql")
         ports = [free_port() for _ in range(3)]
         self.nodes = [Node(self.root, index, ports) for index in (1, 2, 3)]
 
