@@ -40,8 +40,10 @@ import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +83,13 @@ MAX_MESSAGE = 256 * 1024 * 1024
 
 
 @contextlib.contextmanager
-def scratch(backend: str, directory: Path, keep: bool) -> Iterator[str]:
-    """The dedicated scratch database, created empty (dropped first if a run left one)."""
+def scratch(backend: str, directory: Path, keep: bool, reuse: bool = False) -> Iterator[str]:
+    """The dedicated scratch database, created empty (dropped first if a run left one), or
+    with ``reuse`` the one a ``--keep`` run left."""
     if backend == "sqlite":
         path = directory / f"{SCRATCH}.db"
-        path.unlink(missing_ok=True)
+        if not reuse:
+            path.unlink(missing_ok=True)
         yield f"sqlite:///{path}"
         if not keep:
             path.unlink(missing_ok=True)
@@ -98,6 +102,12 @@ def scratch(backend: str, directory: Path, keep: bool) -> Iterator[str]:
             quoted = f'"{SCRATCH}" WITH (FORCE)' if backend == "postgresql" else f"`{SCRATCH}`"
             connection.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted}"))
 
+    if reuse:
+        yield admin_url.set(database=SCRATCH).render_as_string(hide_password=False)
+        if not keep:
+            drop()
+        admin.dispose()
+        return
     drop()
     with admin.connect() as connection:
         suffix = "" if backend == "postgresql" else " CHARACTER SET utf8mb4"
@@ -324,8 +334,11 @@ def load_sql(engine: sa.Engine, types: dict[str, int], s0: int, s1: int) -> dict
             raw.commit()
             t = time.perf_counter()
             raw.autocommit = True  # type: ignore[attr-defined]
-            cursor.execute("ANALYZE")
-            timings["analyze_s"] = time.perf_counter() - t
+            # VACUUM, not only ANALYZE: rows COPYed in carry no hint bits and no visibility map,
+            # so until autovacuum gets there every first read of a page checks the commit log
+            # and dirties it, and index-only scans visit the heap (see bench/README.md).
+            cursor.execute("VACUUM (ANALYZE)")
+            timings["vacuum_analyze_s"] = time.perf_counter() - t
         finally:
             raw.close()
     else:
@@ -356,7 +369,9 @@ def load_sql(engine: sa.Engine, types: dict[str, int], s0: int, s1: int) -> dict
     seconds = time.perf_counter() - began
     total = sum(counts.values())
     return {
-        "how": "COPY (secondary indexes rebuilt, ANALYZE)" if backend == "postgresql" else "multi-row INSERT + ANALYZE",
+        "how": "COPY (secondary indexes rebuilt, VACUUM ANALYZE)"
+        if backend == "postgresql"
+        else "multi-row INSERT + ANALYZE",
         "artifacts": s1 - s0,
         "rows": counts,
         "seconds": seconds,
@@ -385,8 +400,11 @@ def check(stub: svc_grpc.MetadataStoreServiceStub, types: dict[str, int], s1: in
     names = {v: k for k, v in types.items()}
     for s in sorted({rng.randrange(s1) for _ in range(5)} | {s1 - 1}):
         (artifact,) = stub.GetArtifactsByID(svc.GetArtifactsByIDRequest(artifact_ids=[s + 1])).artifacts
-        got = {k: v.int_value or v.string_value for k, v in artifact.properties.items()}
-        got |= {f"custom:{k}": v.int_value or v.string_value for k, v in artifact.custom_properties.items()}
+        got = {k: getattr(v, v.WhichOneof("value") or "int_value") for k, v in artifact.properties.items()}
+        got |= {
+            f"custom:{k}": getattr(v, v.WhichOneof("value") or "int_value")
+            for k, v in artifact.custom_properties.items()
+        }
         want = {("custom:" if c else "") + n: (i if i is not None else v) for n, c, i, v in data.artifact_properties(s)}
         if names.get(artifact.type_id) != data.artifact_type(s) or artifact.uri != data.uri(s) or got != want:
             problems.append(f"artifact {s + 1}: {artifact}")
@@ -557,18 +575,80 @@ def _cpu(pids: Iterable[int]) -> dict[str, float]:
     return {"user": user, "system": system}
 
 
-def _backends(engine: sa.Engine) -> set[int]:
-    with engine.connect() as connection:
-        rows = connection.execute(
-            sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        )
-        return {int(pid) for (pid,) in rows}
+class _BackendSampler:
+    """CPU of the database's backends (process titles ``postgres: ... <database> ...``), read
+    from /proc every 50 ms so backends that come and go during a run are counted too."""
+
+    def __init__(self, database: str) -> None:
+        self.marker = f" {database} "
+        self.first: dict[int, dict[str, float]] = {}
+        self.last: dict[int, dict[str, float]] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self, baseline: bool) -> None:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                title = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if not title.startswith(b"postgres: ") or self.marker.encode() not in title:
+                continue
+            pid = int(entry.name)
+            cpu = _cpu([pid])
+            if pid not in self.first:  # born during the run: from 0 (its start-up counts)
+                self.first[pid] = cpu if baseline else {"user": 0.0, "system": 0.0}
+            self.last[pid] = cpu
+
+    def _run(self) -> None:
+        while not self.stop.wait(0.05):
+            self._sample(False)
+
+    def __enter__(self) -> _BackendSampler:
+        self._sample(True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._sample(False)
+
+    def used(self) -> dict[str, float]:
+        return {k: sum(self.last[p][k] - self.first[p][k] for p in self.last) for k in ("user", "system")}
+
+
+def _warm(addresses: list[str], ids: list[int]) -> None:
+    """Open every server's connection pool before the timed run (12 concurrent calls each)."""
+
+    def burst(address: str) -> None:
+        channel, stub, _ = stubs(address)
+        with channel:
+            for i in range(10):
+                stub.GetArtifactsByID(svc.GetArtifactsByIDRequest(artifact_ids=ids[i * 10 : i * 10 + 10]))
+
+    with ThreadPoolExecutor(12 * len(addresses)) as pool:
+        list(pool.map(burst, [a for a in addresses for _ in range(12)]))
 
 
 def concurrency_stage(
-    url: str, engine: sa.Engine, s1: int, clients: int, seconds: float, directory: Path
+    url: str,
+    engine: sa.Engine,
+    s1: int,
+    clients: int,
+    seconds: float,
+    directory: Path,
+    split_pool: bool = False,
+    rounds: int = 3,
 ) -> dict[str, Any]:
-    """24 client processes (the read mix of bench/concurrency.py) over 1 and 3 servers."""
+    """24 client processes (the read mix of bench/concurrency.py) over 1 and 3 servers, in
+    alternating rounds (the machine is shared: the median of the per-round figures counts).
+
+    With ``split_pool`` the 3 servers share one server's connection budget (pool 8 + 4
+    overflow, a third each); by default each has its own (a small pool under 8 callers a
+    server opens and closes overflow connections all the time, each a new backend)."""
     import concurrency
 
     rng = random.Random(19)
@@ -580,28 +660,13 @@ def concurrency_stage(
         ]
     seed = {"artifact_ids": [rng.randrange(s1) + 1 for _ in range(5000)], "context_ids": contexts}
     names = ("by_id", "by_context", "lineage")
-    results: dict[str, Any] = {}
-    for count in (1, 3):
+    results: dict[str, Any] = {"1_servers": [], "3_servers": []}
+    for count in [c for _ in range(rounds) for c in (1, 3)]:
+        pool = ["--pool-size", str(-(-8 // count)), "--pool-max-overflow", str(-(-4 // count))] if split_pool else []
         with contextlib.ExitStack() as stack:
+            serve = [str(LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--database", url, "--workers", "1"]
             servers = [
-                stack.enter_context(
-                    running(
-                        [
-                            str(LINEAGEDB),
-                            "serve",
-                            "--host",
-                            "127.0.0.1",
-                            "--port",
-                            "0",
-                            "--database",
-                            url,
-                            "--workers",
-                            "1",
-                        ],
-                        directory / f"conc-{count}-{i}.log",
-                    )
-                )
-                for i in range(count)
+                stack.enter_context(running([*serve, *pool], directory / f"conc-{count}-{i}.log")) for i in range(count)
             ]
             addresses = [f"127.0.0.1:{s.port}" for s in servers]
             context = multiprocessing.get_context("spawn")
@@ -619,25 +684,25 @@ def concurrency_stage(
             for _ in children:
                 ready.get(timeout=600)
             server_pids = set().union(*(_tree(s.process.pid, _processes()) for s in servers))
+            _warm(addresses, seed["artifact_ids"])
             time.sleep(1.0)
-            backends_before = _backends(engine)
-            before_server, before_db = _cpu(server_pids), _cpu(backends_before)
-            deadline.value = time.time() + seconds
-            go.set()
-            while time.time() < deadline.value:
-                time.sleep(0.05)
-            reports = [out.get(timeout=seconds + 300) for _ in children]
-            backends = _backends(engine) | backends_before
-            after_server, after_db = _cpu(server_pids), _cpu(backends)
-            before_db_all = _cpu(backends_before)  # backends opened during the run started at 0
+            with _BackendSampler(make_url(url).database or SCRATCH) as sampler:
+                before_server = _cpu(server_pids)
+                deadline.value = time.time() + seconds
+                go.set()
+                while time.time() < deadline.value:
+                    time.sleep(0.05)
+                reports = [out.get(timeout=seconds + 300) for _ in children]
+                after_server = _cpu(server_pids)
             for child in children:
                 child.join(timeout=30)
         calls = sum(len(v) for r in reports for v in r["latencies"].values())
         errors = sum(sum(r["errors"].values()) for r in reports)
         server_cpu = {k: after_server[k] - before_server[k] for k in after_server}
-        db_cpu = {k: after_db[k] - min(before_db[k], before_db_all[k]) for k in after_db}
+        db_cpu = sampler.used()
         server_total, db_total = sum(server_cpu.values()), sum(db_cpu.values())
-        results[f"{count}_servers"] = {
+        cell = {
+            "pool_per_server": pool,
             "clients": clients,
             "seconds": seconds,
             "calls": calls,
@@ -645,15 +710,18 @@ def concurrency_stage(
             "calls_per_s": calls / seconds,
             "server_cpu_s": server_cpu,
             "db_backend_cpu_s": db_cpu,
-            "db_backends": len(backends),
+            "db_backends": len(sampler.last),
             "ops_per_server_cpu_s": calls / server_total if server_total else None,
             "ops_per_db_cpu_s": calls / db_total if db_total else None,
         }
-        log(f"  {count} server(s): {results[f'{count}_servers']}")
-    one, three = results["1_servers"], results["3_servers"]
-    for key in ("ops_per_server_cpu_s", "ops_per_db_cpu_s"):
-        if one[key] and three[key]:
-            results[f"{key}_3_over_1"] = three[key] / one[key]
+        results[f"{count}_servers"].append(cell)
+        log(f"  {count} server(s): {cell}")
+    for key in ("calls_per_s", "ops_per_server_cpu_s", "ops_per_db_cpu_s"):
+        ones = [c[key] for c in results["1_servers"] if c[key]]
+        threes = [c[key] for c in results["3_servers"] if c[key]]
+        if ones and threes:
+            results[f"{key}_median"] = {"1": statistics.median(ones), "3": statistics.median(threes)}
+            results[f"{key}_3_over_1"] = statistics.median(threes) / statistics.median(ones)
     return results
 
 
@@ -665,11 +733,19 @@ def run_backend(
 ) -> dict[str, Any]:
     """Grow one store through `sizes`, measuring at each; fills and returns `out`."""
     out |= {"sizes": sizes, "steps": []}
-    with scratch(backend, directory, args.keep) as url:
+    with scratch(backend, args.workdir or directory, args.keep, args.reuse) as url:
         command = [str(LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--database", url, "--workers", "1"]
         engine = sa.create_engine(url)
         s0 = 0
         types: dict[str, int] = {}
+        if args.reuse:  # carry on from what the store holds
+            schema = schema_for(engine.dialect.name)
+            with engine.connect() as connection:
+                s0 = int(connection.execute(sa.select(sa.func.max(schema.artifact.c.id))).scalar_one() or 0)
+                types = {n: int(i) for i, n in connection.execute(sa.select(schema.type.c.id, schema.type.c.name))}
+            sizes = [size for size in sizes if size >= s0]
+            out["sizes"] = sizes
+            log(f"{backend}: reusing a store of {s0} artifacts; sizes {sizes}")
         try:
             for size in sizes:
                 step: dict[str, Any] = {"artifacts": size}
@@ -688,6 +764,8 @@ def run_backend(
                             step["sql_load"] = load_sql(engine, types, s0, size)
                             s0 = size
                     # A fresh server per step, as after a restart: nothing cached from the load.
+                if args.skip_reads:
+                    continue
                 with running(command, directory / f"server-{backend}-{size}-read.log") as server:
                     channel, stub, lineage = stubs(f"127.0.0.1:{server.port}")
                     with channel:
@@ -705,9 +783,13 @@ def run_backend(
                     args.on_step()
             if backend == "postgresql" and args.concurrency:
                 log(f"{backend}: 1 and 3 servers, {args.clients} clients")
-                out["concurrency"] = concurrency_stage(url, engine, s0, args.clients, args.seconds, directory)
+                out["concurrency"] = concurrency_stage(
+                    url, engine, s0, args.clients, args.seconds, directory, args.split_pool, args.rounds
+                )
         finally:
             engine.dispose()
+    if not out["steps"]:
+        return out
     first, last = out["steps"][0], out["steps"][-1]
     out["ratios_last_over_first"] = {
         name: last["reads"][name]["median_ms"] / first["reads"][name]["median_ms"] for name in first["reads"]
@@ -719,6 +801,8 @@ def table(results: dict[str, Any]) -> list[str]:
     lines = []
     for backend, result in results["backends"].items():
         steps = result["steps"]
+        if not steps:
+            continue
         header = f"{backend}: median ms | " + " | ".join(f"{s['artifacts']:.0e}" for s in steps) + " | last/first"
         lines.append(header)
         for name in steps[0]["reads"]:
@@ -744,8 +828,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
+    parser.add_argument(
+        "--reuse", action="store_true", help="start from the store a --keep run left (with --workdir on SQLite)"
+    )
     parser.add_argument("--no-concurrency", dest="concurrency", action="store_false")
     parser.add_argument("--clients", type=int, default=24)
+    parser.add_argument(
+        "--skip-reads", action="store_true", help="load (or --reuse) and run the concurrency stage only"
+    )
+    parser.add_argument("--split-pool", action="store_true", help="the 3 servers share one server's pool budget")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating 1/3-server rounds")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=BENCH / "scale_results.json")
     parser.add_argument("--workdir", type=Path, default=None)
