@@ -215,7 +215,7 @@ class _CopyStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int = -1) -> bytes:
         want = size if size and size > 0 else 1 << 20
         parts = [self.buffer]
         have = len(self.buffer)
@@ -348,10 +348,10 @@ def load_sql(engine: sa.Engine, types: dict[str, int], s0: int, s1: int) -> dict
             target = getattr(schema, SCHEMA_ATTR[table])
             n = 0
             batch: list[dict[str, Any]] = []
-            columns = data.COLUMNS[table]
+            names = data.COLUMNS[table]
             with engine.begin() as connection:
                 for row in getattr(rows, table)():
-                    batch.append(dict(zip(columns, row, strict=True)))
+                    batch.append(dict(zip(names, row, strict=True)))
                     if len(batch) >= 20_000:
                         connection.execute(sa.insert(target), batch)
                         n += len(batch)

@@ -228,21 +228,20 @@ class Rows:
         p, q = divmod(r, RUNS_PER_PIPELINE)
         return self.context_ids[pipeline_name(p)], self.context_ids[run_name(p, q)]
 
-    def attribution(self) -> Iterator[tuple[Any, ...]]:
+    def _links(self, per_run: int) -> Iterator[tuple[Any, ...]]:
+        """(context id, node id) of every node of the runs, `per_run` nodes a run, in both
+        its contexts."""
         for r in self.runs():
             contexts = self._contexts(r)
-            s0 = r * ARTIFACTS_PER_RUN
-            for s in range(s0, s0 + ARTIFACTS_PER_RUN):
+            for n in range(r * per_run, (r + 1) * per_run):
                 for c in contexts:
-                    yield (c, s + 1)
+                    yield (c, n + 1)
+
+    def attribution(self) -> Iterator[tuple[Any, ...]]:
+        return self._links(ARTIFACTS_PER_RUN)
 
     def association(self) -> Iterator[tuple[Any, ...]]:
-        for r in self.runs():
-            contexts = self._contexts(r)
-            x0 = r * STEPS_PER_RUN
-            for x in range(x0, x0 + STEPS_PER_RUN):
-                for c in contexts:
-                    yield (c, x + 1)
+        return self._links(STEPS_PER_RUN)
 
 
 COLUMNS = {
