@@ -231,3 +231,26 @@ def _serving(server: LiveServer) -> bool:
             return health_status(channel) == "SERVING"
         except grpc.RpcError:
             return False
+
+
+def test_a_database_without_the_lock_tables_is_refused_on_galera(cluster: Cluster) -> None:
+    from alembic import command
+
+    from lineagedb.store.bootstrap import alembic_config, prepare_database
+
+    admin = sa.create_engine(cluster.nodes[0].url.rsplit("/", 1)[0] + "/mysql", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text("CREATE DATABASE before_galera CHARACTER SET utf8mb4"))
+    engine = create_engine(cluster.nodes[1].url.rsplit("/", 1)[0] + "/before_galera")
+    try:
+        prepare_database(engine)
+        with engine.begin() as connection:
+            command.downgrade(alembic_config(connection), "0007")  # as a store made before Galera support
+        with pytest.raises(errors.FailedPreconditionError, match=r"Galera cluster.*revision 0008"):
+            prepare_database(engine)
+        assert prepare_database(engine, allow_upgrade=True).current
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(sa.text("DROP DATABASE before_galera"))
+        admin.dispose()

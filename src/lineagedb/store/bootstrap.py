@@ -20,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from lineagedb import errors
-from lineagedb.store import locks
+from lineagedb.store import galera, locks
 from lineagedb.store.schema import (
     ARTIFACT_KIND,
     EXECUTION_KIND,
@@ -39,6 +39,8 @@ REQUIRED_REVISION = "0001"
 NAMESPACES_REVISION = "0004"
 # The revision that adds the audit log's tables (store.audit_log); the audit log needs it.
 AUDIT_REVISION = "0006"
+# The revision that adds the lock tables of a MariaDB Galera cluster (store.galera).
+GALERA_REVISION = "0008"
 # The one older MLMD schema we upgrade in place (MLMD 1.x before v10 added two columns).
 MLMD_V9 = 9
 
@@ -221,6 +223,12 @@ def _prepare(engine: sa.Engine, connection: sa.Connection, allow_upgrade: bool) 
     else:
         raise errors.FailedPreconditionError(
             f"database holds an incomplete MLMD schema (missing tables: {', '.join(state.missing_tables)})"
+        )
+    if galera.is_galera(connection) and not sa.inspect(connection).has_table(galera.SLOT_TABLE):
+        # Without them every write would fail: row locks do not hold across Galera nodes.
+        raise errors.FailedPreconditionError(
+            f"this database is on a MariaDB Galera cluster, whose locks need schema revision {GALERA_REVISION}. "
+            f"Run: {fix}"
         )
     seed_system_types(connection)
     return inspect_schema(connection)

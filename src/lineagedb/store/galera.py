@@ -37,6 +37,7 @@ from sqlalchemy import event
 # connection.info keys: this connection is to a Galera node; its slot row's key.
 GALERA = "lineagedb_galera"
 SLOT = "lineagedb_galera_slot"
+SLOT_TABLE = "lineagedb_galera_slot"
 # The tables are created by migration 0008 (MySQL/MariaDB only); two guard rows, 1 and 2.
 # Statements written as SQL text once: they carry only bound values.
 CLAIM = sa.text(
