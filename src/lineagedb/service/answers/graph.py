@@ -56,6 +56,11 @@ def ref(node: Node) -> pb.NodeRef:
     return pb.NodeRef(**{_REF_FIELDS[kind]: node_id})
 
 
+def ref_fields(node: Node) -> dict[str, int]:
+    """A NodeRef as keyword fields: what a message constructor takes without building one."""
+    return {_REF_FIELDS[node[0]]: node[1]}
+
+
 def label(node: Node) -> str:
     return f"{node[0].value}:{node[1]}"
 
@@ -135,11 +140,13 @@ def load(
     as_of_ms: int | None,
     audit_on: bool,
     with_contexts: bool = True,
-    into: pb.ClosureResponse | None = None,
+    into: pb.ClosureResponse | pb.ImpactResponse | None = None,
+    with_links: bool = True,
 ) -> Graph:
     """Read everything the closure names, as it was at `as_of_ms` where it can be told.
     With `into`, the nodes, events and links are built in that response's fields (the
-    Graph's lists then hold the response's own messages), saving a copy of each."""
+    Graph's lists then hold the response's own messages), saving a copy of each.
+    Without `with_links` the contexts are read but no attribution or association is built."""
     graph = Graph(
         artifacts=node_repo.load_by_ids(uow, ARTIFACT, closure.artifact_ids, into and into.artifacts),
         executions=node_repo.load_by_ids(uow, EXECUTION, closure.execution_ids, into and into.executions),
@@ -152,19 +159,8 @@ def load(
         contexts = node_repo.load_by_ids(uow, CONTEXT, context_ids)
         if as_of_ms is not None:
             contexts = [c for c in contexts if c.create_time_since_epoch <= as_of_ms]
-        kept = {c.id for c in contexts}
-        make_attribution = mlmd.Attribution if into is None else into.attributions.add
-        make_association = mlmd.Association if into is None else into.associations.add
-        graph.attributions = [
-            make_attribution(artifact_id=link.node_id, context_id=link.context_id)
-            for link in attributions
-            if link.context_id in kept
-        ]
-        graph.associations = [
-            make_association(execution_id=link.node_id, context_id=link.context_id)
-            for link in associations
-            if link.context_id in kept
-        ]
+        if with_links:
+            _build_links(graph, attributions, associations, {c.id for c in contexts}, into)
         if into is not None:
             into.contexts.extend(contexts)
             contexts = list(into.contexts)
@@ -172,6 +168,30 @@ def load(
     if as_of_ms is not None:
         graph.as_of = _restore(uow, graph, as_of_ms, audit_on)
     return graph
+
+
+def _build_links(
+    graph: Graph,
+    attributions: list[lineage_repo.LinkRow],
+    associations: list[lineage_repo.LinkRow],
+    kept: set[int],
+    into: pb.ClosureResponse | pb.ImpactResponse | None,
+) -> None:
+    """The attributions and associations to contexts in `kept` (built in `into`, a
+    ClosureResponse, when given)."""
+    closure_response = into if isinstance(into, pb.ClosureResponse) else None
+    make_attribution = mlmd.Attribution if closure_response is None else closure_response.attributions.add
+    make_association = mlmd.Association if closure_response is None else closure_response.associations.add
+    graph.attributions = [
+        make_attribution(artifact_id=link.node_id, context_id=link.context_id)
+        for link in attributions
+        if link.context_id in kept
+    ]
+    graph.associations = [
+        make_association(execution_id=link.node_id, context_id=link.context_id)
+        for link in associations
+        if link.context_id in kept
+    ]
 
 
 def _restore(uow: UnitOfWork, graph: Graph, as_of_ms: int, audit_on: bool) -> pb.AsOf:
