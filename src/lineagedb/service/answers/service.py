@@ -37,11 +37,7 @@ class LineageAnswers:
         with self.db.transaction(write=False) as uow:
             closure = self._walk(uow, node, Direction.UPSTREAM, budget, as_of_ms, deadline)
             found = graph.load(uow, closure, as_of_ms, self.audit_on, into=response)
-        response.depth = closure.depth
-        response.truncated = closure.truncated  # type: ignore[assignment]
-        response.frontier.extend(graph.ref(n) for n in closure.frontier)
-        if as_of_ms is not None:
-            response.as_of.CopyFrom(found.as_of)
+        _finish_walk(response, closure, found)
         return response
 
     def impact(self, request: pb.ImpactRequest, deadline: float | None = None) -> pb.ImpactResponse:
@@ -71,11 +67,7 @@ class LineageAnswers:
         add_step = response.tree.add
         for reached, via in closure.reached_from.items():
             add_step(node=graph.ref_fields(reached), reached_from=graph.ref_fields(via))
-        response.depth = closure.depth
-        response.truncated = closure.truncated  # type: ignore[assignment]
-        response.frontier.extend(graph.ref(n) for n in closure.frontier)
-        if as_of_ms is not None:
-            response.as_of.CopyFrom(found.as_of)
+        _finish_walk(response, closure, found)
         return response
 
     def _walk(
@@ -103,6 +95,16 @@ class LineageAnswers:
 
     def report(self, request: pb.ReportRequest, deadline: float | None = None) -> pb.ReportResponse:
         return report.answer(self, request, deadline)
+
+
+def _finish_walk(response: pb.ClosureResponse | pb.ImpactResponse, closure: Closure, found: graph.Graph) -> None:
+    """What Provenance and Impact say of the walk itself: its depth, whether and where it
+    was cut short, and (as of a time) which nodes were restored."""
+    response.depth = closure.depth
+    response.truncated = closure.truncated  # type: ignore[assignment]
+    response.frontier.extend(graph.ref(n) for n in closure.frontier)
+    if found.as_of.time_ms:
+        response.as_of.CopyFrom(found.as_of)
 
 
 def _keep_only(repeated: Any, keep: Callable[[Any], bool]) -> None:
