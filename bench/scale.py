@@ -642,6 +642,7 @@ def concurrency_stage(
     directory: Path,
     split_pool: bool = False,
     rounds: int = 3,
+    pool_size: int = 0,
 ) -> dict[str, Any]:
     """24 client processes (the read mix of bench/concurrency.py) over 1 and 3 servers, in
     alternating rounds (the machine is shared: the median of the per-round figures counts).
@@ -663,6 +664,8 @@ def concurrency_stage(
     results: dict[str, Any] = {"1_servers": [], "3_servers": []}
     for count in [c for _ in range(rounds) for c in (1, 3)]:
         pool = ["--pool-size", str(-(-8 // count)), "--pool-max-overflow", str(-(-4 // count))] if split_pool else []
+        if pool_size:
+            pool = ["--pool-size", str(pool_size)]
         with contextlib.ExitStack() as stack:
             serve = [str(LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--database", url, "--workers", "1"]
             servers = [
@@ -784,7 +787,7 @@ def run_backend(
             if backend == "postgresql" and args.concurrency:
                 log(f"{backend}: 1 and 3 servers, {args.clients} clients")
                 out["concurrency"] = concurrency_stage(
-                    url, engine, s0, args.clients, args.seconds, directory, args.split_pool, args.rounds
+                    url, engine, s0, args.clients, args.seconds, directory, args.split_pool, args.rounds, args.pool_size
                 )
         finally:
             engine.dispose()
@@ -838,6 +841,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--split-pool", action="store_true", help="the 3 servers share one server's pool budget")
     parser.add_argument("--rounds", type=int, default=3, help="alternating 1/3-server rounds")
+    parser.add_argument("--pool-size", type=int, default=0, help="--pool-size of every server in the 1/3-server stage")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=BENCH / "scale_results.json")
     parser.add_argument("--workdir", type=Path, default=None)
