@@ -137,15 +137,20 @@ def _load_paths(uow: UnitOfWork, by_id: dict[int, mlmd.Event]) -> None:
     statement = _paths_statement(uow.schema, uow.dialect)
     ids = list(by_id)
     size = uow.id_chunk
+    current: int | None = None
+    add_step: Any = None
     for start in range(0, len(ids), size):
         for event_id, is_index_step, step_index, step_key in fast_read.rows(
             uow, statement, {"ids": ids[start : start + size]}
         ):
-            target = by_id[event_id].path.steps.add()
+            # Rows come grouped by event (except on MySQL): one field lookup per event, and
+            # each step built by one call.
+            if event_id != current:
+                current, add_step = event_id, by_id[event_id].path.steps.add
             if is_index_step:
-                target.index = step_index
+                add_step(index=step_index)
             else:
-                target.key = step_key if step_key is not None else ""
+                add_step(key=step_key if step_key is not None else "")
 
 
 @functools.cache
