@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -51,42 +52,40 @@ def test_at_most_two_readers_are_inside_while_they_get_a_place() -> None:
     assert most == admission.SQLITE_READERS
 
 
-def test_a_reader_that_waited_too_long_goes_in_anyway() -> None:
-    gate = Admission(write_wait_s=5, readers=1)
-    held, done = threading.Event(), threading.Event()
+@contextlib.contextmanager
+def _held_by_another_thread(gate: Admission, write: bool) -> Iterator[threading.Event]:
+    """Another thread inside the gate (a read or a write) until the block ends; yields the
+    event that lets it out."""
+    held, release = threading.Event(), threading.Event()
 
-    def long_read() -> None:
-        with gate.admitted(write=False):
+    def hold() -> None:
+        with gate.admitted(write=write):
             held.set()
-            done.wait(10)
+            release.wait(10)
 
-    holder = threading.Thread(target=long_read)
+    holder = threading.Thread(target=hold)
     holder.start()
     held.wait(10)
-    began = time.monotonic()
-    with gate.admitted(write=False):  # no place: in after READ_WAIT_S, not after the long read
-        assert not done.is_set()
-    assert time.monotonic() - began >= admission.READ_WAIT_S * 0.9
-    done.set()
-    holder.join(10)
+    try:
+        yield release
+    finally:
+        release.set()
+        holder.join(10)
+
+
+def test_a_reader_that_waited_too_long_goes_in_anyway() -> None:
+    gate = Admission(write_wait_s=5, readers=1)
+    with _held_by_another_thread(gate, write=False) as done:
+        began = time.monotonic()
+        with gate.admitted(write=False):  # no place: in after READ_WAIT_S, not after the long read
+            assert not done.is_set()
+        assert time.monotonic() - began >= admission.READ_WAIT_S * 0.9
 
 
 def test_one_writer_at_a_time_and_a_writer_kept_waiting_is_aborted() -> None:
     gate = Admission(write_wait_s=0.2)
-    held, release = threading.Event(), threading.Event()
-
-    def long_write() -> None:
-        with gate.admitted(write=True):
-            held.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=long_write)
-    holder.start()
-    held.wait(10)
-    with pytest.raises(errors.AbortedError), gate.admitted(write=True):
+    with _held_by_another_thread(gate, write=True), pytest.raises(errors.AbortedError), gate.admitted(write=True):
         pass
-    release.set()
-    holder.join(10)
     with gate.admitted(write=True):  # free again, and the refused writer left nothing held
         pass
 
