@@ -59,7 +59,16 @@ from lineagedb.store import tenancy
 from lineagedb.store.schema import MLMDText, Schema
 from lineagedb.store.tenancy import Reach
 
-__all__ = ["CompiledFilter", "InnerJoin", "apply", "check_sensitive", "compile_filter", "matching_ids"]
+__all__ = [
+    "CompiledFilter",
+    "InnerJoin",
+    "apply",
+    "check_sensitive",
+    "compile_filter",
+    "matching_ids",
+    "matching_row",
+    "probe",
+]
 
 # SQLite joins at most 64 tables in one SELECT and MySQL 61, and PostgreSQL plans joins of
 # many tables slowly. A filter whose joins would exceed this (a table per distinct
@@ -453,6 +462,37 @@ def matching_subquery(
     times, and parsing costs far more than running the compiled statement."""
     compiled = compile_filter(_parse(text, kind), kind, schema, reach=reach, node_scoped=node_scoped)
     return compiled.select_ids(distinct=False)
+
+
+def matching_row(schema: Schema, kind: Any, text: str, reach: Reach = Reach.ALL) -> sa.ColumnElement[bool]:
+    """``EXISTS`` (the row of ``kind``'s node table the enclosing query reads matches ``text``):
+    the filter evaluated per row, for a listing that walks its rows in order and stops at a
+    page (SQLite builds the whole ``IN`` list first). The enclosing query keeps only readable
+    nodes itself (``node_scoped``). ``kind`` as in `apply`."""
+    return _matching_row(schema, NodeKind(kind.value), text, reach)
+
+
+@functools.lru_cache(maxsize=512)
+def _matching_row(schema: Schema, kind: NodeKind, text: str, reach: Reach) -> sa.ColumnElement[bool]:
+    compiled = compile_filter(_parse(text, kind), kind, schema, reach=reach, node_scoped=True)
+    row = _node_table(schema, kind).c.id
+    return sa.exists(compiled.select_ids(distinct=False).where(compiled.node.c.id == row))
+
+
+def probe(schema: Schema, kind: Any, text: str, reach: Reach = Reach.ALL, after: bool = False) -> sa.Select[Any]:
+    """Ids (not distinct, in no order) of at most ``:probe_rows`` readable nodes matching
+    ``text``, with ``after`` only those with an id above ``:after_value``: how a SQLite
+    listing learns whether a filter is narrow (it then has every match) or broad."""
+    return _probe(schema, NodeKind(kind.value), text, reach, after)
+
+
+@functools.lru_cache(maxsize=512)
+def _probe(schema: Schema, kind: NodeKind, text: str, reach: Reach, after: bool) -> sa.Select[Any]:
+    compiled = compile_filter(_parse(text, kind), kind, schema, reach=reach)
+    query = compiled.select_ids(distinct=False)
+    if after:
+        query = query.where(compiled.node.c.id > sa.bindparam("after_value", type_=sa.BigInteger))
+    return query.limit(sa.bindparam("probe_rows", type_=sa.Integer))
 
 
 def check_sensitive(uow: Any, kind: Any, text: str, parse_errors: bool = True) -> None:
