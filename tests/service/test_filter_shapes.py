@@ -1,9 +1,9 @@
 """The shapes a filtered page takes on SQLite (store.repositories.listing, PROBE_ROWS).
 
 SQLite builds the whole `id IN (filter)` list before a page takes its first rows, so a
-filtered page there first probes for at most PROBE_ROWS matches and then reads the
-matches it found by id (IDS), walks the rows in id order testing each one (ROWS), or falls
-back to `IN`. These tests lower the thresholds so that small stores take every shape, and
+filtered page in ascending id order there first probes for at most PROBE_ROWS matches
+and then reads the matches it found by id (IDS), walks the rows in id order testing each
+one (ROWS), or falls back to `IN`. These tests lower the thresholds so that small stores take every shape, and
 check that every shape returns what `IN` returns, and that the statements have the plans
 the choice is for.
 """
@@ -58,8 +58,8 @@ def test_every_shape_walks_a_filter_like_in_does(
     data = test_paging.build(store, clock)
     [filtered] = [item for item in test_paging.LISTINGS if item.filter_query]
     test_paging._check_walk(filtered, store, data, test_paging.PAGE_SIZES)
-    # Small pages in id order walk (ROWS), their last pages read the probe's ids (IDS), other
-    # orders and big pages fall back to IN.
+    # In ascending id order small pages walk (ROWS), the last pages read the probe's ids (IDS)
+    # and big pages fall back to IN; other orders keep IN.
     assert set(shapes) == set(FilterShape), shapes
 
 

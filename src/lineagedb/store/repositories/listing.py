@@ -26,15 +26,15 @@ from lineagedb.store.unit_of_work import UnitOfWork
 # building the list of every match, so the first page of a filter matching 1% of 10^6
 # artifacts cost 10 ms there (and grew with the store) where PostgreSQL walks the ids in
 # order and stops at the page. Walking rows in order and testing each (EXISTS) stops early
-# but reads the whole table for a narrow filter (375 ms for 100 matches in 10^6). So a SQLite
-# page first reads at most PROBE_ROWS matching ids, in whatever order the filter's index
-# gives them (about 1 ms at 2048):
-# * fewer came back: they are all the matches, and the page reads them by id (IDS);
-# * else, on an unscoped page in ascending id order, the ids after the page's start say how
-#   far a walk must go at most to fill the page: it has `limit` matches by the `limit`-th of
-#   them. If that is at most SCAN_ROWS ids, the walk (ROWS) costs no more than the list of
-#   at least PROBE_ROWS matches would (a row tested ~0.6 us, a match listed ~1 us);
+# but reads the whole table for a narrow filter (375 ms for 100 matches in 10^6). So an
+# unscoped SQLite page in ascending id order (the default) first reads at most PROBE_ROWS
+# matching ids after its start, in whatever order the filter's index gives them (~1 ms):
+# * fewer came back: they are all the matches, and the page reads its first ones by id (IDS);
+# * else the walk has `limit` matches at the latest by the `limit`-th of those ids; if that
+#   is at most SCAN_ROWS ids ahead, walking them (ROWS) costs no more than listing at least
+#   PROBE_ROWS matches would (a row tested ~0.6 us, a match listed ~1 us);
 # * else `IN` as before, one probe later.
+# Other orders and scopes keep `IN`: a walk there has no bound from the ids.
 PROBE_ROWS = 2048
 SCAN_ROWS = 2 * PROBE_ROWS
 
@@ -104,24 +104,22 @@ def _sqlite_shape(
     uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Scope, parameters: dict[str, Any]
 ) -> FilterShape:
     """The shape of a SQLite filtered page (see PROBE_ROWS), adding what it binds to `parameters`."""
-    by_id = page.field == mlmd.ListOperationOptions.OrderByField.ID
-    # In ascending id order a later page's probe skips the matches before it.
-    after = by_id and page.ascending and page.token is not None
-    probe = filter_query.probe(uow.schema, kind, page.filter_query, uow.tenancy.reach, after)
+    if page.field != mlmd.ListOperationOptions.OrderByField.ID or not page.ascending or scope != Scope():
+        return FilterShape.IN
+    continued = page.token is not None
+    probe = filter_query.probe(uow.schema, kind, page.filter_query, uow.tenancy.reach, continued)
     probe_parameters = {"probe_rows": PROBE_ROWS, **uow.tenancy.parameters}
-    if after:
-        probe_parameters["after_value"] = parameters["after_value"]
+    start = parameters.get("after_value", 0)
+    if continued:
+        probe_parameters["after_value"] = start
     found = [row[0] for row in fast_read.rows(uow, probe, probe_parameters)]
+    # The probe's ids are readable matches after the start (the filter's joins may repeat one).
+    ahead = sorted(set(found))[: parameters["limit"]]
     if len(found) < PROBE_ROWS:
-        parameters["filter_ids"] = sorted(set(found))  # the filter's joins may repeat an id
+        parameters["filter_ids"] = ahead
         return FilterShape.IDS
-    if by_id and page.ascending and scope == Scope():
-        start = parameters.get("after_value", 0)
-        ahead = sorted({node_id for node_id in found if node_id > start})
-        limit = parameters["limit"]
-        # The probe's ids are readable matches: the walk has `limit` rows by ahead[limit - 1].
-        if len(ahead) >= limit and ahead[limit - 1] - start <= SCAN_ROWS:
-            return FilterShape.ROWS
+    if len(ahead) == parameters["limit"] and ahead[-1] - start <= SCAN_ROWS:
+        return FilterShape.ROWS
     return FilterShape.IN
 
 
