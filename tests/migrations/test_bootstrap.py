@@ -200,7 +200,7 @@ def test_db_current_reports_the_schema_state(database_url):
         check=False,
     )
     assert current.returncode == 0, current.stderr
-    assert "mlmd_schema_version=10" in current.stdout and "revision=0008 head=0008" in current.stdout
+    assert "mlmd_schema_version=10" in current.stdout and "revision=0009 head=0009" in current.stdout
 
 
 def test_revision_0003_adds_the_namespace_tables_and_the_namespace_commands_use_them(engine, database_url):
@@ -261,3 +261,49 @@ def test_revision_0004_makes_a_membership_need_its_namespace(engine):
         connection.execute(sa.insert(MEMBERSHIP).values(node_kind=1, node_id=2, namespace="nowhere"))
     with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
         connection.execute(sa.delete(NAMESPACES).where(NAMESPACES.c.name == "team-a"))
+
+
+def test_revision_0009_keys_the_audit_node_index_by_its_primary_key_on_sqlite(engine):
+    """SQLite: `lineagedb_audit_node` is one B-tree (WITHOUT ROWID), so a write transaction
+    writes one structure for it, not two; rows survive the rebuild both ways. Other
+    backends keep the table as 0006 made it."""
+    from alembic import command
+
+    from lineagedb.store.audit_log import RECORD_NODES
+    from lineagedb.store.bootstrap import alembic_config
+
+    def definition() -> str:
+        with engine.connect() as connection:
+            found = connection.execute(
+                sa.text("SELECT sql FROM sqlite_master WHERE name = 'lineagedb_audit_node'")
+            ).scalar()
+        return str(found).upper()
+
+    def rows() -> list[tuple[int, ...]]:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(sa.select(RECORD_NODES).order_by(*RECORD_NODES.c))]
+
+    prepare_database(engine)
+    if engine.dialect.name != "sqlite":
+        assert sa.inspect(engine).get_pk_constraint("lineagedb_audit_node")["constrained_columns"] == [
+            "node_kind",
+            "node_id",
+            "chain",
+            "seq",
+        ]
+        return
+    assert definition().endswith("WITHOUT ROWID")
+    stored = [(1, 5, "a" * 32, 1), (1, 6, "a" * 32, 1), (0, 5, "b" * 32, 7)]
+    _execute(
+        engine,
+        sa.insert(RECORD_NODES).values(
+            [dict(zip(("node_kind", "node_id", "chain", "seq"), r, strict=True)) for r in stored]
+        ),
+    )
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0008")
+    assert "WITHOUT ROWID" not in definition()
+    assert rows() == sorted(stored)
+    prepare_database(engine, allow_upgrade=True)  # `lineagedb db upgrade`
+    assert definition().endswith("WITHOUT ROWID")
+    assert rows() == sorted(stored)

@@ -83,6 +83,7 @@ RECORD_NODES = sa.Table(
     sa.Column("node_id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("chain", sa.String(32), primary_key=True),
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sqlite_with_rowid=False,  # one B-tree to write per transaction, not two (migration 0009)
 )
 CHAINS = sa.Table(
     "lineagedb_audit_chain",
@@ -422,17 +423,18 @@ def _send_with_commit(
 def _insert_on_sqlite(uow: Any, record: Record, mac: str, nodes: list[tuple[int, int]], chain: _Chain) -> None:
     """SQLite, in a call's write transaction: SQL compiled once, run on the driver (the
     per-statement work of SQLAlchemy's execution was most of what a record cost)."""
-    from lineagedb.store import bulk_insert  # it imports unit_of_work, which imports this module
-
     texts = _sqlite_texts(uow.connection.dialect)
     uow.execute_driver_sql(texts["record"], [(*(getattr(record, name) for name in _RECORD_FIELDS), mac)])
     if nodes:
-        rows = [{"node_kind": k, "node_id": n, "chain": chain.id, "seq": record.seq} for k, n in nodes]
-        bulk_insert.insert_rows(uow, RECORD_NODES, rows)
+        uow.note_inserted(RECORD_NODES, len(nodes))
+        uow.execute_driver_sql(texts["nodes"], [(kind, node, chain.id, record.seq) for kind, node in nodes])
     if chain.stored:
         uow.execute_driver_sql(texts["update_head"], [(record.seq, mac, chain.id)])
     else:
         uow.execute_driver_sql(texts["insert_head"], [(chain.id, record.seq, mac)])
+
+
+_NODE_COLUMNS = ["node_kind", "node_id", "chain", "seq"]
 
 
 @functools.cache
@@ -441,6 +443,7 @@ def _sqlite_texts(dialect: sa.Dialect) -> dict[str, str]:
     head = sa.update(CHAINS).where(CHAINS.c.chain == sa.bindparam("chain_id"))
     statements = {
         "record": _INSERT_RECORD.inline().compile(dialect=dialect, column_keys=[*_RECORD_FIELDS, "mac"]),
+        "nodes": sa.insert(RECORD_NODES).compile(dialect=dialect, column_keys=_NODE_COLUMNS),
         "insert_head": _INSERT_HEAD.compile(dialect=dialect, column_keys=["chain", "head_seq", "head_mac"]),
         "update_head": head.values(head_seq=sa.bindparam("s"), head_mac=sa.bindparam("m")).compile(dialect=dialect),
     }
@@ -448,6 +451,7 @@ def _sqlite_texts(dialect: sa.Dialect) -> dict[str, str]:
         order = list(compiled.positiontup or [])
         expected = {
             "record": [*_RECORD_FIELDS, "mac"],
+            "nodes": _NODE_COLUMNS,
             "insert_head": ["chain", "head_seq", "head_mac"],
             "update_head": ["s", "m", "chain_id"],
         }[name]

@@ -4,11 +4,11 @@ On PostgreSQL and MariaDB every statement is a network round trip, so the number
 statements an RPC sends decides its latency more than anything done in Python. With
 the variable set, the server counts, per RPC method and per call, what reaches the
 driver: SQLAlchemy's statements (``before_cursor_execute``), the driver-direct reads of
-store.fast_read, BEGIN (explicit on SQLite; psycopg2 sends it before a transaction's
-first statement; PyMySQL sends none, MariaDB opens the transaction implicitly), COMMIT,
-ROLLBACK and the pool's liveness pings. psycopg2's ``executemany`` is one round trip
-per row and is counted so; PyMySQL rewrites an INSERT's ``executemany`` into one
-multi-row statement. At shutdown the counts are written to FILE as JSON:
+store.fast_read and INSERTs of store.bulk_insert (SQLite), BEGIN (explicit on SQLite;
+psycopg2 sends it before a transaction's first statement; PyMySQL sends none, MariaDB
+opens the transaction implicitly), COMMIT, ROLLBACK and the pool's liveness pings.
+psycopg2's ``executemany`` is one round trip per row and is counted so; PyMySQL rewrites
+an INSERT's ``executemany`` into one multi-row statement. At shutdown the counts are written to FILE as JSON:
 ``{method: {"calls": n, "per_call": {"statements": calls_with_that_count}, "kinds": {...},
 "example": [sql, ...]}}``. Counting is off (nothing is installed) without the variable.
 """

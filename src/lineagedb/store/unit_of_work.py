@@ -18,7 +18,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -42,6 +42,8 @@ from lineagedb.store.sensitive import PropertyProtection
 from lineagedb.store.statement_count import count_driver_statement
 from lineagedb.store.statistics import StatisticsKeeper
 from lineagedb.store.tenancy import CURRENT_TENANCY, UNRESTRICTED, Tenancy
+
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -173,28 +175,39 @@ class UnitOfWork:
     ) -> sa.CursorResult[Any]:
         return self._classified(self.connection.execute, statement, parameters)
 
-    def execute_driver_sql(self, sql: str, parameters: Sequence[tuple[Any, ...]]) -> sa.CursorResult[Any]:
-        """Run SQL text SQLAlchemy compiled earlier (see store.bulk_insert) with positional rows."""
-        return self._classified(self.connection.exec_driver_sql, sql, parameters)
+    def execute_driver_sql(self, sql: str, parameters: Sequence[tuple[Any, ...]]) -> None:
+        """Run SQL text SQLAlchemy compiled earlier (see store.bulk_insert) with positional
+        rows, on the driver's own cursor (SQLite only: one `executemany` runs in process).
+        SQLAlchemy's execution context cost more per statement than SQLite's work for the
+        few-row INSERTs of a write call."""
+        assert self.dialect == "sqlite", "psycopg2 and PyMySQL would send one statement per row"
+        self._on_driver_cursor(sql, lambda cursor: cursor.executemany(sql, parameters), parameters)
 
     def fetch_driver_sql(
         self, sql: str, parameters: Sequence[Any] | Mapping[str, Any]
     ) -> tuple[list[tuple[Any, ...]], Sequence[Any] | None]:
         """Rows of SQL text (compiled by SQLAlchemy, see store.fast_read) from the driver's
-        own cursor, inside this transaction, and the cursor's description. Driver errors
-        are classified as everywhere else; a lost connection is invalidated, as SQLAlchemy
+        own cursor, inside this transaction, and the cursor's description."""
+        if self.dialect == "postgresql":
+            sql = begin_prefix(self.connection.info) + sql  # a write's first statement opens it
+
+        def fetch(cursor: Any) -> tuple[list[tuple[Any, ...]], Sequence[Any] | None]:
+            cursor.execute(sql, parameters)
+            return list(cursor.fetchall()), cursor.description
+
+        return self._on_driver_cursor(sql, fetch, parameters)
+
+    def _on_driver_cursor(self, sql: str, run: Callable[[Any], _T], parameters: Any) -> _T:
+        """`run` on a cursor of the driver's own, inside this transaction. Driver errors are
+        classified as everywhere else; a lost connection is invalidated, as SQLAlchemy
         would, so the pool drops it."""
         dialect = self.connection.dialect
         dbapi_connection = self.connection.connection.dbapi_connection
         assert dbapi_connection is not None
         cursor = dbapi_connection.cursor()
-        if self.dialect == "postgresql":
-            sql = begin_prefix(self.connection.info) + sql  # a write's first statement opens it
         count_driver_statement(sql)
         try:
-            cursor.execute(sql, parameters)
-            rows: list[tuple[Any, ...]] = list(cursor.fetchall())
-            return rows, cursor.description
+            return run(cursor)
         except dialect.loaded_dbapi.Error as error:
             lost = dialect.is_disconnect(error, dbapi_connection, cursor)
             wrapped = sa_exc.DBAPIError.instance(
