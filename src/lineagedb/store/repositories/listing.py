@@ -28,15 +28,16 @@ from lineagedb.store.unit_of_work import UnitOfWork
 # order and stops at the page. Walking rows in order and testing each (EXISTS) stops early
 # but reads the whole table for a narrow filter (375 ms for 100 matches in 10^6). So an
 # unscoped SQLite page in ascending id order (the default) first reads at most PROBE_ROWS
-# matching ids after its start, in whatever order the filter's index gives them (~1 ms):
+# matching ids after its start, in whatever order the filter's index gives them (0.6 ms):
 # * fewer came back: they are all the matches, and the page reads its first ones by id (IDS);
 # * else the walk has `limit` matches at the latest by the `limit`-th of those ids; if that
-#   is at most SCAN_ROWS ids ahead, walking them (ROWS) costs no more than listing at least
-#   PROBE_ROWS matches would (a row tested ~0.6 us, a match listed ~1 us);
+#   is at most SCAN_ROWS ids ahead, the page walks them (ROWS): at most ~2 ms (a row tested
+#   ~0.5 us), against at least ~1 ms to list PROBE_ROWS or more matches, and it stays so
+#   however many matches and rows the store holds;
 # * else `IN` as before, one probe later.
 # Other orders and scopes keep `IN`: a walk there has no bound from the ids.
-PROBE_ROWS = 2048
-SCAN_ROWS = 2 * PROBE_ROWS
+PROBE_ROWS = 1024
+SCAN_ROWS = 4 * PROBE_ROWS
 
 
 class FilterShape(enum.Enum):
