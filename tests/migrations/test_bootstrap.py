@@ -263,47 +263,58 @@ def test_revision_0004_makes_a_membership_need_its_namespace(engine):
         connection.execute(sa.delete(NAMESPACES).where(NAMESPACES.c.name == "team-a"))
 
 
-def test_revision_0009_keys_the_audit_node_index_by_its_primary_key_on_sqlite(engine):
-    """SQLite: `lineagedb_audit_node` is one B-tree (WITHOUT ROWID), so a write transaction
-    writes one structure for it, not two; rows survive the rebuild both ways. Other
-    backends keep the table as 0006 made it."""
+def test_revision_0009_keys_the_per_node_tables_by_their_primary_keys_on_sqlite(engine):
+    """SQLite: `lineagedb_audit_node` and `lineagedb_node_namespace` are one B-tree each
+    (WITHOUT ROWID), so a write transaction writes one structure per table, not two; rows
+    and the namespace index survive the rebuild both ways. Other backends keep the tables
+    as 0003 and 0006 made them."""
     from alembic import command
 
     from lineagedb.store.audit_log import RECORD_NODES
     from lineagedb.store.bootstrap import alembic_config
+    from lineagedb.store.tenancy import MEMBERSHIP, NAMESPACES
 
-    def definition() -> str:
-        with engine.connect() as connection:
-            found = connection.execute(
-                sa.text("SELECT sql FROM sqlite_master WHERE name = 'lineagedb_audit_node'")
-            ).scalar()
-        return str(found).upper()
+    tables = (RECORD_NODES, MEMBERSHIP)
 
-    def rows() -> list[tuple[int, ...]]:
+    def definitions() -> list[str]:
         with engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(sa.select(RECORD_NODES).order_by(*RECORD_NODES.c))]
+            return [
+                str(
+                    connection.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = :n"), {"n": t.name}).scalar()
+                )
+                for t in tables
+            ]
+
+    def rows() -> list[list[tuple[object, ...]]]:
+        with engine.connect() as connection:
+            return [[tuple(row) for row in connection.execute(sa.select(t).order_by(*t.c))] for t in tables]
 
     prepare_database(engine)
     if engine.dialect.name != "sqlite":
-        assert sa.inspect(engine).get_pk_constraint("lineagedb_audit_node")["constrained_columns"] == [
-            "node_kind",
-            "node_id",
-            "chain",
-            "seq",
-        ]
+        for table in tables:
+            primary_key = sa.inspect(engine).get_pk_constraint(table.name)["constrained_columns"]
+            assert primary_key == [column.name for column in table.primary_key]
         return
-    assert definition().endswith("WITHOUT ROWID")
-    stored = [(1, 5, "a" * 32, 1), (1, 6, "a" * 32, 1), (0, 5, "b" * 32, 7)]
+    assert all(definition.upper().endswith("WITHOUT ROWID") for definition in definitions())
+    audit_nodes = [(1, 5, "a" * 32, 1), (1, 6, "a" * 32, 1), (0, 5, "b" * 32, 7)]
+    members = [(1, 5, "team-a"), (2, 9, "team-a")]
     _execute(
         engine,
+        sa.insert(NAMESPACES).values(name="team-a", create_time_since_epoch=1),
         sa.insert(RECORD_NODES).values(
-            [dict(zip(("node_kind", "node_id", "chain", "seq"), r, strict=True)) for r in stored]
+            [dict(zip([c.name for c in RECORD_NODES.c], r, strict=True)) for r in audit_nodes]
         ),
+        sa.insert(MEMBERSHIP).values([dict(zip([c.name for c in MEMBERSHIP.c], r, strict=True)) for r in members]),
     )
+    expected = [sorted(audit_nodes), sorted(members)]
     with engine.begin() as connection:
         command.downgrade(alembic_config(connection), "0008")
-    assert "WITHOUT ROWID" not in definition()
-    assert rows() == sorted(stored)
+    assert not any("WITHOUT ROWID" in definition.upper() for definition in definitions())
+    assert rows() == expected
     prepare_database(engine, allow_upgrade=True)  # `lineagedb db upgrade`
-    assert definition().endswith("WITHOUT ROWID")
-    assert rows() == sorted(stored)
+    assert all(definition.upper().endswith("WITHOUT ROWID") for definition in definitions())
+    assert rows() == expected
+    indexes = sa.inspect(engine).get_indexes(MEMBERSHIP.name)
+    assert [(index["name"], index["column_names"]) for index in indexes] == [
+        ("idx_lineagedb_node_namespace_namespace", ["namespace", "node_kind"])
+    ]

@@ -199,7 +199,9 @@ def require_creatable(uow: Any) -> None:
         raise errors.PermissionDeniedError(f"you may not create metadata in namespace {namespace!r}")
     if namespace == DEFAULT_NAMESPACE or namespace in uow.checked_namespaces or uow.dialect != "sqlite":
         return
-    if uow.execute(sa.select(NAMESPACES.c.name).where(NAMESPACES.c.name == namespace)).first() is None:
+    from lineagedb.store import fast_read  # unit_of_work (which fast_read needs) imports this module
+
+    if not fast_read.rows(uow, _NAMESPACE_EXISTS, {"name": namespace}):
         raise _missing_namespace(namespace)
     uow.checked_namespaces.add(namespace)
 
@@ -231,9 +233,11 @@ def record_membership(uow: Any, kind_value: str, ids: Iterable[int]) -> None:
         if inserted.rowcount != len(ids):
             raise _missing_namespace(namespace)
         return
+    from lineagedb.store import bulk_insert  # it imports unit_of_work, which imports this module
+
     rows = [{"node_kind": number, "node_id": node_id, "namespace": namespace} for node_id in ids]
     try:
-        uow.execute(sa.insert(MEMBERSHIP), rows)
+        bulk_insert.insert_rows(uow, MEMBERSHIP, rows)
     except MissingParent as error:  # MySQL's foreign key to lineagedb_namespace
         raise _missing_namespace(namespace) from error
 
@@ -306,9 +310,14 @@ MEMBERSHIP = sa.Table(
         sa.ForeignKey(NAMESPACES.c.name, name="fk_lineagedb_node_namespace_namespace", ondelete="RESTRICT"),
         nullable=False,
     ),
+    sqlite_with_rowid=False,  # one B-tree, written and probed by its key (migration 0009)
 )
 # Finding a namespace's nodes (and refusing to delete a namespace that has any).
 sa.Index("idx_lineagedb_node_namespace_namespace", MEMBERSHIP.c.namespace, MEMBERSHIP.c.node_kind)
+
+# SQLite: whether the namespace new nodes go to exists (built once: building a statement
+# per write cost more than SQLite's lookup).
+_NAMESPACE_EXISTS = sa.select(NAMESPACES.c.name).where(NAMESPACES.c.name == sa.bindparam("name"))
 
 # PostgreSQL: INSERT the new nodes' memberships if, and while, their namespace exists.
 _new_ids = (
