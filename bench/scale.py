@@ -22,8 +22,23 @@ Provenance and Impact; plus the server's RSS (/proc). Finally on PostgreSQL (``-
 24 client processes run a read mix against 1 and 3 servers: operations per server CPU-second
 and per CPU-second of the database's backends.
 
+PostgreSQL runs as a deployment sized for its data would: a private PostgreSQL 15 instance
+started here (initdb into ``--workdir``/lineagedb-scale-pg or /tmp/lineagedb-scale-pg, a free
+local port, trust auth; tests/resilience's PrivatePostgres) with ``shared_buffers`` a quarter of
+RAM (``--pg-shared-buffers``), ``effective_cache_size`` three quarters, ``huge_pages = try``
+(used when the kernel has ``vm.nr_hugepages`` to spare; the results say whether it did), and
+after each step's load and VACUUM ANALYZE the node tables and their indexes read into shared
+buffers (pg_prewarm, as far as they fit; what was warmed is in the results).
+pg_stat_statements records each step's statements (time, buffer hits and reads). After the
+last step the first size's store is built again beside the last in the same instance and
+both are measured in alternating rounds (``--baseline-rounds``): the ratio that counts on a
+shared machine. ``--pg-shared-server`` uses the machine's server (LINEAGEDB_BENCH_POSTGRES_URL)
+as it is configured instead.
+
     .venv/bin/python bench/scale.py [--backends postgresql,sqlite,mysql] [--max 10000000]
         [--sizes 100000,1000000,10000000] [--reps 15] [--keep] [--no-concurrency]
+        [--pg-shared-buffers 6GB] [--pg-setting random_page_cost=1.1] [--no-prewarm]
+        [--baseline-rounds 5] [--pg-shared-server]
 
 Writes bench/scale_results.json (or --out) and prints a table.
 """
@@ -36,7 +51,9 @@ import datetime as dt
 import io
 import json
 import multiprocessing
+import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -53,15 +70,18 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import scale_data as data
-from run import LINEAGEDB, log, machine_info, running, server_url, unreachable
+from run import LINEAGEDB, ROOT, log, machine_info, running, server_url, unreachable
 from workers import CLOCK_TICKS, _processes, _stat_fields, _tree
 
+sys.path.insert(0, str(ROOT))
 from lineagedb.proto.lineagedb.v1 import lineage_pb2 as lpb
 from lineagedb.proto.lineagedb.v1 import lineage_pb2_grpc as lpb_grpc
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2_grpc as svc_grpc
 from lineagedb.store.schema import schema_for
+from tests.ops.conftest import free_port
+from tests.resilience.conftest import PG_BIN, PrivatePostgres  # the tests' private PostgreSQL
 
 BENCH = Path(__file__).resolve().parent
 DEFAULT_SIZES = {"postgresql": [10**5, 10**6, 10**7], "sqlite": [10**5, 10**6], "mysql": [10**5, 10**6]}
@@ -77,15 +97,237 @@ SCHEMA_ATTR = {
     "association": "association",
 }
 MAX_MESSAGE = 256 * 1024 * 1024
+# Warmed into shared buffers after each load (see prewarm()): the node tables every read
+# fetches rows and properties from, then the edge tables (events, context links).
+NODE_TABLES = ("artifact", "artifactproperty", "execution", "executionproperty", "context", "contextproperty")
+EDGE_TABLES = ("event", "attribution", "association")
+PG_REPORTED = (
+    "server_version",
+    "shared_buffers",
+    "effective_cache_size",
+    "work_mem",
+    "maintenance_work_mem",
+    "max_wal_size",
+    "random_page_cost",
+    "max_parallel_workers_per_gather",
+    "shared_preload_libraries",
+)
+
+
+# ---------------------------------------------------------------- a private PostgreSQL
+
+
+def ram_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _mb(n: float) -> str:
+    return f"{int(n) // 2**20}MB"
+
+
+class ScalePostgres(PrivatePostgres):
+    """The tests' private PostgreSQL (run as the `postgres` OS user) in a fixed directory, so
+    that ``--keep`` leaves it and ``--reuse`` starts it again."""
+
+    def __init__(self, root: Path, settings: dict[str, str], reuse: bool) -> None:  # no super(): a fixed root
+        self.root = root
+        self.data = root / "data"
+        self.log = root / "postgres.log"
+        self.port = free_port()
+        self.password = None
+        self.settings = {
+            "listen_addresses": "127.0.0.1",
+            "unix_socket_directories": str(root),
+            "max_connections": "100",  # 3 servers x (pool 8 + overflow 4) + the bench's own
+            **settings,
+        }
+        if reuse and (self.data / "PG_VERSION").exists():
+            return
+        if root.exists():
+            shutil.rmtree(root)
+        root.mkdir(parents=True)
+        shutil.chown(root, "postgres")
+        self._run([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-E", "UTF8", "--auth=trust"])
+
+    def close(self, keep: bool) -> None:
+        if not keep:
+            self.destroy()
+            return
+        # A clean stop for the next --reuse; the checkpoint first (no time limit) so that
+        # pg_ctl's own stop fits in its 60 s.
+        with contextlib.suppress(Exception):
+            admin = sa.create_engine(self.url(), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+            with admin.connect() as connection:
+                connection.exec_driver_sql("CHECKPOINT")
+            admin.dispose()
+        self.stop("fast")
+
+
+def private_settings(args: argparse.Namespace) -> dict[str, str]:
+    """shared_buffers for the hot set (a quarter of RAM, the usual guidance), the planner told
+    the OS caches the rest, WAL room for the bulk loads, and the statement statistics."""
+    settings = {
+        "shared_buffers": args.pg_shared_buffers or _mb(ram_bytes() / 4),
+        "effective_cache_size": args.pg_effective_cache_size or _mb(ram_bytes() * 3 / 4),
+        "max_wal_size": "8GB",  # COPY of 10^7 rows: no checkpoint every 1 GB of WAL
+        "shared_preload_libraries": "pg_stat_statements",
+        "track_io_timing": "on",  # pg_stat_statements then splits out time spent reading blocks
+        # Shared buffers in 2 MB pages where the kernel has them (vm.nr_hugepages): with 4 kB
+        # pages every backend takes a page fault the first time it touches each buffer page,
+        # which at 10^7 (random ids over GBs of buffers) was most of a by-id read's growth.
+        "huge_pages": "try",
+    }
+    for item in args.pg_setting:
+        key, _, value = item.partition("=")
+        settings[key.strip()] = value.strip()
+    return settings
+
+
+def huge_pages_taken() -> int:
+    """2 MB pages in use or reserved machine-wide (/proc/meminfo): before and after starting
+    the instance, the difference is its shared memory in huge pages."""
+    fields = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields[key] = int(value.split()[0])
+    return fields.get("HugePages_Total", 0) - fields.get("HugePages_Free", 0) + fields.get("HugePages_Rsvd", 0)
+
+
+def private_unavailable() -> str | None:
+    missing = [name for name in ("initdb", "pg_ctl") if not (PG_BIN / name).exists()]
+    if missing or shutil.which("runuser") is None:
+        return f"PostgreSQL server binaries missing in {PG_BIN} ({', '.join(missing) or 'runuser'})"
+    return None
+
+
+def pg_settings(engine: sa.Engine) -> dict[str, str]:
+    with engine.connect() as connection:
+        return {
+            name: str(connection.execute(sa.text("SELECT current_setting(:n)"), {"n": name}).scalar_one())
+            for name in PG_REPORTED
+        }
+
+
+def vacuum_analyze(engine: sa.Engine) -> float:
+    began = time.perf_counter()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM (ANALYZE)")
+    return time.perf_counter() - began
+
+
+def prewarm(engine: sa.Engine) -> dict[str, Any]:
+    """Reads relations into shared buffers with pg_prewarm, each whole or not at all, within 90%
+    of shared_buffers, in order of what reads need most: the node tables and their primary keys
+    (every read fetches nodes and their properties by id), then the node tables' other indexes,
+    then the edge tables and theirs (within those two, smallest first). What does not fit is
+    listed under ``skipped``."""
+    began = time.perf_counter()
+    warmed: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        budget = 0.9 * int(
+            connection.exec_driver_sql("SELECT pg_size_bytes(current_setting('shared_buffers'))").scalar_one()
+        )
+        tiers: list[list[str]] = [[], [], []]
+        for table in (*NODE_TABLES, *EDGE_TABLES):
+            indexes = connection.execute(
+                sa.text(
+                    "SELECT c.relname, i.indisprimary FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                    " WHERE i.indrelid = CAST(:t AS regclass) ORDER BY c.relname"
+                ),
+                {"t": table},
+            ).all()
+            if table in NODE_TABLES:
+                tiers[0] += [table, *(str(name) for name, primary in indexes if primary)]
+                tiers[1] += [str(name) for name, primary in indexes if not primary]
+            else:
+                tiers[2] += [table, *(str(name) for name, _ in indexes)]
+
+        def size(relation: str) -> int:
+            query = sa.text("SELECT pg_relation_size(CAST(:r AS regclass))")
+            return int(connection.execute(query, {"r": relation}).scalar_one())
+
+        used = 0
+        for tier, relations in enumerate(tiers):
+            sized = [(relation, size(relation)) for relation in relations]
+            if tier:  # past the first tier, the smallest first: the most lookups served per byte
+                sized.sort(key=lambda pair: pair[1])
+            for relation, nbytes in sized:
+                entry: dict[str, Any] = {"relation": relation, "tier": tier, "bytes": nbytes}
+                if used + nbytes > budget:
+                    skipped.append(entry)
+                    continue
+                t = time.perf_counter()
+                entry["blocks"] = int(
+                    connection.execute(
+                        sa.text("SELECT pg_prewarm(CAST(:r AS regclass), 'buffer')"), {"r": relation}
+                    ).scalar_one()
+                )
+                entry["seconds"] = time.perf_counter() - t
+                used += nbytes
+                warmed.append(entry)
+    return {
+        "mode": "pg_prewarm(relation, 'buffer') into shared_buffers; tiers: 0 node tables + primary keys,"
+        " 1 their other indexes, 2 edge tables + indexes",
+        "budget_bytes": int(budget),
+        "warmed_bytes": used,
+        "warmed": warmed,
+        "skipped": skipped,
+        "seconds": time.perf_counter() - began,
+    }
+
+
+def statements_reset(engine: sa.Engine) -> bool:
+    """Empties pg_stat_statements; False where it is not loaded (the shared server)."""
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            connection.exec_driver_sql("SELECT pg_stat_statements_reset()")
+        return True
+    except sa.exc.DBAPIError:
+        return False
+
+
+def statements_top(engine: sa.Engine, n: int = 25) -> list[dict[str, Any]]:
+    """This database's statements since the reset, by total execution time: where a read's
+    database time goes (calls, mean ms, shared buffer hits, reads and pages dirtied (hint bits),
+    ms reading blocks)."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT s.query, s.calls, s.mean_exec_time, s.total_exec_time, s.rows, s.shared_blks_hit,"
+                " s.shared_blks_read, s.shared_blks_dirtied, s.blk_read_time FROM pg_stat_statements s"
+                " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()"
+                " ORDER BY s.total_exec_time DESC LIMIT :n"
+            ),
+            {"n": n},
+        ).all()
+    return [
+        {
+            "query": " ".join(str(query).split())[:400],
+            "calls": int(calls),
+            "mean_ms": float(mean),
+            "total_ms": float(total),
+            "rows": int(count),
+            "shared_blks_hit": int(hit),
+            "shared_blks_read": int(read),
+            "shared_blks_dirtied": int(dirtied),
+            "blk_read_ms": float(read_ms),
+        }
+        for query, calls, mean, total, count, hit, read, dirtied, read_ms in rows
+    ]
 
 
 # ---------------------------------------------------------------- the scratch database
 
 
 @contextlib.contextmanager
-def scratch(backend: str, directory: Path, keep: bool, reuse: bool = False) -> Iterator[str]:
+def scratch(backend: str, directory: Path, keep: bool, reuse: bool = False, admin: str | None = None) -> Iterator[str]:
     """The dedicated scratch database, created empty (dropped first if a run left one), or
-    with ``reuse`` the one a ``--keep`` run left."""
+    with ``reuse`` the one a ``--keep`` run left; on the server at ``admin`` (a URL) or the
+    machine's."""
     if backend == "sqlite":
         path = directory / f"{SCRATCH}.db"
         if not reuse:
@@ -94,11 +336,11 @@ def scratch(backend: str, directory: Path, keep: bool, reuse: bool = False) -> I
         if not keep:
             path.unlink(missing_ok=True)
         return
-    admin_url = make_url(server_url(backend))
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    admin_url = make_url(admin or server_url(backend))
+    admin_engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
 
     def drop() -> None:
-        with admin.connect() as connection:
+        with admin_engine.connect() as connection:
             quoted = f'"{SCRATCH}" WITH (FORCE)' if backend == "postgresql" else f"`{SCRATCH}`"
             connection.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted}"))
 
@@ -106,10 +348,10 @@ def scratch(backend: str, directory: Path, keep: bool, reuse: bool = False) -> I
         yield admin_url.set(database=SCRATCH).render_as_string(hide_password=False)
         if not keep:
             drop()
-        admin.dispose()
+        admin_engine.dispose()
         return
     drop()
-    with admin.connect() as connection:
+    with admin_engine.connect() as connection:
         suffix = "" if backend == "postgresql" else " CHARACTER SET utf8mb4"
         quoted = f'"{SCRATCH}"' if backend == "postgresql" else f"`{SCRATCH}`"
         connection.execute(sa.text(f"CREATE DATABASE {quoted}{suffix}"))
@@ -118,7 +360,7 @@ def scratch(backend: str, directory: Path, keep: bool, reuse: bool = False) -> I
     finally:
         if not keep:
             drop()
-        admin.dispose()
+        admin_engine.dispose()
 
 
 def disk_bytes(engine: sa.Engine, backend: str, url: str) -> int | None:
@@ -332,13 +574,12 @@ def load_sql(engine: sa.Engine, types: dict[str, int], s0: int, s1: int) -> dict
             for table in ("artifact", "execution"):
                 cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")
             raw.commit()
-            t = time.perf_counter()
-            raw.autocommit = True  # type: ignore[attr-defined]
             # VACUUM, not only ANALYZE: rows COPYed in carry no hint bits and no visibility map,
             # so until autovacuum gets there every first read of a page checks the commit log
             # and dirties it, and index-only scans visit the heap (see bench/README.md).
-            cursor.execute("VACUUM (ANALYZE)")
-            timings["vacuum_analyze_s"] = time.perf_counter() - t
+            # (On a connection of its own: setting autocommit on the pool's proxy of this one
+            # did not reach psycopg2, and VACUUM then failed inside a transaction block.)
+            timings["vacuum_analyze_s"] = vacuum_analyze(engine)
         finally:
             raw.close()
     else:
@@ -728,6 +969,70 @@ def concurrency_stage(
     return results
 
 
+# ---------------------------------------------------------------- the smallest store beside the largest
+
+
+def baseline_stage(
+    admin: str, big_url: str, big_size: int, small_size: int, args: argparse.Namespace, directory: Path, warm: bool
+) -> dict[str, Any]:
+    """The smallest step's store, built again set-based in a second database of the same
+    PostgreSQL (``<scratch>_baseline``), and the largest one measured in alternating rounds,
+    each with its own server: both see the same machine load, so their ratio is not the load's
+    drift between steps taken minutes apart (this machine is shared)."""
+    name = f"{SCRATCH}_baseline"
+    admin_engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    small_url = make_url(admin).set(database=name).render_as_string(hide_password=False)
+    small = sa.create_engine(small_url)
+    out: dict[str, Any] = {"small_artifacts": small_size, "large_artifacts": big_size, "rounds": []}
+    try:
+        urls = {"small": small_url, "large": big_url}
+        with contextlib.ExitStack() as stack:
+            serve = [str(LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1"]
+            servers = {
+                label: stack.enter_context(
+                    running([*serve, "--database", url], directory / f"server-baseline-{label}.log")
+                )
+                for label, url in urls.items()
+            }
+            channels = {label: stubs(f"127.0.0.1:{server.port}") for label, server in servers.items()}
+            types = put_types(channels["small"][1])
+            out["load"] = load_sql(small, types, 0, small_size)
+            if warm:
+                out["prewarm"] = prewarm(small)
+            sizes = {"small": small_size, "large": big_size}
+            for r in range(args.baseline_rounds):
+                order = ["small", "large"] if r % 2 == 0 else ["large", "small"]
+                cell: dict[str, dict[str, float]] = {}
+                for label in order:
+                    _, stub, lineage = channels[label]
+                    cell[label] = {
+                        k: v["median_ms"]
+                        for k, v in measure(stub, lineage, sizes[label], args.reps, args.seed + r).items()
+                    }
+                out["rounds"].append(cell)
+                ratios = {k: round(cell["large"][k] / cell["small"][k], 2) for k in cell["large"]}
+                log(f"  baseline round {r}: large / small {json.dumps(ratios)}")
+            for channel, _, _ in channels.values():
+                channel.close()
+    finally:
+        small.dispose()
+        if not args.keep:
+            with admin_engine.connect() as connection:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin_engine.dispose()
+    names = list(out["rounds"][0]["small"]) if out["rounds"] else []
+    out["median_ms"] = {
+        label: {k: statistics.median(c[label][k] for c in out["rounds"]) for k in names} for label in ("small", "large")
+    }
+    out["ratio_large_over_small"] = {
+        k: statistics.median(c["large"][k] / c["small"][k] for c in out["rounds"]) for k in names
+    }
+    return out
+
+
 # ---------------------------------------------------------------- one backend
 
 
@@ -736,9 +1041,37 @@ def run_backend(
 ) -> dict[str, Any]:
     """Grow one store through `sizes`, measuring at each; fills and returns `out`."""
     out |= {"sizes": sizes, "steps": []}
-    with scratch(backend, args.workdir or directory, args.keep, args.reuse) as url:
+    smallest = min(sizes)  # (before --reuse drops the sizes a kept store is past)
+    private = backend == "postgresql" and not args.pg_shared_server
+    warm = private if args.prewarm is None else args.prewarm
+    with contextlib.ExitStack() as stack:
+        admin = None
+        huge_pages = 0
+        if private:
+            root = (args.workdir or Path(tempfile.gettempdir())) / "lineagedb-scale-pg"
+            instance = ScalePostgres(root, private_settings(args), args.reuse)
+            huge_before = huge_pages_taken()
+            instance.start()
+            huge_pages = huge_pages_taken() - huge_before
+            stack.callback(instance.close, args.keep)
+            admin = instance.url()
+            log(f"{backend}: private PostgreSQL in {root} on port {instance.port}: {instance.settings}")
+        url = stack.enter_context(scratch(backend, args.workdir or directory, args.keep, args.reuse, admin))
         command = [str(LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--database", url, "--workers", "1"]
         engine = sa.create_engine(url)
+        if backend == "postgresql":
+            out["postgres"] = {
+                "server": f"private instance started by bench/scale.py ({PG_BIN})" if private else server_url(backend),
+                "settings": pg_settings(engine),
+                "prewarm": warm,
+            }
+            if private:
+                out["postgres"]["huge_pages_2mb_taken"] = huge_pages
+                if not huge_pages:
+                    log(
+                        f"{backend}: shared_buffers in 4 kB pages (no huge pages free: see vm.nr_hugepages"
+                        " in bench/README.md); by-id reads at 10^7 pay page faults for it"
+                    )
         s0 = 0
         types: dict[str, int] = {}
         if args.reuse:  # carry on from what the store holds
@@ -762,11 +1095,20 @@ def run_backend(
                             log(f"{backend}: API load of {api_end - s0} artifacts")
                             step["api_load"] = load_api(stub, types, api_end)
                             s0 = api_end
+                            if backend == "postgresql":  # as the set-based steps, and autovacuum would
+                                step["api_load"]["vacuum_analyze_s"] = vacuum_analyze(engine)
                         if size > s0:
                             log(f"{backend}: set-based load of artifacts {s0}..{size}")
                             step["sql_load"] = load_sql(engine, types, s0, size)
                             s0 = size
                     # A fresh server per step, as after a restart: nothing cached from the load.
+                if warm:
+                    step["prewarm"] = prewarm(engine)
+                    log(
+                        f"{backend} {size}: prewarmed {step['prewarm']['warmed_bytes'] / 2**30:.2f} GiB"
+                        f" in {step['prewarm']['seconds']:.0f} s; skipped"
+                        f" {[r['relation'] for r in step['prewarm']['skipped']]}"
+                    )
                 if args.skip_reads:
                     continue
                 with running(command, directory / f"server-{backend}-{size}-read.log") as server:
@@ -775,13 +1117,21 @@ def run_backend(
                         step["check_problems"] = check(stub, types, size, random.Random(size))
                         step["rss_idle_bytes"] = rss_bytes(server.process.pid)
                         log(f"{backend} {size}: measuring")
+                        counted = backend == "postgresql" and statements_reset(engine)
                         step["reads"] = measure(stub, lineage, size, args.reps, args.seed)
+                        if counted:
+                            step["pg_statements"] = statements_top(engine)
                         step["rss_after_reads_bytes"] = rss_bytes(server.process.pid)
                 step["disk_bytes"] = disk_bytes(engine, backend, url)
                 out["steps"].append(step)
                 log(f"{backend} {size}: {json.dumps({k: round(v['median_ms'], 1) for k, v in step['reads'].items()})}")
                 if step["check_problems"]:
                     log(f"{backend} {size}: CHECK FAILED {step['check_problems'][:3]}")
+                if args.on_step:
+                    args.on_step()
+            if private and args.baseline_rounds and admin and s0 > smallest:
+                log(f"{backend}: {smallest} beside {s0} artifacts, {args.baseline_rounds} alternating rounds")
+                out["baseline"] = baseline_stage(admin, url, s0, smallest, args, directory, warm)
                 if args.on_step:
                     args.on_step()
             if backend == "postgresql" and args.concurrency:
@@ -844,7 +1194,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool-size", type=int, default=0, help="--pool-size of every server in the 1/3-server stage")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=BENCH / "scale_results.json")
-    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="the private PostgreSQL goes here too (must be open to `postgres`)"
+    )
+    parser.add_argument(
+        "--pg-shared-server",
+        action="store_true",
+        help="use the machine's PostgreSQL (LINEAGEDB_BENCH_POSTGRES_URL) as configured, not a private instance",
+    )
+    parser.add_argument("--pg-shared-buffers", help="the private instance's shared_buffers (default: RAM / 4)")
+    parser.add_argument(
+        "--pg-effective-cache-size", help="the private instance's effective_cache_size (default: RAM * 3/4)"
+    )
+    parser.add_argument(
+        "--pg-setting", action="append", default=[], metavar="NAME=VALUE", help="more private-instance settings"
+    )
+    parser.add_argument(
+        "--baseline-rounds",
+        type=int,
+        default=5,
+        help="private PostgreSQL: rounds alternating the smallest size (rebuilt beside) and the largest (0: none)",
+    )
+    parser.add_argument(
+        "--prewarm",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pg_prewarm the node tables and indexes after each load (default: on the private instance)",
+    )
     args = parser.parse_args(argv)
     document: dict[str, Any] = {
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -858,7 +1234,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="lineagedb-scale-", dir=args.workdir) as tmp:
         for backend in args.backends.split(","):
-            reason = unreachable(backend)
+            private = backend == "postgresql" and not args.pg_shared_server
+            reason = private_unavailable() if private else unreachable(backend)
             if reason:
                 log(f"{backend} skipped: {reason}")
                 continue
