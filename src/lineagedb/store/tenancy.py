@@ -242,6 +242,56 @@ def record_membership(uow: Any, kind_value: str, ids: Iterable[int]) -> None:
         raise _missing_namespace(namespace) from error
 
 
+def insert_joining_namespace(
+    uow: Any, table: sa.Table, kind_value: str, rows: list[dict[str, Any]]
+) -> list[int] | None:
+    """PostgreSQL, one new node going into a namespace other than `default`: the node's INSERT
+    and its membership's as one statement (a data-modifying WITH), one round trip instead of
+    two (PutExecution creates an execution and its outputs this way). The membership row
+    is inserted only if, and while, the namespace exists (a share lock on its row, as in
+    `record_membership`); when it does not, the node's row goes away with the rolled-back
+    transaction. None: not this case; the caller inserts and calls `record_membership`."""
+    namespace = uow.tenancy.namespace
+    if uow.dialect != "postgresql" or namespace == DEFAULT_NAMESPACE or len(rows) != 1:
+        return None
+    number = kind_number(kind_value)
+    row = rows[0]
+    found = uow.execute(_joined_insert(table, tuple(row), number), {**row, _NAMESPACE_PARAMETER: namespace}).all()
+    uow.note_inserted(table, 1)
+    if not found:
+        raise _missing_namespace(namespace)
+    uow.note_inserted(MEMBERSHIP, 1)
+    node_id = int(found[0][0])
+    uow.known_namespaces[(number, node_id)] = namespace
+    return [node_id]
+
+
+_NAMESPACE_PARAMETER = "lineagedb_namespace"
+
+
+@functools.cache
+def _joined_insert(table: sa.Table, columns: tuple[str, ...], number: int) -> sa.Insert:
+    """INSERT one node row (the `columns` parameters) and its membership row; returns its id."""
+    new_node = (
+        sa.insert(table)
+        .values({column: sa.bindparam(column, type_=table.c[column].type) for column in columns})
+        .returning(table.c.id)
+        .cte("lineagedb_new_node")
+    )
+    namespace = (
+        sa.select(NAMESPACES.c.name)
+        .where(NAMESPACES.c.name == sa.bindparam(_NAMESPACE_PARAMETER))
+        .with_for_update(read=True)
+        .subquery("lineagedb_target_namespace")
+    )
+    member = sa.select(sa.literal_column(str(number), sa.SmallInteger), new_node.c.id, namespace.c.name)
+    return (
+        sa.insert(MEMBERSHIP)
+        .from_select(["node_kind", "node_id", "namespace"], member.select_from(new_node.join(namespace, sa.true())))
+        .returning(MEMBERSHIP.c.node_id)
+    )
+
+
 def forget_membership(uow: Any, kind_value: str, ids: Iterable[int]) -> None:
     """Deleted nodes leave their namespace (nodes of `default` have no row to delete)."""
     number = kind_number(kind_value)

@@ -126,8 +126,12 @@ def insert_nodes(uow: UnitOfWork, kind: NodeKind, nodes: Sequence[Message], now_
         values["create_time_since_epoch"] = now_ms
         values["last_update_time_since_epoch"] = now_ms
         rows.append(values)
-    ids = _insert_returning_ids(uow, table, rows)
-    tenancy.record_membership(uow, kind.value, ids)
+    joined = tenancy.insert_joining_namespace(uow, table, kind.value, rows)
+    if joined is not None:
+        ids = joined
+    else:
+        ids = _insert_returning_ids(uow, table, rows)
+        tenancy.record_membership(uow, kind.value, ids)
     if uow.changes is not None:
         uow.changes.add_created(kind.value, ids)
     insert_properties(
