@@ -625,7 +625,8 @@ MLMD_INTERNAL_CLASH = re.compile(
 
 
 def invalid_utf8_rows(path: Path) -> list[tuple[str, str, int]]:
-    """(table, column, rowid) of every stored TEXT-declared value that is not valid UTF-8."""
+    """(table, column, row position) of every stored TEXT-declared value that is not valid
+    UTF-8 (a position, not a rowid: some of LineageDB's tables are WITHOUT ROWID)."""
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     connection.text_factory = bytes
     found: list[tuple[str, str, int]] = []
@@ -638,12 +639,12 @@ def invalid_utf8_rows(path: Path) -> list[tuple[str, str, int]]:
                 if b"CHAR" in row[2].upper() or b"TEXT" in row[2].upper()
             ]
             for column in columns:
-                for rowid, value in connection.execute(f'SELECT rowid, "{column}" FROM "{table}"'):
+                for position, (value,) in enumerate(connection.execute(f'SELECT "{column}" FROM "{table}"')):
                     if isinstance(value, bytes):
                         try:
                             value.decode("utf-8")
                         except UnicodeDecodeError:
-                            found.append((table, column, rowid))
+                            found.append((table, column, position))
     finally:
         connection.close()
     return found
