@@ -409,9 +409,13 @@ def _send_with_commit(
     try:
         statements = [cursor.mogrify(texts["record"], parameters).decode()]
         if nodes:
-            # A plain VALUES list: PostgreSQL plans it in half the time of unnest(arrays).
-            rows = (cursor.mogrify("(%s, %s, %s, %s)", (kind, node, chain.id, record.seq)) for kind, node in nodes)
-            statements.append(texts["nodes"] + b", ".join(rows).decode())
+            # A plain VALUES list: PostgreSQL plans it in half the time of unnest(arrays). Node
+            # kinds, ids and the sequence number are this server's own integers, written with
+            # `:d` (which refuses anything else); binding them cost ~1 us a value (0.35 ms for
+            # the 100 nodes of a batch). The chain id is bound.
+            chain_id = cursor.mogrify("%s", (chain.id,)).decode()
+            rows = ", ".join(f"({kind:d}, {node:d}, {chain_id}, {record.seq:d})" for kind, node in nodes)
+            statements.append(texts["nodes"] + rows)
         statements.append(cursor.mogrify(texts["update_head" if chain.stored else "insert_head"], parameters).decode())
     finally:
         cursor.close()
