@@ -32,7 +32,8 @@ from lineagedb.store.schema import (
 log = logging.getLogger(__name__)
 
 VERSION_TABLE = "lineagedb_alembic_version"
-# The oldest revision the server can serve; later ones only add indexes (see _prepare).
+# The oldest revision the server can serve; later ones add indexes, the tables of features
+# that check for them (namespaces, audit, Galera), or reshape tables (0009) (see _prepare).
 REQUIRED_REVISION = "0001"
 # The revision tenancy needs (0003 adds the namespace tables, 0004 their foreign key);
 # authentication needs it.
