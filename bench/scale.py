@@ -816,6 +816,21 @@ def _cpu(pids: Iterable[int]) -> dict[str, float]:
     return {"user": user, "system": system}
 
 
+def _context_switches(pids: Iterable[int]) -> dict[str, int]:
+    """Voluntary (waiting: I/O, a lock, the GIL) and involuntary (preempted by the scheduler)
+    context switches of `pids` and their threads so far (/proc/PID/task/TID/status)."""
+    counts = {"voluntary": 0, "nonvoluntary": 0}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    for line in (task / "status").read_text().splitlines():
+                        name, _, value = line.partition(":")
+                        if name in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"):
+                            counts[name.split("_")[0]] += int(value)
+    return counts
+
+
 class _BackendSampler:
     """CPU of the database's backends (process titles ``postgres: ... <database> ...``), read
     from /proc every 50 ms so backends that come and go during a run are counted too."""
@@ -932,12 +947,14 @@ def concurrency_stage(
             time.sleep(1.0)
             with _BackendSampler(make_url(url).database or SCRATCH) as sampler:
                 before_server = _cpu(server_pids)
+                before_switches = _context_switches(server_pids)
                 deadline.value = time.time() + seconds
                 go.set()
                 while time.time() < deadline.value:
                     time.sleep(0.05)
                 reports = [out.get(timeout=seconds + 300) for _ in children]
                 after_server = _cpu(server_pids)
+                after_switches = _context_switches(server_pids)
             for child in children:
                 child.join(timeout=30)
         calls = sum(len(v) for r in reports for v in r["latencies"].values())
@@ -955,6 +972,10 @@ def concurrency_stage(
             "server_cpu_s": server_cpu,
             "db_backend_cpu_s": db_cpu,
             "db_backends": len(sampler.last),
+            # Per call: where the servers' extra CPU goes when more processes share the cores.
+            "server_switches_per_call": {
+                k: (after_switches[k] - before_switches[k]) / calls if calls else None for k in after_switches
+            },
             "ops_per_server_cpu_s": calls / server_total if server_total else None,
             "ops_per_db_cpu_s": calls / db_total if db_total else None,
         }
