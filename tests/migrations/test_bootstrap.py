@@ -200,7 +200,7 @@ def test_db_current_reports_the_schema_state(database_url):
         check=False,
     )
     assert current.returncode == 0, current.stderr
-    assert "mlmd_schema_version=10" in current.stdout and "revision=0009 head=0009" in current.stdout
+    assert "mlmd_schema_version=10" in current.stdout and "revision=0010 head=0010" in current.stdout
 
 
 def test_revision_0003_adds_the_namespace_tables_and_the_namespace_commands_use_them(engine, database_url):
@@ -318,3 +318,57 @@ def test_revision_0009_keys_the_per_node_tables_by_their_primary_keys_on_sqlite(
     assert [(index["name"], index["column_names"]) for index in indexes] == [
         ("idx_lineagedb_node_namespace_namespace", ["namespace", "node_kind"])
     ]
+
+
+def test_revision_0010_leaves_the_audit_records_only_the_indexes_appending_needs(engine):
+    """Each index on `lineagedb_audit` is written by every write's commit: 0010 drops the
+    ones by time and by principal (PostgreSQL gets a BRIN summary of time_ms), keeps the
+    chain order, and a downgrade puts them back. Records and queries survive both ways."""
+    from alembic import command
+
+    from lineagedb.store import audit_store
+    from lineagedb.store.audit_log import RECORDS
+    from lineagedb.store.bootstrap import alembic_config
+
+    def indexes() -> dict[str, list[str]]:
+        return {str(i["name"]): list(i["column_names"]) for i in sa.inspect(engine).get_indexes(RECORDS.name)}
+
+    def query(**filters: object) -> list[int]:
+        with engine.connect() as connection:
+            return [row["seq"] for row in audit_store.query(connection, audit_store.AuditQuery(**filters))]
+
+    prepare_database(engine)
+    dropped = {"idx_lineagedb_audit_time", "idx_lineagedb_audit_principal"}
+    assert not dropped & set(indexes())
+    brin = "idx_lineagedb_audit_time_brin" in indexes()
+    assert brin == (engine.dialect.name == "postgresql")
+    unique = sa.inspect(engine).get_unique_constraints(RECORDS.name)
+    assert [(u["name"], u["column_names"]) for u in unique] == [("uq_lineagedb_audit_chain_seq", ["chain", "seq"])]
+    fields = dict(kind="write", namespace="", method="/m/Put", peer="p", outcome="OK", request_digest="", mac="m")
+    _execute(
+        engine,
+        sa.insert(RECORDS).values(
+            [
+                {"chain": "c" * 32, "seq": seq, "time_ms": 1000 * seq, "principal": f"p{seq % 2}", "detail": "{}"}
+                | fields
+                for seq in range(1, 7)
+            ]
+        ),
+    )
+    expected = {"since": [3, 4, 5, 6], "principal": [1, 3, 5], "both": [3, 5]}
+
+    def answers() -> dict[str, list[int]]:
+        return {
+            "since": query(since_ms=3000),
+            "principal": query(principal="p1"),
+            "both": query(principal="p1", since_ms=2500, until_ms=6000),
+        }
+
+    assert answers() == expected
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0009")
+    assert dropped <= set(indexes()) and "idx_lineagedb_audit_time_brin" not in indexes()
+    assert answers() == expected
+    prepare_database(engine, allow_upgrade=True)
+    assert not dropped & set(indexes())
+    assert answers() == expected
