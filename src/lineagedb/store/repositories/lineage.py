@@ -9,6 +9,7 @@ The traversal rules themselves live in `lineagedb.service.lineage`.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -16,7 +17,7 @@ import sqlalchemy as sa
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.query.filter_ast import NodeKind as FilterKind
-from lineagedb.store import fast_read, filter_query
+from lineagedb.store import encoded_cache, fast_read, filter_query
 from lineagedb.store.repositories import edges as edge_repo
 from lineagedb.store.repositories import types as type_repo
 from lineagedb.store.repositories.nodes import NodeKind
@@ -44,6 +45,13 @@ class LinkRow(NamedTuple):
 
     node_id: int
     context_id: int
+
+
+# `EventRow._make` is a Python function per row; `tuple.__new__(EventRow, row)` (what it
+# calls) builds the same tuple in C. Walks make one per event.
+_NEW_TUPLE = tuple.__new__
+_EVENT_ROWS = itertools.repeat(EventRow)
+_LINK_ROWS = itertools.repeat(LinkRow)
 
 
 def _chunks(uow: UnitOfWork, ids: Iterable[int]) -> Iterator[list[int]]:
@@ -118,7 +126,7 @@ def events_touching(
         if as_of_ms is not None:
             parameters["as_of"] = as_of_ms
         found = fast_read.rows(uow, statement, parameters)
-        rows.extend(map(EventRow._make, found))
+        rows.extend(map(_NEW_TUPLE, _EVENT_ROWS, found))
     if len(frontier) > uow.id_chunk:
         rows.sort(key=lambda row: row.id)
     return rows
@@ -190,8 +198,40 @@ def _members_statement(table: sa.Table, owner_column: str, reach: Reach) -> sa.S
 
 def to_events(uow: UnitOfWork, rows: Sequence[EventRow], into: Any | None = None) -> list[mlmd.Event]:
     """Full events (with paths) for `rows`, in the order given; one path query per chunk.
-    Built in `into` (a repeated field of a response) when given."""
-    return edge_repo.rows_to_events(uow, rows, into)
+    Built in `into` (a repeated field of a response) when given.
+
+    Events never change: one read before (with an equal row, at least
+    encoded_cache.SETTLED_MS old) is parsed from the encoding kept then, and its path
+    rows are not read again."""
+    if not rows:
+        return []
+    cache = encoded_cache.for_engine(uow.connection.engine, "event")
+    entries = cache.entries
+    # Each row's kept encoding (taken now: another thread may replace or drop it later).
+    encodings: list[bytes | None] = []
+    missing = []
+    for row in rows:
+        entry = entries.get(row[0])
+        if entry is None or entry[0] != row:
+            missing.append(row)
+            encodings.append(None)
+        else:
+            encodings.append(entry[1])
+    settled = encoded_cache.settled_before()
+    if len(missing) == len(rows):  # nothing kept: build in place, keep what may be kept
+        events = edge_repo.rows_to_events(uow, rows, into)
+        for row, event in zip(rows, events, strict=True):
+            if row.milliseconds_since_epoch is not None and row.milliseconds_since_epoch <= settled:
+                cache.put(row.id, tuple(row), event.SerializeToString())
+        return events
+    if missing:
+        built = {}
+        for row, event in zip(missing, edge_repo.rows_to_events(uow, missing), strict=True):
+            data = built[row.id] = event.SerializeToString()
+            if row.milliseconds_since_epoch is not None and row.milliseconds_since_epoch <= settled:
+                cache.put(row.id, tuple(row), data)
+        encodings = [built[row[0]] if data is None else data for row, data in zip(rows, encodings, strict=True)]
+    return encoded_cache.parsed(mlmd.Event, encodings, into)
 
 
 def attributions(uow: UnitOfWork, artifact_ids: Collection[int]) -> list[LinkRow]:
@@ -210,8 +250,32 @@ def _links(uow: UnitOfWork, table: sa.Table, owner_column: str, ids: Collection[
     rows: list[LinkRow] = []
     for chunk in _chunks(uow, ids):
         found = fast_read.rows(uow, statement, {"ids": chunk, **visibility})
-        rows.extend(map(LinkRow._make, found))
+        rows.extend(map(_NEW_TUPLE, _LINK_ROWS, found))
     return rows  # chunks are ascending and disjoint, so the concatenation stays ordered
+
+
+def context_ids_of(uow: UnitOfWork, artifact_ids: Collection[int], execution_ids: Collection[int]) -> set[int]:
+    """The readable contexts the given (readable) artifacts are attributed to or executions
+    associated with: what the links give without building a row per link (one DISTINCT
+    statement per chunk of ids and table)."""
+    found: set[int] = set()
+    visibility = uow.tenancy.parameters
+    for table, owner_column, ids in (
+        (uow.schema.attribution, "artifact_id", artifact_ids),
+        (uow.schema.association, "execution_id", execution_ids),
+    ):
+        statement = _link_contexts_statement(table, owner_column, uow.tenancy.reach)
+        for chunk in _chunks(uow, ids):
+            found.update(row[0] for row in fast_read.rows(uow, statement, {"ids": chunk, **visibility}))
+    return found
+
+
+@functools.cache
+def _link_contexts_statement(table: sa.Table, owner_column: str, reach: Reach) -> sa.Select[Any]:
+    owner, context = table.c[owner_column], table.c.context_id
+    query = sa.select(context).distinct().where(owner.in_(sa.bindparam("ids", expanding=True)))
+    # The owners are readable already (see _links_statement): only contexts are checked.
+    return query.where(*edge_repo.link_visible(table, reach, readable_end=owner_column))
 
 
 def all_types(uow: UnitOfWork) -> list[TypeRecord]:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from google.protobuf.message import Message
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
-from lineagedb.store import bulk_insert, codecs, fast_read, sensitive, tenancy
+from lineagedb.store import bulk_insert, codecs, encoded_cache, fast_read, sensitive, tenancy
 from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND, Schema
 from lineagedb.store.tenancy import Reach
 from lineagedb.store.unit_of_work import UnitOfWork
@@ -249,7 +249,54 @@ def hydrate(
     query use a subquery instead of a long IN list. `into`, a repeated field of a
     response, receives the messages where they are built: copying thousands of nodes
     into a response afterwards costs as much as building them.
+
+    Nodes whose row is unchanged since an earlier read are parsed from the encoding kept
+    then (store.encoded_cache) and need no property rows; not with `id_source` or with
+    property encryption configured (values then depend on the caller).
     """
+    if id_source is not None or uow.protection is not None or not rows:
+        return _build(uow, kind, rows, id_source, parameters, into)
+    cache = encoded_cache.for_engine(uow.connection.engine, kind.value)
+    entries = cache.entries
+    # Rows as tuples (fast_read hands out a list where it converted a value), to compare.
+    rows = [row if type(row) is tuple else tuple(row) for row in rows]
+    # Each row's kept encoding (taken now: another thread may replace or drop it later).
+    encodings: list[bytes | None] = []
+    missing = []
+    for row in rows:
+        entry = entries.get(row[0])
+        if entry is None or entry[0] != row:
+            missing.append(row)
+            encodings.append(None)
+        else:
+            encodings.append(entry[1])
+    settled = encoded_cache.settled_before()
+    updated = len(rows[0]) - 2  # last_update_time_since_epoch, before the type name
+    if len(missing) == len(rows):  # nothing kept: build in place, keep what may be kept
+        messages = _build(uow, kind, rows, None, None, into)
+        for row, message in zip(rows, messages, strict=True):
+            if row[updated] is not None and row[updated] <= settled:
+                cache.put(row[0], row, message.SerializeToString())
+        return messages
+    if missing:
+        built = {}
+        for row, message in zip(missing, _build(uow, kind, missing, None, None, None), strict=True):
+            data = built[row[0]] = message.SerializeToString()
+            if row[updated] is not None and row[updated] <= settled:
+                cache.put(row[0], row, data)
+        encodings = [built[row[0]] if data is None else data for row, data in zip(rows, encodings, strict=True)]
+    return encoded_cache.parsed(kind.message, encodings, into)
+
+
+def _build(
+    uow: UnitOfWork,
+    kind: NodeKind,
+    rows: Sequence[Any],
+    id_source: sa.Select[Any] | None,
+    parameters: dict[str, Any] | None,
+    into: Any | None,
+) -> list[Any]:
+    """Node messages built from their rows and property rows (see hydrate)."""
     message_class = kind.message if into is None else into.add
     messages = [_row_to_message(kind, message_class, row) for row in rows]
     if not messages:
@@ -261,8 +308,8 @@ def hydrate(
     sealed: list[tuple[Any, bool, str, str]] | None = [] if uow.protection is not None else None
     if id_source is not None:
         owner = kind.property_table(uow.schema).c[kind.owner_column]
-        rows = uow.execute(columns.where(owner.in_(id_source)), parameters or {}).all()
-        codecs.fill_properties(rows, by_id, sealed)
+        found = uow.execute(columns.where(owner.in_(id_source)), parameters or {}).all()
+        codecs.fill_properties(found, by_id, sealed)
     else:
         ids = list(by_id)
         size = uow.id_chunk
