@@ -77,6 +77,9 @@ class SharedDatabases:
             self._databases[backend] = Database(engine)
             self._written[backend] = written
         database = self._databases[backend]
+        # A new type may be written on the driver's own cursor, which no SQLAlchemy event sees
+        # (store.repositories.types.insert_if_absent): the type tables are always reset.
+        self._written[backend].update(type=True, typeproperty=False, parenttype=False)
         _reset(database.engine, self._written[backend])
         return database
 

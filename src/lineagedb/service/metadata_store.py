@@ -60,7 +60,9 @@ class MetadataStore:
                 if type_repo.property_count(uow, cached.id) == len(cached.properties):
                     return cached.id
         with self.db.transaction() as uow:
-            record = type_rules.put_type_record(uow, kind, requested, request.can_add_fields, request.can_omit_fields)
+            record = type_rules.put_type_record(
+                uow, kind, requested, request.can_add_fields, request.can_omit_fields, alone=True
+            )
             self.types.remember(uow, record)
             return record.id
 

@@ -83,16 +83,35 @@ def put_type(uow: UnitOfWork, kind: int, requested: Any, can_add_fields: bool, c
 
 
 def put_type_record(
-    uow: UnitOfWork, kind: int, requested: Any, can_add_fields: bool, can_omit_fields: bool
+    uow: UnitOfWork, kind: int, requested: Any, can_add_fields: bool, can_omit_fields: bool, alone: bool = False
 ) -> TypeRecord:
     """Create or evolve one type; returns it as a read after this transaction would load it,
-    so the caller can cache it without reading it back (a round trip on a server database)."""
+    so the caller can cache it without reading it back (a round trip on a server database).
+
+    `alone`: the caller runs nothing else in this transaction (see type_repo.insert_if_absent)."""
     label = KIND_LABELS[kind]
     if not requested.name:
         raise errors.InvalidArgumentError(f"{label} name must not be empty")
     version = requested.version or None
     # No unique key covers a type's identity; serialize creators of the same type.
-    uow.lock(f"type/{kind}/{requested.name}/{version or ''}")
+    lock_name = f"type/{kind}/{requested.name}/{version or ''}"
+    direct = _insertable(uow, requested)
+    locked = False
+    if not direct or uow.dialect != "postgresql":  # PostgreSQL's lock goes with the INSERT
+        uow.lock(lock_name)
+        locked = True
+    if direct:
+        new = _new_record(kind, requested, version)
+        if type_repo.insert_if_absent(uow, new, lock_name, alone) is not None:
+            return new
+        if not locked:
+            # PostgreSQL, the type exists. Re-putting it unchanged (a pipeline after a server
+            # restart) writes nothing and needs no lock; anything else takes it (again, if the
+            # statement above committed itself) and reads the type under it.
+            stored = type_repo.by_name(uow, kind, requested.name, version)
+            if stored is not None and is_noop_put(kind, stored, requested):
+                return stored
+            uow.lock(lock_name)
     stored = type_repo.by_name(uow, kind, requested.name, version)
     if stored is None:
         record = _create(uow, kind, requested, version)
@@ -126,10 +145,18 @@ def _check_property_types(label: str, name: str, properties: Any) -> dict[str, i
     return dict(properties.items())
 
 
-def _create(uow: UnitOfWork, kind: int, requested: Any, version: str | None) -> TypeRecord:
-    label = KIND_LABELS[kind]
-    if requested.HasField("external_id") and type_repo.by_external_ids(uow, kind, [requested.external_id]):
-        raise errors.AlreadyExistsError(f"an {label} with external_id {requested.external_id!r} already exists")
+def _insertable(uow: UnitOfWork, requested: Any) -> bool:
+    """Whether a new type can go in by type_repo.insert_if_absent: no external_id (its
+    uniqueness decides the error), no base type (a link to a system type, read first), no
+    property of type UNKNOWN (MLMD rejects it after writing the row, see _create)."""
+    if requested.HasField("external_id") or requested.HasField("base_type"):
+        return False
+    if any(data_type == mlmd.UNKNOWN for data_type in requested.properties.values()):
+        return False
+    return type_repo.can_insert_if_absent(uow)
+
+
+def _new_record(kind: int, requested: Any, version: str | None) -> TypeRecord:
     record = TypeRecord(
         id=0,
         kind=kind,
@@ -142,6 +169,14 @@ def _create(uow: UnitOfWork, kind: int, requested: Any, version: str | None) -> 
     if kind == EXECUTION_KIND:
         record.input_type = _struct_json(requested, "input_type")
         record.output_type = _struct_json(requested, "output_type")
+    return record
+
+
+def _create(uow: UnitOfWork, kind: int, requested: Any, version: str | None) -> TypeRecord:
+    label = KIND_LABELS[kind]
+    if requested.HasField("external_id") and type_repo.by_external_ids(uow, kind, [requested.external_id]):
+        raise errors.AlreadyExistsError(f"an {label} with external_id {requested.external_id!r} already exists")
+    record = _new_record(kind, requested, version)
     try:
         # Like MLMD, write the row before checking property types: a rejected type then
         # uses up an id on every backend the same way.

@@ -46,12 +46,16 @@ def _digest(name: str) -> bytes:
     return hashlib.sha256(name.encode()).digest()
 
 
+def advisory_key(name: str) -> int:
+    """PostgreSQL: the advisory lock key of the named lock `name`."""
+    return int.from_bytes(_digest(name)[:8], "big", signed=True)
+
+
 def acquire(connection: sa.Connection, name: str, timeout_s: int = LOCK_TIMEOUT_S) -> Callable[[], None] | None:
     """Take the lock `name`; returns how to release it early, or None if it ends with the transaction."""
     dialect = connection.dialect.name
     if dialect == "postgresql":
-        key = int.from_bytes(_digest(name)[:8], "big", signed=True)
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)})
         return None
     if dialect in ("mysql", "mariadb"):
         lock_name = "lineagedb:" + _digest(name).hex()[:48]  # GET_LOCK names are limited to 64 characters
