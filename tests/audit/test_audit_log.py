@@ -587,3 +587,42 @@ def test_a_record_clashing_with_a_stored_one_aborts_the_write_and_the_retry_succ
         audited_store.put_artifacts(svc.PutArtifactsRequest(artifacts=[mlmd.Artifact(type_id=type_id)]))
     assert audited_store.put_artifacts(svc.PutArtifactsRequest(artifacts=[mlmd.Artifact(type_id=type_id)])).artifact_ids
     assert len(chains(audited_db)) == 2
+
+
+def test_the_function_and_the_statements_append_the_same_records(
+    audited_store: MetadataStore, audited_db: Database, audit: AuditLog
+) -> None:
+    """PostgreSQL appends through `lineagedb_audit_append` at revision 0010 and through plain
+    statements on an older store; one chain written both ways, a new chain's first record
+    included, stores the same rows and verifies. Other backends ignore the setting."""
+    type_id = _types(audited_store)  # the chain's first record: its head row is inserted
+    written: list[int] = []
+    for through_function in (False, True, False, True):
+        audit.postgresql_function = through_function
+        written += _artifacts(audited_store, type_id, count=3)
+    audit.abandon_chain()
+    audit.postgresql_function = False
+    written += _artifacts(audited_store, type_id, count=1)  # a new chain's head, by statements
+    found = records(audited_db)
+    assert [json.loads(r["detail"]).get("created") for r in found[1:]] == [
+        {"artifact": written[i : i + 3]} for i in range(0, 12, 3)
+    ] + [{"artifact": written[12:]}]
+    by_record = {(r["chain"], r["seq"]) for r in found}
+    assert sorted((kind, node) for kind, node, *_ in node_rows(audited_db)) == [(1, node) for node in written]
+    assert {(chain, seq) for _, _, chain, seq in node_rows(audited_db)} <= by_record
+    heads = {chain: row.head_seq for chain, row in chains(audited_db).items()}
+    assert heads == {chain: max(seq for c, seq in by_record if c == chain) for chain, _ in by_record}
+    result = _verify(audited_db)
+    assert result.ok and result.records == 6
+    if audited_db.dialect != "postgresql":
+        return
+    # The function path really calls the function: without it the write is refused, whole.
+    with audited_db.engine.begin() as connection:
+        connection.execute(sa.text("DROP FUNCTION lineagedb_audit_append"))
+    audit.postgresql_function = True
+    with pytest.raises(errors.LineageError):
+        _artifacts(audited_store, type_id, count=1)
+    assert len(records(audited_db)) == 6 and len(node_rows(audited_db)) == len(written)
+    with audited_db.engine.connect() as connection:
+        stored = connection.execute(sa.select(sa.func.count()).select_from(audited_db.schema.artifact)).scalar()
+    assert stored == len(written)
