@@ -521,12 +521,13 @@ def check_same(what: str, expected: tuple[set[int], set[int]], artifacts: list[i
 PHASES = (
     ("start node", "answers/graph.py", "start_nodes"),
     ("walk (events statements + Python)", "answers/closure.py", "walk"),
-    ("  of which events statements", "repositories/lineage.py", "events_touching"),
+    ("  of which events statements", "repositories/lineage.py", "event_tuples_touching"),
     ("graph.load (everything below)", "answers/graph.py", "load"),
     ("  node hydration (load_by_ids)", "repositories/nodes.py", "load_by_ids"),
     ("  events with paths (to_events)", "repositories/lineage.py", "to_events"),
-    ("  attributions", "repositories/lineage.py", "attributions"),
-    ("  associations", "repositories/lineage.py", "associations"),
+    ("  attributions", "repositories/lineage.py", "attribution_pairs"),
+    ("  associations", "repositories/lineage.py", "association_pairs"),
+    ("  contexts linked (Impact)", "repositories/lineage.py", "context_ids_of"),
 )
 
 
@@ -655,8 +656,10 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict
         command = [str(harness.LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--database", url]
         server = stack.enter_context(harness.running(command, workdir / f"{backend}-server.log"))
         native = Native(server.port, layout)
-        for op in ("provenance", "impact"):  # warm-up, untimed: connections, caches
-            native.timed(op, 1)
+        # The first call of each: connections, compiled statements, and the server's kept
+        # encodings of nodes and events (store.encoded_cache) all cold. Reported apart, not in
+        # the samples: a client asking again finds them warm.
+        first_ms = {op: native.timed(op, 1)[0][0] for op in ("provenance", "impact")}
         per_round = max(1, math.ceil(args.reps / args.rounds))
         samples: dict[str, list[float]] = {"provenance": [], "impact": []}
         client_ms: dict[str, dict[str, list[float]]] = {}
@@ -701,6 +704,7 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict
             op: {
                 "median_ms": statistics.median(samples[op]),
                 "p90_ms": percentile(samples[op], 0.9),
+                "first_call_ms": first_ms[op],
                 "min_ms": min(samples[op]),
                 "max_ms": max(samples[op]),
                 "n": len(samples[op]),
@@ -743,13 +747,14 @@ def report(doc: dict[str, Any]) -> str:
         f"{m['date']} · {m['nproc']} CPU(s), {m['cpu']} · LineageDB {m['lineagedb_commit']} · "
         f"load average {m['loadavg_start'][0]:.2f} at start, {m['loadavg_end'][0]:.2f} at end",
         "",
-        "LineageDB: median and p90 ms. Official client: median ms, and the median (min-max) of the per-round",
+        "LineageDB: median and p90 ms, and the first call after the server started (cold: no kept",
+        "encodings yet). Official client: median ms, and the median (min-max) of the per-round",
         "ratios client ÷ LineageDB (how many times longer collecting the same closure takes).",
         "",
-        "| backend | answer | nodes | median ms | p90 ms | target | "
+        "| backend | answer | nodes | median ms | p90 ms | first call ms | target | "
         + " | ".join(f"client: {CLIENT_METHODS.get(k, k)}" for k in methods)
         + " |",
-        "| --- | --- | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in methods) + " |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in methods) + " |",
     ]
     for backend, result in doc["backends"].items():
         for op, row in result["ops"].items():
@@ -765,7 +770,9 @@ def report(doc: dict[str, Any]) -> str:
             verdict = "met" if row["met"] else "not met"
             out.append(
                 f"| {backend} | {op} | {row['nodes']} | {row['median_ms']:.0f} | {row['p90_ms']:.0f} | "
-                f"≤ {row['target_ms']:.0f} ({verdict}) | " + " | ".join(cells) + " |"
+                f"{row.get('first_call_ms', float('nan')):.0f} | ≤ {row['target_ms']:.0f} ({verdict}) | "
+                + " | ".join(cells)
+                + " |"
             )
     for backend, result in doc["backends"].items():
         for op, prof in result.get("profile", {}).items():

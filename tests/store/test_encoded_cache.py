@@ -24,6 +24,11 @@ def _cache(database: Database, name: str) -> encoded_cache.EncodedCache:
     return encoded_cache.for_engine(database.engine, name)
 
 
+def _kept(database: Database, name: str) -> int:
+    """Rows with an encoding kept (a row read once is only recorded)."""
+    return sum(1 for _, data in _cache(database, name).entries.values() if data is not None)
+
+
 def _type(store: MetadataStore) -> int:
     artifact_type = mlmd.ArtifactType(name="Dataset")
     artifact_type.properties["span"] = mlmd.INT
@@ -65,7 +70,10 @@ def test_unchanged_nodes_come_from_kept_encodings_and_changes_are_read(
     ids = list(store.put_artifacts(put).artifact_ids)
     first = _by_id(store, ids)
     assert len(_cache(database, "artifact")) == 3  # the fake clock's rows are long settled
+    assert _kept(database, "artifact") == 0  # recorded, encoded from the second read on
     assert _by_id(store, ids) == first
+    assert _kept(database, "artifact") == 3
+    assert _by_id(store, ids) == first  # parsed from the kept encodings
     # Every update moves last_update_time: a changed property, name or URI is read again.
     changed = mlmd.Artifact()
     changed.CopyFrom(first[1])
@@ -88,7 +96,9 @@ def test_kept_and_new_nodes_keep_their_order(store: MetadataStore, database: Dat
             svc.PutArtifactsRequest(artifacts=[_artifact(type_id, f"a{i}", i) for i in range(6)])
         ).artifact_ids
     )
+    _by_id(store, ids[1::2])
     _by_id(store, ids[1::2])  # every other one kept
+    assert _kept(database, "artifact") == 3
     mixed = _by_id(store, ids)
     assert [a.id for a in mixed] == sorted(ids)
     assert mixed == _by_id(uncached(), ids)
@@ -102,7 +112,8 @@ def test_recently_written_rows_are_not_kept(database: Database) -> None:
     store = MetadataStore(database)
     type_id = _type(store)
     ids = list(store.put_artifacts(svc.PutArtifactsRequest(artifacts=[_artifact(type_id, "a", 1)])).artifact_ids)
-    assert [a.name for a in _by_id(store, ids)] == ["a"]
+    for _ in range(3):
+        assert [a.name for a in _by_id(store, ids)] == ["a"]
     assert len(_cache(database, "artifact")) == 0
 
 
@@ -112,6 +123,22 @@ def test_a_full_cache_drops_its_oldest_entries() -> None:
         cache.put(key, (key,), b"x")
     cache.put(10, (10,), b"y")
     assert len(cache) == 10 and 0 not in cache.entries and 10 in cache.entries
+    cache.put_many([(key, ((key,), None)) for key in range(20, 25)])
+    assert len(cache) <= 10 and all(key in cache.entries for key in range(20, 25))
+
+
+def test_delimited_encodings_parse_into_a_field() -> None:
+    # A repeated field on the wire: each element after the field's tag, its length first.
+    sizes = [0, 1, 127, 128, 4095, 4096, 20000]
+    artifacts = [mlmd.Artifact(uri="u" * n) if n else mlmd.Artifact() for n in sizes]
+    response = svc.GetArtifactsByIDResponse()
+    field = encoded_cache.Field(response, "artifacts")
+    field.append([encoded_cache.delimited(a.SerializeToString()) for a in artifacts])
+    assert list(response.artifacts) == artifacts
+    parsed = encoded_cache.parsed(
+        mlmd.Artifact, [encoded_cache.delimited(a.SerializeToString()) for a in artifacts], None
+    )
+    assert parsed == artifacts
 
 
 def _pipeline(store: MetadataStore) -> tuple[int, int]:
@@ -146,7 +173,8 @@ def test_lineage_answers_from_kept_encodings_equal_fresh_ones(
     provenance = pb.ClosureRequest(node=pb.NodeRef(artifact_id=last))
     impact = pb.ImpactRequest(node=pb.NodeRef(artifact_id=first))
     cold = answers.provenance(provenance), answers.impact(impact)
-    assert len(_cache(database, "event")) == 4
+    assert _kept(database, "event") == 4  # both answers read every event: the second keeps them
+    assert _kept(database, "artifact") == 3 and _kept(database, "execution") == 2
     warm = answers.provenance(provenance), answers.impact(impact)
     fresh = LineageAnswers(uncached().db)
     assert warm == cold == (fresh.provenance(provenance), fresh.impact(impact))
@@ -163,6 +191,7 @@ def test_events_without_a_time_are_not_kept(database: Database) -> None:
     _, last = _pipeline(store)
     with database.engine.begin() as connection:
         connection.execute(sa.update(database.schema.event).values(milliseconds_since_epoch=None))
-    answer = LineageAnswers(database).provenance(pb.ClosureRequest(node=pb.NodeRef(artifact_id=last)))
+    for _ in range(2):
+        answer = LineageAnswers(database).provenance(pb.ClosureRequest(node=pb.NodeRef(artifact_id=last)))
     assert len(answer.events) == 4 and not any(e.HasField("milliseconds_since_epoch") for e in answer.events)
     assert len(_cache(database, "event")) == 0

@@ -18,11 +18,12 @@ import enum
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from lineagedb.proto.lineagedb.v1 import lineage_pb2 as pb
 from lineagedb.service.lineage import INPUT_LIKE, OUTPUT_LIKE
 from lineagedb.store.repositories import lineage as lineage_repo
-from lineagedb.store.repositories.lineage import EventRow
+from lineagedb.store.repositories.lineage import EventTuple
 from lineagedb.store.repositories.nodes import NodeKind
 from lineagedb.store.unit_of_work import UnitOfWork
 
@@ -44,7 +45,9 @@ class Closure:
     start: list[Node]
     artifact_ids: set[int] = field(default_factory=set)
     execution_ids: set[int] = field(default_factory=set)
-    events: list[EventRow] = field(default_factory=list)
+    # (id, artifact_id, execution_id, type, milliseconds_since_epoch): EventRow's fields,
+    # as plain tuples (a walk reads thousands).
+    events: list[EventTuple] = field(default_factory=list)
     # The node each reached node was first reached from (a breadth-first tree, so the
     # chain back to a starting node is a shortest path).
     reached_from: dict[Node, Node] = field(default_factory=dict)
@@ -98,24 +101,24 @@ def walk(
             closure.truncated = pb.DEADLINE
             break
         reached: dict[NodeKind, dict[int, Node]] = {ARTIFACT: {}, EXECUTION: {}}
-        kept: list[EventRow] = []
+        kept: list[EventTuple] = []
         for from_kind in (ARTIFACT, EXECUTION):
             if not frontier[from_kind]:
                 continue
             to_kind = EXECUTION if from_kind is ARTIFACT else ARTIFACT
-            rows = lineage_repo.events_touching(
+            rows = lineage_repo.event_tuples_touching(
                 uow, from_kind, frontier[from_kind], _followed(direction, from_kind), as_of_ms
             )
-            known = closure.ids(to_kind)
+            kept.extend(rows)
+            known, reached_to = closure.ids(to_kind), reached[to_kind]
+            # Rows are (id, artifact_id, execution_id, type, time): the far end is column 2
+            # from artifacts and column 1 from executions.
+            source_column: Literal[1, 2] = 1 if from_kind is ARTIFACT else 2
+            target_column: Literal[1, 2] = 2 if from_kind is ARTIFACT else 1
             for row in rows:
-                source, target = (
-                    (row.artifact_id, row.execution_id)
-                    if from_kind is ARTIFACT
-                    else (row.execution_id, row.artifact_id)
-                )
-                kept.append(row)
-                if target not in known and target not in reached[to_kind]:
-                    reached[to_kind][target] = (from_kind, source)
+                target = row[target_column]
+                if target not in known and target not in reached_to:
+                    reached_to[target] = (from_kind, row[source_column])
         if as_of_ms is not None:
             # Nodes created after the time asked for were not in the graph then.
             for kind in (ARTIFACT, EXECUTION):
@@ -147,15 +150,16 @@ def walk(
     if closure.truncated != pb.TRUNCATION_UNSPECIFIED:
         closure.frontier = [(kind, i) for kind in (ARTIFACT, EXECUTION) for i in sorted(frontier[kind])]
     # An event can be seen from both of its ends (a context start holds both kinds).
-    unique = {row.id: row for row in closure.events}
+    unique = {row[0]: row for row in closure.events}
     closure.events = [unique[i] for i in sorted(unique)]
     return closure
 
 
-def _between_known(row: EventRow, closure: Closure, reached: dict[NodeKind, dict[int, Node]]) -> bool:
+def _between_known(row: EventTuple, closure: Closure, reached: dict[NodeKind, dict[int, Node]]) -> bool:
     """Whether both ends of `row` are in the closure or about to join it."""
-    artifact_known = row.artifact_id in closure.artifact_ids or row.artifact_id in reached.get(ARTIFACT, {})
-    execution_known = row.execution_id in closure.execution_ids or row.execution_id in reached.get(EXECUTION, {})
+    _, artifact_id, execution_id, _, _ = row
+    artifact_known = artifact_id in closure.artifact_ids or artifact_id in reached.get(ARTIFACT, {})
+    execution_known = execution_id in closure.execution_ids or execution_id in reached.get(EXECUTION, {})
     return artifact_known and execution_known
 
 

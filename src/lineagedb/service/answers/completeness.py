@@ -59,7 +59,7 @@ def answer(answers: Any, request: pb.CompletenessRequest, deadline: float | None
         start = graph.start_nodes(uow, node)
         closure = walk(uow, start, Direction.UPSTREAM, budget, None, deadline_check(deadline))
         found = graph.load(uow, closure, None, answers.audit_on, with_contexts=False)
-    produced = {row.artifact_id for row in closure.events if row.type in OUTPUT_LIKE}
+    produced = {artifact_id for _, artifact_id, _, kind, _ in closure.events if kind in OUTPUT_LIKE}
     unexpanded = {node_id for kind, node_id in closure.frontier if kind is ARTIFACT}
     gaps, checks = find_gaps(found, produced, unexpanded, answers.conventions)
     gaps.sort(key=lambda gap: (gap[0], gap[1][0] is not ARTIFACT, gap[1][1]))

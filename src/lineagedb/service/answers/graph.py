@@ -23,7 +23,7 @@ from lineagedb.proto.lineagedb.v1 import lineage_pb2 as pb
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.service.answers.closure import ARTIFACT, CONTEXT, EXECUTION, Closure, Node
 from lineagedb.service.lineage import INPUT_LIKE, OUTPUT_LIKE
-from lineagedb.store import audit_log, audit_store
+from lineagedb.store import audit_log, audit_store, encoded_cache
 from lineagedb.store.repositories import lineage as lineage_repo
 from lineagedb.store.repositories import nodes as node_repo
 from lineagedb.store.repositories.nodes import NodeKind
@@ -147,16 +147,24 @@ def load(
     With `into`, the nodes, events and links are built in that response's fields (the
     Graph's lists then hold the response's own messages), saving a copy of each.
     Without `with_links` the contexts are read but no attribution or association is built."""
-    graph = Graph(
-        artifacts=node_repo.load_by_ids(uow, ARTIFACT, closure.artifact_ids, into and into.artifacts),
-        executions=node_repo.load_by_ids(uow, EXECUTION, closure.execution_ids, into and into.executions),
-        events=lineage_repo.to_events(uow, closure.events, into and into.events),
-    )
+    if into is None:
+        graph = Graph(
+            artifacts=node_repo.load_by_ids(uow, ARTIFACT, closure.artifact_ids),
+            executions=node_repo.load_by_ids(uow, EXECUTION, closure.execution_ids),
+            events=lineage_repo.to_events(uow, closure.events),
+        )
+    else:
+        # Appended to the response's fields (kept encodings in one parse each); the Graph
+        # reads them there, list-like, without a Python object per message.
+        node_repo.load_by_ids(uow, ARTIFACT, closure.artifact_ids, encoded_cache.Field(into, "artifacts"))
+        node_repo.load_by_ids(uow, EXECUTION, closure.execution_ids, encoded_cache.Field(into, "executions"))
+        lineage_repo.to_events(uow, closure.events, encoded_cache.Field(into, "events"))
+        graph = Graph(artifacts=into.artifacts, executions=into.executions, events=into.events)  # type: ignore[arg-type]
     if with_contexts:
         if with_links:
-            attributions = lineage_repo.attributions(uow, closure.artifact_ids)
-            associations = lineage_repo.associations(uow, closure.execution_ids)
-            context_ids = {link.context_id for link in attributions} | {link.context_id for link in associations}
+            attributions = lineage_repo.attribution_pairs(uow, closure.artifact_ids)
+            associations = lineage_repo.association_pairs(uow, closure.execution_ids)
+            context_ids = {link[1] for link in attributions} | {link[1] for link in associations}
         else:  # only which contexts: no row per link
             context_ids = lineage_repo.context_ids_of(uow, closure.artifact_ids, closure.execution_ids)
         contexts = node_repo.load_by_ids(uow, CONTEXT, context_ids)
@@ -175,8 +183,8 @@ def load(
 
 def _build_links(
     graph: Graph,
-    attributions: list[lineage_repo.LinkRow],
-    associations: list[lineage_repo.LinkRow],
+    attributions: list[tuple[int, int]],
+    associations: list[tuple[int, int]],
     kept: set[int],
     into: pb.ClosureResponse | pb.ImpactResponse | None,
 ) -> None:
@@ -194,14 +202,14 @@ def _build_links(
         graph.associations = closure_response.associations  # type: ignore[assignment]
         return
     graph.attributions = [
-        mlmd.Attribution(artifact_id=link.node_id, context_id=link.context_id)
-        for link in attributions
-        if link.context_id in kept
+        mlmd.Attribution(artifact_id=node_id, context_id=context_id)
+        for node_id, context_id in attributions
+        if context_id in kept
     ]
     graph.associations = [
-        mlmd.Association(execution_id=link.node_id, context_id=link.context_id)
-        for link in associations
-        if link.context_id in kept
+        mlmd.Association(execution_id=node_id, context_id=context_id)
+        for node_id, context_id in associations
+        if context_id in kept
     ]
 
 
@@ -214,7 +222,7 @@ _LINK_ENCODINGS: dict[bytes, dict[tuple[int, int], bytes]] = {_ATTRIBUTIONS_TAG:
 _MAX_LINK_ENCODINGS = 200_000
 
 
-def _encoded_links(tag: bytes, links: list[lineage_repo.LinkRow], kept: set[int]) -> bytes:
+def _encoded_links(tag: bytes, links: list[tuple[int, int]], kept: set[int]) -> bytes:
     """The response field entries (`tag`) of the links to contexts in `kept`, in order."""
     known = _LINK_ENCODINGS[tag]
     if len(known) > _MAX_LINK_ENCODINGS:
@@ -225,20 +233,10 @@ def _encoded_links(tag: bytes, links: list[lineage_repo.LinkRow], kept: set[int]
             continue
         data = known.get(link)
         if data is None:
-            body = b"\x08" + _varint(link[0]) + b"\x10" + _varint(link[1])
-            data = known[link] = tag + _varint(len(body)) + body
+            body = b"\x08" + encoded_cache.varint(link[0]) + b"\x10" + encoded_cache.varint(link[1])
+            data = known[link] = tag + encoded_cache.varint(len(body)) + body
         parts.append(data)
     return b"".join(parts)
-
-
-def _varint(value: int) -> bytes:
-    """The base-128 varint of a non-negative integer."""
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _restore(uow: UnitOfWork, graph: Graph, as_of_ms: int, audit_on: bool) -> pb.AsOf:

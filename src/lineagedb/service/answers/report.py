@@ -60,6 +60,7 @@ from lineagedb.service.answers.conventions import Conventions, plain_value
 from lineagedb.service.lineage import INPUT_LIKE, OUTPUT_LIKE
 from lineagedb.store import audit_log, audit_store
 from lineagedb.store.repositories import lineage as lineage_repo
+from lineagedb.store.repositories.lineage import EventTuple
 
 REPORT_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("report_schema.json")
@@ -263,7 +264,7 @@ def _evaluation_inputs(
         extra = set(sorted(extra)[:room])
         down.truncated = pb.NODE_BUDGET
         down.frontier = sorted({*down.frontier, *((EXECUTION, i) for i in steps)}, key=lambda n: (n[0].value, n[1]))
-    kept = [row for row in rows if row.artifact_id in shown or row.artifact_id in extra]
+    kept: list[EventTuple] = [row for row in rows if row.artifact_id in shown or row.artifact_id in extra]
     found = graph.load(uow, Closure(start=[], artifact_ids=extra, events=kept), as_of_ms, audit_on, with_contexts=False)
     known = {event.SerializeToString(deterministic=True) for event in picture.events}
     picture.artifacts = sorted([*picture.artifacts, *found.artifacts], key=lambda a: a.id)
@@ -327,7 +328,7 @@ def by_creation(execution: Any) -> tuple[int, int]:
 
 
 def _completeness(upstream: graph.Graph, up: Closure, conventions: Conventions) -> dict[str, Any]:
-    produced = {row.artifact_id for row in up.events if row.type in OUTPUT_LIKE}
+    produced = {artifact_id for _, artifact_id, _, kind, _ in up.events if kind in OUTPUT_LIKE}
     unexpanded = {node_id for kind, node_id in up.frontier if kind is ARTIFACT}
     gaps, checks = completeness.find_gaps(upstream, produced, unexpanded, conventions)
     gaps.sort(key=lambda gap: (gap[0], gap[1][0] is not ARTIFACT, gap[1][1]))

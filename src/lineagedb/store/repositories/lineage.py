@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -37,6 +38,10 @@ class EventRow(NamedTuple):
     execution_id: int
     type: int
     milliseconds_since_epoch: int | None
+
+
+# An EventRow's fields as a plain tuple (what the driver returns; no object per row to build).
+EventTuple = tuple[int, int, int, int, int | None]
 
 
 class LinkRow(NamedTuple):
@@ -115,21 +120,35 @@ def events_touching(
     directed traversal would discard never leave the database. `as_of_ms` leaves out
     events recorded later (an event without a time counts as recorded with its nodes).
     """
+    return list(map(_NEW_TUPLE, _EVENT_ROWS, event_tuples_touching(uow, side, frontier, event_types, as_of_ms)))
+
+
+def event_tuples_touching(
+    uow: UnitOfWork,
+    side: NodeKind,
+    frontier: Collection[int],
+    event_types: Collection[int] | None = None,
+    as_of_ms: int | None = None,
+) -> list[EventTuple]:
+    """`events_touching` as the driver's plain tuples (EventRow's fields, in its order):
+    for walks over thousands of events, which read them by position."""
     statement = _events_statement(uow.schema, side, event_types is not None, uow.tenancy.reach, as_of_ms is not None)
     types = sorted(event_types) if event_types is not None else None
     visibility = uow.tenancy.parameters
-    rows: list[EventRow] = []
+    rows: list[EventTuple] = []
     for chunk in _chunks(uow, frontier):
         parameters: dict[str, object] = {"ids": chunk, **visibility}
         if types is not None:
             parameters["types"] = types
         if as_of_ms is not None:
             parameters["as_of"] = as_of_ms
-        found = fast_read.rows(uow, statement, parameters)
-        rows.extend(map(_NEW_TUPLE, _EVENT_ROWS, found))
+        rows.extend(fast_read.rows(uow, statement, parameters))  # type: ignore[arg-type]
     if len(frontier) > uow.id_chunk:
-        rows.sort(key=lambda row: row.id)
+        rows.sort(key=_first)
     return rows
+
+
+_first = operator.itemgetter(0)
 
 
 @functools.cache
@@ -196,9 +215,10 @@ def _members_statement(table: sa.Table, owner_column: str, reach: Reach) -> sa.S
     return query.where(*edge_repo.link_visible(table, reach, readable_end="context_id"))
 
 
-def to_events(uow: UnitOfWork, rows: Sequence[EventRow], into: Any | None = None) -> list[mlmd.Event]:
+def to_events(uow: UnitOfWork, rows: Sequence[EventTuple], into: Any | None = None) -> list[mlmd.Event]:
     """Full events (with paths) for `rows`, in the order given; one path query per chunk.
-    Built in `into` (a repeated field of a response) when given.
+    Built in `into` (a repeated field of a response, or an encoded_cache.Field: see
+    nodes.hydrate) when given.
 
     Events never change: one read before (with an equal row, at least
     encoded_cache.SETTLED_MS old) is parsed from the encoding kept then, and its path
@@ -206,32 +226,12 @@ def to_events(uow: UnitOfWork, rows: Sequence[EventRow], into: Any | None = None
     if not rows:
         return []
     cache = encoded_cache.for_engine(uow.connection.engine, "event")
-    entries = cache.entries
-    # Each row's kept encoding (taken now: another thread may replace or drop it later).
-    encodings: list[bytes | None] = []
-    missing = []
-    for row in rows:
-        entry = entries.get(row[0])
-        if entry is None or entry[0] != row:
-            missing.append(row)
-            encodings.append(None)
-        else:
-            encodings.append(entry[1])
-    settled = encoded_cache.settled_before()
-    if len(missing) == len(rows):  # nothing kept: build in place, keep what may be kept
-        events = edge_repo.rows_to_events(uow, rows, into)
-        for row, event in zip(rows, events, strict=True):
-            if row.milliseconds_since_epoch is not None and row.milliseconds_since_epoch <= settled:
-                cache.put(row.id, tuple(row), event.SerializeToString())
-        return events
-    if missing:
-        built = {}
-        for row, event in zip(missing, edge_repo.rows_to_events(uow, missing), strict=True):
-            data = built[row.id] = event.SerializeToString()
-            if row.milliseconds_since_epoch is not None and row.milliseconds_since_epoch <= settled:
-                cache.put(row.id, tuple(row), data)
-        encodings = [built[row[0]] if data is None else data for row, data in zip(rows, encodings, strict=True)]
-    return encoded_cache.parsed(mlmd.Event, encodings, into)
+
+    def build(part: Sequence[EventTuple], target: Any | None) -> list[Any]:
+        return edge_repo.rows_to_events(uow, list(map(_NEW_TUPLE, _EVENT_ROWS, part)), target)
+
+    # Column 4: milliseconds_since_epoch.
+    return encoded_cache.read_through(cache, rows, 4, build, mlmd.Event, into)
 
 
 def attributions(uow: UnitOfWork, artifact_ids: Collection[int]) -> list[LinkRow]:
@@ -244,13 +244,26 @@ def associations(uow: UnitOfWork, execution_ids: Collection[int]) -> list[LinkRo
     return _links(uow, uow.schema.association, "execution_id", execution_ids)
 
 
+def attribution_pairs(uow: UnitOfWork, artifact_ids: Collection[int]) -> list[tuple[int, int]]:
+    """`attributions` as the driver's plain (artifact_id, context_id) tuples."""
+    return _link_tuples(uow, uow.schema.attribution, "artifact_id", artifact_ids)
+
+
+def association_pairs(uow: UnitOfWork, execution_ids: Collection[int]) -> list[tuple[int, int]]:
+    """`associations` as the driver's plain (execution_id, context_id) tuples."""
+    return _link_tuples(uow, uow.schema.association, "execution_id", execution_ids)
+
+
 def _links(uow: UnitOfWork, table: sa.Table, owner_column: str, ids: Collection[int]) -> list[LinkRow]:
+    return list(map(_NEW_TUPLE, _LINK_ROWS, _link_tuples(uow, table, owner_column, ids)))
+
+
+def _link_tuples(uow: UnitOfWork, table: sa.Table, owner_column: str, ids: Collection[int]) -> list[tuple[int, int]]:
     statement = _links_statement(table, owner_column, uow.tenancy.reach)
     visibility = uow.tenancy.parameters
-    rows: list[LinkRow] = []
+    rows: list[tuple[int, int]] = []
     for chunk in _chunks(uow, ids):
-        found = fast_read.rows(uow, statement, {"ids": chunk, **visibility})
-        rows.extend(map(_NEW_TUPLE, _LINK_ROWS, found))
+        rows.extend(fast_read.rows(uow, statement, {"ids": chunk, **visibility}))  # type: ignore[arg-type]
     return rows  # chunks are ascending and disjoint, so the concatenation stays ordered
 
 

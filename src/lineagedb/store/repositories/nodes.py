@@ -248,44 +248,27 @@ def hydrate(
     `id_source`, when given, is a SELECT of the same ids; it lets the property
     query use a subquery instead of a long IN list. `into`, a repeated field of a
     response, receives the messages where they are built: copying thousands of nodes
-    into a response afterwards costs as much as building them.
+    into a response afterwards costs as much as building them. With `into` an
+    encoded_cache.Field, kept encodings are appended to it with one parse, and the
+    messages are returned only where they were built (read them in the response).
 
     Nodes whose row is unchanged since an earlier read are parsed from the encoding kept
     then (store.encoded_cache) and need no property rows; not with `id_source` or with
     property encryption configured (values then depend on the caller).
     """
     if id_source is not None or uow.protection is not None or not rows:
+        if isinstance(into, encoded_cache.Field):
+            into = into.repeated
         return _build(uow, kind, rows, id_source, parameters, into)
     cache = encoded_cache.for_engine(uow.connection.engine, kind.value)
-    entries = cache.entries
     # Rows as tuples (fast_read hands out a list where it converted a value), to compare.
     rows = [row if type(row) is tuple else tuple(row) for row in rows]
-    # Each row's kept encoding (taken now: another thread may replace or drop it later).
-    encodings: list[bytes | None] = []
-    missing = []
-    for row in rows:
-        entry = entries.get(row[0])
-        if entry is None or entry[0] != row:
-            missing.append(row)
-            encodings.append(None)
-        else:
-            encodings.append(entry[1])
-    settled = encoded_cache.settled_before()
     updated = len(rows[0]) - 2  # last_update_time_since_epoch, before the type name
-    if len(missing) == len(rows):  # nothing kept: build in place, keep what may be kept
-        messages = _build(uow, kind, rows, None, None, into)
-        for row, message in zip(rows, messages, strict=True):
-            if row[updated] is not None and row[updated] <= settled:
-                cache.put(row[0], row, message.SerializeToString())
-        return messages
-    if missing:
-        built = {}
-        for row, message in zip(missing, _build(uow, kind, missing, None, None, None), strict=True):
-            data = built[row[0]] = message.SerializeToString()
-            if row[updated] is not None and row[updated] <= settled:
-                cache.put(row[0], row, data)
-        encodings = [built[row[0]] if data is None else data for row, data in zip(rows, encodings, strict=True)]
-    return encoded_cache.parsed(kind.message, encodings, into)
+
+    def build(part: Sequence[Any], target: Any | None) -> list[Any]:
+        return _build(uow, kind, part, None, None, target)
+
+    return encoded_cache.read_through(cache, rows, updated, build, kind.message, into)
 
 
 def _build(
@@ -362,7 +345,7 @@ def _row_to_message(kind: NodeKind, message_class: Any, row: Any) -> Any:
 
 def load_by_ids(uow: UnitOfWork, kind: NodeKind, ids: Iterable[int], into: Any | None = None) -> list[Any]:
     """Existing nodes among `ids`, each once, ordered by id (built in `into`, a repeated
-    field, when given: see hydrate)."""
+    field or an encoded_cache.Field, when given: see hydrate)."""
     wanted = sorted(set(ids))
     by_ids = _statements(uow.schema, kind, uow.tenancy.reach)[0]
     visibility = uow.tenancy.parameters
