@@ -21,7 +21,7 @@ from lineagedb.service import types as type_rules
 from lineagedb.service.composite import CompositeWriter
 from lineagedb.service.nodes import NodeWriter, UpdateOptions
 from lineagedb.service.type_cache import TypeCache
-from lineagedb.store import pagination
+from lineagedb.store import locks, pagination
 from lineagedb.store.bootstrap import SYSTEM_TYPE_NAMES
 from lineagedb.store.repositories import edges as edge_repo
 from lineagedb.store.repositories import listing
@@ -59,7 +59,8 @@ class MetadataStore:
             with self.db.transaction(write=False) as uow:
                 if type_repo.property_count(uow, cached.id) == len(cached.properties):
                     return cached.id
-        with self.db.transaction() as uow:
+        # MySQL/MariaDB: put_type_record's first statement is the named lock (MLMDEnv's row).
+        with locks.env_locked_exclusively_first(), self.db.transaction() as uow:
             record = type_rules.put_type_record(
                 uow, kind, requested, request.can_add_fields, request.can_omit_fields, alone=True
             )

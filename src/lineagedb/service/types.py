@@ -98,6 +98,7 @@ def put_type_record(
     direct = _insertable(uow, requested)
     locked = False
     if not direct or uow.dialect != "postgresql":  # PostgreSQL's lock goes with the INSERT
+        # The transaction's first statement (store.locks.env_locked_exclusively_first).
         uow.lock(lock_name)
         locked = True
     if direct:

@@ -12,7 +12,9 @@ twice or race on an empty database. We take a named lock first:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import sqlalchemy as sa
 
@@ -32,12 +34,31 @@ LOCK_TIMEOUT_S = 30
 WRITERS_KEY = int.from_bytes(hashlib.sha256(b"lineagedb:writers").digest()[:8], "big", signed=True)
 
 
+# Set while a write transaction opens whose first statement takes MLMDEnv's row exclusively
+# (a type write on MySQL/MariaDB: UnitOfWork.lock, see service.types.put_type_record): the
+# share lock at BEGIN would only be upgraded one statement later, a round trip for nothing
+# (and two creators holding it shared deadlocked on the upgrade).
+_ENV_EXCLUSIVE_FIRST: ContextVar[bool] = ContextVar("lineagedb_env_exclusive_first", default=False)
+
+
+@contextmanager
+def env_locked_exclusively_first() -> Iterator[None]:
+    """Open write transactions in here only if their first statement is UnitOfWork.lock."""
+    token = _ENV_EXCLUSIVE_FIRST.set(True)
+    try:
+        yield
+    finally:
+        _ENV_EXCLUSIVE_FIRST.reset(token)
+
+
 def hold_writers_lock(connection: sa.Connection, mlmd_env: sa.Table, exclusive: bool) -> None:
     """MySQL/MariaDB: take the writers' lock at the start of a write transaction (on a
     Galera node, a row write the cluster certifies: store.galera)."""
     if galera.is_galera(connection):
         galera.hold_writers_guard(connection, exclusive)
         return
+    if not exclusive and _ENV_EXCLUSIVE_FIRST.get():
+        return  # the transaction's first statement locks the row exclusively
     statement = sa.select(mlmd_env.c.schema_version).with_for_update(read=not exclusive)
     connection.execute(statement)
 
