@@ -71,7 +71,7 @@ _APPEND_SIGNATURE = (
 
 
 def _indexes() -> set[str]:
-    return {index["name"] for index in sa.inspect(op.get_bind()).get_indexes(_TABLE)}
+    return {str(index["name"]) for index in sa.inspect(op.get_bind()).get_indexes(_TABLE)}
 
 
 def upgrade() -> None:
