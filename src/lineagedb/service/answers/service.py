@@ -138,19 +138,33 @@ _ONE_BYTE = [bytes([n]) for n in range(128)]
 
 def _encoded_tree(reached_from: dict[graph.Node, graph.Node]) -> bytes:
     """The tree's steps as ImpactResponse field entries, in the walk's order. A NodeRef is
-    at most 11 bytes and a step at most 26, so their lengths are single bytes."""
-    refs: dict[graph.Node, bytes] = {}
-
-    def ref(node: graph.Node) -> bytes:
-        body = _REF_TAGS[node[0]] + encoded_cache.varint(node[1])
-        data = refs[node] = _ONE_BYTE[len(body)] + body
-        return data
-
+    at most 11 bytes and a step at most 26, so their lengths are single bytes. A step's
+    encoding depends on its two nodes only: kept by node, with the node it was reached
+    from (bounded), for the next answer over the same graph."""
+    known = _STEP_ENCODINGS
+    if len(known) > _MAX_STEP_ENCODINGS:
+        known.clear()
     parts = []
     for node, via in reached_from.items():
-        body = _STEP_NODE + (refs.get(node) or ref(node)) + _STEP_FROM + (refs.get(via) or ref(via))
-        parts.append(_TREE_TAG + _ONE_BYTE[len(body)] + body)
+        entry = known.get(node)
+        if entry is not None and entry[0] == via:
+            parts.append(entry[1])
+            continue
+        body = _STEP_NODE + _ref(node) + _STEP_FROM + _ref(via)
+        data = _TREE_TAG + _ONE_BYTE[len(body)] + body
+        known[node] = (via, data)
+        parts.append(data)
     return b"".join(parts)
+
+
+def _ref(node: graph.Node) -> bytes:
+    """A NodeRef's encoding, after its length."""
+    body = _REF_TAGS[node[0]] + encoded_cache.varint(node[1])
+    return _ONE_BYTE[len(body)] + body
+
+
+_STEP_ENCODINGS: dict[graph.Node, tuple[graph.Node, bytes]] = {}
+_MAX_STEP_ENCODINGS = 200_000
 
 
 def _keep_only(repeated: Any, keep: Callable[[Any], bool]) -> None:
