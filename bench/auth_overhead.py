@@ -9,8 +9,9 @@ bearer tokens, so this uses LineageDB's generated stubs (the same wire messages)
 
     .venv/bin/python bench/auth_overhead.py [--backends sqlite,postgresql] [--reps 30] [--calls 5]
 
-Two readers are timed with auth on: `viewer-of-default` can read `default` too (the
-NOT EXISTS form of the predicate) and `team-only` cannot (the EXISTS form).
+Two readers are timed with auth on: `viewer-of-default` can read `default` too and
+`team-only` cannot (two different readable sets bound into the same statements; see
+`lineagedb.store.tenancy.visible`).
 """
 
 from __future__ import annotations

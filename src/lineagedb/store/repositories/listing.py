@@ -15,7 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
-from lineagedb.store import fast_read, filter_query, pagination
+from lineagedb.query.filter_ast import NodeKind as FilterKind
+from lineagedb.store import fast_read, filter_query, pagination, tenancy
 from lineagedb.store.repositories import nodes as node_repo
 from lineagedb.store.repositories.nodes import NodeKind
 from lineagedb.store.schema import Schema
@@ -74,6 +75,14 @@ def list_page(
     shape = FilterShape.IN
     if page.filter_query and uow.dialect == "sqlite":
         shape = _sqlite_shape(uow, kind, page, scope, parameters)
+    # PostgreSQL under a restricted reach: the matches in page order, checked for their
+    # namespace only until the page is full (see _first_readable).
+    first_readable = (
+        bool(page.filter_query)
+        and uow.dialect == "postgresql"
+        and uow.tenancy.reach is not Reach.ALL
+        and scope == Scope()
+    )
     statement = _page_statement(
         uow.schema,
         kind,
@@ -84,8 +93,12 @@ def list_page(
         page.token is not None,
         scope.type_id is not None,
         scope.context_id is not None,
-        uow.tenancy.reach,
+        # Nor a namespace check: its ids are readable matches, found by the probe under this
+        # reach in this transaction (SQLite reads in one, so the same snapshot); checking
+        # them again cost a membership probe per row of every page.
+        Reach.ALL if shape is FilterShape.IDS else uow.tenancy.reach,
         shape,
+        first_readable,
     )
     rows = fast_read.rows(uow, statement, parameters)
     token = ""
@@ -136,6 +149,7 @@ def _page_statement(
     by_context: bool,
     reach: Reach,
     shape: FilterShape = FilterShape.IN,
+    first_readable: bool = False,
 ) -> sa.Select[Any]:
     """The page query for one shape of request (and reach), built once: clients page through the
     same listing again and again, and building it cost more than running it. The
@@ -149,11 +163,56 @@ def _page_statement(
         query = query.where(table.c.id.in_(sa.bindparam("filter_ids", expanding=True)))
     elif filter_text and shape is FilterShape.ROWS:
         query = query.where(filter_query.matching_row(schema, kind, filter_text, reach))
+    elif filter_text and first_readable:
+        # The node rows of the page's ids, readable already (the subquery checks), as an
+        # array: `id = ANY(ARRAY(...))` is an InitPlan and an index scan of those ids, where
+        # `id IN (...)` was planned as a hash semi-join over the whole node table.
+        first = _first_readable(schema, kind, filter_text, field, ascending, continued, reach)
+        query = _scoped(schema, kind, by_type, by_context, Reach.ALL).where(
+            table.c.id == sa.any_(sa.func.array(first.scalar_subquery()))
+        )
+        _, order = pagination.keyset(field, ascending, table, False)
+        return query.order_by(*order).limit(sa.bindparam("limit", type_=sa.Integer))
     elif filter_text:
         # `query` keeps readable nodes only: the filter need not check them again.
         query = filter_query.restrict(schema, kind, query, filter_text, reach, node_scoped=True)
     continuation, order = pagination.keyset(field, ascending, table, continued)
     return query.where(*continuation).order_by(*order).limit(sa.bindparam("limit", type_=sa.Integer))
+
+
+def _first_readable(
+    schema: Schema, kind: NodeKind, filter_text: str, field: int, ascending: bool, continued: bool, reach: Reach
+) -> sa.Select[Any]:
+    """Ids of the first `:limit` readable nodes matching `filter_text` after the page's
+    position, in page order (PostgreSQL, unscoped pages under a restricted reach).
+
+    With the namespace check in the page's own WHERE, PostgreSQL ran it on every match
+    after the position whenever it collected the matches before sorting them (a narrow
+    filter): each page of a filter matching 800 nodes probed the membership of all those
+    still ahead, about 1 us each, to keep 101. Here the matches come in page order from a
+    subquery the check cannot be pushed into (OFFSET 0), and the check runs on them one by
+    one until the page is full (measured on 16,000 artifacts, a filter matching 800, in the
+    database's CPU: 9.9 -> 5.4 ms for a first page; 5.1 ms without namespaces, which fetch
+    all 800 rows to sort them). PostgreSQL still chooses how to produce the ordered matches
+    (walking the id index for a broad filter, sorting the ids of a narrow one)."""
+    node = kind.table(schema).alias("page_node")
+    matching = filter_query.matching_subquery(schema, FilterKind(kind.value), filter_text, reach, node_scoped=True)
+    continuation, order = pagination.keyset(field, ascending, node, continued)  # type: ignore[arg-type]
+    keys = [clause.element for clause in order]
+    candidates = (
+        sa.select(*keys)
+        .where(node.c.id.in_(matching), *continuation)
+        .order_by(*order)
+        .offset(sa.literal_column("0"))
+        .subquery("page_candidates")
+    )
+    # No ORDER BY at this level: the subquery's order is what the LIMIT reads (a subquery
+    # scan, its filter and a LIMIT keep their input's order; a LIMITed subquery is never
+    # split among parallel workers), and an ORDER BY here would make PostgreSQL plan the
+    # subquery for all its rows: a filter matching 16,000 of 16,000 then sorted them all
+    # (16.8 ms a page instead of 1.4 ms, walking the id index and stopping at the page).
+    readable = tenancy.visible(kind.number, candidates.c.id, reach)
+    return sa.select(candidates.c.id).where(readable).limit(sa.bindparam("limit", type_=sa.Integer))
 
 
 @functools.cache
@@ -172,9 +231,12 @@ def _scoped(schema: Schema, kind: NodeKind, by_type: bool, by_context: bool, rea
     if by_context:
         link = schema.attribution if kind is NodeKind.ARTIFACT else schema.association
         owner = link.c[kind.owner_column]
-        in_context = sa.select(owner).where(link.c.context_id == sa.bindparam("scope_context_id", type_=sa.Integer))
+        context_id = sa.bindparam("scope_context_id", type_=sa.Integer)
+        in_context = sa.select(owner).where(link.c.context_id == context_id)
         if reach is not Reach.ALL:
-            in_context = in_context.where(NodeKind.CONTEXT.visible(link.c.context_id, reach))
+            # The context is checked once (of the parameter, a subquery correlated to nothing:
+            # PostgreSQL's InitPlan, SQLite's once-only subroutine), not once per link row.
+            in_context = in_context.where(NodeKind.CONTEXT.visible(context_id, reach))
         query = query.where(table.c.id.in_(in_context))
     return query
 
