@@ -135,6 +135,11 @@ def test_sigabrt_leaves_every_thread_stack_in_the_log(tmp_path: Path, servers: l
     """What a supervisor (or the test harness) gets when it gives up on a shutdown: where it hung."""
     server = start(["--host", "127.0.0.1", "--port", "0", "--database", f"sqlite:///{tmp_path / 'a.db'}"], tmp_path)
     servers.append(server)
+    # A server that has answered, as one a supervisor gives up on would have: faulthandler
+    # walks every thread's frames without the GIL, and a thread still starting up (changing
+    # its frames as it is walked) can crash the dump itself (CPython's documented risk).
+    with server.channel() as channel:
+        svc_grpc.MetadataStoreServiceStub(channel).GetArtifactTypes(svc.GetArtifactTypesRequest(), timeout=10)
     server.process.send_signal(signal.SIGABRT)
     assert server.process.wait(timeout=30) == -signal.SIGABRT
     log = server.stderr()
