@@ -100,7 +100,11 @@ def create_engine(url: str | URL, pool: PoolSettings | None = None, connect_time
                 "add ssl_ca (or ssl_verify_cert=true for the system's CAs) to the URL",
                 driver.url.render_as_string(hide_password=True),
             )
+    if backend in ("mysql", "mariadb"):
+        kwargs["pool_reset_on_return"] = None  # _roll_back_open_transactions_only does it
     engine = sa.create_engine(driver.url, **kwargs)
+    if backend in ("mysql", "mariadb"):
+        _roll_back_open_transactions_only(engine)
     if driver.tls_required:
         event.listen(engine, "connect", lambda dbapi_connection, _record: db_tls.require_encrypted(dbapi_connection))
     _ping_when_idle(engine)
@@ -171,14 +175,6 @@ def _fold_begin(engine: sa.Engine) -> None:
         raw = getattr(connection, "dbapi_connection", connection)
         return raw.info.transaction_status in (_PQ_INTRANS, _PQ_INERROR)
 
-    def pool_info(connection: Any) -> dict[str, Any] | None:
-        # The pool's proxy has the pool's dict; a raw connection has libpq's info (or none).
-        try:
-            info = connection.info
-        except (AttributeError, NotImplementedError):
-            return None
-        return info if isinstance(info, dict) else None
-
     def pending_sql(connection: Any) -> str | None:
         info = pool_info(connection)
         return info.pop(COMMIT_PREFIX, None) if info is not None else None
@@ -221,6 +217,69 @@ def _fold_begin(engine: sa.Engine) -> None:
 
     dialect.do_commit = do_commit  # type: ignore[method-assign]
     dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+
+# pool info key: the connection's last transaction was ended by this dialect's COMMIT or
+# ROLLBACK and nothing has run on it since (see _roll_back_open_transactions_only).
+_ENDED = "lineagedb_transaction_ended"
+
+
+def _roll_back_open_transactions_only(engine: sa.Engine) -> None:
+    """MySQL/MariaDB: a connection returned to the pool is rolled back unless its transaction
+    is known to be over.
+
+    SQLAlchemy's reset-on-return rolls back after every call, committed ones included, and
+    PyMySQL's rollback() always sends ROLLBACK: a round trip per call for nothing (psycopg2
+    skips it by itself when no transaction is open; PyMySQL's server status cannot tell, it
+    is not updated by result sets). A connection is known to be clean only right after a
+    COMMIT or ROLLBACK that succeeded on it; checking it out, or beginning a transaction on
+    it, makes it unknown again, so a raw connection, or one returned in a transaction, is
+    rolled back as before."""
+    dialect = engine.dialect
+    plain_commit, plain_rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(connection: Any) -> None:
+        plain_commit(connection)
+        _mark_ended(pool_info(connection), True)
+
+    def do_rollback(connection: Any) -> None:
+        plain_rollback(connection)
+        _mark_ended(pool_info(connection), True)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(_dbapi_connection, record, _proxy):  # type: ignore[no-untyped-def]
+        _mark_ended(record.info, False)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):  # type: ignore[no-untyped-def]
+        _mark_ended(pool_info(connection.connection), False)
+
+    @event.listens_for(engine, "reset")
+    def _on_reset(dbapi_connection, record, state):  # type: ignore[no-untyped-def]
+        if state.terminate_only:
+            return  # the connection is closed, which ends its transaction on the server
+        info = record.info if record is not None else None
+        if info is None or not info.get(_ENDED):
+            plain_rollback(dbapi_connection)
+        _mark_ended(info, False)
+
+
+def _mark_ended(info: dict[str, Any] | None, ended: bool) -> None:
+    if info is not None:
+        info[_ENDED] = ended
+
+
+def pool_info(connection: Any) -> dict[str, Any] | None:
+    """The pool's dict of a connection: the pool's proxy has it; a raw connection has
+    none (PyMySQL), or the driver's own info (libpq's)."""
+    try:
+        info = connection.info
+    except (AttributeError, NotImplementedError):
+        return None
+    return info if isinstance(info, dict) else None
 
 
 def _ping_when_idle(engine: sa.Engine) -> None:
