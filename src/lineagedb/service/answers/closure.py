@@ -15,6 +15,7 @@ caller's readable namespaces, so a walk never enters one it cannot read.
 from __future__ import annotations
 
 import enum
+import operator
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -149,10 +150,14 @@ def walk(
         frontier = {kind: set(reached[kind]) for kind in (ARTIFACT, EXECUTION)}
     if closure.truncated != pb.TRUNCATION_UNSPECIFIED:
         closure.frontier = [(kind, i) for kind in (ARTIFACT, EXECUTION) for i in sorted(frontier[kind])]
-    # An event can be seen from both of its ends (a context start holds both kinds).
-    unique = {row[0]: row for row in closure.events}
-    closure.events = [unique[i] for i in sorted(unique)]
+    # Each event is read once: from its artifact end only if output-like (upstream) or
+    # input-like (downstream), from its execution end only if the other, and a node is
+    # expanded once. Each level's rows are in id order already: the sort merges the runs.
+    closure.events.sort(key=_event_id)
     return closure
+
+
+_event_id: Callable[[EventTuple], int] = operator.itemgetter(0)
 
 
 def _between_known(row: EventTuple, closure: Closure, reached: dict[NodeKind, dict[int, Node]]) -> bool:

@@ -1,0 +1,33 @@
+"""Lineage answers read attributions and associations from the index alone.
+
+0002's `lineagedb_idx_attribution_artifact_id` (artifact_id) and
+`lineagedb_idx_association_execution_id` (execution_id) become (artifact_id, context_id) and
+(execution_id, context_id), under the same names: a Provenance of 10,000 nodes reads 20,000
+links by node id, each of which cost a second lookup in the table for its context id (see
+store.lineage_indexes for what was measured). Index only: a server on 0010 serves as before
+and logs the `lineagedb db upgrade` command.
+
+Revision ID: 0011
+Revises: 0010
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+from lineagedb.store.lineage_indexes import WIDENED, reshape
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    for index in WIDENED:
+        reshape(op.get_bind(), index, index.after)
+
+
+def downgrade() -> None:
+    for index in WIDENED:
+        reshape(op.get_bind(), index, index.before)
