@@ -18,6 +18,10 @@ statement, and the SQL text no longer depends on the list's length. PostgreSQL i
 turns an IN list into the same `= ANY(array)` before planning. A statement this module cannot reproduce exactly (a
 parameter SQLAlchemy renders inline, or an empty id list on a server backend) runs
 through SQLAlchemy as before.
+
+On PostgreSQL the statements whose text is the same for every call (no id lists, or
+lists as arrays) run as server-side prepared statements (store.prepared): parsing and
+planning the namespace checks cost more of the server's time than running them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from lineagedb.store import prepared
 from lineagedb.store.unit_of_work import UnitOfWork
 
 # An execution option a statement carries when its reader only tests its Boolean columns
@@ -63,6 +68,8 @@ class _Plan:
     # The statement's reader only tests its Boolean columns for truth (TRUTHY_BOOLEANS), so
     # the 0/1 that SQLite and MySQL return need no conversion.
     truthy_booleans: bool
+    # PostgreSQL: the statement's prepared forms (store.prepared), by the types of a call's values.
+    prepared_forms: dict[tuple[Any, ...], prepared.Statement]
 
 
 def rows(
@@ -73,8 +80,12 @@ def rows(
     if plan is None or (uow.dialect != "sqlite" and any(not parameters.get(name, 1) for name in plan.lists)):
         return list(uow.execute(statement, parameters).all())
     values = {name: _value(plan, name, parameters) for name in plan.order}
-    if plan.arrays:
-        return _finish(uow, plan, _array_sql(plan, values), values)
+    if plan.arrays or (not plan.lists and uow.dialect == "postgresql"):
+        text = _array_sql(plan, values) if plan.arrays else plan.pieces[0]
+        found = prepared.fetch(uow, plan.prepared_forms, text, values, plan.bound, parameters, plan.arrays)
+        if found is not None:
+            return _processed(uow, plan, *found)
+        return _finish(uow, plan, text, values)
     sql = [plan.pieces[0]]
     for name, piece in zip(plan.lists, plan.pieces[1:], strict=True):
         items = values[name]  # a list may appear more than once (namespace checks on both ends)
@@ -108,7 +119,13 @@ def rows(
 def _finish(
     uow: UnitOfWork, plan: _Plan, sql: str, arguments: Sequence[Any] | Mapping[str, Any]
 ) -> Sequence[Sequence[Any]]:
-    found, description = uow.fetch_driver_sql(sql, arguments)
+    return _processed(uow, plan, *uow.fetch_driver_sql(sql, arguments))
+
+
+def _processed(
+    uow: UnitOfWork, plan: _Plan, found: list[tuple[Any, ...]], description: Sequence[Any] | None
+) -> Sequence[Sequence[Any]]:
+    """`found` with the columns' result processors applied (where a value needs one)."""
     if not plan.processors:
         plan.processors.append(_result_processors(plan, uow.connection.dialect, description))
     processors = plan.processors[0]
@@ -187,7 +204,7 @@ def _plan(statement: sa.Select[Any] | sa.CompoundSelect, dialect: sa.Dialect) ->
         if rewritten is not None:
             pieces, arrays = rewritten
     truthy = bool(statement.get_execution_options().get(TRUTHY_BOOLEANS))
-    return _Plan(pieces, lists, positional, order, mark, bound, converters, column_types, [], arrays, truthy)
+    return _Plan(pieces, lists, positional, order, mark, bound, converters, column_types, [], arrays, truthy, {})
 
 
 _ARRAY_TYPES = ((sa.Integer, "BIGINT[]"), (sa.String, "TEXT[]"))  # BigInteger, SmallInteger and Text included

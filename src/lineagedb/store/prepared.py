@@ -1,0 +1,313 @@
+"""PostgreSQL: store.fast_read's statements as server-side prepared statements.
+
+With namespaces on, most of what a read added on PostgreSQL was planning, not running:
+every statement that returns nodes or edges carries the namespace probe subquery
+(store.tenancy.visible), and parsing and planning it cost 45-75 us of the server's CPU
+per statement, 13 statements in a 10-hop lineage call. A prepared statement is parsed
+once per connection and, after PostgreSQL's first five executions, runs a cached plan:
+a lineage hop took 67 us of the server's time instead of 185 with namespaces (50 instead
+of 111 without), measured by hand.
+
+psycopg2 has no protocol-level prepare, so this is SQL: `PREPARE name (types) AS ...`
+once per connection, then `EXECUTE name(values)`, with the values quoted by psycopg2 as
+for any statement. The text is store.fast_read's (its id lists are already one array
+parameter, so one text serves every list length). A statement's own constants (a
+compiled filter's literals) are written into the prepared text, so the planner still
+sees them: only the call's values (ids, namespaces, page position and size) are
+parameters. Parameter types follow psycopg2's literals: an int is declared bigint, a
+float double precision, a bool boolean, and text, NULL and arrays `unknown` (PostgreSQL
+infers them where they are used, as for a quoted literal; arrays carry their cast).
+
+When:
+* PREPARE is sent on its own, and only while no transaction is open on the session
+  (autocommit, idle): a statement PostgreSQL will not prepare (a parameter whose type it
+  cannot infer, say) then costs one refused round trip, is remembered as such in this
+  process, and runs unprepared; nothing else is affected. A read's first use of a
+  statement on a connection pays that round trip (once per connection's life).
+* EXECUTE runs whenever the statement is prepared on the connection, inside a write
+  transaction too; a statement met first inside a transaction runs unprepared that time.
+
+The names prepared on each DBAPI connection are tracked here, keyed weakly by the
+connection object: a reconnect, an invalidated connection or a connection the pool
+recycles is a new object with nothing prepared. What can still go wrong, and what then:
+* the session lost its statements (`DISCARD ALL`, `DEALLOCATE ALL`, a transaction-mode
+  pooler handing us another server session): EXECUTE fails with 26000; the connection's
+  names are forgotten, and the statement is prepared again and run, or, inside a
+  transaction (which the error aborted), the call fails ABORTED, which the server
+  retries (api.retry);
+* a migration changed the type of a column the statement returns (PostgreSQL re-plans
+  prepared statements after schema changes by itself, but refuses one whose result
+  type changed: 0A000): the same, with DEALLOCATE first;
+* after MAX_RECOVERIES such recoveries in one engine (a pooler that keeps swapping
+  sessions), prepared statements are switched off for that engine, with a warning.
+Set LINEAGEDB_PG_PREPARED=off to never prepare (a transaction-mode pooler, or to compare).
+
+Each connection keeps at most MAX_PER_CONNECTION statements, least recently used
+deallocated first (each compiled filter is its own statement).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from lineagedb import errors
+from lineagedb.store.engine import begin_prefix
+from lineagedb.store.statement_count import count_driver_statement
+
+log = logging.getLogger(__name__)
+
+ENV = "LINEAGEDB_PG_PREPARED"
+ENABLED = os.environ.get(ENV, "on").strip().lower() not in ("off", "0", "false", "no")
+MAX_PER_CONNECTION = 256
+MAX_RECOVERIES = 50
+
+# psycopg2's placeholders in SQLAlchemy's pyformat text, and its escaped percent sign.
+_PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
+# A call value's Python type -> its parameter's declared type (see the module doc). A
+# value of any other type (bytes, a date) runs the statement unprepared.
+_DECLARED = {
+    int: "bigint",
+    bool: "boolean",
+    float: "double precision",
+    str: "unknown",
+    type(None): "unknown",
+    list: "unknown",  # an array parameter; its SQL casts it
+}
+# SQLSTATEs: a prepared statement missing / already there; a cached plan whose result type changed.
+_MISSING, _DUPLICATE, _RESULT_CHANGED = "26000", "42P05", "0A000"
+# psycopg2.extensions.TRANSACTION_STATUS_IDLE: no transaction open on the session.
+_IDLE = 0
+
+
+class Statement:
+    """One prepared form of a fast_read statement: its name, PREPARE and EXECUTE texts."""
+
+    __slots__ = ("execute", "mode", "name", "parameters", "prepare")
+
+    def __init__(self, name: str, prepare: str, execute: str, parameters: tuple[str, ...], mode: str) -> None:
+        self.name = name
+        self.prepare = prepare
+        self.execute = execute  # positional %s placeholders, one per parameter
+        self.parameters = parameters  # the call values' names, in $n order
+        self.mode = mode  # the plan_cache_mode it runs under (see _plan_mode)
+
+
+# A statement PostgreSQL refused to prepare (remembered per statement and signature).
+REFUSED = Statement("", "", "", (), "")
+
+
+class _Session:
+    """What is prepared on one DBAPI connection (used by one thread at a time)."""
+
+    __slots__ = ("__weakref__", "mode", "modes", "names", "stale")
+
+    def __init__(self, server_version: int) -> None:
+        self.names: OrderedDict[str, None] = OrderedDict()  # least recently used first
+        self.stale: set[str] = set()  # prepared, but to be deallocated before preparing again
+        self.mode: str | None = None  # the session's plan_cache_mode, if this module set it
+        self.modes = server_version >= 120000  # plan_cache_mode exists from PostgreSQL 12
+
+
+_sessions: weakref.WeakKeyDictionary[Any, _Session] = weakref.WeakKeyDictionary()
+_recoveries: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def prepared_names(dbapi_connection: Any) -> list[str]:
+    """The statement names this module believes are prepared on `dbapi_connection` (tests)."""
+    session = _sessions.get(dbapi_connection)
+    return list(session.names) if session is not None else []
+
+
+def fetch(
+    uow: Any,
+    cache: dict[tuple[Any, ...], Statement],
+    sql: str,
+    values: Mapping[str, Any],
+    constants: Mapping[str, Any],
+    parameters: Mapping[str, Any],
+    arrays: Collection[str] = (),
+) -> tuple[list[tuple[Any, ...]], Sequence[Any] | None] | None:
+    """Rows and cursor description of `sql` (fast_read's pyformat text, `values` bound)
+    run as a prepared statement; None when it is not to be (the caller runs it as before).
+
+    `constants` are the statement's own values (SQLAlchemy's bound literals), written into
+    the prepared text unless the call passes its own in `parameters`; `arrays` names the
+    array parameters. `cache` (one per fast_read plan) keeps the prepared forms by the
+    types of the call's values."""
+    if not ENABLED:
+        return None
+    connection = uow.connection
+    engine = connection.engine
+    if _recoveries.get(engine, 0) > MAX_RECOVERIES:
+        return None
+    if constants:
+        key = tuple(
+            "=" if name in constants and name not in parameters else _DECLARED.get(type(value))
+            for name, value in values.items()
+        )
+    else:  # most statements: no constants of their own
+        key = tuple(map(_DECLARED.get, map(type, values.values())))
+    statement = cache.get(key)
+    if statement is REFUSED or None in key:
+        return None
+    dbapi = connection.connection.dbapi_connection
+    session = _sessions.get(dbapi)
+    if session is None:
+        with _lock:
+            session = _sessions.setdefault(dbapi, _Session(dbapi.server_version))
+    idle = dbapi.autocommit and dbapi.info.transaction_status == _IDLE
+    if statement is None:
+        if not idle:
+            return None  # built (which needs a cursor) and prepared by a later call
+        statement = _build(dbapi, sql, values, key, arrays)
+        cache[key] = statement
+    prepared = statement.name in session.names
+    if not prepared and not idle:
+        return None
+    begin = begin_prefix(connection.info)  # a write transaction's BEGIN goes with its first statement
+    arguments = tuple(values[name] for name in statement.parameters)
+    # The plan cache mode is a session setting: switched only outside transactions (a SET
+    # in one is undone by its rollback), with the statement, in its round trip.
+    switch = ""
+    if session.mode != statement.mode and session.modes and idle and not begin:
+        switch = f"SET plan_cache_mode = {statement.mode}; "
+
+    def run(cursor: Any) -> tuple[list[tuple[Any, ...]], Sequence[Any] | None]:
+        if not prepared and not _prepare(cursor, session, statement, cache, key):
+            cursor.execute(begin + sql, values)  # refused: as it ran before
+            return list(cursor.fetchall()), cursor.description
+        try:
+            cursor.execute(begin + switch + statement.execute, arguments)
+        except uow.connection.dialect.loaded_dbapi.Error as error:
+            code = getattr(error, "pgcode", None)
+            if switch:
+                session.mode = None  # the SET went with the failed statement
+            if code not in (_MISSING, _RESULT_CHANGED):
+                raise
+            _recovering(engine, session, statement, code)
+            if begin or not idle:
+                # The error aborted the transaction; the call is retried whole (api.retry).
+                raise errors.AbortedError(
+                    "a prepared statement changed under the transaction; retry the call"
+                ) from None
+            if not _prepare(cursor, session, statement, cache, key):
+                cursor.execute(sql, values)
+                return list(cursor.fetchall()), cursor.description
+            count_driver_statement(statement.execute)
+            cursor.execute(statement.execute, arguments)
+        else:
+            if switch:
+                session.mode = statement.mode
+        session.names.move_to_end(statement.name)
+        return list(cursor.fetchall()), cursor.description
+
+    # Counts the EXECUTE (store.statement_count); a PREPARE is counted where it is sent.
+    found: tuple[list[tuple[Any, ...]], Sequence[Any] | None] = uow._on_driver_cursor(statement.execute, run, arguments)
+    return found
+
+
+def _build(dbapi: Any, sql: str, values: Mapping[str, Any], key: tuple[Any, ...], arrays: Collection[str]) -> Statement:
+    """The prepared form of `sql` for calls whose values have the types in `key`."""
+    declared = dict(zip(values, key, strict=True))
+    numbers: dict[str, int] = {}
+    with dbapi.cursor() as cursor:
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name is None:
+                return "%"
+            if declared[name] == "=":
+                # The statement's own constant, quoted by psycopg2 as it would be for the statement.
+                return str(cursor.mogrify("%s", (values[name],)).decode())
+            if name not in numbers:
+                numbers[name] = len(numbers) + 1
+            return f"${numbers[name]}"
+
+        body = _PLACEHOLDER.sub(replace, sql)
+    names = tuple(numbers)
+    types = ", ".join(declared[name] for name in names)
+    digest = hashlib.blake2b(f"{types}\n{body}".encode(), digest_size=12).hexdigest()
+    name = f"lineagedb_{digest}"
+    prepare = f"PREPARE {name} ({types}) AS {body}" if names else f"PREPARE {name} AS {body}"
+    execute = f"EXECUTE {name}({', '.join(['%s'] * len(names))})" if names else f"EXECUTE {name}"
+    return Statement(name, prepare, execute, names, _plan_mode(names, arrays))
+
+
+def _plan_mode(parameters: Sequence[str], arrays: Collection[str]) -> str:
+    """Generic plans for statements whose only parameters are arrays (ids, namespaces).
+
+    Under PostgreSQL's default (auto), a statement gets five custom plans, then its generic
+    plan if that is estimated to cost about as much. An array parameter is estimated at 10
+    elements, so a lineage hop's events of one or two nodes cost 8x less as custom plans,
+    and PostgreSQL planned every execution of them again: 100 of 100 custom plans for the
+    hops' events, attributions and associations, and with them 45-60 us of planning each,
+    for the same plan (a bitmap scan of the id index, the namespace probe per row). The
+    generic plan of such a statement has the same shape at every array length. Statements
+    with other parameters (a page's size and position, a scope's id) keep `auto`: a page's
+    best plan can depend on them (walk the id index or sort the matches)."""
+    if parameters and all(name in arrays for name in parameters):
+        return "force_generic_plan"
+    return "auto"
+
+
+def _prepare(
+    cursor: Any, session: _Session, statement: Statement, cache: dict[tuple[Any, ...], Statement], key: tuple[Any, ...]
+) -> bool:
+    """PREPARE `statement` on the (idle) session, deallocating what must go first; False
+    if PostgreSQL refused it (it then runs unprepared, from now on)."""
+    evict = list(session.stale)
+    session.stale.clear()
+    while len(session.names) >= MAX_PER_CONNECTION:
+        evict.append(session.names.popitem(last=False)[0])
+    sql = "".join(f"DEALLOCATE {name}; " for name in evict) + statement.prepare
+    count_driver_statement(sql)
+    try:
+        cursor.execute(sql)
+    except cursor.connection.Error as error:  # psycopg2's, as DB-API connections expose it
+        code = getattr(error, "pgcode", None) or ""
+        if evict and code == _MISSING:
+            session.names.clear()  # the session lost its statements: nothing to deallocate
+            session.stale.clear()
+            return _prepare(cursor, session, statement, cache, key)
+        if code == _DUPLICATE:
+            pass  # prepared already (by this module: the name is the text's digest)
+        elif code[:2] in ("42", "22"):
+            # Not preparable as written (a type PostgreSQL cannot infer, a function with no
+            # bigint form): this statement runs unprepared from now on.
+            log.debug("PostgreSQL did not prepare a statement (%s): %s", code, error)
+            cache[key] = REFUSED
+            return False
+        else:
+            raise
+    session.names[statement.name] = None
+    return True
+
+
+def _recovering(engine: Any, session: _Session, statement: Statement, code: str) -> None:
+    """Forget what the session no longer has (see the module doc), counting recoveries."""
+    if code == _MISSING:
+        session.names.clear()
+        session.stale.clear()
+        session.mode = None  # DISCARD ALL also resets settings
+    else:
+        session.names.pop(statement.name, None)
+        session.stale.add(statement.name)
+    with _lock:
+        count = _recoveries[engine] = _recoveries.get(engine, 0) + 1
+    if count == MAX_RECOVERIES + 1:
+        log.warning(
+            "prepared statements keep disappearing from the database's sessions (a pooler in "
+            "transaction mode?): %d recoveries; statements run unprepared from now on (set %s=off "
+            "to skip this)",
+            MAX_RECOVERIES,
+            ENV,
+        )
