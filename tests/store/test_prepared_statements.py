@@ -116,13 +116,15 @@ def _answers(store: MetadataStore, world: dict[str, Any]) -> list[bytes]:
             out.append(
                 store.get_artifacts_by_id(svc.GetArtifactsByIDRequest(artifact_ids=everything)).SerializeToString()
             )
-            options = mlmd.ListOperationOptions(max_result_size=7, filter_query="properties.shard.int_value = 3")
-            while True:
-                page = store.get_artifacts(svc.GetArtifactsRequest(options=options))
-                out.append(page.SerializeToString())
-                if not page.next_page_token:
-                    break
-                options.next_page_token = page.next_page_token
+            # The filters' literals are written into the prepared text (a LIKE pattern's % too).
+            for query in ("properties.shard.int_value = 3", "uri LIKE 's3://team/1%'", "uri LIKE 's3://default/2%'"):
+                options = mlmd.ListOperationOptions(max_result_size=7, filter_query=query)
+                while True:
+                    page = store.get_artifacts(svc.GetArtifactsRequest(options=options))
+                    out.append(page.SerializeToString())
+                    if not page.next_page_token:
+                        break
+                    options.next_page_token = page.next_page_token
             out.append(
                 store.get_artifacts_by_context(
                     svc.GetArtifactsByContextRequest(context_id=world["context_id"])
