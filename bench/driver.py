@@ -347,6 +347,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     w.register_types(args.type_reps)
     w.put_artifacts(args.batches)
     w.put_executions(args.executions)
+    if args.workload == "writes":
+        result["stored_artifacts"] = len(w.artifact_ids)
+        result["wall_s"] = time.perf_counter() - started
+        return result
     w.build_lineage(args.chain, args.fanout)
     w.reads("", args.reps)
     if args.scale_n > 0:
@@ -369,7 +373,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--sqlite-path", help="database file for --target inprocess")
     p.add_argument("--timeout", type=float, default=600.0, help="client deadline per call (s)")
-    p.add_argument("--workload", choices=("full", "trivial"), default="full")
+    p.add_argument(
+        "--workload",
+        choices=("full", "writes", "trivial"),
+        default="full",
+        help="writes: the write stage only (types, put_artifacts, put_execution)",
+    )
     p.add_argument("--reps", type=int, default=10, help="timed repetitions of each read")
     p.add_argument("--warmup", type=int, default=1, help="untimed calls before each read")
     p.add_argument("--type-reps", type=int, default=5, help="type-registration samples")

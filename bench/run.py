@@ -226,10 +226,12 @@ def running(command: Sequence[str], log_path: Path, env: dict[str, str] | None =
         log_file.close()
 
 
-def driver_command(args: list[str], sizes: dict[str, int]) -> list[str]:
+def driver_command(args: list[str], sizes: dict[str, Any]) -> list[str]:
     command = [str(MLMD_PYTHON), str(BENCH / "driver.py"), *args]
     for name in DRIVER_SIZES:
         command += [f"--{name.replace('_', '-')}", str(sizes[name])]
+    if "--workload" not in args and sizes.get("workload", "full") != "full":
+        command += ["--workload", str(sizes["workload"])]  # e.g. the write stage only
     return command
 
 
@@ -243,7 +245,7 @@ def run_driver(command: list[str]) -> dict[str, Any]:
     return result
 
 
-def run_target(target: Target, sizes: dict[str, int], workdir: Path, count: bool = False) -> dict[str, Any]:
+def run_target(target: Target, sizes: dict[str, Any], workdir: Path, count: bool = False) -> dict[str, Any]:
     """One complete workload against one target on a fresh database.
 
     With ``count`` (LineageDB targets), the server counts its statements per RPC and the
@@ -576,6 +578,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--targets", default="a,b,c,d,e,bp,bm,floor", help="comma-separated subset of a,b,c,d,e,bp,bm,floor")
     p.add_argument("--no-count", action="store_true", help="skip the statement-counting runs")
     p.add_argument("--rounds", type=int)
+    p.add_argument(
+        "--workload",
+        choices=("full", "writes"),
+        default="full",
+        help="writes: only the write stage (type, artifact and execution puts; no lineage, reads or scale stage)",
+    )
     for name in DRIVER_SIZES:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, dest=name)
     p.add_argument("--out", type=Path, default=BENCH, help="directory for results.json and results.md")
@@ -612,7 +620,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "skipped": skipped,
         "rounds": [],
     }
-    sizes = {k: v for k, v in config.items() if k != "rounds"}
+    sizes: dict[str, Any] = {k: v for k, v in config.items() if k != "rounds"}
+    sizes["workload"] = args.workload
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lineagedb-bench-") as work:
         for index in range(config["rounds"]):

@@ -105,6 +105,7 @@ def create_engine(url: str | URL, pool: PoolSettings | None = None, connect_time
     engine = sa.create_engine(driver.url, **kwargs)
     if backend in ("mysql", "mariadb"):
         _roll_back_open_transactions_only(engine)
+        _fold_prefix(engine)
     if driver.tls_required:
         event.listen(engine, "connect", lambda dbapi_connection, _record: db_tls.require_encrypted(dbapi_connection))
     _ping_when_idle(engine)
@@ -217,6 +218,108 @@ def _fold_begin(engine: sa.Engine) -> None:
 
     dialect.do_commit = do_commit  # type: ignore[method-assign]
     dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+
+# connection.info key (MySQL/MariaDB): SQL without parameters to send ahead of the connection's
+# next statement, in that statement's round trip: a write transaction's lock of MLMDEnv's row
+# (store.unit_of_work). Dropped unsent if the transaction ends without another statement.
+STATEMENT_PREFIX = "lineagedb_statement_prefix"
+# The client capability that lets one COM_QUERY carry statements separated by ";"
+# (CLIENT_MULTI_STATEMENTS of the MySQL protocol; the same bit for PyMySQL and mysqlclient).
+MULTI_STATEMENTS = 1 << 16
+
+
+def _fold_prefix(engine: sa.Engine) -> None:
+    """MySQL/MariaDB: a pending STATEMENT_PREFIX travels with the next statement.
+
+    Every write transaction starts by locking MLMDEnv's row (the writers' lock, or a type
+    write's exclusive lock); sent on its own it was one network round trip per write RPC
+    that carried nothing else (and each round trip costs PyMySQL its packet handling in
+    Python). Connections allow several statements per query, as psycopg2's do on PostgreSQL;
+    the lock then goes as "<lock>; <statement>" and its result is skipped (`nextset`), so
+    SQLAlchemy and store.fast_read read the statement's own. The server runs them in order
+    and stops at the first that fails, so the statement never runs without the lock. No SQL
+    LineageDB sends is built from a caller's text (values are always bound), which is what
+    keeps several statements per query from widening an injection.
+
+    The prefix is added where the driver is called (the dialect's do_execute events), after
+    every before_cursor_execute listener: those (store.statement_count, tests) see the
+    statement as SQLAlchemy made it.
+    """
+
+    @event.listens_for(engine, "do_connect")
+    def _allow_multiple_statements(_dialect, _record, _cargs, cparams):  # type: ignore[no-untyped-def]
+        # SQLAlchemy's own flags (FOUND_ROWS) are kept.
+        cparams["client_flag"] = int(cparams.get("client_flag", 0)) | MULTI_STATEMENTS
+
+    @event.listens_for(engine, "do_execute")
+    def _execute(cursor, statement, parameters, context):  # type: ignore[no-untyped-def]
+        prefix = _pending_prefix(context)
+        if prefix is None:
+            return False  # the dialect executes it
+        if context._is_server_side:  # a streamed result is read as it comes: the prefix goes alone
+            _send_alone(context, prefix)
+            return False
+        cursor.execute(f"{prefix}; {statement}", parameters)
+        skip_results(cursor, 1)
+        return True
+
+    @event.listens_for(engine, "do_execute_no_params")
+    def _execute_no_params(cursor, statement, context):  # type: ignore[no-untyped-def]
+        prefix = _pending_prefix(context)
+        if prefix is None:
+            return False
+        if context._is_server_side:
+            _send_alone(context, prefix)
+            return False
+        cursor.execute(f"{prefix}; {statement}")
+        skip_results(cursor, 1)
+        return True
+
+    @event.listens_for(engine, "do_executemany")
+    def _execute_many(_cursor, _statement, _parameters, context):  # type: ignore[no-untyped-def]
+        # The driver's executemany recognizes a plain INSERT only: the prefix goes alone.
+        prefix = _pending_prefix(context)
+        if prefix is not None:
+            _send_alone(context, prefix)
+        return False
+
+
+def _send_alone(context: Any, prefix: str) -> None:
+    """Send `prefix` as a query of its own, on a buffered cursor of the statement's connection."""
+    cursor = context.root_connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(prefix)
+    finally:
+        cursor.close()
+
+
+def _pending_prefix(context: Any) -> str | None:
+    try:
+        info = context.root_connection.info
+    except NotImplementedError:  # the dialect's first connection, outside the pool: nothing pending
+        return None
+    prefix: str | None = info.pop(STATEMENT_PREFIX, None)
+    return prefix
+
+
+def prefixed_sql(info: dict[str, Any], sql: str) -> tuple[str, int]:
+    """`sql` with the connection's pending STATEMENT_PREFIX, and how many results precede its
+    own (for statements sent on the driver's cursor, which SQLAlchemy's events do not see)."""
+    prefix = info.pop(STATEMENT_PREFIX, None)
+    return (sql, 0) if prefix is None else (f"{prefix}; {sql}", 1)
+
+
+def skip_results(cursor: Any, count: int) -> None:
+    """Move `cursor` past the first `count` results of a multi-statement query; the error of
+    a statement that failed after them is raised here."""
+    for _ in range(count):
+        cursor.nextset()
+
+
+def discard_prefix(info: dict[str, Any]) -> None:
+    """A transaction ended: a prefix it never sent is not the next one's."""
+    info.pop(STATEMENT_PREFIX, None)
 
 
 # pool info key: the connection's last transaction was ended by this dialect's COMMIT or

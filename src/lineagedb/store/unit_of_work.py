@@ -33,8 +33,12 @@ from lineagedb.store.engine import (
     EXCLUSIVE,
     SHARED,
     SQLITE_BUSY_TIMEOUT_MS,
+    STATEMENT_PREFIX,
     begin_prefix,
+    discard_prefix,
     is_sqlite_memory,
+    prefixed_sql,
+    skip_results,
 )
 from lineagedb.store.replicas import COMMIT_LSN_SQL, CURRENT_ROUTE, CallRoute
 from lineagedb.store.schema import Schema, schema_for
@@ -188,11 +192,15 @@ class UnitOfWork:
     ) -> tuple[list[tuple[Any, ...]], Sequence[Any] | None]:
         """Rows of SQL text (compiled by SQLAlchemy, see store.fast_read) from the driver's
         own cursor, inside this transaction, and the cursor's description."""
+        skipped = 0
         if self.dialect == "postgresql":
             sql = begin_prefix(self.connection.info) + sql  # a write's first statement opens it
+        elif self.dialect in ("mysql", "mariadb"):
+            sql, skipped = prefixed_sql(self.connection.info, sql)  # a write's lock (store.engine)
 
         def fetch(cursor: Any) -> tuple[list[tuple[Any, ...]], Sequence[Any] | None]:
             cursor.execute(sql, parameters)
+            skip_results(cursor, skipped)
             return list(cursor.fetchall()), cursor.description
 
         return self._on_driver_cursor(sql, fetch, parameters)
@@ -247,6 +255,13 @@ class UnitOfWork:
             # trips (RELEASE_LOCK, and ending the transaction that statement opened). A row
             # lock on MLMDEnv's one row ends with the transaction. It serializes all callers
             # rather than those of one name; only type creation takes it, and it is rare.
+            info = self.connection.info
+            if info.get(STATEMENT_PREFIX) is not None:
+                # The writers' lock has not been sent yet: take the row exclusively instead,
+                # with the next statement (a share lock upgraded one statement later cost a
+                # round trip, and two creators holding it shared deadlocked on the upgrade).
+                info[STATEMENT_PREFIX] = _env_lock_sql(self.schema, self.connection.dialect, exclusive=True)
+                return
             self.execute(_env_lock_statement(self.schema))
             return
         try:
@@ -265,6 +280,14 @@ class UnitOfWork:
 def _env_lock_statement(schema: Schema) -> sa.Select[Any]:
     env = schema.mlmd_env
     return sa.select(env.c.schema_version).with_for_update()
+
+
+@functools.cache
+def _env_lock_sql(schema: Schema, dialect: sa.Dialect, exclusive: bool) -> str:
+    """MySQL/MariaDB: the lock of MLMDEnv's row as SQL text, for STATEMENT_PREFIX: shared (the
+    writers' lock, store.locks.WRITERS_KEY) or exclusive (a deletion, a type write)."""
+    statement = sa.select(schema.mlmd_env.c.schema_version).with_for_update(read=not exclusive)
+    return str(statement.compile(dialect=dialect))
 
 
 class Database:
@@ -355,7 +378,12 @@ class Database:
                     transaction = connection.begin()
                 except sa_exc.DBAPIError as error:
                     raise classify_driver_error(error) from error
-                if write and self.dialect in ("mysql", "mariadb"):
+                if write and self.dialect in ("mysql", "mariadb") and not galera.is_galera(connection):
+                    # The writers' lock goes with the transaction's first statement, in its
+                    # round trip (store.engine.STATEMENT_PREFIX); UnitOfWork.lock makes it
+                    # exclusive if it comes first.
+                    connection.info[STATEMENT_PREFIX] = _env_lock_sql(self.schema, connection.dialect, exclusive)
+                elif write and self.dialect in ("mysql", "mariadb"):
                     try:
                         locks.hold_writers_lock(connection, self.schema.mlmd_env, exclusive)
                     except sa_exc.DBAPIError as error:
@@ -399,6 +427,8 @@ class Database:
                 finally:
                     self._release_locks(uow)
             finally:
+                if self.dialect in ("mysql", "mariadb") and not connection.invalidated:
+                    discard_prefix(connection.info)
                 if dbapi_connection is not None and not connection.invalidated:
                     connection.info.pop(BEGIN_PENDING, None)
                     connection.info.pop(COMMIT_SUFFIX, None)
