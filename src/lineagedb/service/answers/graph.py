@@ -225,6 +225,7 @@ _MAX_LINK_ENCODINGS = 200_000
 def _encoded_links(tag: bytes, links: list[tuple[int, int]], kept: set[int]) -> bytes:
     """The response field entries (`tag`) of the links to contexts in `kept`, in order."""
     known = _LINK_ENCODINGS[tag]
+    varint, one_byte = lineage_repo.varint, lineage_repo.ONE_BYTE
     if len(known) > _MAX_LINK_ENCODINGS:
         known.clear()
     parts = []
@@ -234,25 +235,9 @@ def _encoded_links(tag: bytes, links: list[tuple[int, int]], kept: set[int]) -> 
         data = known.get(link)
         if data is None:
             body = b"\x08" + varint(link[0]) + b"\x10" + varint(link[1])
-            data = known[link] = tag + ONE_BYTE[len(body)] + body  # at most 22 bytes
+            data = known[link] = tag + one_byte[len(body)] + body  # at most 22 bytes
         parts.append(data)
     return b"".join(parts)
-
-
-# The one-byte varints, 0-127 (lengths of short messages, small ids).
-ONE_BYTE = [bytes([n]) for n in range(128)]
-
-
-def varint(value: int) -> bytes:
-    """encoded_cache.varint, without its loop for the ids most stores have (below 2**21):
-    a first answer encodes 20,000 links and tree steps, and the loop cost a third of that."""
-    if value < 0x80:
-        return ONE_BYTE[value]
-    if value < 0x4000:
-        return bytes((value & 0x7F | 0x80, value >> 7))
-    if value < 0x200000:
-        return bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14))
-    return encoded_cache.varint(value)
 
 
 def _restore(uow: UnitOfWork, graph: Graph, as_of_ms: int, audit_on: bool) -> pb.AsOf:

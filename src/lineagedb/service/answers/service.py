@@ -15,6 +15,7 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.service.answers import completeness, diff, graph, manifest, report
 from lineagedb.service.answers.closure import ARTIFACT, CONTEXT, EXECUTION, Closure, Direction, deadline_check, walk
 from lineagedb.service.answers.conventions import DEFAULT, Conventions
+from lineagedb.store.repositories import lineage as lineage_repo
 from lineagedb.store.unit_of_work import Database, UnitOfWork
 
 
@@ -158,7 +159,7 @@ def _encoded_tree(reached_from: dict[graph.Node, graph.Node]) -> bytes:
 
 def _ref(node: graph.Node) -> bytes:
     """A NodeRef's encoding, after its length."""
-    body = _REF_TAGS[node[0]] + graph.varint(node[1])
+    body = _REF_TAGS[node[0]] + lineage_repo.varint(node[1])
     return _ONE_BYTE[len(body)] + body
 
 
