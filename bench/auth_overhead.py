@@ -12,6 +12,9 @@ bearer tokens, so this uses LineageDB's generated stubs (the same wire messages)
 Two readers are timed with auth on: `viewer-of-default` can read `default` too and
 `team-only` cannot (two different readable sets bound into the same statements; see
 `lineagedb.store.tenancy.visible`).
+
+The servers inherit the environment: `LINEAGEDB_PG_PREPARED=off` runs PostgreSQL's reads
+unprepared (see `lineagedb.store.prepared`), the other side of that comparison.
 """
 
 from __future__ import annotations
