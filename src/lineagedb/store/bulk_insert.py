@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from lineagedb.store.unit_of_work import UnitOfWork
 
@@ -35,15 +36,19 @@ def insert_statement(table: sa.Table, returning_ids: bool = False) -> sa.Insert:
     return statement.returning(table.c.id, sort_by_parameter_order=True) if returning_ids else statement
 
 
-def insert_rows(uow: UnitOfWork, table: sa.Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT `rows` (dicts with the same keys) into `table`."""
+def insert_rows(
+    uow: UnitOfWork, table: sa.Table, rows: Sequence[Mapping[str, Any]], ignore_duplicates: bool = False
+) -> None:
+    """INSERT `rows` (dicts with the same keys) into `table`; with `ignore_duplicates`
+    (SQLite only) rows whose unique key exists already are skipped."""
     if not rows:
         return
     uow.note_inserted(table, len(rows))
     if uow.dialect != "sqlite":
+        assert not ignore_duplicates, "each server backend has its own form of INSERT ignoring duplicates"
         uow.execute(insert_statement(table), rows)
         return
-    plan = _plan(table, uow.connection.dialect, tuple(rows[0]))
+    plan = _plan(table, uow.connection.dialect, tuple(rows[0]), ignore_duplicates)
     columns, processors = plan.columns, plan.processors
     params = []
     for row in rows:
@@ -56,8 +61,9 @@ def insert_rows(uow: UnitOfWork, table: sa.Table, rows: Sequence[Mapping[str, An
 
 
 @functools.lru_cache(maxsize=128)
-def _plan(table: sa.Table, dialect: sa.Dialect, keys: tuple[str, ...]) -> _Plan:
-    compiled = sa.insert(table).compile(dialect=dialect, column_keys=list(keys))
+def _plan(table: sa.Table, dialect: sa.Dialect, keys: tuple[str, ...], ignore_duplicates: bool) -> _Plan:
+    statement = sqlite_dialect.insert(table).on_conflict_do_nothing() if ignore_duplicates else sa.insert(table)
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     # qmark placeholders: the driver takes values in the order SQLAlchemy rendered them.
     columns = tuple(compiled.positiontup or ())
     processors = []

@@ -9,7 +9,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.store import bulk_insert, fast_read, tenancy
@@ -168,7 +167,8 @@ def existing_ids(uow: UnitOfWork, table: sa.Table, ids: Iterable[int]) -> set[in
     visibility = uow.tenancy.parameters
     found: set[int] = set()
     for start in range(0, len(wanted), _CHUNK):
-        found.update(uow.execute(statement, {"ids": wanted[start : start + _CHUNK], **visibility}).scalars())
+        chunk = {"ids": wanted[start : start + _CHUNK], **visibility}
+        found.update(row[0] for row in fast_read.rows(uow, statement, chunk))
     return found
 
 
@@ -180,14 +180,15 @@ def insert_ignoring_duplicates(uow: UnitOfWork, table: sa.Table, rows: Sequence[
     params = [dict(items) for items in unique]
     if uow.changes is not None:  # the links asked for; those stored already are skipped below
         uow.changes.add_edges(table.name.lower(), ([value for _, value in items] for items in unique))
+    if uow.dialect == "sqlite":
+        bulk_insert.insert_rows(uow, table, params, ignore_duplicates=True)
+        return
     uow.note_inserted(table, len(params))
     uow.execute(_insert_ignoring_statement(table, uow.dialect, next(iter(params[0]))), params)
 
 
 @functools.cache
 def _insert_ignoring_statement(table: sa.Table, dialect: str, first_column: str) -> Any:
-    if dialect == "sqlite":
-        return sqlite_dialect.insert(table).on_conflict_do_nothing()
     if dialect == "postgresql":
         # RETURNING makes SQLAlchemy send the rows as one multi-row INSERT ("insertmanyvalues");
         # without it psycopg2's executemany is one round trip per row.

@@ -145,11 +145,12 @@ _LAST_ROWID = sa.select(sa.func.last_insert_rowid())
 
 def _insert_returning_ids(uow: UnitOfWork, table: sa.Table, rows: list[dict[str, Any]]) -> list[int]:
     dialect = uow.connection.dialect
-    if len(rows) > 1 and uow.dialect == "sqlite":  # bulk_insert counts these rows
+    if uow.dialect == "sqlite":  # bulk_insert counts these rows
         # SQLite cannot promise RETURNING order, so SQLAlchemy would insert row by row.
         # Every write transaction holds SQLite's write lock (BEGIN IMMEDIATE), so nobody
         # else allocates ids meanwhile: one executemany allocates consecutive rowids
-        # (INTEGER PRIMARY KEY takes max + 1), ending at last_insert_rowid().
+        # (INTEGER PRIMARY KEY takes max + 1), ending at last_insert_rowid(). One row goes
+        # this way too: SQLAlchemy's execution of the INSERT cost more than SQLite's work.
         bulk_insert.insert_rows(uow, table, rows)
         [(last,)] = fast_read.rows(uow, _LAST_ROWID, {})
         return list(range(last - len(rows) + 1, last + 1))
