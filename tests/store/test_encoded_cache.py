@@ -173,7 +173,7 @@ def test_lineage_answers_from_kept_encodings_equal_fresh_ones(
     provenance = pb.ClosureRequest(node=pb.NodeRef(artifact_id=last))
     impact = pb.ImpactRequest(node=pb.NodeRef(artifact_id=first))
     cold = answers.provenance(provenance), answers.impact(impact)
-    assert _kept(database, "event") == 4  # both answers read every event: the second keeps them
+    assert _kept(database, "event") == 4  # events are kept from their first read (encoded from the rows)
     assert _kept(database, "artifact") == 3 and _kept(database, "execution") == 2
     warm = answers.provenance(provenance), answers.impact(impact)
     fresh = LineageAnswers(uncached().db)

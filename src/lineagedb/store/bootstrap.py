@@ -113,7 +113,8 @@ def inspect_schema(connection: sa.Connection) -> SchemaState:
 
 
 def lineagedb_indexes(dialect_name: str) -> list[sa.Index]:
-    """The indexes LineageDB adds to MLMD's schema (migration 0002)."""
+    """The indexes LineageDB adds to MLMD's schema (migration 0002; 0011 widens the two link
+    indexes by their context id, store.lineage_indexes.WIDENED)."""
     schema = schema_for(dialect_name)
     # Built on copies: MLMD's table definitions stay exactly schema v10.
     copies = sa.MetaData()

@@ -20,8 +20,10 @@ rows whose time is at least `SETTLED_MS` in the past by this process's clock are
 row written since is built afresh on every read until then. Rows without a time (events
 recorded without one by an older writer) are never kept.
 
-A row is encoded from its second read on (the first only records it): serializing costs
-about a sixth of building, which a node read once never earns back. Kept encodings are
+A node row is encoded from its second read on (the first only records it): serializing
+costs about a sixth of building, which a node read once never earns back. Events are
+encoded from their rows directly (store.repositories.lineage.to_events), with no message
+built, so they are kept from the first read. Kept encodings are
 joined and parsed by one call per response field where the caller passes a `Field`
 (lineage answers); elsewhere parsed one by one into the response's repeated field.
 
