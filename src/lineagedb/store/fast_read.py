@@ -73,9 +73,10 @@ class _Plan:
 
 
 def rows(
-    uow: UnitOfWork, statement: sa.Select[Any] | sa.CompoundSelect, parameters: Mapping[str, Any]
+    uow: UnitOfWork, statement: sa.Select[Any] | sa.CompoundSelect | sa.Insert, parameters: Mapping[str, Any]
 ) -> Sequence[Sequence[Any]]:
-    """The rows of `statement` (built once by the caller) as tuples, columns in select order."""
+    """The rows of `statement` (built once by the caller) as tuples, columns in select order.
+    An INSERT ... RETURNING too (its RETURNING columns), from PostgreSQL writes."""
     plan = _plan(statement, uow.connection.dialect)
     if plan is None or (uow.dialect != "sqlite" and any(not parameters.get(name, 1) for name in plan.lists)):
         return list(uow.execute(statement, parameters).all())
@@ -171,7 +172,7 @@ def _value(plan: _Plan, name: str, parameters: Mapping[str, Any]) -> Any:
 
 
 @functools.lru_cache(maxsize=512)
-def _plan(statement: sa.Select[Any] | sa.CompoundSelect, dialect: sa.Dialect) -> _Plan | None:
+def _plan(statement: sa.Select[Any] | sa.CompoundSelect | sa.Insert, dialect: sa.Dialect) -> _Plan | None:
     """How to run `statement` on the driver; None for a statement with parameters
     rendered in ways this module does not reproduce (SQLAlchemy then runs it)."""
     compiled = statement.compile(dialect=dialect)
@@ -197,7 +198,8 @@ def _plan(statement: sa.Select[Any] | sa.CompoundSelect, dialect: sa.Dialect) ->
         convert = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if convert is not None:
             converters[name] = _keep_none(convert)
-    column_types = tuple(column.type for column in statement.selected_columns)
+    columns = statement.exported_columns if isinstance(statement, sa.Insert) else statement.selected_columns
+    column_types = tuple(column.type for column in columns)
     arrays: dict[str, str] = {}
     if dialect.name == "postgresql" and not positional and lists:
         rewritten = _as_arrays(pieces, lists, binds)

@@ -19,13 +19,13 @@ float double precision, a bool boolean, and text, NULL and arrays `unknown` (Pos
 infers them where they are used, as for a quoted literal; arrays carry their cast).
 
 When:
-* PREPARE is sent on its own, and only while no transaction is open on the session
-  (autocommit, idle): a statement PostgreSQL will not prepare (a parameter whose type it
-  cannot infer, say) then costs one refused round trip, is remembered as such in this
-  process, and runs unprepared; nothing else is affected. A read's first use of a
-  statement on a connection pays that round trip (once per connection's life).
-* EXECUTE runs whenever the statement is prepared on the connection, inside a write
-  transaction too; a statement met first inside a transaction runs unprepared that time.
+* PREPARE is sent on its own, a statement's first use on a connection paying that round
+  trip (once per connection's life). A statement PostgreSQL will not prepare (a parameter
+  whose type it cannot infer, say) is remembered as such in this process and runs
+  unprepared from then on. Outside a transaction (reads: autocommit, idle) that costs one
+  refused round trip and nothing else; inside a write transaction the refusal aborted the
+  transaction, so the call fails ABORTED and the server retries it (api.retry), once per
+  process and statement.
 
 The names prepared on each DBAPI connection are tracked here, keyed weakly by the
 connection object: a reconnect, an invalidated connection or a connection the pool
@@ -166,13 +166,11 @@ def fetch(
             session = _sessions.setdefault(dbapi, _Session(dbapi.server_version))
     idle = dbapi.autocommit and dbapi.info.transaction_status == _IDLE
     if statement is None:
-        if not idle:
-            return None  # built (which needs a cursor) and prepared by a later call
         statement = _build(dbapi, sql, values, key, arrays)
         cache[key] = statement
     prepared = statement.name in session.names
-    if not prepared and not idle:
-        return None
+    if not prepared and not idle and statement.name in session.stale:
+        return None  # to be deallocated first, which waits for a session without a transaction
     begin = begin_prefix(connection.info)  # a write transaction's BEGIN goes with its first statement
     arguments = tuple(values[name] for name in statement.parameters)
     # The plan cache mode is a session setting: switched only outside transactions (a SET
@@ -182,7 +180,7 @@ def fetch(
         switch = f"SET plan_cache_mode = {statement.mode}; "
 
     def run(cursor: Any) -> tuple[list[tuple[Any, ...]], Sequence[Any] | None]:
-        if not prepared and not _prepare(cursor, session, statement, cache, key):
+        if not prepared and not _prepare(cursor, session, statement, cache, key, idle):
             cursor.execute(begin + sql, values)  # refused: as it ran before
             return list(cursor.fetchall()), cursor.description
         try:
@@ -199,7 +197,7 @@ def fetch(
                 raise errors.AbortedError(
                     "a prepared statement changed under the transaction; retry the call"
                 ) from None
-            if not _prepare(cursor, session, statement, cache, key):
+            if not _prepare(cursor, session, statement, cache, key, idle):
                 cursor.execute(sql, values)
                 return list(cursor.fetchall()), cursor.description
             count_driver_statement(statement.execute)
@@ -260,14 +258,25 @@ def _plan_mode(parameters: Sequence[str], arrays: Collection[str]) -> str:
 
 
 def _prepare(
-    cursor: Any, session: _Session, statement: Statement, cache: dict[tuple[Any, ...], Statement], key: tuple[Any, ...]
+    cursor: Any,
+    session: _Session,
+    statement: Statement,
+    cache: dict[tuple[Any, ...], Statement],
+    key: tuple[Any, ...],
+    idle: bool,
 ) -> bool:
-    """PREPARE `statement` on the (idle) session, deallocating what must go first; False
-    if PostgreSQL refused it (it then runs unprepared, from now on)."""
-    evict = list(session.stale)
-    session.stale.clear()
-    while len(session.names) >= MAX_PER_CONNECTION:
-        evict.append(session.names.popitem(last=False)[0])
+    """PREPARE `statement` on the session, deallocating what must go first; False if
+    PostgreSQL refused it (it then runs unprepared, from now on).
+
+    Inside a transaction (`idle` false: a write's later statements) nothing is deallocated,
+    and a PREPARE that fails has aborted the transaction: the call fails ABORTED, which the
+    server retries (api.retry), then with the statement unprepared or known prepared."""
+    evict: list[str] = []
+    if idle:
+        evict = list(session.stale)
+        session.stale.clear()
+        while len(session.names) >= MAX_PER_CONNECTION:
+            evict.append(session.names.popitem(last=False)[0])
     sql = "".join(f"DEALLOCATE {name}; " for name in evict) + statement.prepare
     count_driver_statement(sql)
     try:
@@ -277,17 +286,19 @@ def _prepare(
         if evict and code == _MISSING:
             session.names.clear()  # the session lost its statements: nothing to deallocate
             session.stale.clear()
-            return _prepare(cursor, session, statement, cache, key)
+            return _prepare(cursor, session, statement, cache, key, idle)
         if code == _DUPLICATE:
-            pass  # prepared already (by this module: the name is the text's digest)
+            session.names[statement.name] = None  # prepared already (the name is the text's digest)
         elif code[:2] in ("42", "22"):
             # Not preparable as written (a type PostgreSQL cannot infer, a function with no
             # bigint form): this statement runs unprepared from now on.
             log.debug("PostgreSQL did not prepare a statement (%s): %s", code, error)
             cache[key] = REFUSED
-            return False
         else:
             raise
+        if not idle:
+            raise errors.AbortedError("a statement could not be prepared in the transaction; retry the call") from None
+        return code == _DUPLICATE
     session.names[statement.name] = None
     return True
 
