@@ -224,6 +224,14 @@ def _fold_begin(engine: sa.Engine) -> None:
 # next statement, in that statement's round trip: a write transaction's lock of MLMDEnv's row
 # (store.unit_of_work). Dropped unsent if the transaction ends without another statement.
 STATEMENT_PREFIX = "lineagedb_statement_prefix"
+# connection.info key (MySQL/MariaDB with PyMySQL): this read transaction sends each statement
+# as "<statement>; COMMIT", so that no transaction is left for its end to close: its COMMIT
+# is not sent (a round trip per read call). As on PostgreSQL, where reads run in autocommit,
+# each statement of a read sees the database as it is when it runs.
+COMMIT_EACH = "lineagedb_commit_each"
+# connection.info key: a statement of such a read ran without its COMMIT (streamed, executemany,
+# failed, or sent on the driver's cursor without one): the transaction's COMMIT is sent.
+_LEFT_OPEN = "lineagedb_left_open"
 # The client capability that lets one COM_QUERY carry statements separated by ";"
 # (CLIENT_MULTI_STATEMENTS of the MySQL protocol; the same bit for PyMySQL and mysqlclient).
 MULTI_STATEMENTS = 1 << 16
@@ -254,35 +262,56 @@ def _fold_prefix(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "do_execute")
     def _execute(cursor, statement, parameters, context):  # type: ignore[no-untyped-def]
-        prefix = _pending_prefix(context)
-        if prefix is None:
-            return False  # the dialect executes it
-        if context._is_server_side:  # a streamed result is read as it comes: the prefix goes alone
-            _send_alone(context, prefix)
-            return False
-        cursor.execute(f"{prefix}; {statement}", parameters)
-        skip_results(cursor, 1)
-        return True
+        return _execute_folded(cursor, statement, (parameters,), context)
 
     @event.listens_for(engine, "do_execute_no_params")
     def _execute_no_params(cursor, statement, context):  # type: ignore[no-untyped-def]
-        prefix = _pending_prefix(context)
-        if prefix is None:
-            return False
-        if context._is_server_side:
-            _send_alone(context, prefix)
-            return False
-        cursor.execute(f"{prefix}; {statement}")
-        skip_results(cursor, 1)
-        return True
+        return _execute_folded(cursor, statement, (), context)
 
     @event.listens_for(engine, "do_executemany")
     def _execute_many(_cursor, _statement, _parameters, context):  # type: ignore[no-untyped-def]
         # The driver's executemany recognizes a plain INSERT only: the prefix goes alone.
-        prefix = _pending_prefix(context)
+        info = _info(context)
+        if info is not None:
+            prefix = info.pop(STATEMENT_PREFIX, None)
+            if prefix is not None:
+                _send_alone(context, prefix)
+            if info.get(COMMIT_EACH):
+                info[_LEFT_OPEN] = True
+        return False
+
+
+def _execute_folded(cursor: Any, statement: str, parameters: tuple[Any, ...], context: Any) -> bool:
+    """Run `statement` with the connection's pending prefix and, in a read transaction that
+    commits each statement, "; COMMIT" after it. False: nothing to add, the dialect runs it."""
+    info = _info(context)
+    if info is None:
+        return False
+    prefix = info.pop(STATEMENT_PREFIX, None)
+    commit_each = info.get(COMMIT_EACH, False)
+    if prefix is None and not commit_each:
+        return False
+    if context._is_server_side:
+        # A streamed result is read as it arrives: nothing may follow it in the same query.
         if prefix is not None:
             _send_alone(context, prefix)
+        if commit_each:
+            info[_LEFT_OPEN] = True
         return False
+    sql = statement if prefix is None else f"{prefix}; {statement}"
+    if commit_each:
+        # The COMMIT's result stays queued behind the statement's until PyMySQL reads past it
+        # (when the cursor closes, or before the connection's next command).
+        sql += "; COMMIT"
+    try:
+        cursor.execute(sql, *parameters)
+        if prefix is not None:
+            skip_results(cursor, 1)
+    except Exception:
+        if commit_each:
+            info[_LEFT_OPEN] = True  # the server stopped before the COMMIT
+        raise
+    return True
 
 
 def _send_alone(context: Any, prefix: str) -> None:
@@ -294,20 +323,35 @@ def _send_alone(context: Any, prefix: str) -> None:
         cursor.close()
 
 
-def _pending_prefix(context: Any) -> str | None:
+def _info(context: Any) -> dict[str, Any] | None:
     try:
-        info = context.root_connection.info
+        info: dict[str, Any] = context.root_connection.info
     except NotImplementedError:  # the dialect's first connection, outside the pool: nothing pending
         return None
-    prefix: str | None = info.pop(STATEMENT_PREFIX, None)
-    return prefix
+    return info
 
 
-def prefixed_sql(info: dict[str, Any], sql: str) -> tuple[str, int]:
-    """`sql` with the connection's pending STATEMENT_PREFIX, and how many results precede its
-    own (for statements sent on the driver's cursor, which SQLAlchemy's events do not see)."""
+def prefixed_sql(info: dict[str, Any], sql: str) -> tuple[str, int, bool]:
+    """For a statement sent on the driver's cursor (which SQLAlchemy's events do not see): `sql`
+    with the connection's pending STATEMENT_PREFIX and, in a read that commits each statement,
+    its COMMIT; how many results precede the statement's own, and whether one follows it."""
     prefix = info.pop(STATEMENT_PREFIX, None)
-    return (sql, 0) if prefix is None else (f"{prefix}; {sql}", 1)
+    commit = bool(info.get(COMMIT_EACH))
+    if prefix is not None:
+        sql = f"{prefix}; {sql}"
+    return (f"{sql}; COMMIT" if commit else sql), (0 if prefix is None else 1), commit
+
+
+def commit_skipped(info: dict[str, Any]) -> bool:
+    """True if the COMMIT ending this connection's transaction is not sent: a read whose every
+    statement committed itself (COMMIT_EACH) has nothing open (store.statement_count asks too)."""
+    return bool(info.get(COMMIT_EACH)) and not info.get(_LEFT_OPEN)
+
+
+def left_open(info: dict[str, Any]) -> None:
+    """A statement of a COMMIT_EACH read ran without its COMMIT: the transaction's is sent."""
+    if info.get(COMMIT_EACH):
+        info[_LEFT_OPEN] = True
 
 
 def skip_results(cursor: Any, count: int) -> None:
@@ -318,8 +362,10 @@ def skip_results(cursor: Any, count: int) -> None:
 
 
 def discard_prefix(info: dict[str, Any]) -> None:
-    """A transaction ended: a prefix it never sent is not the next one's."""
+    """A transaction ended: a prefix it never sent, or how it committed, is not the next one's."""
     info.pop(STATEMENT_PREFIX, None)
+    info.pop(COMMIT_EACH, None)
+    info.pop(_LEFT_OPEN, None)
 
 
 # pool info key: the connection's last transaction was ended by this dialect's COMMIT or
@@ -342,8 +388,10 @@ def _roll_back_open_transactions_only(engine: sa.Engine) -> None:
     plain_commit, plain_rollback = dialect.do_commit, dialect.do_rollback
 
     def do_commit(connection: Any) -> None:
-        plain_commit(connection)
-        _mark_ended(pool_info(connection), True)
+        info = pool_info(connection)
+        if info is None or not commit_skipped(info):
+            plain_commit(connection)
+        _mark_ended(info, True)
 
     def do_rollback(connection: Any) -> None:
         plain_rollback(connection)

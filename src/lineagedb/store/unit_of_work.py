@@ -28,6 +28,7 @@ from lineagedb.store import audit_log, galera, locks
 from lineagedb.store.admission import Admission
 from lineagedb.store.engine import (
     BEGIN_PENDING,
+    COMMIT_EACH,
     COMMIT_RESULT,
     COMMIT_SUFFIX,
     EXCLUSIVE,
@@ -37,6 +38,7 @@ from lineagedb.store.engine import (
     begin_prefix,
     discard_prefix,
     is_sqlite_memory,
+    left_open,
     prefixed_sql,
     skip_results,
 )
@@ -122,7 +124,9 @@ def classify_driver_error(error: sa_exc.DBAPIError) -> errors.LineageError:
 
 def _mysql_code(orig: BaseException | None) -> int | None:
     module = type(orig).__module__ if orig is not None else ""
-    if orig is not None and module.startswith("pymysql") and orig.args and isinstance(orig.args[0], int):
+    # PyMySQL's and mysqlclient's (MySQLdb, for mysql+mysqldb:// URLs) errors carry the number first.
+    driver = module.startswith(("pymysql", "MySQLdb"))
+    if orig is not None and driver and orig.args and isinstance(orig.args[0], int):
         return int(orig.args[0])
     return None
 
@@ -192,31 +196,40 @@ class UnitOfWork:
     ) -> tuple[list[tuple[Any, ...]], Sequence[Any] | None]:
         """Rows of SQL text (compiled by SQLAlchemy, see store.fast_read) from the driver's
         own cursor, inside this transaction, and the cursor's description."""
-        skipped = 0
+        skipped, commit = 0, False
         if self.dialect == "postgresql":
             sql = begin_prefix(self.connection.info) + sql  # a write's first statement opens it
         elif self.dialect in ("mysql", "mariadb"):
-            sql, skipped = prefixed_sql(self.connection.info, sql)  # a write's lock (store.engine)
+            # A write's lock before it, a read's COMMIT after it (store.engine).
+            sql, skipped, commit = prefixed_sql(self.connection.info, sql)
 
         def fetch(cursor: Any) -> tuple[list[tuple[Any, ...]], Sequence[Any] | None]:
             cursor.execute(sql, parameters)
             skip_results(cursor, skipped)
-            return list(cursor.fetchall()), cursor.description
+            found, description = list(cursor.fetchall()), cursor.description
+            if commit:
+                cursor.nextset()  # the COMMIT's result
+            return found, description
 
-        return self._on_driver_cursor(sql, fetch, parameters)
+        return self._on_driver_cursor(sql, fetch, parameters, commits=commit)
 
-    def _on_driver_cursor(self, sql: str, run: Callable[[Any], _T], parameters: Any) -> _T:
+    def _on_driver_cursor(self, sql: str, run: Callable[[Any], _T], parameters: Any, commits: bool = False) -> _T:
         """`run` on a cursor of the driver's own, inside this transaction. Driver errors are
         classified as everywhere else; a lost connection is invalidated, as SQLAlchemy
-        would, so the pool drops it."""
+        would, so the pool drops it. `commits`: `sql` ends with the COMMIT of a MySQL read
+        that commits each statement (store.engine.COMMIT_EACH)."""
         dialect = self.connection.dialect
         dbapi_connection = self.connection.connection.dbapi_connection
         assert dbapi_connection is not None
+        if not commits and self.dialect in ("mysql", "mariadb"):
+            left_open(self.connection.info)
         cursor = dbapi_connection.cursor()
         count_driver_statement(sql)
         try:
             return run(cursor)
         except dialect.loaded_dbapi.Error as error:
+            if self.dialect in ("mysql", "mariadb") and not self.connection.invalidated:
+                left_open(self.connection.info)  # the server stopped before the COMMIT
             lost = dialect.is_disconnect(error, dbapi_connection, cursor)
             wrapped = sa_exc.DBAPIError.instance(
                 sql, parameters, error, dialect.loaded_dbapi.Error, connection_invalidated=lost
@@ -316,6 +329,9 @@ class Database:
         # A SQLite file: a few threads at a time inside it (store.admission).
         wait_s = SQLITE_BUSY_TIMEOUT_MS / 1000
         self._admission = Admission(wait_s) if self.dialect == "sqlite" and self._serialize is None else None
+        # MySQL/MariaDB reads end each statement's transaction in its own query (store.engine.
+        # COMMIT_EACH); PyMySQL reads past a result left behind before its next command.
+        self._commit_each = self.dialect in ("mysql", "mariadb") and engine.dialect.driver == "pymysql"
 
     @contextmanager
     def transaction(self, write: bool = True, exclusive: bool = False) -> Iterator[UnitOfWork]:
@@ -374,6 +390,10 @@ class Database:
                 if write:
                     connection.info[BEGIN_PENDING] = EXCLUSIVE if exclusive else SHARED
             try:
+                if not write and self._commit_each and not galera.is_galera(connection):
+                    # A MySQL read commits each statement with it: no COMMIT round trip at its
+                    # end (store.engine.COMMIT_EACH; cleared in `finally` below).
+                    connection.info[COMMIT_EACH] = True
                 try:
                     transaction = connection.begin()
                 except sa_exc.DBAPIError as error:
