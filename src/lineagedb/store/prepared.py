@@ -4,9 +4,10 @@ With namespaces on, most of what a read added on PostgreSQL was planning, not ru
 every statement that returns nodes or edges carries the namespace probe subquery
 (store.tenancy.visible), and parsing and planning it cost 45-75 us of the server's CPU
 per statement, 13 statements in a 10-hop lineage call. A prepared statement is parsed
-once per connection and, after PostgreSQL's first five executions, runs a cached plan:
-a lineage hop took 67 us of the server's time instead of 185 with namespaces (50 instead
-of 111 without), measured by hand.
+once per connection and runs a cached plan (see _plan_mode for which statements): a
+lineage hop took 67 us of the server's time instead of 185 with namespaces (50 instead
+of 111 without), measured by hand. The INSERT of a node joining a namespace
+(store.tenancy.insert_joining_namespace) goes through here too.
 
 psycopg2 has no protocol-level prepare, so this is SQL: `PREPARE name (types) AS ...`
 once per connection, then `EXECUTE name(values)`, with the values quoted by psycopg2 as
@@ -26,6 +27,9 @@ When:
   refused round trip and nothing else; inside a write transaction the refusal aborted the
   transaction, so the call fails ABORTED and the server retries it (api.retry), once per
   process and statement.
+* EXECUTE runs whenever the statement is prepared on the connection; `SET
+  plan_cache_mode` goes with it, in its round trip, when the statement wants another
+  mode than the session has, and only outside transactions (a rollback would undo it).
 
 The names prepared on each DBAPI connection are tracked here, keyed weakly by the
 connection object: a reconnect, an invalidated connection or a connection the pool
