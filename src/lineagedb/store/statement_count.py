@@ -26,6 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from lineagedb.store.engine import commit_skipped
+
 ENV = "LINEAGEDB_COUNT_STATEMENTS"
 
 # The statements of the current call; None outside a counted call.
@@ -136,7 +138,9 @@ def install(engine: sa.Engine) -> None:
     @event.listens_for(engine, "commit")
     def _commit(conn):  # type: ignore[no-untyped-def]
         call = _CURRENT.get()
-        if call is not None and not autocommit(conn):
+        # A MySQL read that committed each statement with it sends no COMMIT at its end.
+        skipped = dialect == "mysql" and commit_skipped(conn.info)
+        if call is not None and not autocommit(conn) and not skipped:
             call.add("commit", "COMMIT")
 
     @event.listens_for(engine, "rollback")
