@@ -81,10 +81,11 @@ def test_re_putting_an_unchanged_type_another_server_made_gives_its_id_and_write
     before = type_rows(store.db)
     other = MetadataStore(store.db, store.clock)  # empty cache: a second server
     sent = statements_of(store.db, tmp_path, lambda: put(other, dataset_type()))
-    # PostgreSQL: the statement that found it, a read, COMMIT (the full path: three as well);
+    # PostgreSQL: the statement that found it, a read, COMMIT (the full path: three as well),
+    # and the read's PREPARE, sent the first time a connection meets it (store.prepared);
     # SQLite one more than the full path (the INSERT that found it), once per type and server:
     # a server then answers from its cache. MariaDB: the lock with the INSERT, a read, COMMIT.
-    assert sent == {"postgresql": 3, "mysql": 3, "sqlite": 4}[backend]
+    assert sent == {"postgresql": 4, "mysql": 3, "sqlite": 4}[backend]
     assert put(other, dataset_type()) == 10
     assert type_rows(store.db) == before
     # No id was taken by the INSERT that found the type already there.
