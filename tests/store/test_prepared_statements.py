@@ -9,6 +9,7 @@ pg_prepared_statements see the session the store's reads used.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -359,3 +360,30 @@ def test_statement_refused_inside_a_write_transaction_is_aborted_then_runs_unpre
     with store.db.transaction(write=True) as uow:  # the retry
         fast_read.rows(uow, other, {})
         assert fast_read.rows(uow, statement, {"start": 4}) == [("eage",)]
+
+
+def test_a_write_transaction_runs_its_statements_under_auto_plans(store: MetadataStore, world: dict[str, Any]) -> None:
+    """Reads switch the session to generic plans for their array-only statements; a write
+    transaction cannot switch per statement, so it sets `auto` for itself (SET LOCAL), and
+    the session's setting is unchanged once it ends."""
+    _reconnect(store.db)
+    _answers(store, world)  # reads: the session is left on generic plans
+    session = prepared._sessions[_dbapi(store.db)]
+    assert session.mode == prepared._GENERIC
+    ids = [world["head"]]
+    seen = []
+    with store.db.transaction(write=True) as uow:
+        assert fast_read.rows(uow, _ids_of_artifacts(uow.schema.artifact), {"ids": ids})
+        assert uow.custom_plans
+        [(mode,)] = uow.connection.exec_driver_sql("SHOW plan_cache_mode").all()
+        seen.append(mode)
+    assert seen == ["auto"]
+    with store.db.engine.connect() as connection:
+        [(mode,)] = connection.exec_driver_sql("SHOW plan_cache_mode").all()
+        connection.rollback()
+    assert mode == prepared._GENERIC and session.mode == prepared._GENERIC
+
+
+@functools.cache
+def _ids_of_artifacts(artifact: sa.Table) -> sa.Select[Any]:
+    return sa.select(artifact.c.id).where(artifact.c.id.in_(sa.bindparam("ids", expanding=True)))

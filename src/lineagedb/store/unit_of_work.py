@@ -177,6 +177,8 @@ class UnitOfWork:
         # envelope (store.sensitive): sensitive whatever the policy says now, so an update's
         # audit record shows them redacted (service.redaction).
         self.sealed_read: set[tuple[str, int, bool, str]] = set()
+        # PostgreSQL (store.prepared): this transaction has set plan_cache_mode back to auto.
+        self.custom_plans = False
 
     def execute(
         self, statement: sa.Executable, parameters: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None
