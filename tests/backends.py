@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -81,3 +82,31 @@ def require_backend(name: str) -> str:
             pytest.fail(f"CI requires every backend: {reason}")
         pytest.skip(reason)
     return name
+
+
+@contextmanager
+def open_database(url: str, pool: Any = None) -> Iterator[Any]:
+    """A Database on `url` (with `pool`, a PoolSettings, if given), its schema prepared;
+    disposed afterwards."""
+    from lineagedb.store.bootstrap import prepare_database
+    from lineagedb.store.engine import create_engine
+    from lineagedb.store.unit_of_work import Database
+
+    engine = create_engine(url) if pool is None else create_engine(url, pool)
+    prepare_database(engine)
+    database = Database(engine)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+@contextmanager
+def one_connection_database(backend: str, directory: str) -> Iterator[Any]:
+    """A prepared scratch database of `backend` behind a pool of one connection, so every
+    transaction of a test (and the test's own probes of the session) use the same one."""
+    from lineagedb.store.engine import PoolSettings
+
+    require_backend(backend)
+    with scratch_database(backend, directory) as url, open_database(url, PoolSettings(size=1, max_overflow=0)) as db:
+        yield db

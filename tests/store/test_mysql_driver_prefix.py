@@ -14,10 +14,9 @@ import pytest
 import sqlalchemy as sa
 
 from lineagedb import errors
-from lineagedb.store.bootstrap import prepare_database
-from lineagedb.store.engine import STATEMENT_PREFIX, PoolSettings, create_engine
+from lineagedb.store.engine import STATEMENT_PREFIX
 from lineagedb.store.unit_of_work import Database, UniqueViolation
-from tests.backends import require_backend, scratch_database
+from tests.backends import one_connection_database
 
 # MariaDB's answer to a NOWAIT lock request that would have to wait.
 _LOCK_WAIT = 1205
@@ -25,14 +24,8 @@ _LOCK_WAIT = 1205
 
 @pytest.fixture
 def database(tmp_path: Path) -> Iterator[Database]:
-    require_backend("mysql")
-    with scratch_database("mysql", str(tmp_path)) as url:
-        # One connection: every transaction of a test runs on the same one.
-        engine = create_engine(url, PoolSettings(size=1, max_overflow=0))
-        prepare_database(engine)
-        database = Database(engine)
+    with one_connection_database("mysql", str(tmp_path)) as database:
         yield database
-        database.dispose()
 
 
 @pytest.fixture

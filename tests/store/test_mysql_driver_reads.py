@@ -14,22 +14,15 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from lineagedb.store.bootstrap import prepare_database
-from lineagedb.store.engine import COMMIT_EACH, PoolSettings, create_engine
+from lineagedb.store.engine import COMMIT_EACH
 from lineagedb.store.unit_of_work import Database
-from tests.backends import require_backend, scratch_database
+from tests.backends import one_connection_database
 
 
 @pytest.fixture
 def database(tmp_path: Path) -> Iterator[Database]:
-    require_backend("mysql")
-    with scratch_database("mysql", str(tmp_path)) as url:
-        # One connection: every transaction of a test runs on the same one.
-        engine = create_engine(url, PoolSettings(size=1, max_overflow=0))
-        prepare_database(engine)
-        database = Database(engine)
+    with one_connection_database("mysql", str(tmp_path)) as database:
         yield database
-        database.dispose()
 
 
 @pytest.fixture

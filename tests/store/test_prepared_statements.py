@@ -23,15 +23,14 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.store import fast_read, prepared, tenancy
-from lineagedb.store.bootstrap import prepare_database
-from lineagedb.store.engine import PoolSettings, create_engine
 from lineagedb.store.repositories import nodes as node_repo
 from lineagedb.store.repositories.nodes import NodeKind
-from lineagedb.store.tenancy import CURRENT_TENANCY, Tenancy
+from lineagedb.store.tenancy import Tenancy
 from lineagedb.store.unit_of_work import Database
-from tests.backends import require_backend, scratch_database
+from tests.backends import one_connection_database
 from tests.conftest import FakeClock
 from tests.service.helpers import put_artifact_type, put_context_type, put_execution_type
+from tests.tenancy.world import acting_as
 
 TEAM = Tenancy(namespace="team-a", readable=frozenset({"team-a"}), writable=frozenset({"team-a"}))
 WIDE = Tenancy(namespace="team-a", readable=frozenset({"team-a", "default"}), writable=frozenset({"team-a"}))
@@ -39,29 +38,13 @@ WIDE = Tenancy(namespace="team-a", readable=frozenset({"team-a", "default"}), wr
 
 @pytest.fixture
 def database(tmp_path: Path) -> Iterator[Database]:
-    require_backend("postgresql")
-    with scratch_database("postgresql", str(tmp_path)) as url:
-        engine = create_engine(url, PoolSettings(size=1, max_overflow=0))
-        prepare_database(engine)
-        db = Database(engine)
-        try:
-            yield db
-        finally:
-            db.dispose()
+    with one_connection_database("postgresql", str(tmp_path)) as database:
+        yield database
 
 
 @pytest.fixture
 def store(database: Database) -> MetadataStore:
     return MetadataStore(database, clock=FakeClock())
-
-
-@contextlib.contextmanager
-def acting_as(caller: Tenancy | None) -> Iterator[None]:
-    token = CURRENT_TENANCY.set(caller)
-    try:
-        yield
-    finally:
-        CURRENT_TENANCY.reset(token)
 
 
 @pytest.fixture

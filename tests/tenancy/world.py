@@ -33,7 +33,7 @@ from lineagedb.store.engine import create_engine
 from lineagedb.store.schema import schema_for
 from lineagedb.store.tenancy import CURRENT_TENANCY, DEFAULT_NAMESPACE, Tenancy
 from lineagedb.store.unit_of_work import Database
-from tests.backends import scratch_database
+from tests.backends import open_database, scratch_database
 from tests.conftest import FakeClock
 
 NAMESPACES = ("team-a", "team-b", "shared")
@@ -512,17 +512,6 @@ def _touch(world: World) -> None:
 def all_tables(dialect: str) -> list[sa.Table]:
     """MLMD's tables and LineageDB's namespace tables (not Alembic's version table)."""
     return list(schema_for(dialect).metadata.sorted_tables) + list(tenancy.METADATA.sorted_tables)
-
-
-@contextmanager
-def open_database(url: str) -> Iterator[Database]:
-    engine = create_engine(url)
-    prepare_database(engine)
-    database = Database(engine)
-    try:
-        yield database
-    finally:
-        database.dispose()
 
 
 @contextmanager
