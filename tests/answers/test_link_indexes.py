@@ -78,10 +78,9 @@ def test_0011_recreates_a_missing_link_index(database: Database) -> None:
     assert _columns(database)[index.name] == index.after
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_sqlite_reads_the_links_from_the_index_alone(database: Database, client: LocalClient, two_runs: Runs) -> None:
     """The plan of each links statement: the widened index, covering, and no sort for its order."""
-    if database.dialect != "sqlite":
-        pytest.skip("SQLite's query plan")
     with database.transaction(write=False) as uow:
         reach, schema = uow.tenancy.reach, uow.schema
         statements = [
