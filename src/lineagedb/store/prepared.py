@@ -222,7 +222,7 @@ def fetch(
         return list(cursor.fetchall()), cursor.description
 
     # Counts the EXECUTE (store.statement_count); a PREPARE is counted where it is sent.
-    found: tuple[list[tuple[Any, ...]], Sequence[Any] | None] = uow._on_driver_cursor(statement.execute, run, arguments)
+    found: tuple[list[tuple[Any, ...]], Sequence[Any] | None] = uow.on_driver_cursor(statement.execute, run, arguments)
     return found
 
 

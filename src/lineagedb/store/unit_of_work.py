@@ -191,7 +191,7 @@ class UnitOfWork:
         SQLAlchemy's execution context cost more per statement than SQLite's work for the
         few-row INSERTs of a write call."""
         assert self.dialect == "sqlite", "psycopg2 and PyMySQL would send one statement per row"
-        self._on_driver_cursor(sql, lambda cursor: cursor.executemany(sql, parameters), parameters)
+        self.on_driver_cursor(sql, lambda cursor: cursor.executemany(sql, parameters), parameters)
 
     def fetch_driver_sql(
         self, sql: str, parameters: Sequence[Any] | Mapping[str, Any]
@@ -213,9 +213,9 @@ class UnitOfWork:
                 cursor.nextset()  # the COMMIT's result
             return found, description
 
-        return self._on_driver_cursor(sql, fetch, parameters, commits=commit)
+        return self.on_driver_cursor(sql, fetch, parameters, commits=commit)
 
-    def _on_driver_cursor(self, sql: str, run: Callable[[Any], _T], parameters: Any, commits: bool = False) -> _T:
+    def on_driver_cursor(self, sql: str, run: Callable[[Any], _T], parameters: Any, commits: bool = False) -> _T:
         """`run` on a cursor of the driver's own, inside this transaction. Driver errors are
         classified as everywhere else; a lost connection is invalidated, as SQLAlchemy
         would, so the pool drops it. `commits`: `sql` ends with the COMMIT of a MySQL read

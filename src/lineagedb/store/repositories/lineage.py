@@ -263,8 +263,9 @@ ONE_BYTE = [bytes([n]) for n in range(128)]
 
 def varint(value: int) -> bytes:
     """The varint of an int64 (negative ones as their 64-bit two's complement, as protobuf
-    writes int64 and enum fields): encoded_cache.varint without its loop for values below
-    2**42 (ids, times in ms), which a first answer encodes tens of thousands of."""
+    writes int64 and enum fields): encoded_cache.varint without its loop for the values a
+    first answer encodes tens of thousands of: ids (up to four bytes, below 2**28) and times
+    in milliseconds (six bytes, 2**35 to 2**42: 1971 to 2109)."""
     if value < 0:
         return encoded_cache.varint(value & _INT64_MASK)
     if value < 0x80:
@@ -275,17 +276,7 @@ def varint(value: int) -> bytes:
         return bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14))
     if value < 0x10000000:
         return bytes((value & 0x7F | 0x80, value >> 7 & 0x7F | 0x80, value >> 14 & 0x7F | 0x80, value >> 21))
-    if value < 0x800000000:
-        return bytes(
-            (
-                value & 0x7F | 0x80,
-                value >> 7 & 0x7F | 0x80,
-                value >> 14 & 0x7F | 0x80,
-                value >> 21 & 0x7F | 0x80,
-                value >> 28,
-            )
-        )
-    if value < 0x40000000000:
+    if 0x800000000 <= value < 0x40000000000:
         return bytes(
             (
                 value & 0x7F | 0x80,
