@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf import json_format
 
@@ -14,7 +14,10 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.store.repositories import types as type_repo
 from lineagedb.store.repositories.types import TypeRecord
 from lineagedb.store.schema import ARTIFACT_KIND, CONTEXT_KIND, EXECUTION_KIND
-from lineagedb.store.unit_of_work import UniqueViolation, UnitOfWork
+from lineagedb.store.unit_of_work import Database, UniqueViolation, UnitOfWork
+
+if TYPE_CHECKING:
+    from lineagedb.service.type_cache import TypeCache
 
 TypeMessage = mlmd.ArtifactType | mlmd.ExecutionType | mlmd.ContextType
 
@@ -122,6 +125,33 @@ def put_type_record(
     if requested.HasField("base_type"):
         _link_base_type(uow, kind, record, requested.base_type, stored)
     return record
+
+
+def unchanged_put_id(db: Database, cache: TypeCache, kind: int, requested: Any, can_omit_fields: bool) -> int | None:
+    """The id of `requested`'s type when putting it again would change nothing and succeed,
+    decided from the cache and at most one read; None: run the write path (put_type_record).
+
+    Types are never deleted, a property's data type never changes and properties are only
+    added, so a cached type is a subset of the stored one. A request declaring exactly the
+    cached properties (is_noop_put) can then fail only because the stored type gained
+    properties the request omits: with `can_omit_fields` that is allowed, so no read is
+    needed at all (TFX re-puts its types this way on every component run); without it, an
+    unchanged property count proves there are none.
+
+    With the audit log on, None: a write RPC's record goes with a write transaction
+    (store.audit_log), and a re-put is a write RPC like any other.
+    """
+    if db.audit is not None:
+        return None
+    cached = cache.by_identity(kind, requested.name, requested.version or None)
+    if cached is None or not is_noop_put(kind, cached, requested):
+        return None
+    if can_omit_fields:
+        return cached.id
+    with db.transaction(write=False, single_statement=True) as uow:
+        if type_repo.property_count(uow, cached.id) == len(cached.properties):
+            return cached.id
+    return None
 
 
 def is_noop_put(kind: int, stored: TypeRecord, requested: Any) -> bool:
