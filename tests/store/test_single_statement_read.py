@@ -15,9 +15,9 @@ def _count_types(database: Database) -> sa.Select[tuple[int]]:
     return sa.select(sa.func.count()).select_from(database.schema.type)
 
 
-def test_a_driver_read_needs_no_begin_and_commit_on_sqlite(database: Database, backend: str) -> None:
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL and MySQL reads send no BEGIN or COMMIT of their own anyway")
+# SQLite only: PostgreSQL and MySQL reads send no BEGIN or COMMIT of their own anyway.
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_driver_read_needs_no_begin_and_commit_on_sqlite(database: Database) -> None:
     begun: list[str] = []
 
     def read() -> int:

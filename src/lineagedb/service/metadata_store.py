@@ -52,13 +52,10 @@ class MetadataStore:
     def _put_one_type(self, kind: int, request: Any, field: str) -> int:
         _check_all_fields_match(request)
         requested = getattr(request, field)
-        cached = self.types.by_identity(kind, requested.name, requested.version or None)
-        if cached is not None and type_rules.is_noop_put(kind, cached, requested):
-            # Properties are only ever added: an unchanged count proves the cached copy
-            # is current, so a re-put of an unchanged type costs one read.
-            with self.db.transaction(write=False) as uow:
-                if type_repo.property_count(uow, cached.id) == len(cached.properties):
-                    return cached.id
+        # A re-put that changes nothing: answered from the cache and at most one read.
+        unchanged = type_rules.unchanged_put_id(self.db, self.types, kind, requested, request.can_omit_fields)
+        if unchanged is not None:
+            return unchanged
         # MySQL/MariaDB: put_type_record's first statement is the named lock (MLMDEnv's row).
         with locks.env_locked_exclusively_first(), self.db.transaction() as uow:
             record = type_rules.put_type_record(
