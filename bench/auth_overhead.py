@@ -8,6 +8,11 @@ report is the median of per-rep ratios on / off. The official client cannot send
 bearer tokens, so this uses LineageDB's generated stubs (the same wire messages).
 
     .venv/bin/python bench/auth_overhead.py [--backends sqlite,postgresql] [--reps 30] [--calls 5]
+        [--min-sample-ms 10] [--analyze]
+
+A read shorter than --min-sample-ms takes more calls per sample than --calls (measured
+once on the server without auth), so a 0.5 ms read is not timed by five calls alone.
+`--analyze` collects PostgreSQL's statistics after loading (see `analyze`).
 
 Two readers are timed with auth on: `viewer-of-default` can read `default` too and
 `team-only` cannot (two different readable sets bound into the same statements; see
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -32,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as harness
@@ -179,8 +186,32 @@ def _timed(operation: Callable[[], Any], calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
+def analyze(backend: str, url: str) -> None:
+    """PostgreSQL: collect the planner's statistics of a database just loaded, as autovacuum
+    (on by default) does within its first minute. Without them every plan rests on default
+    estimates (a table of 2,000 artifacts taken for 140 rows), on both servers but not in
+    the same statements, so the ratios measured plan luck as much as access control. This
+    machine's PostgreSQL runs with autovacuum off, which left the tables never analyzed."""
+    if backend != "postgresql":
+        return
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("ANALYZE"))
+    finally:
+        engine.dispose()
+
+
 def bench_backend(
-    backend: str, reps: int, calls: int, batches: int, chain: int, workdir: Path, counts: Path | None = None
+    backend: str,
+    reps: int,
+    calls: int,
+    batches: int,
+    chain: int,
+    workdir: Path,
+    counts: Path | None = None,
+    statistics_first: bool = False,
+    min_sample_s: float = 0.0,
 ) -> dict[str, Any]:
     tokens = {principal: _token(principal) for principal in ("root", "writer", "team-only")}
     (workdir / "tokens").write_text("\n".join(line for _, line in tokens.values()) + "\n")
@@ -223,17 +254,39 @@ def bench_backend(
         )
         off.load([], batches, chain)
         on.load(bearer("root"), batches, chain)
-        results = compare(off, on, reps, calls, ("viewer-of-default", "team-only"))
+        if statistics_first:
+            analyze(backend, off_url)
+            analyze(backend, on_url)
+        results = compare(off, on, reps, calls, ("viewer-of-default", "team-only"), min_sample_s)
         off.channel.close()
         on.channel.close()
     return results
 
 
-def compare(off: Target, on: Target, reps: int, calls: int, readers: tuple[str, ...]) -> dict[str, Any]:
+def _calibrated_calls(off: Target, readers: tuple[str, ...], calls: int, min_sample_s: float) -> dict[str, int]:
+    """Calls per sample for each read, so a sample lasts at least `min_sample_s` on the
+    server without auth: five calls of a 0.5 ms read are a 2.5 ms sample, which one
+    scheduler hiccup on a loaded machine moves by 20%. Writes keep `calls` (each call
+    grows the store). Calibrated once, before the reps, on the off server only."""
+    counts: dict[str, int] = {}
+    for name, operation in off.operations(0, readers[0]).items():
+        if name.startswith("put_") or min_sample_s <= 0:
+            continue
+        operation()  # warm: the first call of an operation prepares its statements
+        one = min(_timed(operation, 1) for _ in range(3))
+        counts[name] = max(calls, math.ceil(min_sample_s / max(one, 1e-6)))
+    return counts
+
+
+def compare(
+    off: Target, on: Target, reps: int, calls: int, readers: tuple[str, ...], min_sample_s: float = 0.0
+) -> dict[str, Any]:
     """Every operation on both servers, alternating which goes first rep by rep; the
-    median of the per-rep ratios on / off, and each side's median time."""
+    median of the per-rep ratios on / off, and each side's median time. With
+    `min_sample_s`, short reads take more calls per sample (see _calibrated_calls)."""
     ratios: dict[str, list[float]] = {}
     times: dict[str, dict[str, list[float]]] = {}
+    per_operation = _calibrated_calls(off, readers, calls, min_sample_s)
     for rep in range(reps):
         for reader in readers:
             off_ops, on_ops = off.operations(rep, reader), on.operations(rep, reader)
@@ -243,7 +296,8 @@ def compare(off: Target, on: Target, reps: int, calls: int, readers: tuple[str, 
                 key = name if name.startswith("put_") or len(readers) == 1 else f"{name} [{reader}]"
                 # Alternate which server goes first, so neither always meets a warm cache.
                 pair = (off_ops[name], on_ops[name]) if rep % 2 else (on_ops[name], off_ops[name])
-                first, second = _timed(pair[0], calls), _timed(pair[1], calls)
+                count = per_operation.get(name, calls)
+                first, second = _timed(pair[0], count), _timed(pair[1], count)
                 off_s, on_s = (first, second) if rep % 2 else (second, first)
                 ratios.setdefault(key, []).append(on_s / off_s)
                 entry = times.setdefault(key, {"off": [], "on": []})
@@ -298,10 +352,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--count-statements", type=Path, metavar="DIR", help="write each server's statements per call to DIR"
     )
+    parser.add_argument(
+        "--analyze",
+        action="store_true",
+        help="PostgreSQL: ANALYZE both databases after loading (as autovacuum would have; see analyze())",
+    )
+    parser.add_argument(
+        "--min-sample-ms",
+        type=float,
+        default=10.0,
+        help="take more calls per sample of a read shorter than this (0: always --calls)",
+    )
     args = parser.parse_args(argv)
 
     def bench(backend: str, workdir: Path) -> dict[str, Any]:
-        return bench_backend(backend, args.reps, args.calls, args.batches, args.chain, workdir, args.count_statements)
+        return bench_backend(
+            backend,
+            args.reps,
+            args.calls,
+            args.batches,
+            args.chain,
+            workdir,
+            args.count_statements,
+            args.analyze,
+            args.min_sample_ms / 1000,
+        )
 
     run_backends("auth overhead", args, bench, "Access control: auth on ÷ auth off")
     return 0
