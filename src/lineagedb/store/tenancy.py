@@ -25,6 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.compiler import compiles
 
 from lineagedb import errors
 
@@ -50,7 +51,10 @@ class Reach(enum.Enum):
     """Whether statements need the namespace predicate (part of cached statements' keys)."""
 
     ALL = "all"  # no restriction (authentication off, cluster admins)
-    RESTRICTED = "restricted"  # only the namespaces in VISIBLE_PARAMETER
+    RESTRICTED = "restricted"  # only the namespaces in VISIBLE_PARAMETER, `default` not among them
+    # The same, `default` among them: SQLite's form of the predicate differs (see `visible`);
+    # the other backends compile both alike.
+    RESTRICTED_WITH_DEFAULT = "restricted_with_default"
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ class Tenancy:
     def reach(self) -> Reach:
         if self.readable is None:
             return Reach.ALL
+        if DEFAULT_NAMESPACE in self.readable:
+            return Reach.RESTRICTED_WITH_DEFAULT
         return Reach.RESTRICTED
 
     @functools.cached_property
@@ -126,9 +132,51 @@ def visible(node_kind: int, node_id: sa.ColumnElement[Any], reach: Reach) -> sa.
         return sa.true()
     m = MEMBERSHIP.alias()
     names: sa.BindParameter[list[str]] = sa.bindparam(VISIBLE_PARAMETER, expanding=True)
-    namespace = sa.select(m.c.namespace).where(m.c.node_kind == node_kind, m.c.node_id == node_id).scalar_subquery()
+    row = sa.and_(m.c.node_kind == node_kind, m.c.node_id == node_id)
+    namespace = sa.select(m.c.namespace).where(row).scalar_subquery()
     readable = sa.func.coalesce(namespace, DEFAULT_NAMESPACE).in_(names)
-    return sa.func.nullif(readable, sa.false(), type_=sa.Boolean).is_not(None)
+    probe = sa.func.nullif(readable, sa.false(), type_=sa.Boolean).is_not(None)
+    # SQLite: the same truth as EXISTS, which SQLite runs as a cheaper subroutine than a
+    # scalar subquery plus COALESCE and NULLIF (measured in SQLite alone, 100 nodes by id:
+    # 99 us without namespaces, 148 with the scalar form, 133 with this one). A node without
+    # a row is in `default`, so whether `default` is readable decides the form, and Reach
+    # tells it apart.
+    if reach is Reach.RESTRICTED_WITH_DEFAULT:
+        # Readable unless it has a row naming a namespace outside the readable ones.
+        exists = ~sa.exists().where(row, m.c.namespace.not_in(names))
+    else:
+        exists = sa.exists().where(row, m.c.namespace.in_(names))
+    return _Visible(probe, exists)
+
+
+class _Visible(sa.sql.expression.ColumnElement[bool]):
+    """`visible`'s predicate: `probe` (the scalar subquery form) on PostgreSQL and MySQL,
+    `exists` (the same truth, never NULL either) on SQLite."""
+
+    inherit_cache = True
+    type = sa.Boolean()
+    _traverse_internals = [
+        ("probe", sa.sql.visitors.InternalTraversal.dp_clauseelement),
+        ("exists", sa.sql.visitors.InternalTraversal.dp_clauseelement),
+    ]
+
+    def __init__(self, probe: sa.ColumnElement[bool], exists: sa.ColumnElement[bool]) -> None:
+        self.probe = probe
+        self.exists = exists
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return []  # both forms are subqueries correlated to the enclosing statement's FROM
+
+
+@compiles(_Visible)
+def _compile_probe(element: _Visible, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.probe, **kw))
+
+
+@compiles(_Visible, "sqlite")
+def _compile_exists(element: _Visible, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.exists, **kw))
 
 
 def locate(uow: Any, kind_value: str, ids: Collection[int]) -> dict[int, str]:
