@@ -2,9 +2,11 @@
 
 Three servers on each backend, each on a fresh database holding the same seed data: MLMD's
 own C++ store behind the same Python grpcio front (passthrough_server.py, under the
-official client's interpreter), LineageDB with `--workers 1`, and LineageDB with one worker
-per core. Against each, C client processes (1, 4, 8, 16: processes, not threads, so the
-clients' own GIL does not cap the server) run one mix for a fixed time:
+official client's interpreter), LineageDB with `--workers 1`, and LineageDB as users get it:
+`lineagedb serve` without --workers (nor LINEAGEDB_WORKERS), which starts one worker per usable
+CPU ("default" in the table and the JSON, with the number of workers it started). Against
+each, C client processes (1, 4, 8, 16: processes, not threads, so the clients' own GIL does
+not cap the server) run one mix for a fixed time:
 
 * read:  GetArtifactsByID of 100 ids, GetArtifactsByContext (a 100-artifact run),
   a 20-row page of GetArtifacts with a property filter, and GetLineageSubgraph from an
@@ -56,7 +58,8 @@ ARTIFACTS_PER_RUN = 100
 READS = ("by_id", "by_context", "filtered_page", "lineage")
 WRITES = ("put_execution", "put_artifacts")
 MIXES = {"read": READS, "write": WRITES}
-TARGETS = ("mlmd", "lineagedb-w1", "lineagedb-wN")
+TARGETS = ("mlmd", "lineagedb-w1", "lineagedb-default")
+DEFAULT = "lineagedb-default"
 Seed = dict[str, Any]
 
 
@@ -251,6 +254,12 @@ def _percentile(values: list[float], fraction: float) -> float:
 # ---------------------------------------------------------------- servers
 
 
+def worker_count(pid: int) -> int:
+    """Processes serving: the children of a `--workers` parent, else the process itself."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return len(children) or 1
+
+
 @contextmanager
 def serve(target: str, backend: str, directory: Path) -> Iterator[Any]:
     with scratch_database(backend, directory) as url:
@@ -260,9 +269,9 @@ def serve(target: str, backend: str, directory: Path) -> Iterator[Any]:
             )
             command = [str(MLMD_PYTHON), str(BENCH / "passthrough_server.py"), *store]
         else:
-            workers = "1" if target == "lineagedb-w1" else str(os.cpu_count() or 1)
             command = [str(LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--database", url]
-            command += ["--workers", workers]
+            if target != DEFAULT:  # the default: no --workers, what `lineagedb serve` starts by itself
+                command += ["--workers", "1"]
         with running(command, directory / f"{target}-{backend}.log") as server:
             yield server
 
@@ -273,7 +282,7 @@ def run_backend(backend: str, clients: list[int], seconds: float, directory: Pat
         with serve(target, backend, directory) as server:
             address = f"127.0.0.1:{server.port}"
             data = seed(address)
-            cells: dict[str, Any] = {"mixes": {}, "alone": {}}
+            cells: dict[str, Any] = {"mixes": {}, "alone": {}, "workers": worker_count(server.process.pid)}
             for mix, names in MIXES.items():
                 for count in clients:
                     cell = measure(address, server.process.pid, data, names, count, seconds)
@@ -300,8 +309,10 @@ def report(results: dict[str, Any], clients: list[int]) -> list[str]:
     for backend, by_target in results.items():
         mlmd_cells = by_target["mlmd"]
         lines.append(f"\n{backend}: calls/s of the mix (LineageDB / MLMD's store), server ms CPU per call")
-        heading = f"{'mix':<12} {'clients':>7} {'MLMD':>8} {'w1':>8} {'wN':>8} {'w1/MLMD':>8} {'wN/MLMD':>8}"
-        lines.append(heading + "  cpu/call MLMD w1 wN")
+        workers = by_target[DEFAULT].get("workers", "?")
+        lines.append(f"(default: `lineagedb serve` without --workers, which started {workers} workers here)")
+        heading = f"{'mix':<12} {'clients':>7} {'MLMD':>8} {'w1':>8} {'default':>8} {'w1/MLMD':>8} {'def/MLMD':>8}"
+        lines.append(heading + "  cpu/call MLMD w1 default")
         for mix in MIXES:
             for count in clients:
                 key = f"{mix}/{count}"
@@ -318,11 +329,13 @@ def report(results: dict[str, Any], clients: list[int]) -> list[str]:
             for target in TARGETS:
                 cell = by_target[target]["alone"][name]
                 op = cell["operations"].get(name, {})
-                cpu = cell["server_cpu_ms_per_call"] or 0
-                parts.append(f"{target} {op.get('p50_ms', 0):.1f}/{op.get('p99_ms', 0):.1f} {cpu:.2f}")
+                cpu_ms = cell["server_cpu_ms_per_call"] or 0
+                parts.append(f"{target} {op.get('p50_ms', 0):.1f}/{op.get('p99_ms', 0):.1f} {cpu_ms:.2f}")
             base = mlmd_cells["alone"][name]["server_cpu_ms_per_call"]
             w1 = by_target["lineagedb-w1"]["alone"][name]["server_cpu_ms_per_call"]
-            lines.append(f"  {name:<14} " + " | ".join(parts) + f" | CPU w1/MLMD {ratio(w1, base)}")
+            default = by_target[DEFAULT]["alone"][name]["server_cpu_ms_per_call"]
+            cpu_ratios = f"CPU w1/MLMD {ratio(w1, base)} default/MLMD {ratio(default, base)}"
+            lines.append(f"  {name:<14} " + " | ".join(parts) + f" | {cpu_ratios}")
     return lines
 
 
@@ -336,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
     clients = [1, 4] if args.quick else [int(c) for c in args.clients.split(",")]
     seconds = 2.0 if args.quick else args.seconds
     backends = ["sqlite"] if args.quick else args.backends.split(",")
+    # "default" measures what users get: no LINEAGEDB_WORKERS from this shell either.
+    os.environ.pop("LINEAGEDB_WORKERS", None)
     if not MLMD_PYTHON.exists():
         print(f"skipped: no official-client interpreter at {MLMD_PYTHON} (make mlmd-venv)")
         return 0
@@ -347,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{backend} skipped: {reason}")
                 continue
             results[backend] = run_backend(backend, clients, seconds, Path(tmp))
-    document = {"seconds": seconds, "clients": clients, "cores": os.cpu_count(), "results": results}
+    usable = len(os.sched_getaffinity(0))
+    document = {"seconds": seconds, "clients": clients, "cores": os.cpu_count(), "usable_cpus": usable}
+    document["results"] = results
     (BENCH / "concurrency_results.json").write_text(json.dumps(document, indent=1) + "\n")
     print("\n".join(report(results, clients)))
     return 0

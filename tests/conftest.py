@@ -24,6 +24,13 @@ from tests.browser import browser  # noqa: F401  (the browser tests' Chromium, a
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# `lineagedb serve` starts one worker process per usable CPU by default (ops.workers). The
+# tests that start servers take the process they started for the server: they signal its
+# PID, read its /proc entries and count its threads and connections. Pinned here, in the
+# environment the servers inherit, they get one process unless they pass --workers;
+# tests/ops/test_default_workers.py removes the variable to test the default itself.
+os.environ["LINEAGEDB_WORKERS"] = "1"
+
 # These 2-core machines are shared and noisy: generation speed and per-example time
 # say nothing about correctness, so neither may fail a property test.
 settings.register_profile("lineagedb", deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -119,6 +119,8 @@ class Settings:
     grpc_channel_arguments: tuple[tuple[str, int | str], ...] = ()
     workers: int = 1
     so_reuseport: bool = False
+    # This process's index under `--workers` (ops.workers); None: the only process.
+    worker_index: int | None = None
     # Authentication and authorization (off unless configured).
     security: SecuritySettings = field(default_factory=SecuritySettings)
     # The audit log (store.audit_log): on when a key is given, in this file or LINEAGEDB_AUDIT_KEY.

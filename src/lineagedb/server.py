@@ -167,7 +167,8 @@ def build_access_control(settings: Settings) -> AccessControl:
         access = AccessControl(security, page_token_secret(security, os.environ))
     except (PolicyError, errors.LineageError) as error:
         raise ConfigurationError(_reason(error)) from error
-    if not access.enabled and not is_loopback(settings.host):
+    # Under --workers, worker 0 (started alone first) says it for all of them.
+    if not access.enabled and not is_loopback(settings.host) and settings.worker_index in (None, 0):
         log.warning(
             "authentication is off and the server listens on %s: anyone who can reach it may read and "
             "change all metadata (see README, Security)",
