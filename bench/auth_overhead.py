@@ -8,11 +8,11 @@ report is the median of per-rep ratios on / off. The official client cannot send
 bearer tokens, so this uses LineageDB's generated stubs (the same wire messages).
 
     .venv/bin/python bench/auth_overhead.py [--backends sqlite,postgresql] [--reps 30] [--calls 5]
-        [--min-sample-ms 10] [--analyze]
+        [--min-sample-ms 10] [--no-analyze]
 
 A read shorter than --min-sample-ms takes more calls per sample than --calls (measured
 once on the server without auth), so a 0.5 ms read is not timed by five calls alone.
-`--analyze` collects PostgreSQL's statistics after loading (see `analyze`).
+`--analyze` (the default) collects PostgreSQL's statistics after loading (see `analyze`).
 
 Two readers are timed with auth on: `viewer-of-default` can read `default` too and
 `team-only` cannot (two different readable sets bound into the same statements; see
@@ -354,8 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--analyze",
-        action="store_true",
-        help="PostgreSQL: ANALYZE both databases after loading (as autovacuum would have; see analyze())",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="PostgreSQL: ANALYZE both databases after loading, as autovacuum would have done on a server with "
+        "default settings (see analyze()); --no-analyze plans on whatever statistics the server has",
     )
     parser.add_argument(
         "--min-sample-ms",
