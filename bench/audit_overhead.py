@@ -80,7 +80,8 @@ def bench_backend(
     with ExitStack() as stack:
         off_url = stack.enter_context(harness.scratch_database(backend, workdir))
         on_url = stack.enter_context(harness.scratch_database(backend, workdir))
-        base = [str(harness.LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0"]
+        # One worker: write_blocks reads the CPU of the server process itself.
+        base = [str(harness.LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1"]
         off_server = stack.enter_context(harness.running([*base, "--database", off_url], workdir / "off.log"))
         on_command = [*base, "--database", on_url, "--audit-key-file", str(key_file)]
         on_server = stack.enter_context(harness.running(on_command, workdir / "on.log"))

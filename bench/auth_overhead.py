@@ -229,7 +229,8 @@ def bench_backend(
             check=True,
             capture_output=True,
         )
-        base = [str(harness.LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0"]
+        # One worker (as bench/run.py): one client connection, one statement-count file.
+        base = [str(harness.LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1"]
 
         def env(name: str) -> dict[str, str] | None:
             # Statements per call of each server (see lineagedb.store.statement_count).

@@ -653,7 +653,19 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> dict
             "target_artifact": layout.target,
             "root_artifact": layout.root,
         }
-        command = [str(harness.LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--database", url]
+        # One worker: the native and the official client (another process) meet the same caches.
+        command = [
+            str(harness.LINEAGEDB),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--workers",
+            "1",
+            "--database",
+            url,
+        ]
         server = stack.enter_context(harness.running(command, workdir / f"{backend}-server.log"))
         native = Native(server.port, layout)
         # The first call of each: connections, compiled statements, and the server's kept

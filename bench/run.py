@@ -273,7 +273,9 @@ def run_target(target: Target, sizes: dict[str, Any], workdir: Path, count: bool
                 cmd = [str(MLMD_PYTHON), str(BENCH / "passthrough_server.py"), "--database-url", url]
                 with running(cmd, rundir / "server.log") as server:
                     return run_driver(driver_command(["--target", "grpc", "--port", str(server.port)], sizes))
-            cmd = [str(LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--database", url]
+            # One worker: one client is one connection, so one worker serves it anyway, and
+            # LINEAGEDB_COUNT_STATEMENTS is one file that each worker would overwrite as it stops.
+            cmd = [str(LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1", "--database", url]
             counts = rundir / "statements.json"
             env = {"LINEAGEDB_COUNT_STATEMENTS": str(counts)} if count else None
             with running(cmd, rundir / "server.log", env) as server:

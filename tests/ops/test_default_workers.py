@@ -141,10 +141,17 @@ def test_no_cgroup_file_means_no_quota(tmp_path: Path) -> None:
 
 def test_auto_is_the_usable_cpus_and_one_for_an_in_memory_sqlite_database() -> None:
     for url in ("sqlite:////srv/m.db", "postgresql://u@h/db", "mysql+pymysql://u@h/db"):
-        assert resolve_workers("auto", make_url(url)) == CPUS
+        assert resolve_workers("auto", make_url(url)) == min(CPUS, workers.AUTO_MAX_WORKERS)
     for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:?cache=shared&uri=true"):
         assert resolve_workers("auto", make_url(url)) == 1
     assert resolve_workers(3, make_url("sqlite:////srv/m.db")) == 3
+
+
+def test_auto_stops_at_eight_workers_and_an_explicit_count_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each worker may hold 12 database connections: 64 of them would exhaust PostgreSQL's 100.
+    monkeypatch.setattr(workers, "usable_cpus", lambda: 64)
+    assert resolve_workers("auto", make_url("postgresql://u@h/db")) == 8
+    assert resolve_workers(16, make_url("postgresql://u@h/db")) == 16
 
 
 def test_the_default_setting_is_auto(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -116,6 +116,12 @@ def is_in_memory_sqlite(url: URL) -> bool:
     return database in ("", ":memory:") or database.startswith("file::memory:") or url.query.get("mode") == "memory"
 
 
+# `auto` stops here: each worker may hold --pool-size + --pool-max-overflow database
+# connections (12 by default), and 8 of them already fill most of PostgreSQL's default
+# max_connections (100). More takes an explicit --workers N (and a database sized for it).
+AUTO_MAX_WORKERS = 8
+
+
 def resolve_workers(requested: int | str, url: URL) -> int:
     """The number of worker processes for `--workers requested` on the database `url`."""
     in_memory = is_in_memory_sqlite(url)
@@ -129,7 +135,7 @@ def resolve_workers(requested: int | str, url: URL) -> int:
     if in_memory:
         log.info("one worker: an in-memory SQLite database lives in one process (--workers auto)")
         return 1
-    return usable_cpus()
+    return min(usable_cpus(), AUTO_MAX_WORKERS)
 
 
 def _address_port(line: str) -> int:
