@@ -81,11 +81,13 @@ def _cases(store: MetadataStore, artifact_ids: list[int], execution_ids: list[in
             lineage_repo._events_statement(schema, NodeKind.EXECUTION, True, Reach.ALL),
             {"ids": execution_ids, "types": [3, 4]},
         ),
-        # Namespace-scoped statements carry the readable namespaces as an expanding text list.
-        (node_repo._statements(schema, NodeKind.ARTIFACT, Reach.RESTRICTED)[0], {"ids": artifact_ids, **_others}),
+        # Namespace-scoped statements carry the readable namespaces as an expanding text list;
+        # their reach says whether `default` is among them, as Tenancy.reach does (SQLite's
+        # form of the check depends on it: store.tenancy.visible).
+        (node_repo._statements(schema, NodeKind.ARTIFACT, _WITH_DEFAULT)[0], {"ids": artifact_ids, **_others}),
         (node_repo._statements(schema, NodeKind.ARTIFACT, Reach.RESTRICTED)[0], {"ids": artifact_ids, **_default}),
         (
-            lineage_repo._events_statement(schema, NodeKind.ARTIFACT, False, Reach.RESTRICTED),
+            lineage_repo._events_statement(schema, NodeKind.ARTIFACT, False, _WITH_DEFAULT),
             {"ids": artifact_ids, **_others},
         ),
         (edge_repo._paths_statement(schema, store.db.dialect), {"ids": list(range(1, 10))}),
@@ -112,6 +114,7 @@ def _by_name(schema: Any, negated: bool) -> Any:
 
 
 _others = {VISIBLE_PARAMETER: ["default", "team-a", "team-b"]}  # `default` readable, and two more
+_WITH_DEFAULT = Reach.RESTRICTED_WITH_DEFAULT  # the reach of a caller who can read _others
 _default = {VISIBLE_PARAMETER: ["team-a"]}  # `default` not readable: nothing here is listed
 
 
