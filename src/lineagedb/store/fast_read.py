@@ -159,8 +159,20 @@ def _array_sql(plan: _Plan, values: dict[str, Any]) -> str:
         if array_type == "BIGINT[]" and all(type(item) is int for item in items):
             # The array's text form: digits and commas only, so one quoted value to send.
             values[name] = "{" + ",".join(map(str, items)) + "}"
+        elif array_type == "TEXT[]" and all(type(item) is str for item in items):
+            # Text too (the readable namespaces of every scoped statement): as ARRAY['a','b']
+            # the server evaluates an array constructor per EXECUTE, measured 5 us of a 50 us
+            # lineage hop. Each element double-quoted, its `\` and `"` backslash-escaped (the
+            # array input syntax), so any string, "NULL" included, reads back as itself.
+            values[name] = "{" + ",".join(_quoted_element(item) for item in items) + "}"
         # Anything else stays a list, which the driver sends as ARRAY[...] (quoted items).
     return "".join(sql)
+
+
+def _quoted_element(item: str) -> str:
+    if '"' in item or "\\" in item:
+        item = item.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{item}"'
 
 
 def _value(plan: _Plan, name: str, parameters: Mapping[str, Any]) -> Any:
