@@ -74,7 +74,7 @@ from lineagedb.service.mlflow_tracking import MlflowTracking
 from lineagedb.service.retention import Retention
 from lineagedb.store import statement_count
 from lineagedb.store.audit_log import AuditLog, CallContext
-from lineagedb.store.bootstrap import AUDIT_FUNCTION_REVISION, AUDIT_REVISION, prepare_database, upgrade_command
+from lineagedb.store.bootstrap import AUDIT_REVISION, prepare_database, upgrade_command
 from lineagedb.store.engine import PoolSettings, create_engine
 from lineagedb.store.replicas import ReplicaSet
 from lineagedb.store.unit_of_work import Database
@@ -278,8 +278,6 @@ def build_server(settings: Settings) -> RunningServer:
                 f"the audit log needs LineageDB's schema revision {AUDIT_REVISION} or later; run: "
                 + upgrade_command(engine.url.render_as_string(hide_password=True))
             )
-        if audit is not None and engine.dialect.name == "postgresql":
-            audit.postgresql_function = state.revision is not None and state.revision >= AUDIT_FUNCTION_REVISION
         # Keys missing, or not the ones the database was encrypted with: refuse to serve.
         check_encryption(engine, state, protection)
 

@@ -22,10 +22,7 @@ KEY = b"k" * 32 + b"-audit-tests"
 def audit() -> AuditLog:
     # Each record a millisecond after the last, so tests can cut between any two of them.
     ticks = itertools.count(1_800_000_000_000)
-    log = AuditLog(KEY, clock=lambda: next(ticks))
-    # As the server sets it on a PostgreSQL database at the head revision.
-    log.postgresql_function = True
-    return log
+    return AuditLog(KEY, clock=lambda: next(ticks))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from lineagedb import errors
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.service.metadata_store import MetadataStore
-from lineagedb.store import audit_log, audit_store
+from lineagedb.store import audit_log, audit_store, prepared
 from lineagedb.store.audit_log import CHAINS, RECORD_NODES, RECORDS, AuditLog
 from lineagedb.store.unit_of_work import Database
 from tests.audit.conftest import KEY, as_call, chains, node_rows, records, tamper
@@ -589,40 +589,73 @@ def test_a_record_clashing_with_a_stored_one_aborts_the_write_and_the_retry_succ
     assert len(chains(audited_db)) == 2
 
 
-def test_the_function_and_the_statements_append_the_same_records(
-    audited_store: MetadataStore, audited_db: Database, audit: AuditLog
+def test_prepared_and_unprepared_appends_store_the_same_records(
+    audited_store: MetadataStore, audited_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """PostgreSQL appends through `lineagedb_audit_append` at revision 0010 and through plain
-    statements on an older store; one chain written both ways, a new chain's first record
+    """PostgreSQL appends a record with one statement that travels with COMMIT, prepared
+    on the connection the first time (PREPARE and EXECUTE in one string) and executed
+    afterwards, or with its values written in when prepared statements are off
+    (LINEAGEDB_PG_PREPARED=off). One chain written both ways, a new chain's first record
     included, stores the same rows and verifies. Other backends ignore the setting."""
     type_id = _types(audited_store)  # the chain's first record: its head row is inserted
     written: list[int] = []
-    for through_function in (False, True, False, True):
-        audit.postgresql_function = through_function
+    for enabled in (True, False, True, False):
+        monkeypatch.setattr(prepared, "ENABLED", enabled)
         written += _artifacts(audited_store, type_id, count=3)
-    audit.abandon_chain()
-    audit.postgresql_function = False
-    written += _artifacts(audited_store, type_id, count=1)  # a new chain's head, by statements
+    audited_db.audit.abandon_chain()  # type: ignore[union-attr]
+    monkeypatch.setattr(prepared, "ENABLED", False)
+    written += _artifacts(audited_store, type_id, count=1)  # a new chain's head, unprepared
+    audited_db.audit.abandon_chain()  # type: ignore[union-attr]
+    monkeypatch.setattr(prepared, "ENABLED", True)
+    written += _artifacts(audited_store, type_id, count=1)  # and prepared
     found = records(audited_db)
     assert [json.loads(r["detail"]).get("created") for r in found[1:]] == [
         {"artifact": written[i : i + 3]} for i in range(0, 12, 3)
-    ] + [{"artifact": written[12:]}]
+    ] + [{"artifact": written[12:13]}, {"artifact": written[13:]}]
     by_record = {(r["chain"], r["seq"]) for r in found}
     assert sorted((kind, node) for kind, node, *_ in node_rows(audited_db)) == [(1, node) for node in written]
     assert {(chain, seq) for _, _, chain, seq in node_rows(audited_db)} <= by_record
     heads = {chain: row.head_seq for chain, row in chains(audited_db).items()}
     assert heads == {chain: max(seq for c, seq in by_record if c == chain) for chain, _ in by_record}
     result = _verify(audited_db)
-    assert result.ok and result.records == 6
-    if audited_db.dialect != "postgresql":
-        return
-    # The function path really calls the function: without it the write is refused, whole.
-    with audited_db.engine.begin() as connection:
-        connection.execute(sa.text("DROP FUNCTION lineagedb_audit_append"))
-    audit.postgresql_function = True
-    with pytest.raises(errors.LineageError):
-        _artifacts(audited_store, type_id, count=1)
-    assert len(records(audited_db)) == 6 and len(node_rows(audited_db)) == len(written)
+    assert result.ok and result.records == 7
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_lost_prepared_append_aborts_the_write_and_the_retry_prepares_it_again(
+    audited_store: MetadataStore, audited_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session lost the append statement (DISCARD ALL, a pooler handing over another
+    session): the EXECUTE fails before the COMMIT, so the write is not stored and is
+    ABORTED (api.retry retries it); the next write prepares the statement again."""
+    type_id = _types(audited_store)
+    _artifacts(audited_store, type_id, count=1)
+    before = len(records(audited_db))
+    with audited_db.engine.connect() as connection:
+        artifacts_before = connection.execute(
+            sa.select(sa.func.count()).select_from(audited_db.schema.artifact)
+        ).scalar()
+    # Every pooled session loses its statements, while this server believes each holds the append.
+    pooled = [audited_db.engine.raw_connection() for _ in range(audited_db.engine.pool.checkedin())]  # type: ignore[attr-defined]
+    for proxy in pooled:
+        with proxy.cursor() as cursor:
+            cursor.execute("DEALLOCATE ALL")
+        prepared.claim(proxy.dbapi_connection, audit_log._APPEND.name)
+        proxy.close()
+    with pytest.raises(errors.AbortedError, match="audit statement was lost"):
+        _artifacts(audited_store, type_id, count=2)
+    assert len(records(audited_db)) == before
     with audited_db.engine.connect() as connection:
         stored = connection.execute(sa.select(sa.func.count()).select_from(audited_db.schema.artifact)).scalar()
-    assert stored == len(written)
+    assert stored == artifacts_before
+    # As api.retry would: each pooled session that still believes it fails once, then prepares again.
+    for _ in range(len(pooled)):
+        try:
+            written = _artifacts(audited_store, type_id, count=2)
+            break
+        except errors.AbortedError:
+            continue
+    else:
+        written = _artifacts(audited_store, type_id, count=2)
+    assert json.loads(records(audited_db)[-1]["detail"])["created"] == {"artifact": written}
+    assert _verify(audited_db).ok

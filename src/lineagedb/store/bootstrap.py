@@ -40,8 +40,6 @@ REQUIRED_REVISION = "0001"
 NAMESPACES_REVISION = "0004"
 # The revision that adds the audit log's tables (store.audit_log); the audit log needs it.
 AUDIT_REVISION = "0006"
-# The revision that adds `lineagedb_audit_append` on PostgreSQL (store.audit_log uses it when there).
-AUDIT_FUNCTION_REVISION = "0010"
 # The revision that adds the lock tables of a MariaDB Galera cluster (store.galera).
 GALERA_REVISION = "0008"
 # The one older MLMD schema we upgrade in place (MLMD 1.x before v10 added two columns).

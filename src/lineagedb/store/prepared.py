@@ -131,6 +131,53 @@ def prepared_names(dbapi_connection: Any) -> list[str]:
     return list(session.names) if session is not None else []
 
 
+def claim(dbapi_connection: Any, name: str) -> bool:
+    """For a statement that goes out in a string with others, its PREPARE first (the audit
+    record that travels with COMMIT, store.audit_log): whether the string must carry the
+    PREPARE, i.e. `name` is not prepared on this connection yet. Either way it counts as
+    prepared from now on: the PREPARE runs first in its string, and a prepared statement
+    outlives the rollback of the transaction it was made in. If the session lost it, or
+    had it when this module thought not, the string fails before its COMMIT; see
+    `recover_after`."""
+    session = _session(dbapi_connection)
+    if name in session.names:
+        session.names.move_to_end(name)
+        return False
+    session.names[name] = None
+    return True
+
+
+def recover_after(engine: Any, dbapi_connection: Any, error: BaseException) -> bool:
+    """After a string carrying a `claim`ed statement failed: whether it failed because the
+    session did not have what this module believed (the statement missing, or already
+    there). A missing statement means the session lost what it had: that is forgotten, so
+    the next string prepares again. Either way the call can be retried."""
+    code = getattr(getattr(error, "orig", error), "pgcode", None)
+    if code not in (_MISSING, _DUPLICATE):
+        return False
+    if code == _MISSING:  # the session lost its statements (DISCARD ALL, a pooler): prepare again
+        session = _session(dbapi_connection)
+        session.names.clear()
+        session.stale.clear()
+        session.mode = None
+    # Already there: `claim` has marked it, so the next string only EXECUTEs it.
+    _count_recovery(engine)
+    return True
+
+
+def in_use(engine: Any) -> bool:
+    """Whether statements are prepared on `engine`'s connections (see the module doc)."""
+    return ENABLED and _recoveries.get(engine, 0) <= MAX_RECOVERIES
+
+
+def _session(dbapi_connection: Any) -> _Session:
+    session = _sessions.get(dbapi_connection)
+    if session is None:
+        with _lock:
+            session = _sessions.setdefault(dbapi_connection, _Session(dbapi_connection.server_version))
+    return session
+
+
 def fetch(
     uow: Any,
     cache: dict[tuple[Any, ...], Statement],
@@ -147,11 +194,9 @@ def fetch(
     the prepared text unless the call passes its own in `parameters`; `arrays` names the
     array parameters. `cache` (one per fast_read plan) keeps the prepared forms by the
     types of the call's values."""
-    if not ENABLED:
-        return None
     connection = uow.connection
     engine = connection.engine
-    if _recoveries.get(engine, 0) > MAX_RECOVERIES:
+    if not in_use(engine):
         return None
     if constants:
         key = tuple(
@@ -164,10 +209,7 @@ def fetch(
     if statement is REFUSED or None in key:
         return None
     dbapi = connection.connection.dbapi_connection
-    session = _sessions.get(dbapi)
-    if session is None:
-        with _lock:
-            session = _sessions.setdefault(dbapi, _Session(dbapi.server_version))
+    session = _session(dbapi)
     idle = dbapi.autocommit and dbapi.info.transaction_status == _IDLE
     if statement is None:
         statement = _build(dbapi, sql, values, key, arrays)
@@ -328,6 +370,10 @@ def _recovering(engine: Any, session: _Session, statement: Statement, code: str)
     else:
         session.names.pop(statement.name, None)
         session.stale.add(statement.name)
+    _count_recovery(engine)
+
+
+def _count_recovery(engine: Any) -> None:
     with _lock:
         count = _recoveries[engine] = _recoveries.get(engine, 0) + 1
     if count == MAX_RECOVERIES + 1:

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from lineagedb import errors
-from lineagedb.store import audit_log, galera, locks
+from lineagedb.store import audit_log, galera, locks, prepared
 from lineagedb.store.admission import Admission
 from lineagedb.store.engine import (
     BEGIN_PENDING,
@@ -455,6 +455,12 @@ class Database:
                                 # position clashed, not the caller's data; the new chain makes a
                                 # retry succeed, and ABORTED is retried (api.retry).
                                 domain = errors.AbortedError("the write's audit record clashed; retry the call")
+                            elif dbapi_connection is not None and prepared.recover_after(
+                                connection.engine, dbapi_connection, error
+                            ):
+                                # Its prepared statement was not on the session (store.prepared):
+                                # the string failed before its COMMIT; the retry prepares it again.
+                                domain = errors.AbortedError("the write's audit statement was lost; retry the call")
                         if isinstance(domain, errors.InternalError):
                             # We cannot tell whether the commit reached the disk.
                             domain = errors.UnavailableError("the commit outcome is unknown; check before retrying")
