@@ -9,7 +9,7 @@ wrapped too: nothing reaches a handler without passing here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -47,6 +47,34 @@ def _metadata(context: grpc.ServicerContext) -> tuple[str | None, str | None, st
     return authorization, namespace, basic_user
 
 
+class _PeerAuthContext(Mapping[str, Sequence[bytes]]):
+    """The call's TLS auth context, read from gRPC only if something looks at it.
+
+    `context.auth_context()` builds a new dict of the peer's properties on every call
+    (2.4 us measured, an insecure channel), but only mTLS authentication reads it, and
+    only for a call without a bearer token."""
+
+    __slots__ = ("_context", "_properties")
+
+    def __init__(self, context: grpc.ServicerContext) -> None:
+        self._context = context
+        self._properties: Mapping[str, Sequence[bytes]] | None = None
+
+    def _read(self) -> Mapping[str, Sequence[bytes]]:
+        if self._properties is None:
+            self._properties = self._context.auth_context()
+        return self._properties
+
+    def __getitem__(self, key: str) -> Sequence[bytes]:
+        return self._read()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read())
+
+    def __len__(self) -> int:
+        return len(self._read())
+
+
 class AuthInterceptor(UnaryWrapper):
     # Every handler kind: health Watch and reflection are streams, and nothing may pass unchecked.
     streaming = True
@@ -62,7 +90,8 @@ class AuthInterceptor(UnaryWrapper):
             if permission is None:
                 raise errors.PermissionDeniedError(f"{method} is not in the method table; it is denied")
             authorization, namespace, basic_user = _metadata(context)
-            return self.access.admit(permission.value, authorization, namespace, context.auth_context(), basic_user)
+            auth_context = _PeerAuthContext(context)
+            return self.access.admit(permission.value, authorization, namespace, auth_context, basic_user)
         except errors.LineageError as error:
             code = status_for(error)
             log.info("denied %s: %s (peer %s)", method, code.name, peer_of(context))

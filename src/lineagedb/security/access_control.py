@@ -15,14 +15,14 @@ import logging
 import secrets
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lineagedb import errors
 from lineagedb.security.authn import Authenticator
 from lineagedb.security.identity import AuthenticationError, Identity
 from lineagedb.security.policy import Grants, Policy, Role, load_policy
 from lineagedb.security.settings import SecuritySettings
-from lineagedb.store.audit_log import CURRENT_CALL
+from lineagedb.store.audit_log import CURRENT_CALL, CallContext
 from lineagedb.store.tenancy import DEFAULT_NAMESPACE, NAMESPACE_PATTERN, UNRESTRICTED, Tenancy
 
 log = logging.getLogger(__name__)
@@ -36,10 +36,19 @@ NO_CREDENTIALS = (
 NO_DATA = Tenancy(readable=frozenset(), writable=frozenset())
 
 
+# Admissions remembered per loaded policy (see _State.admitted); past this many
+# distinct (identity, permission, namespace) keys the memory starts over.
+ADMITTED_CACHE_SIZE = 4096
+
+
 @dataclass(frozen=True)
 class _State:
     policy: Policy
     authenticator: Authenticator
+    # (identity, permission, requested namespace) -> (acting namespace, Tenancy) of an
+    # admitted call: what the policy decided depends on nothing else, and a reload
+    # replaces the whole state, this memory with it.
+    admitted: dict[tuple[Identity, str, str | None], tuple[str, Tenancy]] = field(default_factory=dict)
 
 
 class AccessControl:
@@ -115,10 +124,36 @@ class AccessControl:
             call.principal = identity.principal
         if permission == "authenticated":
             return NO_DATA
+        key = (identity, permission, requested_namespace)
+        admitted = state.admitted.get(key)
+        if admitted is None:
+            admitted = self._decide(state, identity, permission, requested_namespace, call)
+            if len(state.admitted) >= ADMITTED_CACHE_SIZE:
+                state.admitted.clear()
+            state.admitted[key] = admitted
+        namespace, tenancy = admitted
+        if call is not None:
+            call.namespace = namespace
+        return tenancy
+
+    def _decide(
+        self,
+        state: _State,
+        identity: Identity,
+        permission: str,
+        requested_namespace: str | None,
+        call: CallContext | None,
+    ) -> tuple[str, Tenancy]:
+        """The acting namespace and Tenancy of an admitted call, or PermissionDeniedError.
+
+        The same answer for the same identity, permission and requested namespace under
+        one loaded policy, so `admit` keeps it: every call reuses one immutable Tenancy
+        (its statement parameters computed once) instead of building one per call.
+        Refusals are not kept; they are decided again on every call."""
         grants, page_token_key = self._grants(state.policy, identity)
         namespace = grants.acting_namespace(requested_namespace, identity.default_namespace)
         if call is not None:
-            call.namespace = namespace
+            call.namespace = namespace  # a refused call's audit record names it too
         who = f"{identity.principal!r}"
         if permission == "read":
             if grants.readable is not None and not grants.readable:
@@ -138,16 +173,17 @@ class AccessControl:
         elif permission == "admin":
             if not grants.cluster_admin:
                 raise errors.PermissionDeniedError(f"{who} may not call this method (needs cluster_admins)")
-            return Tenancy(namespace=namespace)
+            return namespace, Tenancy(namespace=namespace)
         else:
             raise errors.PermissionDeniedError(f"{who} may not call this method")
-        return Tenancy(
+        tenancy = Tenancy(
             namespace=namespace,
             readable=grants.readable,
             writable=grants.writable,
             page_token_key=page_token_key,
             secrets_readable=grants.secrets_readable,  # encryption at rest: who reads sensitive values
         )
+        return namespace, tenancy
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 - one AccessControl per server; cleared on reload
     def _grants(self, policy: Policy, identity: Identity) -> tuple[Grants, bytes]:
