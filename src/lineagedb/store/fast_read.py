@@ -70,6 +70,10 @@ class _Plan:
     truthy_booleans: bool
     # PostgreSQL: the statement's prepared forms (store.prepared), by the types of a call's values.
     prepared_forms: dict[tuple[Any, ...], prepared.Statement]
+    # `bound`, converted as `_value` would (a parameter of the call's own still wins).
+    constants: dict[str, Any]
+    # Positional drivers: the SQL by the lengths of its lists (see _positional_sql).
+    texts: dict[tuple[int, ...], str]
 
 
 def rows(
@@ -80,41 +84,65 @@ def rows(
     plan = _plan(statement, uow.connection.dialect)
     if plan is None or (uow.dialect != "sqlite" and any(not parameters.get(name, 1) for name in plan.lists)):
         return list(uow.execute(statement, parameters).all())
-    values = {name: _value(plan, name, parameters) for name in plan.order}
+    # The statement's own constants (a namespace check's node kind, say) were converted once.
+    constants = plan.constants
+    values = {name: _value(plan, name, parameters) if name in parameters else constants[name] for name in plan.order}
     if plan.arrays or (not plan.lists and uow.dialect == "postgresql"):
         text = _array_sql(plan, values) if plan.arrays else plan.pieces[0]
         found = prepared.fetch(uow, plan.prepared_forms, text, values, plan.bound, parameters, plan.arrays)
         if found is not None:
             return _processed(uow, plan, *found)
         return _finish(uow, plan, text, values)
+    if plan.positional:
+        return _finish(uow, plan, _positional_sql(plan, values), _flat(plan, values))
     sql = [plan.pieces[0]]
     for name, piece in zip(plan.lists, plan.pieces[1:], strict=True):
         items = values[name]  # a list may appear more than once (namespace checks on both ends)
-        if plan.positional:
-            marks = ", ".join([plan.mark] * len(items))
-        else:
-            keys = [f"{name}__{i}" for i in range(len(items))]
-            values.update(zip(keys, items, strict=True))
-            marks = ", ".join(f"%({key})s" for key in keys)
-        # SQLAlchemy renders an empty list as a never-true subquery; so do we (SQLite only).
-        sql.append(f"({marks})" if items else "(SELECT 1 WHERE 1 != 1)")
+        keys = [f"{name}__{i}" for i in range(len(items))]
+        values.update(zip(keys, items, strict=True))
+        marks = ", ".join(f"%({key})s" for key in keys)
+        sql.append(f"({marks})" if items else _EMPTY_LIST)
         sql.append(piece)
-    if not plan.positional:
-        for name in plan.lists:
-            values.pop(name, None)  # replaced by the numbered keys above
-    arguments: Sequence[Any] | Mapping[str, Any]
-    if plan.positional:
-        flat: list[Any] = []
-        for name in plan.order:
-            value = values[name]
-            if name in plan.lists:
-                flat.extend(value)
-            else:
-                flat.append(value)
-        arguments = flat
-    else:
-        arguments = values
-    return _finish(uow, plan, "".join(sql), arguments)
+    for name in plan.lists:
+        values.pop(name, None)  # replaced by the numbered keys above
+    return _finish(uow, plan, "".join(sql), values)
+
+
+# SQLAlchemy renders an empty list as a never-true subquery; so do we (SQLite only).
+_EMPTY_LIST = "(SELECT 1 WHERE 1 != 1)"
+_TEXTS_PER_PLAN = 64
+
+
+def _positional_sql(plan: _Plan, values: Mapping[str, Any]) -> str:
+    """The SQL with each list's placeholders, kept per combination of list lengths: a
+    scoped statement has two lists (its ids and the readable namespaces), and rendering
+    them on every call was most of what the namespace check added to a lineage hop's
+    Python on SQLite."""
+    lengths = tuple(len(values[name]) for name in plan.lists)
+    text = plan.texts.get(lengths)
+    if text is not None:
+        return text
+    sql = [plan.pieces[0]]
+    for count, piece in zip(lengths, plan.pieces[1:], strict=True):
+        sql.append(f"({', '.join([plan.mark] * count)})" if count else _EMPTY_LIST)
+        sql.append(piece)
+    text = "".join(sql)
+    if len(plan.texts) < _TEXTS_PER_PLAN:  # id lists come in every length up to the chunk size
+        plan.texts[lengths] = text
+    return text
+
+
+def _flat(plan: _Plan, values: Mapping[str, Any]) -> list[Any]:
+    """Positional drivers: every value in placeholder order, lists spread out."""
+    flat: list[Any] = []
+    lists = plan.lists
+    for name in plan.order:
+        value = values[name]
+        if name in lists:
+            flat.extend(value)
+        else:
+            flat.append(value)
+    return flat
 
 
 def _finish(
@@ -218,7 +246,11 @@ def _plan(statement: sa.Select[Any] | sa.CompoundSelect | sa.Insert, dialect: sa
         if rewritten is not None:
             pieces, arrays = rewritten
     truthy = bool(statement.get_execution_options().get(TRUTHY_BOOLEANS))
-    return _Plan(pieces, lists, positional, order, mark, bound, converters, column_types, [], arrays, truthy, {})
+    plan = _Plan(
+        pieces, lists, positional, order, mark, bound, converters, column_types, [], arrays, truthy, {}, {}, {}
+    )
+    plan.constants.update((name, _value(plan, name, {})) for name in bound)
+    return plan
 
 
 _ARRAY_TYPES = ((sa.Integer, "BIGINT[]"), (sa.String, "TEXT[]"))  # BigInteger, SmallInteger and Text included
