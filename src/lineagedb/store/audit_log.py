@@ -387,6 +387,9 @@ def _insert(
     if uow is not None and connection.dialect.name == "sqlite":
         _insert_on_sqlite(uow, values, mac, nodes, chain)
         return
+    if uow is not None and uow.can_defer:
+        _defer_on_mysql(uow, values, mac, nodes, chain)
+        return
     connection.execute(_INSERT_RECORD, _row(values, mac))
     if nodes:
         rows = [{"node_kind": k, "node_id": n, "chain": chain.id, "seq": seq} for k, n in nodes]
@@ -519,6 +522,42 @@ def _insert_on_sqlite(uow: Any, values: RecordValues, mac: str, nodes: list[tupl
         cursor.execute(head_sql, head)
 
     uow.on_driver_cursor(texts["record"], run, values)
+
+
+def _defer_on_mysql(uow: Any, values: RecordValues, mac: str, nodes: list[tuple[int, int]], chain: _Chain) -> None:
+    """MySQL/MariaDB through PyMySQL: nothing reads what the record's statements return, so
+    they travel with the transaction's COMMIT (store.engine.defer), in its round trip; a
+    record whose chain position clashed fails the COMMIT, as on PostgreSQL."""
+    texts = _mysql_texts(uow.connection.dialect)
+    seq = values[1]
+    uow.defer(texts["record"], _row(values, mac))
+    if nodes:
+        # This server's own integers and the chain id, bound by PyMySQL like the rest.
+        row = "(%s, %s, %s, %s)"
+        uow.defer(
+            texts["nodes"] + ", ".join([row] * len(nodes)),
+            [value for kind, node in nodes for value in (kind, node, chain.id, seq)],
+        )
+        uow.note_inserted(RECORD_NODES, len(nodes))
+    head = {"p_chain": chain.id, "p_seq": seq, "p_mac": mac}
+    uow.defer(texts["update_head" if chain.stored else "insert_head"], head)
+
+
+@functools.cache
+def _mysql_texts(dialect: sa.Dialect) -> dict[str, str]:
+    """SQL with PyMySQL's %(name)s placeholders for `_defer_on_mysql`, compiled once."""
+    insert_head = sa.insert(CHAINS).values(
+        chain=sa.bindparam("p_chain"), head_seq=sa.bindparam("p_seq"), head_mac=sa.bindparam("p_mac")
+    )
+    statements = {
+        "record": _INSERT_RECORD.inline().compile(dialect=dialect, column_keys=[*_RECORD_FIELDS, "mac"]),
+        "insert_head": insert_head.compile(dialect=dialect),
+        "update_head": _UPDATE_HEAD.compile(dialect=dialect),
+    }
+    texts = {name: str(compiled) for name, compiled in statements.items()}
+    quote = dialect.identifier_preparer.quote
+    texts["nodes"] = f"INSERT INTO {quote(RECORD_NODES.name)} ({', '.join(map(quote, _NODE_COLUMNS))}) VALUES "
+    return texts
 
 
 _NODE_COLUMNS = ["node_kind", "node_id", "chain", "seq"]

@@ -224,6 +224,10 @@ def _fold_begin(engine: sa.Engine) -> None:
 # next statement, in that statement's round trip: a write transaction's lock of MLMDEnv's row
 # (store.unit_of_work). Dropped unsent if the transaction ends without another statement.
 STATEMENT_PREFIX = "lineagedb_statement_prefix"
+# connection.info key (MySQL/MariaDB): statements of a write transaction whose results nobody
+# reads (link rows, the audit record), bound by the driver, sent ahead of the transaction's
+# next statement or with its COMMIT (see `defer`). Dropped unsent only when it rolls back.
+DEFERRED = "lineagedb_deferred"
 # connection.info key (MySQL/MariaDB with PyMySQL): this read transaction sends each statement
 # as "<statement>; COMMIT", so that no transaction is left for its end to close: its COMMIT
 # is not sent (a round trip per read call). As on PostgreSQL, where reads run in autocommit,
@@ -273,7 +277,7 @@ def _fold_prefix(engine: sa.Engine) -> None:
         # The driver's executemany recognizes a plain INSERT only: the prefix goes alone.
         info = _info(context)
         if info is not None:
-            prefix = info.pop(STATEMENT_PREFIX, None)
+            prefix, _ = take_prefix(info)
             if prefix is not None:
                 _send_alone(context, prefix)
             if info.get(COMMIT_EACH):
@@ -287,7 +291,7 @@ def _execute_folded(cursor: Any, statement: str, parameters: tuple[Any, ...], co
     info = _info(context)
     if info is None:
         return False
-    prefix = info.pop(STATEMENT_PREFIX, None)
+    prefix, prefixed = take_prefix(info)
     commit_each = info.get(COMMIT_EACH, False)
     if prefix is None and not commit_each:
         return False
@@ -305,8 +309,7 @@ def _execute_folded(cursor: Any, statement: str, parameters: tuple[Any, ...], co
         sql += "; COMMIT"
     try:
         cursor.execute(sql, *parameters)
-        if prefix is not None:
-            skip_results(cursor, 1)
+        skip_results(cursor, prefixed)
     except Exception:
         if commit_each:
             info[_LEFT_OPEN] = True  # the server stopped before the COMMIT
@@ -335,11 +338,31 @@ def prefixed_sql(info: dict[str, Any], sql: str) -> tuple[str, int, bool]:
     """For a statement sent on the driver's cursor (which SQLAlchemy's events do not see): `sql`
     with the connection's pending STATEMENT_PREFIX and, in a read that commits each statement,
     its COMMIT; how many results precede the statement's own, and whether one follows it."""
-    prefix = info.pop(STATEMENT_PREFIX, None)
+    prefix, prefixed = take_prefix(info)
     commit = bool(info.get(COMMIT_EACH))
     if prefix is not None:
         sql = f"{prefix}; {sql}"
-    return (f"{sql}; COMMIT" if commit else sql), (0 if prefix is None else 1), commit
+    return (f"{sql}; COMMIT" if commit else sql), prefixed, commit
+
+
+def defer(info: dict[str, Any], bound_sql: str) -> None:
+    """MySQL/MariaDB: send `bound_sql` (a statement with its values already bound by the
+    driver, whose result nobody reads) ahead of this transaction's next statement, in that
+    statement's round trip, or with its COMMIT. The server runs them in order, so what
+    follows sees its rows, and stops at the first that fails, so a failed deferred
+    statement fails the statement (or COMMIT) it travels with, inside the same transaction."""
+    info.setdefault(DEFERRED, []).append(bound_sql)
+
+
+def take_prefix(info: dict[str, Any]) -> tuple[str | None, int]:
+    """The SQL to send ahead of the next statement (the lock, then deferred statements) and
+    how many statements it holds; nothing is pending afterwards."""
+    parts: list[str] = []
+    lock = info.pop(STATEMENT_PREFIX, None)
+    if lock is not None:
+        parts.append(lock)
+    parts += info.pop(DEFERRED, ())
+    return ("; ".join(parts) if parts else None), len(parts)
 
 
 def commit_skipped(info: dict[str, Any]) -> bool:
@@ -364,6 +387,7 @@ def skip_results(cursor: Any, count: int) -> None:
 def discard_prefix(info: dict[str, Any]) -> None:
     """A transaction ended: a prefix it never sent, or how it committed, is not the next one's."""
     info.pop(STATEMENT_PREFIX, None)
+    info.pop(DEFERRED, None)
     info.pop(COMMIT_EACH, None)
     info.pop(_LEFT_OPEN, None)
 
@@ -389,7 +413,18 @@ def _roll_back_open_transactions_only(engine: sa.Engine) -> None:
 
     def do_commit(connection: Any) -> None:
         info = pool_info(connection)
-        if info is None or not commit_skipped(info):
+        deferred = info.pop(DEFERRED, None) if info is not None else None
+        if deferred:
+            # Statements deferred since the last one sent (store.engine.defer) go with COMMIT;
+            # if one fails the COMMIT does not run, and the connection is rolled back on its
+            # return to the pool (it is not marked ended).
+            cursor = connection.cursor()
+            try:
+                cursor.execute("; ".join([*deferred, "COMMIT"]))
+                skip_results(cursor, len(deferred))
+            finally:
+                cursor.close()
+        elif info is None or not commit_skipped(info):
             plain_commit(connection)
         _mark_ended(info, True)
 

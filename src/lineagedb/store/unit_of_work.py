@@ -36,6 +36,7 @@ from lineagedb.store.engine import (
     SQLITE_BUSY_TIMEOUT_MS,
     STATEMENT_PREFIX,
     begin_prefix,
+    defer,
     discard_prefix,
     is_sqlite_memory,
     left_open,
@@ -192,6 +193,27 @@ class UnitOfWork:
         few-row INSERTs of a write call."""
         assert self.dialect == "sqlite", "psycopg2 and PyMySQL would send one statement per row"
         self.on_driver_cursor(sql, lambda cursor: cursor.executemany(sql, parameters), parameters)
+
+    @property
+    def can_defer(self) -> bool:
+        """Whether statements whose results nobody reads may travel with the transaction's
+        next statement or its COMMIT (store.engine.defer): MySQL/MariaDB through PyMySQL,
+        in a write transaction (reads commit each statement, store.engine.COMMIT_EACH)."""
+        return self.connection.dialect.driver == "pymysql" and not self.connection.info.get(COMMIT_EACH)
+
+    def defer(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any]) -> None:
+        """Send `sql` (the driver's %s or %(name)s placeholders) with `parameters`, bound by PyMySQL as
+        for any statement, ahead of this transaction's next statement or with its COMMIT:
+        a round trip less for a statement whose result nobody reads (see `can_defer`)."""
+        dbapi_connection = self.connection.connection.dbapi_connection
+        assert dbapi_connection is not None
+        cursor = dbapi_connection.cursor()
+        try:
+            bound = cursor.mogrify(sql, parameters if isinstance(parameters, Mapping) else tuple(parameters))
+        finally:
+            cursor.close()
+        count_driver_statement(bound)
+        defer(self.connection.info, bound)
 
     def fetch_driver_sql(
         self, sql: str, parameters: Sequence[Any] | Mapping[str, Any]
