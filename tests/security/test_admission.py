@@ -146,3 +146,41 @@ def test_the_peer_auth_context_is_read_only_when_used() -> None:
     assert lazy.get("missing") is None
     assert dict(lazy) == {"x509_pem_cert": [b"pem"]}
     assert Context.reads == 1
+
+
+def test_a_token_with_any_whitespace_is_malformed() -> None:
+    """bearer_token refuses a token holding any character re's \\s matches (it used that
+    regex): the split-based check agrees with it on every code point."""
+    import re
+    import sys
+
+    from lineagedb.security.authn import bearer_token
+    from lineagedb.security.identity import AuthenticationError
+
+    whitespace = re.compile(r"\s")
+    for code in range(sys.maxunicode + 1):
+        token = f"ldb_a{chr(code)}b"
+        if whitespace.search(token):
+            with pytest.raises(AuthenticationError):
+                bearer_token(f"Bearer {token}")
+        else:
+            assert bearer_token(f"Bearer {token}") == token
+    for token in (" ldb_x", "ldb_x ", "ldb_\u00a0x", "ldb_\u2028x", "\u3000"):
+        with pytest.raises(AuthenticationError):
+            bearer_token(f"Bearer {token}")
+
+
+def test_identity_hash_and_equality_are_by_value() -> None:
+    from lineagedb.security.identity import Identity
+
+    one = Identity(principal="writer", groups=frozenset({"a", "b"}))
+    same = Identity(principal="writer", groups=frozenset({"b", "a"}))
+    assert one == same and hash(one) == hash(same)
+    assert {one: 1}[same] == 1
+    for other in (
+        Identity(principal="writer"),
+        Identity(principal="writer", groups=frozenset({"a", "b"}), method="jwt"),
+        Identity(principal="writer", groups=frozenset({"a", "b"}), default_namespace="team-a"),
+    ):
+        assert other != one
+        assert {one: 1}.get(other) is None

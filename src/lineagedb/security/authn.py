@@ -8,7 +8,6 @@ decides between anonymous access and UNAUTHENTICATED.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,13 +31,13 @@ class _State:
     jwt: JwtVerifier | None
 
 
-_WHITESPACE = re.compile(r"\s")
-
-
 def bearer_token(authorization: str) -> str:
     """The token of a 'Bearer <token>' value (scheme case-insensitive, exactly one space)."""
     scheme, space, token = authorization.partition(" ")
-    if not space or scheme.lower() != "bearer" or not token or _WHITESPACE.search(token):
+    # No whitespace anywhere in the token: str.split() splits at exactly the characters
+    # re's \s matches in a str (both are Py_UNICODE_ISSPACE; checked for every code point
+    # in tests/security/test_admission.py), in half the time of a regex search.
+    if not space or scheme.lower() != "bearer" or not token or token.split(maxsplit=1) != [token]:
         raise AuthenticationError(BAD_SCHEME)
     return token
 
@@ -46,6 +45,8 @@ def bearer_token(authorization: str) -> str:
 class Authenticator:
     def __init__(self, settings: SecuritySettings, tokens: StaticTokens | None, jwt: JwtVerifier | None) -> None:
         self.settings = settings
+        # Settings are frozen: read the flag once, not through two properties per call.
+        self._enabled = settings.authentication_enabled
         self._state = _State(tokens, jwt)
         # Only reloads take the lock; calls read self._state once, which is atomic.
         self._reload_lock = threading.Lock()
@@ -59,10 +60,10 @@ class Authenticator:
 
     @property
     def enabled(self) -> bool:
-        return self.settings.authentication_enabled
+        return self._enabled
 
     def authenticate(self, authorization: str | None, auth_context: Mapping[str, Sequence[bytes]]) -> Identity | None:
-        if not self.enabled:
+        if not self._enabled:
             # Off unless configured: credentials meant for someone else (a proxy) are ignored.
             return None
         state = self._state

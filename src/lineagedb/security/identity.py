@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 
@@ -25,3 +26,13 @@ class Identity:
     default_namespace: str | None = None
     # "token" (static bearer token), "jwt", "mtls" or "anonymous".
     method: str = "token"
+
+    # Hashed on every authenticated call (the key of the admission memory): the hash of
+    # the same fields dataclass would hash, computed once per object. A __hash__ defined
+    # here is kept by @dataclass; equality stays the generated field-by-field one.
+    def __hash__(self) -> int:
+        return self._hash
+
+    @functools.cached_property
+    def _hash(self) -> int:
+        return hash((self.principal, self.groups, self.default_namespace, self.method))
