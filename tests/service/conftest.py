@@ -78,10 +78,19 @@ class SharedDatabases:
             self._written[backend] = written
         database = self._databases[backend]
         # A new type may be written on the driver's own cursor, which no SQLAlchemy event sees
-        # (store.repositories.types.insert_if_absent), and on MySQL/MariaDB link rows travel
-        # with the next statement or the COMMIT (store.engine.defer): those tables are always reset.
+        # (store.repositories.types.insert_if_absent), and on MySQL/MariaDB small INSERTs whose
+        # result nobody reads travel with the next statement or the COMMIT (store.engine.defer):
+        # those tables are always reset.
         self._written[backend].update(
-            type=True, typeproperty=False, parenttype=False, attribution=True, association=True
+            type=True,
+            typeproperty=False,
+            parenttype=False,
+            attribution=True,
+            association=True,
+            eventpath=False,
+            artifactproperty=False,
+            executionproperty=False,
+            contextproperty=False,
         )
         _reset(database.engine, self._written[backend])
         return database

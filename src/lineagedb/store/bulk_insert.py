@@ -5,7 +5,9 @@ parameters for `executemany` than SQLite spent inserting them. On SQLite the
 statement text and the column types' bind processors are therefore taken from
 SQLAlchemy once per (table, columns) and the rows go to the driver as tuples.
 Other backends keep SQLAlchemy's batched "insertmanyvalues" path, which already
-sends many rows per round trip (psycopg2's plain executemany would not).
+sends many rows per round trip (psycopg2's plain executemany would not), except a
+small deferrable INSERT on MySQL/MariaDB, which travels with the transaction's next
+statement (UnitOfWork.defer) with its values through the same bind processors.
 """
 
 from __future__ import annotations
@@ -36,39 +38,76 @@ def insert_statement(table: sa.Table, returning_ids: bool = False) -> sa.Insert:
     return statement.returning(table.c.id, sort_by_parameter_order=True) if returning_ids else statement
 
 
+# Rows of one INSERT small enough to travel with another statement (MySQL/MariaDB, `deferrable`).
+DEFER_MAX_ROWS = 200
+
+
 def insert_rows(
-    uow: UnitOfWork, table: sa.Table, rows: Sequence[Mapping[str, Any]], ignore_duplicates: bool = False
+    uow: UnitOfWork,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    ignore_duplicates: bool = False,
+    deferrable: bool = False,
 ) -> None:
     """INSERT `rows` (dicts with the same keys) into `table`; with `ignore_duplicates`
-    (SQLite only) rows whose unique key exists already are skipped."""
+    (SQLite only) rows whose unique key exists already are skipped. `deferrable`: nothing
+    depends on this INSERT's result, so on MySQL/MariaDB it may travel with the
+    transaction's next statement or its COMMIT (UnitOfWork.defer); its rows are still
+    there for every later statement of the transaction."""
     if not rows:
         return
     uow.note_inserted(table, len(rows))
+    if deferrable and len(rows) <= DEFER_MAX_ROWS and uow.can_defer:
+        plan = _plan(table, uow.connection.dialect, tuple(rows[0]), False)
+        row_sql = "(" + ", ".join(["%s"] * len(plan.columns)) + ")"
+        uow.defer(f"{plan.sql} VALUES {', '.join([row_sql] * len(rows))}", _processed(plan, rows, flat=True))
+        return
     if uow.dialect != "sqlite":
         assert not ignore_duplicates, "each server backend has its own form of INSERT ignoring duplicates"
         uow.execute(insert_statement(table), rows)
         return
     plan = _plan(table, uow.connection.dialect, tuple(rows[0]), ignore_duplicates)
+    uow.execute_driver_sql(plan.sql, _processed(plan, rows))
+
+
+def _processed(plan: _Plan, rows: Sequence[Mapping[str, Any]], flat: bool = False) -> list[Any]:
+    """The rows' values in the plan's column order, through the column types' bind
+    processors: a tuple per row, or (`flat`) all values in one list."""
     columns, processors = plan.columns, plan.processors
-    params = []
+    params: list[Any] = []
     for row in rows:
         values = [row[column] for column in columns]
         for position, process in processors:
             if values[position] is not None:
                 values[position] = process(values[position])
-        params.append(tuple(values))
-    uow.execute_driver_sql(plan.sql, params)
+        if flat:
+            params += values
+        else:
+            params.append(tuple(values))
+    return params
 
 
 @functools.lru_cache(maxsize=128)
 def _plan(table: sa.Table, dialect: sa.Dialect, keys: tuple[str, ...], ignore_duplicates: bool) -> _Plan:
+    """SQLite: the whole INSERT with qmark placeholders. Other dialects (deferred MySQL
+    INSERTs): the INSERT up to its VALUES, which the caller appends for its rows."""
+    if dialect.name != "sqlite":
+        quote = dialect.identifier_preparer.quote
+        sql = f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({', '.join(map(quote, keys))})"
+        return _Plan(sql, keys, _processors(table, dialect, keys))
     statement = sqlite_dialect.insert(table).on_conflict_do_nothing() if ignore_duplicates else sa.insert(table)
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     # qmark placeholders: the driver takes values in the order SQLAlchemy rendered them.
     columns = tuple(compiled.positiontup or ())
+    return _Plan(compiled.string, columns, _processors(table, dialect, columns))
+
+
+def _processors(
+    table: sa.Table, dialect: sa.Dialect, columns: tuple[str, ...]
+) -> tuple[tuple[int, Callable[[Any], Any]], ...]:
     processors = []
     for position, column in enumerate(columns):
         process = table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             processors.append((position, process))
-    return _Plan(compiled.string, columns, tuple(processors))
+    return tuple(processors)

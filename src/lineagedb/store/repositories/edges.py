@@ -18,8 +18,6 @@ from lineagedb.store.tenancy import ARTIFACT_NODE, CONTEXT_NODE, EXECUTION_NODE,
 from lineagedb.store.unit_of_work import UnitOfWork
 
 _CHUNK = 500
-# Link rows of one write small enough to travel with another statement (MySQL/MariaDB).
-_DEFER_MAX_ROWS = 200
 
 
 def insert_events(uow: UnitOfWork, events: Sequence[mlmd.Event], now_ms: int) -> None:
@@ -48,7 +46,7 @@ def insert_events(uow: UnitOfWork, events: Sequence[mlmd.Event], now_ms: int) ->
                 steps.append({"event_id": event_id, "is_index_step": True, "step_index": step.index, "step_key": None})
             elif case == "key":
                 steps.append({"event_id": event_id, "is_index_step": False, "step_index": None, "step_key": step.key})
-    bulk_insert.insert_rows(uow, uow.schema.event_path, steps)
+    bulk_insert.insert_rows(uow, uow.schema.event_path, steps, deferrable=True)  # nothing reads its result
 
 
 def events_by(uow: UnitOfWork, column: str, ids: Iterable[int]) -> list[mlmd.Event]:
@@ -186,7 +184,7 @@ def insert_ignoring_duplicates(uow: UnitOfWork, table: sa.Table, rows: Sequence[
         bulk_insert.insert_rows(uow, table, params, ignore_duplicates=True)
         return
     uow.note_inserted(table, len(params))
-    if len(params) <= _DEFER_MAX_ROWS and uow.can_defer:
+    if len(params) <= bulk_insert.DEFER_MAX_ROWS and uow.can_defer:
         # MySQL/MariaDB: nothing reads the result, so the rows go with the transaction's next
         # statement or its COMMIT (a round trip less per link table a write touches). Large
         # batches go as before: PyMySQL's executemany splits them under the packet limit.
