@@ -72,7 +72,8 @@ class _Plan:
     prepared_forms: dict[tuple[Any, ...], prepared.Statement]
     # `bound`, converted as `_value` would (a parameter of the call's own still wins).
     constants: dict[str, Any]
-    # Positional drivers: the SQL by the lengths of its lists (see _positional_sql).
+    # The SQL by the lengths of its lists (positional drivers, see _positional_sql), or
+    # under () its one text with arrays (PostgreSQL, see _array_sql).
     texts: dict[tuple[int, ...], str]
 
 
@@ -177,24 +178,39 @@ def _processed(
 
 
 def _array_sql(plan: _Plan, values: dict[str, Any]) -> str:
-    """PostgreSQL: the statement with one array parameter per list; `values` gets the arrays."""
-    sql = [plan.pieces[0]]
-    for name, piece in zip(plan.lists, plan.pieces[1:], strict=True):
-        sql.append(f"(%({name})s::{plan.arrays[name]})")
-        sql.append(piece)
+    """PostgreSQL: the statement with one array parameter per list; `values` gets the arrays.
+    The text does not depend on the lists' lengths: built once per statement."""
+    text = plan.texts.get(())
+    if text is None:
+        sql = [plan.pieces[0]]
+        for name, piece in zip(plan.lists, plan.pieces[1:], strict=True):
+            sql.append(f"(%({name})s::{plan.arrays[name]})")
+            sql.append(piece)
+        text = plan.texts[()] = "".join(sql)
     for name, array_type in plan.arrays.items():
         items = values[name]
         if array_type == "BIGINT[]" and all(type(item) is int for item in items):
             # The array's text form: digits and commas only, so one quoted value to send.
             values[name] = "{" + ",".join(map(str, items)) + "}"
-        elif array_type == "TEXT[]" and all(type(item) is str for item in items):
+        elif array_type == "TEXT[]":
             # Text too (the readable namespaces of every scoped statement): as ARRAY['a','b']
             # the server evaluates an array constructor per EXECUTE, measured 5 us of a 50 us
             # lineage hop. Each element double-quoted, its `\` and `"` backslash-escaped (the
             # array input syntax), so any string, "NULL" included, reads back as itself.
-            values[name] = "{" + ",".join(_quoted_element(item) for item in items) + "}"
+            # Short lists are kept: a caller's namespaces go with every statement of its calls.
+            key = tuple(items)
+            text_form = _TEXT_ARRAYS.get(key)
+            if text_form is None and all(type(item) is str for item in items):
+                text_form = "{" + ",".join(map(_quoted_element, items)) + "}"
+                if len(key) <= 16 and len(_TEXT_ARRAYS) < 1024:
+                    _TEXT_ARRAYS[key] = text_form
+            if text_form is not None:
+                values[name] = text_form
         # Anything else stays a list, which the driver sends as ARRAY[...] (quoted items).
-    return "".join(sql)
+    return text
+
+
+_TEXT_ARRAYS: dict[tuple[Any, ...], str] = {}
 
 
 def _quoted_element(item: str) -> str:
