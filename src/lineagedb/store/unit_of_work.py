@@ -140,6 +140,10 @@ def _raise_domain(error: sa_exc.DBAPIError) -> NoReturn:
     raise domain from error
 
 
+# The largest statement (bound, in characters) that travels with another (UnitOfWork.defer).
+_DEFER_MAX_CHARS = 64 * 1024
+
+
 class UnitOfWork:
     """One open transaction. Repositories run their statements through it."""
 
@@ -212,8 +216,19 @@ class UnitOfWork:
             bound = cursor.mogrify(sql, parameters if isinstance(parameters, Mapping) else tuple(parameters))
         finally:
             cursor.close()
-        count_driver_statement(bound)
-        defer(self.connection.info, bound)
+        if len(bound) <= _DEFER_MAX_CHARS:
+            count_driver_statement(bound)
+            defer(self.connection.info, bound)
+            return
+        # A large statement goes now (with what is pending before it), so that no query grows
+        # toward the server's max_allowed_packet by riding with another.
+        sent, skipped, _ = prefixed_sql(self.connection.info, bound)
+
+        def run(cursor: Any) -> None:
+            cursor.execute(sent)
+            skip_results(cursor, skipped)
+
+        self.on_driver_cursor(sent, run, ())
 
     def fetch_driver_sql(
         self, sql: str, parameters: Sequence[Any] | Mapping[str, Any]

@@ -1,0 +1,123 @@
+"""MySQL/MariaDB: statements whose results nobody reads travel with the write's next statement
+or its COMMIT (store.engine.defer, UnitOfWork.defer). They must behave as if sent at once:
+later statements see their rows, a failure fails the transaction with nothing stored, a
+rollback drops them, and they save round trips."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+import sqlalchemy as sa
+
+from lineagedb import errors
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
+from lineagedb.service.metadata_store import MetadataStore
+from lineagedb.store.engine import DEFERRED
+from lineagedb.store.unit_of_work import Database
+
+pytestmark = pytest.mark.parametrize("backend", ["mysql"], indirect=True)
+
+_NOTE = "INSERT INTO `Type` (name, type_kind) VALUES (%s, %s)"
+
+
+def _count(db: Database, sql: str) -> int:
+    with db.engine.connect() as connection:
+        return int(connection.execute(sa.text(sql)).scalar_one())
+
+
+@pytest.fixture
+def queries(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The text of every query PyMySQL sends (one per round trip)."""
+    sent: list[str] = []
+    original = pymysql.connections.Connection.query
+
+    def query(self: Any, sql: Any, unbuffered: bool = False) -> Any:
+        sent.append(sql.decode() if isinstance(sql, bytes) else sql)
+        return original(self, sql, unbuffered)
+
+    monkeypatch.setattr(pymysql.connections.Connection, "query", query)
+    yield sent
+
+
+def test_a_deferred_insert_is_seen_by_the_next_statement_and_committed(database: Database) -> None:
+    with database.transaction() as uow:
+        uow.defer(_NOTE, ("deferred-type", 1))
+        assert DEFERRED in uow.connection.info
+        seen = uow.execute(sa.text("SELECT COUNT(*) FROM `Type` WHERE name = 'deferred-type'")).scalar_one()
+        assert seen == 1 and DEFERRED not in uow.connection.info
+        uow.defer(_NOTE, ("with-the-commit", 1))
+    assert _count(database, "SELECT COUNT(*) FROM `Type` WHERE name IN ('deferred-type', 'with-the-commit')") == 2
+
+
+def test_a_failing_deferred_statement_fails_the_commit_and_stores_nothing(database: Database) -> None:
+    before = _count(database, "SELECT COUNT(*) FROM `Type`")
+    with pytest.raises(errors.LineageError), database.transaction() as uow:
+        uow.defer(_NOTE, ("stored-first", 1))
+        uow.execute(sa.text("SELECT 1"))  # the first deferred INSERT went with this
+        uow.defer("INSERT INTO `Type` (id, name, type_kind) VALUES (%s, %s, %s)", (1, "clash", 1))
+    assert _count(database, "SELECT COUNT(*) FROM `Type`") == before
+    # The connection goes back clean: the next transaction does not carry anything.
+    with database.transaction() as uow:
+        assert DEFERRED not in uow.connection.info
+        uow.defer(_NOTE, ("after", 1))
+    assert _count(database, "SELECT COUNT(*) FROM `Type`") == before + 1
+
+
+def test_a_rolled_back_transaction_drops_its_deferred_statements(database: Database) -> None:
+    before = _count(database, "SELECT COUNT(*) FROM `Type`")
+    with pytest.raises(RuntimeError), database.transaction() as uow:
+        uow.defer(_NOTE, ("never", 1))
+        raise RuntimeError("the caller gave up")
+    with database.transaction() as uow:
+        uow.execute(sa.text("SELECT 1"))
+    assert _count(database, "SELECT COUNT(*) FROM `Type`") == before
+
+
+def test_a_large_statement_is_sent_at_once(database: Database, queries: list[str]) -> None:
+    with database.transaction() as uow:
+        uow.defer(_NOTE, ("small", 1))
+        queries.clear()
+        big = (
+            "INSERT INTO `ArtifactProperty` (artifact_id, name, is_custom_property, string_value) "
+            "VALUES (%s, %s, %s, %s)"
+        )
+        uow.defer(big, (1, "big", 1, "x" * 70_000))
+        assert DEFERRED not in uow.connection.info
+        # What was pending before it went in the same query, in order.
+        assert len(queries) == 1 and queries[0].index("'small'") < queries[0].index("'xxx")
+    assert _count(database, "SELECT COUNT(*) FROM `Type` WHERE name = 'small'") == 1
+    assert _count(database, "SELECT CHAR_LENGTH(string_value) FROM `ArtifactProperty` WHERE name = 'big'") == 70_000
+
+
+def test_put_execution_sends_its_links_with_the_commit(store: MetadataStore, queries: list[str]) -> None:
+    artifact_type = store.put_artifact_type(svc.PutArtifactTypeRequest(artifact_type=mlmd.ArtifactType(name="D")))
+    execution_type = store.put_execution_type(svc.PutExecutionTypeRequest(execution_type=mlmd.ExecutionType(name="T")))
+    context_type = store.put_context_type(svc.PutContextTypeRequest(context_type=mlmd.ContextType(name="R")))
+    [context_id] = store.put_contexts(
+        svc.PutContextsRequest(contexts=[mlmd.Context(type_id=context_type.type_id, name="run")])
+    ).context_ids
+    request = svc.PutExecutionRequest(execution=mlmd.Execution(type_id=execution_type.type_id))
+    pair = request.artifact_event_pairs.add()
+    pair.artifact.type_id = artifact_type.type_id
+    pair.event.type = mlmd.Event.OUTPUT
+    pair.event.path.steps.add().key = "model"
+    context = request.contexts.add()
+    context.id, context.type_id, context.name = context_id, context_type.type_id, "run"
+    queries.clear()
+    response = store.put_execution(request)
+    commits = [q for q in queries if q.rstrip().endswith("COMMIT")]
+    assert len(commits) == 1
+    # The links go with the COMMIT; the event's path with the next statement, not on its own.
+    assert "`Association`" in commits[0] and "`Attribution`" in commits[0]
+    [with_path] = [q for q in queries if "`EventPath`" in q]
+    assert not with_path.lstrip().startswith("INSERT INTO `EventPath`") or ";" in with_path
+    contexts = store.get_contexts_by_execution(svc.GetContextsByExecutionRequest(execution_id=response.execution_id))
+    assert [c.id for c in contexts.contexts] == [context_id]
+    [event] = store.get_events_by_execution_ids(
+        svc.GetEventsByExecutionIDsRequest(execution_ids=[response.execution_id])
+    ).events
+    assert [s.key for s in event.path.steps] == ["model"]
