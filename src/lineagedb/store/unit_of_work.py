@@ -64,6 +64,7 @@ _PG_UNIQUE = "23505"
 _PG_FOREIGN_KEY = "23503"
 _PG_RETRYABLE = {"40001", "40P01", "55P03"}
 _PG_CANCELED = "57014"
+_PG_TOO_LONG = "22001"  # string_data_right_truncation: a value longer than its VARCHAR column
 # MySQL / MariaDB error numbers.
 _MYSQL_DUPLICATE = {1062, 1586}
 _MYSQL_FOREIGN_KEY = {1216, 1452}  # no parent row for a child row being written
@@ -71,6 +72,14 @@ _MYSQL_RETRYABLE = {1205, 1213, 3058}  # lock wait timeout, deadlock, user-lock 
 # 1047: a Galera node outside the primary component ("WSREP has not yet prepared node").
 _MYSQL_GONE = {2002, 2003, 2006, 2013, 2055, 1927, 1047}
 _MYSQL_TIMEOUT = {3024, 1969}
+_MYSQL_TOO_LONG = {1406}  # data too long for column (strict mode)
+# MLMD's schema holds 255 characters in names, property names, external ids and type names on
+# PostgreSQL and MySQL (SQLite has no limit), and MySQL 65,535 bytes in a URI: a longer value is
+# the caller's to fix, not INTERNAL.
+_TOO_LONG = (
+    "a value is longer than its database column holds (names, property names, external ids and "
+    "type names: 255 characters)"
+)
 
 
 class UniqueViolation(errors.AlreadyExistsError):
@@ -101,6 +110,8 @@ def classify_driver_error(error: sa_exc.DBAPIError) -> errors.LineageError:
             return MissingParent("a record refers to one that does not exist")
         if pgcode in _PG_RETRYABLE:
             return errors.AbortedError("the transaction conflicted with another one; retry the call")
+        if pgcode == _PG_TOO_LONG:
+            return errors.InvalidArgumentError(_TOO_LONG)
         if pgcode == _PG_CANCELED:
             return errors.DeadlineExceededError("the database statement was cancelled")
         if pgcode.startswith("08") or pgcode.startswith("57P"):
@@ -115,6 +126,8 @@ def classify_driver_error(error: sa_exc.DBAPIError) -> errors.LineageError:
             return errors.AbortedError("the transaction conflicted with another one; retry the call")
         if mysql_code in _MYSQL_GONE:
             return errors.UnavailableError("the database is unavailable; retry the call")
+        if mysql_code in _MYSQL_TOO_LONG:
+            return errors.InvalidArgumentError(_TOO_LONG)
         if mysql_code in _MYSQL_TIMEOUT:
             return errors.DeadlineExceededError("the database statement took too long")
     server_error = isinstance(error, sa_exc.OperationalError) and not isinstance(orig, sqlite3.Error)

@@ -173,7 +173,8 @@ def insert_properties(uow: UnitOfWork, kind: NodeKind, rows: Iterable[PropertyRo
         {kind.owner_column: row.owner_id, "name": row.name, "is_custom_property": row.is_custom, **row.columns}
         for row in rows
     ]
-    bulk_insert.insert_rows(uow, kind.property_table(uow.schema), params)
+    # Nothing reads this INSERT's result: on MySQL/MariaDB it rides with the next statement.
+    bulk_insert.insert_rows(uow, kind.property_table(uow.schema), params, deferrable=True)
 
 
 def delete_properties(uow: UnitOfWork, kind: NodeKind, keys: Iterable[tuple[int, str, bool]]) -> None:
