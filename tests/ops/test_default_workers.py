@@ -178,9 +178,9 @@ def test_a_bad_value_is_a_configuration_error(tmp_path: Path, value: str) -> Non
 
 
 def test_by_default_one_worker_per_usable_cpu_every_one_answers(tmp_path: Path, servers: list[Server]) -> None:
-    from tests.ops.conftest import free_port
+    from tests.ops.conftest import free_port_range
 
-    metrics = free_port()
+    metrics = free_port_range(max(CPUS, 1))
     args = ["--host", "127.0.0.1", "--port", "0", "--database", f"sqlite:///{tmp_path}/w.db"]
     server = start([*args, "--metrics-port", str(metrics), "--metrics-host", "127.0.0.1"], tmp_path)
     servers.append(server)
