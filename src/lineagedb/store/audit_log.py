@@ -532,13 +532,10 @@ def _defer_on_mysql(uow: Any, values: RecordValues, mac: str, nodes: list[tuple[
     seq = values[1]
     uow.defer(texts["record"], _row(values, mac))
     if nodes:
-        # This server's own integers and the chain id, bound by PyMySQL like the rest.
-        row = "(%s, %s, %s, %s)"
-        uow.defer(
-            texts["nodes"] + ", ".join([row] * len(nodes)),
-            [value for kind, node in nodes for value in (kind, node, chain.id, seq)],
-        )
-        uow.note_inserted(RECORD_NODES, len(nodes))
+        from lineagedb.store import bulk_insert  # it imports unit_of_work, which imports this module
+
+        rows = [{"node_kind": k, "node_id": n, "chain": chain.id, "seq": seq} for k, n in nodes]
+        bulk_insert.insert_rows(uow, RECORD_NODES, rows, deferrable=True)
     head = {"p_chain": chain.id, "p_seq": seq, "p_mac": mac}
     uow.defer(texts["update_head" if chain.stored else "insert_head"], head)
 
@@ -554,10 +551,7 @@ def _mysql_texts(dialect: sa.Dialect) -> dict[str, str]:
         "insert_head": insert_head.compile(dialect=dialect),
         "update_head": _UPDATE_HEAD.compile(dialect=dialect),
     }
-    texts = {name: str(compiled) for name, compiled in statements.items()}
-    quote = dialect.identifier_preparer.quote
-    texts["nodes"] = f"INSERT INTO {quote(RECORD_NODES.name)} ({', '.join(map(quote, _NODE_COLUMNS))}) VALUES "
-    return texts
+    return {name: str(compiled) for name, compiled in statements.items()}
 
 
 _NODE_COLUMNS = ["node_kind", "node_id", "chain", "seq"]

@@ -57,10 +57,7 @@ def insert_rows(
     if not rows:
         return
     uow.note_inserted(table, len(rows))
-    if deferrable and len(rows) <= DEFER_MAX_ROWS and uow.can_defer:
-        plan = _plan(table, uow.connection.dialect, tuple(rows[0]), False)
-        row_sql = "(" + ", ".join(["%s"] * len(plan.columns)) + ")"
-        uow.defer(f"{plan.sql} VALUES {', '.join([row_sql] * len(rows))}", _processed(plan, rows, flat=True))
+    if deferrable and defer_rows(uow, table, rows):
         return
     if uow.dialect != "sqlite":
         assert not ignore_duplicates, "each server backend has its own form of INSERT ignoring duplicates"
@@ -68,6 +65,26 @@ def insert_rows(
         return
     plan = _plan(table, uow.connection.dialect, tuple(rows[0]), ignore_duplicates)
     uow.execute_driver_sql(plan.sql, _processed(plan, rows))
+
+
+def defer_rows(
+    uow: UnitOfWork, table: sa.Table, rows: Sequence[Mapping[str, Any]], absorb_duplicates: bool = False
+) -> bool:
+    """MySQL/MariaDB: `rows` as one multi-row INSERT that travels with the transaction's next
+    statement or its COMMIT (UnitOfWork.defer); False where that does not apply (another
+    driver, a read, more than DEFER_MAX_ROWS rows), and the caller sends them itself.
+    `absorb_duplicates`: rows whose unique key exists are absorbed by a no-op update of the
+    first column (INSERT IGNORE would hide other errors too)."""
+    if len(rows) > DEFER_MAX_ROWS or not uow.can_defer:
+        return False
+    plan = _plan(table, uow.connection.dialect, tuple(rows[0]), False)
+    row_sql = "(" + ", ".join(["%s"] * len(plan.columns)) + ")"
+    sql = f"{plan.sql} VALUES {', '.join([row_sql] * len(rows))}"
+    if absorb_duplicates:
+        first = uow.connection.dialect.identifier_preparer.quote(plan.columns[0])
+        sql += f" ON DUPLICATE KEY UPDATE {first} = VALUES({first})"
+    uow.defer(sql, _processed(plan, rows, flat=True))
+    return True
 
 
 def _processed(plan: _Plan, rows: Sequence[Mapping[str, Any]], flat: bool = False) -> list[Any]:

@@ -184,30 +184,11 @@ def insert_ignoring_duplicates(uow: UnitOfWork, table: sa.Table, rows: Sequence[
         bulk_insert.insert_rows(uow, table, params, ignore_duplicates=True)
         return
     uow.note_inserted(table, len(params))
-    if len(params) <= bulk_insert.DEFER_MAX_ROWS and uow.can_defer:
-        # MySQL/MariaDB: nothing reads the result, so the rows go with the transaction's next
-        # statement or its COMMIT (a round trip less per link table a write touches). Large
-        # batches go as before: PyMySQL's executemany splits them under the packet limit.
-        columns = list(params[0])
-        uow.defer(
-            _deferred_link_insert(table, uow.connection.dialect, tuple(columns), len(params)),
-            [row[column] for row in params for column in columns],
-        )
+    # MySQL/MariaDB: nothing reads the result, so the rows may go with the transaction's next
+    # statement or its COMMIT (a round trip less per link table a write touches).
+    if bulk_insert.defer_rows(uow, table, params, absorb_duplicates=True):
         return
     uow.execute(_insert_ignoring_statement(table, uow.dialect, next(iter(params[0]))), params)
-
-
-@functools.lru_cache(maxsize=64)
-def _deferred_link_insert(table: sa.Table, dialect: sa.Dialect, columns: tuple[str, ...], rows: int) -> str:
-    """The MySQL form of `_insert_ignoring_statement` for `rows` rows, with the driver's %s
-    placeholders: `rows` VALUES groups, duplicates absorbed by a no-op update of the first column."""
-    quote = dialect.identifier_preparer.quote
-    group = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    first = quote(columns[0])
-    return (
-        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({', '.join(map(quote, columns))}) "
-        f"VALUES {', '.join([group] * rows)} ON DUPLICATE KEY UPDATE {first} = VALUES({first})"
-    )
 
 
 @functools.cache
