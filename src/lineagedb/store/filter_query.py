@@ -479,16 +479,20 @@ def _matching_row(schema: Schema, kind: NodeKind, text: str, reach: Reach) -> sa
     return sa.exists(compiled.select_ids(distinct=False).where(compiled.node.c.id == row))
 
 
-def probe(schema: Schema, kind: Any, text: str, reach: Reach = Reach.ALL, after: bool = False) -> sa.Select[Any]:
+def probe(
+    schema: Schema, kind: Any, text: str, reach: Reach = Reach.ALL, after: bool = False, node_scoped: bool = False
+) -> sa.Select[Any]:
     """Ids (not distinct, in no order) of at most ``:probe_rows`` readable nodes matching
     ``text``, with ``after`` only those with an id above ``:after_value``: how a SQLite
-    listing learns whether a filter is narrow (it then has every match) or broad."""
-    return _probe(schema, NodeKind(kind.value), text, reach, after)
+    listing learns whether a filter is narrow (it then has every match) or broad.
+    ``node_scoped`` as in `compile_filter`: the ids' own namespaces are left to the caller
+    (the filter's neighbors are still checked under ``reach``)."""
+    return _probe(schema, NodeKind(kind.value), text, reach, after, node_scoped)
 
 
 @functools.lru_cache(maxsize=512)
-def _probe(schema: Schema, kind: NodeKind, text: str, reach: Reach, after: bool) -> sa.Select[Any]:
-    compiled = compile_filter(_parse(text, kind), kind, schema, reach=reach)
+def _probe(schema: Schema, kind: NodeKind, text: str, reach: Reach, after: bool, node_scoped: bool) -> sa.Select[Any]:
+    compiled = compile_filter(_parse(text, kind), kind, schema, reach=reach, node_scoped=node_scoped)
     query = compiled.select_ids(distinct=False)
     if after:
         query = query.where(compiled.node.c.id > sa.bindparam("after_value", type_=sa.BigInteger))
