@@ -35,9 +35,7 @@ from lineagedb.api.auth import AuthInterceptor
 from lineagedb.api.mlflow_registry import MlflowArtifactsServicer, MlflowRegistryServicer
 from lineagedb.api.mlflow_tracking import MlflowTrackingServicer
 from lineagedb.api.read_routing import ReadRouting
-from lineagedb.api.retry import AbortedRetry
 from lineagedb.api.servicer import AuditServicer, DeletionServicer, LineageServicer, MetadataStoreServicer
-from lineagedb.api.status import StatusInterceptor
 from lineagedb.config import ConfigurationError, Settings
 from lineagedb.ops.audit import load_key as load_audit_key
 from lineagedb.ops.database import ensure_database_exists, parse_url, redacted
@@ -46,7 +44,7 @@ from lineagedb.ops.encryption import server_protection
 from lineagedb.ops.health import DatabaseSupervisor, describe
 from lineagedb.ops.http import setup as http_setup
 from lineagedb.ops.http.listener import HttpStartError
-from lineagedb.ops.interceptors import CallObserver, ReadinessGate, StatementScope
+from lineagedb.ops.interceptors import CallObserver, GuardedCall, StatementScope
 from lineagedb.ops.metrics import Metrics
 from lineagedb.ops.read_replicas import build_replica_set, register_metrics
 from lineagedb.ops.retention import RetentionSchedule
@@ -311,9 +309,8 @@ def build_server(settings: Settings) -> RunningServer:
             *([StatementScope(statements)] if statements is not None else []),
             *([AuditInterceptor(_audit_append(database), audit.read_audit)] if audit is not None else []),
             AuthInterceptor(access),
-            ReadinessGate(supervisor.ready.is_set),
-            StatusInterceptor(),
-            AbortedRetry(),
+            # ReadinessGate, StatusInterceptor and AbortedRetry, in that order, in one wrapper.
+            GuardedCall(supervisor.ready.is_set),
             *([ReadRouting(replicas)] if replicas is not None else []),
         ],
         options=grpc_options(settings),

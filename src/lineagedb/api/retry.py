@@ -29,6 +29,22 @@ SLOW_ATTEMPT_S = 1.0
 MIN_REMAINING_S = 0.5
 
 
+def gives_up(attempt: int, attempts: int, started: float, context: grpc.ServicerContext) -> bool:
+    """After an ABORTED attempt that began at `started` (time.monotonic): True when the
+    error goes to the client (last attempt, too little of the deadline left, a slow attempt)."""
+    if attempt >= attempts:
+        return True
+    remaining = context.time_remaining()
+    if remaining is not None and remaining < MIN_REMAINING_S:
+        return True
+    return time.monotonic() - started > SLOW_ATTEMPT_S
+
+
+def backoff_s(attempt: int) -> float:
+    """Jittered exponential backoff, so racing writers do not collide again in step."""
+    return BASE_DELAY_S * (2**attempt) * random.uniform(0.5, 1.5)
+
+
 class AbortedRetry(UnaryWrapper):
     def __init__(self, attempts: int = ATTEMPTS, sleep: Callable[[float], None] = time.sleep) -> None:
         super().__init__()
@@ -44,12 +60,9 @@ class AbortedRetry(UnaryWrapper):
                 try:
                     return inner(request, context)
                 except errors.AbortedError:
-                    remaining = context.time_remaining()
-                    out_of_time = remaining is not None and remaining < MIN_REMAINING_S
-                    if attempt == self.attempts or out_of_time or time.monotonic() - started > SLOW_ATTEMPT_S:
+                    if gives_up(attempt, self.attempts, started, context):
                         raise
-                    # Jittered exponential backoff, so racing writers do not collide again in step.
-                    self.sleep(BASE_DELAY_S * (2**attempt) * random.uniform(0.5, 1.5))
+                    self.sleep(backoff_s(attempt))
             raise AssertionError("unreachable")
 
         return unary_handler(handler, retrying)

@@ -64,7 +64,7 @@ class UndecodableRequest:
     type_name: str
 
 
-def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+def tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
     if deserializer is None:
         return None
     type_name = getattr(getattr(deserializer, "__self__", None), "__name__", "request")
@@ -78,6 +78,30 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     return parse
 
 
+def abort_undecodable(context: grpc.ServicerContext, request: UndecodableRequest) -> None:
+    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"the request bytes are not a valid {request.type_name} message")
+
+
+def abort_for(method: str, context: grpc.ServicerContext, error: Exception) -> None:
+    """Answers `error`, raised by `method`'s handler, with its status; always raises. Call it
+    from the `except` clause that caught `error`."""
+    if isinstance(error, errors.LineageError):
+        code = status_for(error)
+        if code is grpc.StatusCode.INTERNAL:
+            log.error("%s failed: %s", method, error.message, exc_info=error.__cause__ is not None)
+        else:
+            log.debug("%s -> %s: %s", method, code.name, error.message)
+        context.abort(code, _details(error.message))
+    if isinstance(error, UnicodeDecodeError):
+        # proto2 does not validate UTF-8 when parsing; invalid text (a map key, say)
+        # only fails when read. The transaction has been rolled back by now.
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request contains text that is not valid UTF-8")
+    if context.code() is not None:  # already aborted by the handler itself
+        raise error
+    log.exception("%s failed with an unexpected error", method)
+    context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+
+
 class StatusInterceptor(UnaryWrapper):
     """Turns exceptions raised by unary handlers into gRPC statuses."""
 
@@ -86,26 +110,11 @@ class StatusInterceptor(UnaryWrapper):
 
         def guarded(request: Any, context: grpc.ServicerContext) -> Any:
             if isinstance(request, UndecodableRequest):
-                context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT, f"the request bytes are not a valid {request.type_name} message"
-                )
+                abort_undecodable(context, request)
             try:
                 return inner(request, context)
-            except errors.LineageError as error:
-                code = status_for(error)
-                if code is grpc.StatusCode.INTERNAL:
-                    log.error("%s failed: %s", method, error.message, exc_info=error.__cause__ is not None)
-                else:
-                    log.debug("%s -> %s: %s", method, code.name, error.message)
-                context.abort(code, _details(error.message))
-            except UnicodeDecodeError:
-                # proto2 does not validate UTF-8 when parsing; invalid text (a map key, say)
-                # only fails when read. The transaction has been rolled back by now.
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request contains text that is not valid UTF-8")
-            except Exception:
-                if context.code() is not None:  # already aborted by the handler itself
-                    raise
-                log.exception("%s failed with an unexpected error", method)
-                context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+            except Exception as error:
+                abort_for(method, context, error)
+                raise  # unreachable: abort_for raises
 
-        return unary_handler(handler, guarded, _tolerant(handler.request_deserializer))
+        return unary_handler(handler, guarded, tolerant(handler.request_deserializer))
