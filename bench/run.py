@@ -584,9 +584,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int)
     p.add_argument(
         "--workload",
-        choices=("full", "writes"),
+        choices=("full", "writes", "trivial"),
         default="full",
-        help="writes: only the write stage (type, artifact and execution puts; no lineage, reads or scale stage)",
+        help="writes: only the write stage (type, artifact and execution puts; no lineage, reads or scale stage); "
+        "trivial: only the trivial call, on an empty database (compare with its value inside the full workload)",
     )
     for name in DRIVER_SIZES:
         p.add_argument(f"--{name.replace('_', '-')}", type=int, dest=name)
