@@ -24,7 +24,8 @@ from lineagedb.store.unit_of_work import Database
 # PostgreSQL one (lock, existence check, both INSERTs, implicit commit); MariaDB MLMDEnv's row
 # locked exclusively (the writers' lock and the named lock in one) in the same query as
 # INSERT ... WHERE NOT EXISTS ... RETURNING (store.engine.STATEMENT_PREFIX), the properties,
-# COMMIT; SQLite BEGIN, the two INSERTs, COMMIT.
+# COMMIT (the properties travel with the COMMIT: two round trips, tests/store/test_deferred_writes);
+# SQLite BEGIN, the two INSERTs, COMMIT.
 NEW_TYPE_STATEMENTS = {"postgresql": 1, "mysql": 3, "sqlite": 4}
 
 

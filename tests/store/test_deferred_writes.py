@@ -121,3 +121,30 @@ def test_put_execution_sends_its_links_with_the_commit(store: MetadataStore, que
         svc.GetEventsByExecutionIDsRequest(execution_ids=[response.execution_id])
     ).events
     assert [s.key for s in event.path.steps] == ["model"]
+
+
+def test_a_new_types_properties_go_with_the_commit(store: MetadataStore, queries: list[str]) -> None:
+    properties = {"split": mlmd.STRING, "shard": mlmd.INT}
+    request = svc.PutArtifactTypeRequest(artifact_type=mlmd.ArtifactType(name="Deferred", properties=properties))
+    queries.clear()
+    type_id = store.put_artifact_type(request).type_id
+    [with_properties] = [q for q in queries if "`TypeProperty`" in q]
+    assert with_properties.rstrip().endswith("COMMIT")
+    assert len(queries) == 2  # the lock with the type's INSERT, then its properties with the COMMIT
+    [stored] = store.get_artifact_types_by_id(svc.GetArtifactTypesByIDRequest(type_ids=[type_id])).artifact_types
+    assert dict(stored.properties) == properties
+
+
+def test_a_new_type_whose_properties_fail_stores_nothing(
+    store: MetadataStore, database: Database, queries: list[str]
+) -> None:
+    before = _count(database, "SELECT COUNT(*) FROM `Type`")
+    # A property name past its column fails the deferred INSERT at COMMIT: the type goes too.
+    request = svc.PutArtifactTypeRequest(
+        artifact_type=mlmd.ArtifactType(name="Doomed", properties={"p" * 300: mlmd.INT})
+    )
+    with pytest.raises(errors.InvalidArgumentError):
+        store.put_artifact_type(request)
+    assert any("`TypeProperty`" in q and q.rstrip().endswith("COMMIT") for q in queries)  # it failed there
+    assert _count(database, "SELECT COUNT(*) FROM `Type`") == before
+    assert _count(database, "SELECT COUNT(*) FROM `Type` WHERE name = 'Doomed'") == 0
