@@ -345,26 +345,42 @@ def test_statement_refused_inside_a_write_transaction_is_aborted_then_runs_unpre
         assert fast_read.rows(uow, statement, {"start": 4}) == [("eage",)]
 
 
-def test_a_write_transaction_runs_its_statements_under_auto_plans(store: MetadataStore, world: dict[str, Any]) -> None:
-    """Reads switch the session to generic plans for their array-only statements; a write
-    transaction cannot switch per statement, so it sets `auto` for itself (SET LOCAL), and
-    the session's setting is unchanged once it ends."""
+def test_a_write_transaction_switches_plan_modes_per_statement_with_set_local(
+    store: MetadataStore, world: dict[str, Any]
+) -> None:
+    """Reads switch the session to generic plans for their array-only statements. In a write
+    transaction a SET would outlast a rollback, so a statement that wants the other mode
+    sets it for the transaction (SET LOCAL, in its round trip): `auto` for one with other
+    than array parameters, generic again for an array-only one, which would otherwise be
+    planned again on every call. The session's setting is unchanged once it ends."""
     _reconnect(store.db)
     _answers(store, world)  # reads: the session is left on generic plans
     session = prepared._sessions[_dbapi(store.db)]
     assert session.mode == prepared._GENERIC
     ids = [world["head"]]
     seen = []
+
+    def mode_now(uow: Any) -> str:
+        [(mode,)] = uow.connection.exec_driver_sql("SHOW plan_cache_mode").all()
+        return str(mode)
+
     with store.db.transaction(write=True) as uow:
         assert fast_read.rows(uow, _ids_of_artifacts(uow.schema.artifact), {"ids": ids})
-        assert uow.custom_plans
-        [(mode,)] = uow.connection.exec_driver_sql("SHOW plan_cache_mode").all()
-        seen.append(mode)
-    assert seen == ["auto"]
+        seen.append((uow.custom_plans, mode_now(uow)))
+        assert fast_read.rows(uow, _artifact_by_id(uow.schema.artifact), {"id": ids[0]})
+        seen.append((uow.custom_plans, mode_now(uow)))
+        assert fast_read.rows(uow, _ids_of_artifacts(uow.schema.artifact), {"ids": ids})
+        seen.append((uow.custom_plans, mode_now(uow)))
+    assert seen == [(False, prepared._GENERIC), (True, "auto"), (False, prepared._GENERIC)]
     with store.db.engine.connect() as connection:
         [(mode,)] = connection.exec_driver_sql("SHOW plan_cache_mode").all()
         connection.rollback()
     assert mode == prepared._GENERIC and session.mode == prepared._GENERIC
+
+
+@functools.cache
+def _artifact_by_id(artifact: sa.Table) -> sa.Select[Any]:
+    return sa.select(artifact.c.id).where(artifact.c.id == sa.bindparam("id", type_=sa.Integer))
 
 
 @functools.cache

@@ -224,13 +224,16 @@ def fetch(
     switch = ""
     if session.mode != statement.mode and session.modes and idle and not begin:
         switch = f"SET plan_cache_mode = {statement.mode}; "
-    elif (begin or not idle) and session.mode == _GENERIC and not uow.custom_plans:
-        # A write transaction cannot switch per statement (a SET in it lasts until its end),
-        # so it runs every statement under `auto`: generic plans suit the reads' array-only
-        # statements, but measured in a write (the namespace lookup of PutExecution's inputs
-        # on a growing store) one cost 1.2-1.7 ms more per call. SET LOCAL ends with the
-        # transaction, so the session's setting is what it was.
-        switch = "SET LOCAL plan_cache_mode = auto; "
+    elif (begin or not idle) and session.mode == _GENERIC and uow.custom_plans != (statement.mode != _GENERIC):
+        # A write transaction switches with SET LOCAL (a SET in it would outlast a rollback),
+        # in the statement's round trip, and only when the statement wants the other mode:
+        # `auto` for statements with other than array parameters (uow.custom_plans records
+        # it), the session's generic plans again for array-only ones. Running all of a
+        # write's statements under `auto` planned PutExecution's namespace lookup of its
+        # inputs (tenancy.locate_many) on every call, a custom plan cheaper than the
+        # generic one for two ids: 300 custom plans in 300 calls, ~0.25 ms each. (The
+        # lookup's generic plan once grew with the store; see tenancy._locate_statement.)
+        switch = f"SET LOCAL plan_cache_mode = {statement.mode}; "
 
     def run(cursor: Any) -> tuple[list[tuple[Any, ...]], Sequence[Any] | None]:
         if not prepared and not _prepare(cursor, session, statement, cache, key, idle):
@@ -257,7 +260,7 @@ def fetch(
             cursor.execute(statement.execute, arguments)
         else:
             if switch.startswith("SET LOCAL"):
-                uow.custom_plans = True
+                uow.custom_plans = statement.mode != _GENERIC
             elif switch:
                 session.mode = statement.mode
         session.names.move_to_end(statement.name)
