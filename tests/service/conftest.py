@@ -87,6 +87,7 @@ class SharedDatabases:
             parenttype=False,
             attribution=True,
             association=True,
+            event=True,
             eventpath=False,
             artifactproperty=False,
             executionproperty=False,

@@ -148,3 +148,35 @@ def test_a_new_type_whose_properties_fail_stores_nothing(
     assert any("`TypeProperty`" in q and q.rstrip().endswith("COMMIT") for q in queries)  # it failed there
     assert _count(database, "SELECT COUNT(*) FROM `Type`") == before
     assert _count(database, "SELECT COUNT(*) FROM `Type` WHERE name = 'Doomed'") == 0
+
+
+def test_a_new_executions_events_without_paths_ride_with_the_next_statement(
+    store: MetadataStore, queries: list[str]
+) -> None:
+    artifact_type = store.put_artifact_type(svc.PutArtifactTypeRequest(artifact_type=mlmd.ArtifactType(name="D")))
+    execution_type = store.put_execution_type(svc.PutExecutionTypeRequest(execution_type=mlmd.ExecutionType(name="T")))
+    [stored] = store.put_artifacts(
+        svc.PutArtifactsRequest(artifacts=[mlmd.Artifact(type_id=artifact_type.type_id)])
+    ).artifact_ids
+    request = svc.PutExecutionRequest(execution=mlmd.Execution(type_id=execution_type.type_id))
+    request.artifact_event_pairs.add().event.CopyFrom(mlmd.Event(artifact_id=stored, type=mlmd.Event.INPUT))
+    output = request.artifact_event_pairs.add()
+    output.artifact.type_id = artifact_type.type_id
+    output.event.type = mlmd.Event.OUTPUT
+    queries.clear()
+    response = store.put_execution(request)
+    [with_events] = [q for q in queries if "`Event`" in q]
+    assert not with_events.lstrip().startswith("INSERT INTO `Event`") or with_events.rstrip().endswith("COMMIT")
+    events = store.get_events_by_execution_ids(
+        svc.GetEventsByExecutionIDsRequest(execution_ids=[response.execution_id])
+    ).events
+    assert sorted((e.artifact_id, e.type) for e in events) == [
+        (stored, mlmd.Event.INPUT),
+        (response.artifact_ids[1], mlmd.Event.OUTPUT),
+    ]
+    # The same event twice is refused before anything is sent, with what clashed.
+    twice = svc.PutExecutionRequest(execution=mlmd.Execution(type_id=execution_type.type_id))
+    for _ in range(2):
+        twice.artifact_event_pairs.add().event.CopyFrom(mlmd.Event(artifact_id=stored, type=mlmd.Event.INPUT))
+    with pytest.raises(errors.AlreadyExistsError, match="same artifact_id, execution_id and type"):
+        store.put_execution(twice)

@@ -105,7 +105,8 @@ class CompositeWriter:
                 resolved = event.artifact_id
                 events.append(event)
             response_ids.append(resolved if resolved is not None else MISSING_ARTIFACT)
-        edges.put_events(self.uow, events, self.clock(), check_nodes=False)
+        new_execution = not execution.HasField("id")
+        edges.put_events(self.uow, events, self.clock(), check_nodes=False, new_execution=new_execution)
 
         context_ids = []
         for context in request.contexts:

@@ -21,9 +21,13 @@ def check_event_fields(event: mlmd.Event) -> None:
         raise errors.InvalidArgumentError("event type must be set and not UNKNOWN")
 
 
-def put_events(uow: UnitOfWork, events: Sequence[mlmd.Event], now_ms: int, check_nodes: bool = True) -> None:
+def put_events(
+    uow: UnitOfWork, events: Sequence[mlmd.Event], now_ms: int, check_nodes: bool = True, new_execution: bool = False
+) -> None:
     """Insert events; `check_nodes` requires the artifact and execution to exist
-    (PutEvents does, PutExecution and PutLineageSubgraph do not: spec §3.7)."""
+    (PutEvents does, PutExecution and PutLineageSubgraph do not: spec §3.7). `new_execution`:
+    every event belongs to an execution this transaction created, so only a repeat within
+    `events` can clash (told here, before anything is sent)."""
     for event in events:
         check_event_fields(event)
     # MLMD lets composite writes name ids that exist nowhere. A caller restricted to some
@@ -45,12 +49,18 @@ def put_events(uow: UnitOfWork, events: Sequence[mlmd.Event], now_ms: int, check
     access.require_link_rights(
         uow, [(("artifact", e.artifact_id), ("execution", e.execution_id)) for e in events], "an event"
     )
+    clash_free = False
+    if new_execution:
+        if len({(e.artifact_id, e.execution_id, e.type) for e in events}) != len(events):
+            raise errors.AlreadyExistsError(_DUPLICATE_EVENT)
+        clash_free = True
     try:
-        edge_repo.insert_events(uow, events, now_ms)
+        edge_repo.insert_events(uow, events, now_ms, clash_free)
     except UniqueViolation as error:
-        raise errors.AlreadyExistsError(
-            "an event with the same artifact_id, execution_id and type already exists"
-        ) from error
+        raise errors.AlreadyExistsError(_DUPLICATE_EVENT) from error
+
+
+_DUPLICATE_EVENT = "an event with the same artifact_id, execution_id and type already exists"
 
 
 def put_attributions_and_associations(

@@ -20,8 +20,11 @@ from lineagedb.store.unit_of_work import UnitOfWork
 _CHUNK = 500
 
 
-def insert_events(uow: UnitOfWork, events: Sequence[mlmd.Event], now_ms: int) -> None:
-    """Insert complete events (ids and type already validated) and their path steps."""
+def insert_events(uow: UnitOfWork, events: Sequence[mlmd.Event], now_ms: int, clash_free: bool = False) -> None:
+    """Insert complete events (ids and type already validated) and their path steps.
+    `clash_free`: the caller knows no event can clash with a stored one (they all belong to an
+    execution this transaction created, and are distinct), so where the INSERT may be deferred
+    nothing it could fail on is left for a later statement to report."""
     if not events:
         return
     rows = [
@@ -35,9 +38,15 @@ def insert_events(uow: UnitOfWork, events: Sequence[mlmd.Event], now_ms: int) ->
         }
         for event in events
     ]
-    ids = _insert_returning_ids(uow, uow.schema.event, rows)
     if uow.changes is not None:
         uow.changes.add_edges("event", ([r["artifact_id"], r["execution_id"], r["type"]] for r in rows))
+    if clash_free and uow.can_defer and not any(event.path.steps for event in events):
+        # MariaDB: only path steps need the events' ids (MLMD's API never shows them), so
+        # without steps the INSERT travels with the next statement or the COMMIT, a round
+        # trip less.
+        bulk_insert.insert_rows(uow, uow.schema.event, rows, deferrable=True)
+        return
+    ids = _insert_returning_ids(uow, uow.schema.event, rows)
     steps: list[dict[str, Any]] = []
     for event_id, event in zip(ids, events, strict=True):
         for step in event.path.steps:
