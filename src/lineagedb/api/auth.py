@@ -47,6 +47,14 @@ def _metadata(context: grpc.ServicerContext) -> tuple[str | None, str | None, st
     return authorization, namespace, basic_user
 
 
+_READ_BY_ADMIT = frozenset(("authorization", NAMESPACE_METADATA, BASIC_USER_METADATA))
+
+
+def _names_anything(context: grpc.ServicerContext) -> bool:
+    """Whether the call's metadata holds an entry `_metadata` reads."""
+    return any(key in _READ_BY_ADMIT for key, _ in context.invocation_metadata() or ())
+
+
 class _PeerAuthContext(Mapping[str, Sequence[bytes]]):
     """The call's TLS auth context, read from gRPC only if something looks at it.
 
@@ -89,9 +97,14 @@ class AuthInterceptor(UnaryWrapper):
         try:
             if permission is None:
                 raise errors.PermissionDeniedError(f"{method} is not in the method table; it is denied")
+            access = self.access
+            if not access.enabled and not _names_anything(context):
+                # Authentication off and nothing in the metadata for it to read: what `admit`
+                # answers then (None: no namespace, no restriction), without building its inputs.
+                return None
             authorization, namespace, basic_user = _metadata(context)
             auth_context = _PeerAuthContext(context)
-            return self.access.admit(permission.value, authorization, namespace, auth_context, basic_user)
+            return access.admit(permission.value, authorization, namespace, auth_context, basic_user)
         except errors.LineageError as error:
             code = status_for(error)
             log.info("denied %s: %s (peer %s)", method, code.name, peer_of(context))
