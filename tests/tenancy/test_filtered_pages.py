@@ -5,7 +5,8 @@ The leak matrix pages through each filter in id order only; these cross every pa
 order and size with filters, because a restricted filtered page is its own statement
 shape on PostgreSQL (the matches in page order, checked for their namespace until the
 page is full: store.repositories.listing._first_readable) and on SQLite (the probe's
-readable matches bound as ids, not checked again). Broad filters (most nodes match) and
+matches bound as ids, the page statement checking the namespaces of the first `limit` of
+them, and of the rest only if some are hidden). Broad filters (most nodes match) and
 narrow ones, through a neighbour too, so a page can end on either side of an unreadable
 match.
 """
