@@ -40,10 +40,10 @@ def shapes(monkeypatch: pytest.MonkeyPatch) -> Counter[FilterShape]:
     taken: Counter[FilterShape] = Counter()
     choose = listing._sqlite_shape
 
-    def counting(*args: Any) -> FilterShape:
-        shape = choose(*args)
+    def counting(*args: Any) -> tuple[FilterShape, list[int]]:
+        shape, rest = choose(*args)
         taken[shape] += 1
-        return shape
+        return shape, rest
 
     monkeypatch.setattr(listing, "_sqlite_shape", counting)
     return taken
