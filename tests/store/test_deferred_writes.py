@@ -16,7 +16,9 @@ from lineagedb import errors
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.service.metadata_store import MetadataStore
+from lineagedb.store import tenancy
 from lineagedb.store.engine import DEFERRED
+from lineagedb.store.tenancy import Tenancy
 from lineagedb.store.unit_of_work import Database
 
 pytestmark = pytest.mark.parametrize("backend", ["mysql"], indirect=True)
@@ -180,3 +182,32 @@ def test_a_new_executions_events_without_paths_ride_with_the_next_statement(
         twice.artifact_event_pairs.add().event.CopyFrom(mlmd.Event(artifact_id=stored, type=mlmd.Event.INPUT))
     with pytest.raises(errors.AlreadyExistsError, match="same artifact_id, execution_id and type"):
         store.put_execution(twice)
+
+
+def test_memberships_ride_with_the_next_statement_and_a_missing_namespace_is_named(
+    store: MetadataStore, database: Database, queries: list[str]
+) -> None:
+    artifact_type = store.put_artifact_type(svc.PutArtifactTypeRequest(artifact_type=mlmd.ArtifactType(name="D")))
+    with database.transaction() as uow:
+        tenancy.create_namespace(uow, "team-a", 1)
+    request = svc.PutArtifactsRequest(artifacts=[mlmd.Artifact(type_id=artifact_type.type_id, uri="s3://a")])
+    team_a = Tenancy(namespace="team-a", readable=frozenset({"team-a"}), writable=frozenset({"team-a"}))
+    queries.clear()
+    token = tenancy.CURRENT_TENANCY.set(team_a)
+    try:
+        [stored] = store.put_artifacts(request).artifact_ids
+    finally:
+        tenancy.CURRENT_TENANCY.reset(token)
+    [with_membership] = [q for q in queries if "lineagedb_node_namespace" in q]
+    assert with_membership.rstrip().endswith("COMMIT")  # not a round trip of its own
+    assert _count(database, f"SELECT COUNT(*) FROM lineagedb_node_namespace WHERE node_id = {stored}") == 1
+    # A namespace nobody created: the deferred INSERT fails the COMMIT, which says so.
+    before = _count(database, "SELECT COUNT(*) FROM `Artifact`")
+    nowhere = Tenancy(namespace="team-z", readable=frozenset({"team-z"}), writable=frozenset({"team-z"}))
+    token = tenancy.CURRENT_TENANCY.set(nowhere)
+    try:
+        with pytest.raises(errors.FailedPreconditionError, match="namespace 'team-z' does not exist"):
+            store.put_artifacts(request)
+    finally:
+        tenancy.CURRENT_TENANCY.reset(token)
+    assert _count(database, "SELECT COUNT(*) FROM `Artifact`") == before

@@ -125,8 +125,11 @@ def visible(node_kind: int, node_id: sa.ColumnElement[Any], reach: Reach) -> sa.
     a nested loop scanning `type` once per node: 40% of what the predicate added to that
     statement, measured in the server's CPU). `IS NOT NULL` of an expression is taken to
     keep 99.5%, the right order for a reader's own nodes, and the plans are those of the
-    statement without the predicate (which is evaluated where it was). SQLite and MySQL
-    plan the same either way (one NULLIF a row, within noise).
+    statement without the predicate (which is evaluated where it was).
+
+    SQLite and MySQL/MariaDB take the EXISTS form below instead. On MariaDB the scalar
+    subquery cost ~5 us a row (by-id reads of 100 with auth on 1.18-1.23x auth off, the EXISTS
+    form 1.13-1.16x, `bench/auth_overhead.py --backends mysql`).
     """
     if reach is Reach.ALL:
         return sa.true()
@@ -150,8 +153,8 @@ def visible(node_kind: int, node_id: sa.ColumnElement[Any], reach: Reach) -> sa.
 
 
 class _Visible(sa.sql.expression.ColumnElement[bool]):
-    """`visible`'s predicate: `probe` (the scalar subquery form) on PostgreSQL and MySQL,
-    `exists` (the same truth, never NULL either) on SQLite."""
+    """`visible`'s predicate: `probe` (the scalar subquery form) on PostgreSQL, `exists` (the
+    same truth, never NULL either) on SQLite and MySQL/MariaDB."""
 
     inherit_cache = True
     type = sa.Boolean()
@@ -175,6 +178,7 @@ def _compile_probe(element: _Visible, compiler: Any, **kw: Any) -> str:
 
 
 @compiles(_Visible, "sqlite")
+@compiles(_Visible, "mysql")
 def _compile_exists(element: _Visible, compiler: Any, **kw: Any) -> str:
     return str(compiler.process(element.exists, **kw))
 
@@ -304,8 +308,12 @@ def record_membership(uow: Any, kind_value: str, ids: Iterable[int]) -> None:
     from lineagedb.store import bulk_insert  # it imports unit_of_work, which imports this module
 
     rows = [{"node_kind": number, "node_id": node_id, "namespace": namespace} for node_id in ids]
+    if uow.can_defer:
+        # MySQL/MariaDB: nothing reads these rows' result, so they ride with the next statement
+        # or the COMMIT; if the namespace is gone, that one fails, and says this.
+        uow.missing_parent = _missing_namespace(namespace)
     try:
-        bulk_insert.insert_rows(uow, MEMBERSHIP, rows)
+        bulk_insert.insert_rows(uow, MEMBERSHIP, rows, deferrable=True)
     except MissingParent as error:  # MySQL's foreign key to lineagedb_namespace
         raise _missing_namespace(namespace) from error
 

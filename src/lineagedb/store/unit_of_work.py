@@ -197,6 +197,9 @@ class UnitOfWork:
         self.sealed_read: set[tuple[str, int, bool, str]] = set()
         # PostgreSQL (store.prepared): this transaction has set plan_cache_mode back to auto.
         self.custom_plans = False
+        # What a foreign-key failure of a deferred INSERT (`defer`) means, said by its writer:
+        # the failure surfaces in a later statement or the COMMIT, where nobody else can tell.
+        self.missing_parent: errors.LineageError | None = None
 
     def execute(
         self, statement: sa.Executable, parameters: Sequence[Mapping[str, Any]] | Mapping[str, Any] | None = None
@@ -515,6 +518,10 @@ class Database:
                             # We cannot tell whether the commit reached the disk.
                             domain = errors.UnavailableError("the commit outcome is unknown; check before retrying")
                         raise domain from error
+                except MissingParent as error:
+                    if uow.missing_parent is None:
+                        raise
+                    raise uow.missing_parent from error
                 finally:
                     self._release_locks(uow)
             finally:
