@@ -11,7 +11,7 @@ each block's server CPU (its threads' run time in /proc) and wall time per
 call. A 5-call sample of a 2 ms write is timed as much by the scheduler as by the server;
 CPU over a block is what the audit log adds, and is what it costs a busy server.
 
-    .venv/bin/python bench/audit_overhead.py [--backends sqlite,postgresql] [--reps 30] [--calls 5]
+    .venv/bin/python bench/audit_overhead.py [--backends sqlite,postgresql,mysql] [--reps 30] [--calls 5]
 """
 
 from __future__ import annotations

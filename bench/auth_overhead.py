@@ -7,7 +7,7 @@ Operations alternate between the two servers rep by rep (same machine state); th
 report is the median of per-rep ratios on / off. The official client cannot send
 bearer tokens, so this uses LineageDB's generated stubs (the same wire messages).
 
-    .venv/bin/python bench/auth_overhead.py [--backends sqlite,postgresql] [--reps 30] [--calls 5]
+    .venv/bin/python bench/auth_overhead.py [--backends sqlite,postgresql,mysql] [--reps 30] [--calls 5]
         [--min-sample-ms 10] [--no-analyze]
 
 A read shorter than --min-sample-ms takes more calls per sample than --calls (measured
@@ -316,7 +316,7 @@ def compare(
 
 def common_arguments(parser: argparse.ArgumentParser, out: str) -> None:
     """The flags this benchmark shares with bench/audit_overhead.py."""
-    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--backends", default="sqlite,postgresql,mysql")
     parser.add_argument("--reps", type=int, default=30)
     parser.add_argument("--calls", type=int, default=5, help="back-to-back calls per timed sample")
     parser.add_argument("--batches", type=int, default=10)
