@@ -105,6 +105,20 @@ class StatementScope(UnaryWrapper):
         return unary_handler(handler, counted)
 
 
+def _pass_gate(ready: Callable[[], bool], context: grpc.ServicerContext) -> float | None:
+    """The readiness gate of a MetadataStoreService call: UNAVAILABLE until the schema is ready,
+    DEADLINE_EXCEEDED if the deadline has passed; else the deadline as a time.monotonic() value
+    for the store (None: the client set none)."""
+    if not ready():
+        context.abort(grpc.StatusCode.UNAVAILABLE, "the database is not available yet; retry the call")
+    remaining = context.time_remaining()
+    if remaining is None or remaining >= NO_DEADLINE_S:
+        return None
+    if remaining <= 0:
+        context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the call started")
+    return time.monotonic() + remaining
+
+
 class ReadinessGate(UnaryWrapper):
     """MetadataStoreService calls: UNAVAILABLE until the schema is ready; honour client deadlines.
 
@@ -124,15 +138,7 @@ class ReadinessGate(UnaryWrapper):
         ready = self.ready
 
         def gated(request: Any, context: grpc.ServicerContext) -> Any:
-            if not ready():
-                context.abort(grpc.StatusCode.UNAVAILABLE, "the database is not available yet; retry the call")
-            remaining = context.time_remaining()
-            deadline: float | None = None
-            if remaining is not None and remaining < NO_DEADLINE_S:
-                if remaining <= 0:
-                    context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the call started")
-                deadline = time.monotonic() + remaining
-            token = STATEMENT_DEADLINE.set(deadline)
+            token = STATEMENT_DEADLINE.set(_pass_gate(ready, context))
             try:
                 return inner(request, context)
             finally:
@@ -188,15 +194,7 @@ class GuardedCall(UnaryWrapper):
 
         def gated(request: Any, context: grpc.ServicerContext) -> Any:
             # ReadinessGate, then `guarded`.
-            if not ready():
-                context.abort(grpc.StatusCode.UNAVAILABLE, "the database is not available yet; retry the call")
-            remaining = context.time_remaining()
-            deadline: float | None = None
-            if remaining is not None and remaining < NO_DEADLINE_S:
-                if remaining <= 0:
-                    context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the call started")
-                deadline = monotonic() + remaining
-            token = STATEMENT_DEADLINE.set(deadline)
+            token = STATEMENT_DEADLINE.set(_pass_gate(ready, context))
             try:
                 return guarded(request, context)
             finally:
