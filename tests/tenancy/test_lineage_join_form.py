@@ -17,6 +17,7 @@ from lineagedb.store.repositories import lineage as lineage_repo
 from lineagedb.store.repositories.nodes import NodeKind
 from lineagedb.store.schema import schema_for
 from lineagedb.store.tenancy import DEFAULT_NAMESPACE, Reach, Tenancy
+from tests.tenancy.test_visible_forms import READABLE_SETS  # the same readable sets as visible()'s forms
 
 # node id -> its namespace (`default` ones have no membership row)
 NODES = {1: "team-a", 2: "team-b", 3: DEFAULT_NAMESPACE, 4: "shared", 5: "team-a"}
@@ -28,13 +29,6 @@ LINKS_TABLE = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("node_id", sa.Integer, nullable=False),
 )
-READABLE_SETS = [
-    frozenset({"team-a"}),
-    frozenset({DEFAULT_NAMESPACE}),
-    frozenset({DEFAULT_NAMESPACE, "team-a"}),
-    frozenset({"team-b", "shared", DEFAULT_NAMESPACE}),
-    frozenset(),
-]
 
 
 @pytest.fixture

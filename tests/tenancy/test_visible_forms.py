@@ -1,5 +1,5 @@
-"""store.tenancy.visible compiles to two forms: a scalar subquery (PostgreSQL, MySQL) and
-EXISTS / NOT EXISTS (SQLite), chosen by whether `default` is readable. Both must say
+"""store.tenancy.visible compiles to two forms: a scalar subquery (PostgreSQL) and
+EXISTS / NOT EXISTS (SQLite, MySQL/MariaDB), chosen by whether `default` is readable. Both must say
 exactly what the policy says for every kind of node: no membership row (`default`), a
 row in a readable namespace, a row in another one, under NOT as well."""
 
