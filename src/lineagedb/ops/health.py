@@ -20,6 +20,7 @@ from sqlalchemy import exc as sa_exc
 
 from lineagedb import errors
 from lineagedb.store import db_tls
+from lineagedb.store.engine import is_sqlite_memory
 from lineagedb.store.unit_of_work import classify_driver_error
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,11 @@ class DatabaseSupervisor:
             self._stop.wait(self.interval_s)
 
     def ping(self) -> bool:
+        if is_sqlite_memory(self.engine.url):
+            # The database lives in this process, on the one connection every call shares
+            # (StaticPool): nothing to reach, and a checkout from this thread would roll back
+            # (on its return to the pool) whatever transaction a call had open on it.
+            return True
         try:
             with self.engine.connect() as connection:
                 connection.exec_driver_sql("SELECT 1")
