@@ -14,7 +14,8 @@ from lineagedb.proto.lineagedb.v1 import lineage_pb2 as pb
 from lineagedb.service.answers.service import LineageAnswers
 from lineagedb.store import encoded_cache
 from lineagedb.store.bootstrap import alembic_config, inspect_schema, prepare_database
-from lineagedb.store.lineage_indexes import WIDENED, index_columns
+from lineagedb.store.lineage_indexes import WIDENED
+from lineagedb.store.widened_indexes import index_columns
 from lineagedb.store.repositories import lineage as lineage_repo
 from lineagedb.store.unit_of_work import Database
 from tests.answers.conftest import LocalClient

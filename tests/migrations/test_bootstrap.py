@@ -200,7 +200,7 @@ def test_db_current_reports_the_schema_state(database_url):
         check=False,
     )
     assert current.returncode == 0, current.stderr
-    assert "mlmd_schema_version=10" in current.stdout and "revision=0011 head=0011" in current.stdout
+    assert "mlmd_schema_version=10" in current.stdout and "revision=0012 head=0012" in current.stdout
 
 
 def test_revision_0003_adds_the_namespace_tables_and_the_namespace_commands_use_them(engine, database_url):

@@ -22,20 +22,7 @@ walk and PostgreSQL nothing measurable, for two more B-trees written with every 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import sqlalchemy as sa
-
-from lineagedb.store.schema import schema_for
-
-
-@dataclass(frozen=True)
-class WidenedIndex:
-    name: str
-    table: str  # the schema attribute: "attribution" or "association"
-    before: tuple[str, ...]  # as 0002 made it
-    after: tuple[str, ...]  # as 0011 makes it
-
+from lineagedb.store.widened_indexes import WidenedIndex
 
 WIDENED: tuple[WidenedIndex, ...] = (
     WidenedIndex(
@@ -45,40 +32,3 @@ WIDENED: tuple[WidenedIndex, ...] = (
         "lineagedb_idx_association_execution_id", "association", ("execution_id",), ("execution_id", "context_id")
     ),
 )
-
-
-def table_name(dialect_name: str, index: WidenedIndex) -> str:
-    """The index's table as this dialect's schema names it (MLMD's case differs by backend)."""
-    table: sa.Table = getattr(schema_for(dialect_name), index.table)
-    return table.name
-
-
-def index_columns(connection: sa.Connection, index: WidenedIndex) -> tuple[str, ...] | None:
-    """The columns `index` has in this database, or None if it is not there."""
-    for found in sa.inspect(connection).get_indexes(table_name(connection.dialect.name, index)):
-        if found["name"] == index.name:
-            return tuple(str(column) for column in found["column_names"])
-    return None
-
-
-def reshape(connection: sa.Connection, index: WidenedIndex, columns: tuple[str, ...]) -> None:
-    """Make `index` cover `columns` (drop and create under the same name); nothing to do if it
-    already does, created if it is missing (a database stamped without 0002's indexes)."""
-    present = index_columns(connection, index)
-    if present == columns:
-        return
-    preparer = connection.dialect.identifier_preparer
-    table = preparer.quote(table_name(connection.dialect.name, index))
-    name = preparer.quote(index.name)
-    listed = ", ".join(preparer.quote(column) for column in columns)
-    # Identifiers only, from the constants above: no user input reaches this text.
-    if connection.dialect.name == "mysql" and present is not None:
-        # One ALTER: MySQL commits each DDL statement, so a separate DROP then CREATE could
-        # leave the table without the index if the second failed.
-        connection.exec_driver_sql(f"ALTER TABLE {table} DROP INDEX {name}, ADD INDEX {name} ({listed})")
-        return
-    if present is not None:
-        connection.exec_driver_sql(
-            f"DROP INDEX {name} ON {table}" if connection.dialect.name == "mysql" else f"DROP INDEX {name}"
-        )
-    connection.exec_driver_sql(f"CREATE INDEX {name} ON {table} ({listed})")

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from alembic import op
 
-from lineagedb.store.lineage_indexes import WIDENED, reshape
+from lineagedb.store.lineage_indexes import WIDENED
+from lineagedb.store.widened_indexes import reshape
 
 revision = "0011"
 down_revision = "0010"
