@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import time
 from contextvars import ContextVar
@@ -114,7 +115,31 @@ def create_engine(url: str | URL, pool: PoolSettings | None = None, connect_time
         galera.watch(engine)  # connections to a Galera node lock through certified rows
     if backend == "postgresql":
         _fold_begin(engine)
+        if SERIAL_PLANS:
+            event.listen(engine, "connect", _plan_serially)
     return engine
+
+
+# PostgreSQL: LineageDB's statements plan without parallel workers unless this is "on". Its
+# statements are index-driven reads that stop at a page or an answer; a parallel plan starts
+# worker processes, which on the 10^7-artifact benchmark store turned a filter's first page
+# from 0.6 ms into 15-33 ms (a Gather Merge over an index that hands over the matches in
+# order; store.property_indexes). Session level, so a database's own setting still applies
+# to every other client, MLMD's included.
+PARALLEL_PLANS_ENV = "LINEAGEDB_PG_PARALLEL_PLANS"
+SERIAL_PLANS = os.environ.get(PARALLEL_PLANS_ENV, "off").strip().lower() in ("off", "0", "false", "no")
+
+
+def _plan_serially(dbapi_connection: Any, _record: Any) -> None:
+    # Once per new connection, outside any transaction (a SET in one that rolls back is undone);
+    # one round trip. Not a libpq startup option: PgBouncer refuses unknown startup parameters.
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET max_parallel_workers_per_gather = 0")
+    finally:
+        dbapi_connection.autocommit = autocommit
 
 
 # connection.info key: this transaction's BEGIN has not been sent yet (see _fold_begin).
