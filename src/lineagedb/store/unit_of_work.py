@@ -65,6 +65,9 @@ _PG_FOREIGN_KEY = "23503"
 _PG_RETRYABLE = {"40001", "40P01", "55P03"}
 _PG_CANCELED = "57014"
 _PG_TOO_LONG = "22001"  # string_data_right_truncation: a value longer than its VARCHAR column
+# program_limit_exceeded: raised for a caller's value by an index entry over a B-tree page's
+# third (MLMD's index of string property values holds ~2,700 bytes after compression).
+_PG_LIMIT = "54000"
 # MySQL / MariaDB error numbers.
 _MYSQL_DUPLICATE = {1062, 1586}
 _MYSQL_FOREIGN_KEY = {1216, 1452}  # no parent row for a child row being written
@@ -79,6 +82,10 @@ _MYSQL_TOO_LONG = {1406}  # data too long for column (strict mode)
 _TOO_LONG = (
     "a value is longer than its database column holds (names, property names, external ids and "
     "type names: 255 characters)"
+)
+_TOO_LARGE_TO_INDEX = (
+    "a value is too large for the database's index of it (PostgreSQL indexes string property values "
+    "up to about 2,700 bytes after compression); store a large value elsewhere and record its location"
 )
 
 
@@ -112,6 +119,8 @@ def classify_driver_error(error: sa_exc.DBAPIError) -> errors.LineageError:
             return errors.AbortedError("the transaction conflicted with another one; retry the call")
         if pgcode == _PG_TOO_LONG:
             return errors.InvalidArgumentError(_TOO_LONG)
+        if pgcode == _PG_LIMIT:
+            return errors.InvalidArgumentError(_TOO_LARGE_TO_INDEX)
         if pgcode == _PG_CANCELED:
             return errors.DeadlineExceededError("the database statement was cancelled")
         if pgcode.startswith("08") or pgcode.startswith("57P"):
