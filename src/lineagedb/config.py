@@ -87,8 +87,8 @@ class Settings:
     port: int = DEFAULT_PORT
     database_url: str = field(default_factory=default_database_url)
     worker_threads: int = 16
-    pool_size: int = 8
-    pool_max_overflow: int = 4
+    pool_size: int = 12
+    pool_max_overflow: int = 0
     # Seconds a call waits for a free database connection before RESOURCE_EXHAUSTED.
     pool_timeout_s: float = 10.0
     enable_database_upgrade: bool = False

@@ -151,7 +151,7 @@ def test_pool_flags_and_variables_reach_the_engine(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("LINEAGEDB_POOL_SIZE", "6")
     monkeypatch.setenv("LINEAGEDB_POOL_TIMEOUT", "2.5")
     settings = settings_for("--database", "postgresql://u@db/x")
-    assert (settings.pool_size, settings.pool_max_overflow, settings.pool_timeout_s) == (6, 4, 2.5)
+    assert (settings.pool_size, settings.pool_max_overflow, settings.pool_timeout_s) == (6, 0, 2.5)
     for bad in ("--pool-size=0", "--pool-max-overflow=-1", "--pool-timeout=0"):
         with pytest.raises(ConfigurationError, match="pool"):
             settings_for("--database", "postgresql://u@db/x", bad)

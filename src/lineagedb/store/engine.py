@@ -44,8 +44,8 @@ STATEMENT_DEADLINE: ContextVar[float | None] = ContextVar("lineagedb_statement_d
 
 @dataclass(frozen=True)
 class PoolSettings:
-    size: int = 8
-    max_overflow: int = 4
+    size: int = 12
+    max_overflow: int = 0
     timeout_s: float = 10.0
     recycle_s: int = 1800
 
