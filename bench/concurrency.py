@@ -167,9 +167,19 @@ def operations(stub: svc_grpc.MetadataStoreServiceStub, data: Seed, tag: str) ->
 
 
 def client(
-    address: str, data: Seed, names: tuple[str, ...], tag: str, ready: Any, go: Any, deadline: Any, out: Any
+    address: str,
+    data: Seed,
+    names: tuple[str, ...],
+    tag: str,
+    ready: Any,
+    go: Any,
+    deadline: Any,
+    out: Any,
+    rate: float = 0.0,
 ) -> None:
-    """One client process: the named operations in turn until the deadline; latencies per operation."""
+    """One client process: the named operations in turn until the deadline; latencies per operation.
+    With `rate` (calls per second) the calls start on a fixed schedule, each as soon as it is due
+    (a late call goes at once and the schedule does not slip); else back to back."""
     channel = grpc.insecure_channel(address)
     stub = svc_grpc.MetadataStoreServiceStub(channel)
     calls = operations(stub, data, tag)
@@ -178,8 +188,15 @@ def client(
     n = 0
     ready.put(tag)
     go.wait()  # every client starts at the same moment, once all are up
+    # Paced clients start spread over one interval, so that their calls do not arrive together.
+    due = time.perf_counter() + (random.Random(tag).random() / rate if rate else 0.0)
     while time.time() < deadline.value:
         for name in names:
+            if rate:
+                wait = due - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                due += 1.0 / rate
             began = time.perf_counter()
             try:
                 calls[name](n)

@@ -899,13 +899,16 @@ def concurrency_stage(
     split_pool: bool = False,
     rounds: int = 3,
     pool_size: int = 0,
+    client_rate: float = 0.0,
+    clients_per_server: bool = False,
 ) -> dict[str, Any]:
     """24 client processes (the read mix of bench/concurrency.py) over 1 and 3 servers, in
     alternating rounds (the machine is shared: the median of the per-round figures counts).
 
-    With ``split_pool`` the 3 servers share one server's connection budget (pool 8 + 4
-    overflow, a third each); by default each has its own (a small pool under 8 callers a
-    server opens and closes overflow connections all the time, each a new backend)."""
+    With ``split_pool`` the 3 servers share one server's connection budget (12 connections,
+    a third each); by default each has its own. ``client_rate`` paces each client (calls per
+    second) instead of sending back to back; ``clients_per_server`` gives each server
+    ``clients`` of its own (the same load per server) instead of sharing them."""
     import concurrency
 
     rng = random.Random(19)
@@ -919,9 +922,11 @@ def concurrency_stage(
     names = ("by_id", "by_context", "lineage")
     results: dict[str, Any] = {"1_servers": [], "3_servers": []}
     for count in [c for _ in range(rounds) for c in (1, 3)]:
-        pool = ["--pool-size", str(-(-8 // count)), "--pool-max-overflow", str(-(-4 // count))] if split_pool else []
+        pool = ["--pool-size", str(-(-12 // count)), "--pool-max-overflow", "0"] if split_pool else []
         if pool_size:
             pool = ["--pool-size", str(pool_size)]
+        # The same clients for either count, or (clients_per_server) the same load per server.
+        callers = clients * count if clients_per_server else clients
         with contextlib.ExitStack() as stack:
             serve = [str(LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--database", url, "--workers", "1"]
             servers = [
@@ -934,9 +939,19 @@ def concurrency_stage(
             children = [
                 context.Process(
                     target=concurrency.client,
-                    args=(addresses[i % count], seed, names, f"scale-{count}-{i}", ready, go, deadline, out),
+                    args=(
+                        addresses[i % count],
+                        seed,
+                        names,
+                        f"scale-{count}-{i}",
+                        ready,
+                        go,
+                        deadline,
+                        out,
+                        client_rate,
+                    ),
                 )
-                for i in range(clients)
+                for i in range(callers)
             ]
             for child in children:
                 child.start()
@@ -964,7 +979,8 @@ def concurrency_stage(
         server_total, db_total = sum(server_cpu.values()), sum(db_cpu.values())
         cell = {
             "pool_per_server": pool,
-            "clients": clients,
+            "clients": callers,
+            "client_rate_per_s": client_rate or None,
             "seconds": seconds,
             "calls": calls,
             "errors": errors,
@@ -1158,7 +1174,17 @@ def run_backend(
             if backend == "postgresql" and args.concurrency:
                 log(f"{backend}: 1 and 3 servers, {args.clients} clients")
                 out["concurrency"] = concurrency_stage(
-                    url, engine, s0, args.clients, args.seconds, directory, args.split_pool, args.rounds, args.pool_size
+                    url,
+                    engine,
+                    s0,
+                    args.clients,
+                    args.seconds,
+                    directory,
+                    args.split_pool,
+                    args.rounds,
+                    args.pool_size,
+                    args.client_rate,
+                    args.clients_per_server,
                 )
         finally:
             engine.dispose()
@@ -1214,6 +1240,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating 1/3-server rounds")
     parser.add_argument("--pool-size", type=int, default=0, help="--pool-size of every server in the 1/3-server stage")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--clients-per-server",
+        action="store_true",
+        help="--clients for each server in the 1/3-server stage (the same load per server), not in all",
+    )
+    parser.add_argument(
+        "--client-rate",
+        type=float,
+        default=0.0,
+        help="calls per second of each client in the 1/3-server stage (0: back to back, saturating the machine)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "scale_results.json")
     parser.add_argument(
         "--workdir", type=Path, default=None, help="the private PostgreSQL goes here too (must be open to `postgres`)"
