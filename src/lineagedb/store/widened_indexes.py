@@ -21,8 +21,6 @@ class WidenedIndex:
     table: str  # the schema attribute, e.g. "attribution" or "artifact_property"
     before: tuple[str, ...]
     after: tuple[str, ...]
-    # SQLite only: the partial index's condition, kept when it is rebuilt (MLMD's own SQL text).
-    sqlite_where: str | None = None
     # The backends whose index is widened; elsewhere it stays as it is (None: every backend).
     dialects: tuple[str, ...] | None = None
 
@@ -57,8 +55,7 @@ def reshape(connection: sa.Connection, index: WidenedIndex, columns: tuple[str, 
     table = preparer.quote(table_name(connection.dialect.name, index))
     name = preparer.quote(index.name)
     listed = ", ".join(preparer.quote(column) for column in columns)
-    where = f" WHERE {index.sqlite_where}" if index.sqlite_where and connection.dialect.name == "sqlite" else ""
-    # Identifiers and conditions only, from constants: no user input reaches this text.
+    # Identifiers only, from constants: no user input reaches this text.
     if connection.dialect.name == "mysql" and present is not None:
         # One ALTER: MySQL commits each DDL statement, so a separate DROP then CREATE could
         # leave the table without the index if the second failed.
@@ -68,4 +65,4 @@ def reshape(connection: sa.Connection, index: WidenedIndex, columns: tuple[str, 
         connection.exec_driver_sql(
             f"DROP INDEX {name} ON {table}" if connection.dialect.name == "mysql" else f"DROP INDEX {name}"
         )
-    connection.exec_driver_sql(f"CREATE INDEX {name} ON {table} ({listed}){where}")
+    connection.exec_driver_sql(f"CREATE INDEX {name} ON {table} ({listed})")

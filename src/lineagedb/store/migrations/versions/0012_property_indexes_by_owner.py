@@ -1,11 +1,11 @@
-"""MLMD's property value indexes end with the owner's id, on PostgreSQL and SQLite.
+"""MLMD's property value indexes end with the owner's id, on PostgreSQL.
 
 `idx_{artifact,execution,context}_property_{int,double,string}` become (name,
 is_custom_property, value, owner id) under the same names, so a filter's page takes its
 matches in id order from the index (see store.property_indexes for what was measured).
-MySQL/MariaDB's indexes already hold the owner's id last (InnoDB appends the primary key)
-and stay as they are. Index only: a server on 0011 serves as before and logs the
-`lineagedb db upgrade` command.
+MySQL/MariaDB's indexes already hold the owner's id last (InnoDB appends the primary key);
+SQLite's pages do not read matches in index order. Both stay as they are. Index only: a
+server on 0011 serves as before and logs the `lineagedb db upgrade` command.
 
 Revision ID: 0012
 Revises: 0011
