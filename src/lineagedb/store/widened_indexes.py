@@ -8,6 +8,7 @@ is in the module that lists it: store.lineage_indexes and store.property_indexes
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -66,3 +67,15 @@ def reshape(connection: sa.Connection, index: WidenedIndex, columns: tuple[str, 
             f"DROP INDEX {name} ON {table}" if connection.dialect.name == "mysql" else f"DROP INDEX {name}"
         )
     connection.exec_driver_sql(f"CREATE INDEX {name} ON {table} ({listed})")
+
+
+def widen(connection: sa.Connection, indexes: Iterable[WidenedIndex]) -> None:
+    """A migration's upgrade: every index as it widens it."""
+    for index in indexes:
+        reshape(connection, index, index.after)
+
+
+def narrow(connection: sa.Connection, indexes: Iterable[WidenedIndex]) -> None:
+    """A migration's downgrade: every index as it was before."""
+    for index in indexes:
+        reshape(connection, index, index.before)

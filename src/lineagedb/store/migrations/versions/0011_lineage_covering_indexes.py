@@ -16,7 +16,7 @@ from __future__ import annotations
 from alembic import op
 
 from lineagedb.store.lineage_indexes import WIDENED
-from lineagedb.store.widened_indexes import reshape
+from lineagedb.store.widened_indexes import narrow, widen
 
 revision = "0011"
 down_revision = "0010"
@@ -25,10 +25,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    for index in WIDENED:
-        reshape(op.get_bind(), index, index.after)
+    widen(op.get_bind(), WIDENED)
 
 
 def downgrade() -> None:
-    for index in WIDENED:
-        reshape(op.get_bind(), index, index.before)
+    narrow(op.get_bind(), WIDENED)
