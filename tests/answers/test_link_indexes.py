@@ -15,9 +15,9 @@ from lineagedb.service.answers.service import LineageAnswers
 from lineagedb.store import encoded_cache
 from lineagedb.store.bootstrap import alembic_config, inspect_schema, prepare_database
 from lineagedb.store.lineage_indexes import WIDENED
-from lineagedb.store.widened_indexes import index_columns
 from lineagedb.store.repositories import lineage as lineage_repo
 from lineagedb.store.unit_of_work import Database
+from lineagedb.store.widened_indexes import index_columns
 from tests.answers.conftest import LocalClient
 
 Runs = dict[str, dict[str, int]]
