@@ -1,0 +1,101 @@
+"""Filters of one shape share a compiled plan (store.fast_read._plan), and each still runs
+with its own values.
+
+A client rarely sends the same filter text twice (the lineage of this node, a search for
+that name), so statements differing only in their literals are compiled once. What must
+hold: every text answers with its own values, in any order, on every backend (PostgreSQL's
+prepared forms carry the values in their text, so they must not be shared), and a
+different shape is a different plan.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
+from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
+from lineagedb.service.metadata_store import MetadataStore
+from lineagedb.store import fast_read
+from tests.service.helpers import put_artifact_type, put_artifacts, put_execution_type
+
+
+def _uris(store: MetadataStore, query: str) -> list[str]:
+    options = mlmd.ListOperationOptions(max_result_size=100, filter_query=query)
+    return sorted(a.uri for a in store.get_artifacts(svc.GetArtifactsRequest(options=options)).artifacts)
+
+
+@pytest.fixture
+def artifacts(store: MetadataStore) -> list[int]:
+    type_id = put_artifact_type(store, "Data", shard=mlmd.INT, split=mlmd.STRING)
+    return put_artifacts(
+        store,
+        *(
+            mlmd.Artifact(
+                type_id=type_id,
+                uri=f"s3://b/{i}",
+                name=f"a{i}",
+                properties={
+                    "shard": mlmd.Value(int_value=i % 3),
+                    "split": mlmd.Value(string_value="train" if i % 2 else "test"),
+                },
+            )
+            for i in range(9)
+        ),
+    )
+
+
+def test_texts_of_one_shape_answer_with_their_own_values(store: MetadataStore, artifacts: list[int]) -> None:
+    # Interleaved and repeated, so a plan reused with another text's values would show.
+    for i in [0, 5, 0, 8, 3, 5]:
+        assert _uris(store, f"uri = 's3://b/{i}'") == [f"s3://b/{i}"]
+        assert _uris(store, f"name = 'a{i}' AND uri = 's3://b/{i}'") == [f"s3://b/{i}"]
+        assert _uris(store, f"name = 'a{i}' AND uri = 's3://b/{(i + 1) % 9}'") == []
+    for shard in [2, 0, 1, 0]:
+        expected = sorted(f"s3://b/{i}" for i in range(9) if i % 3 == shard)
+        assert _uris(store, f"properties.shard.int_value = {shard}") == expected
+    for split, parity in [("train", 1), ("test", 0), ("train", 1)]:
+        expected = sorted(f"s3://b/{i}" for i in range(9) if i % 2 == parity)
+        assert _uris(store, f"properties.split.string_value = '{split}'") == expected
+    assert _uris(store, "properties.split.string_value = 'validation'") == []
+
+
+def test_one_shape_is_compiled_once(store: MetadataStore, artifacts: list[int]) -> None:
+    _uris(store, "uri = 's3://b/1'")  # the shape's plan, whatever ran before
+    shapes = len(fast_read._SHAPES)
+    for i in range(2, 9):
+        _uris(store, f"uri = 's3://b/{i}'")
+    assert len(fast_read._SHAPES) == shapes  # seven new texts, no new plan
+    _uris(store, "uri = 's3://b/1' OR uri = 's3://b/2'")
+    assert len(fast_read._SHAPES) > shapes  # another shape is another plan
+
+
+def test_lineage_from_each_start_is_its_own(store: MetadataStore, artifacts: list[int]) -> None:
+    # Starting filters `id = N` (one shape): each walk starts where its own text says.
+    execution_type = put_execution_type(store, "Step")
+    for source, output in [(0, 1), (2, 3)]:
+        store.put_execution(
+            svc.PutExecutionRequest(
+                execution=mlmd.Execution(type_id=execution_type),
+                artifact_event_pairs=[
+                    svc.PutExecutionRequest.ArtifactAndEvent(
+                        event=mlmd.Event(artifact_id=artifacts[source], type=mlmd.Event.INPUT)
+                    ),
+                    svc.PutExecutionRequest.ArtifactAndEvent(
+                        event=mlmd.Event(artifact_id=artifacts[output], type=mlmd.Event.OUTPUT)
+                    ),
+                ],
+            )
+        )
+
+    def reached(start: int) -> list[int]:
+        options = mlmd.LineageSubgraphQueryOptions(
+            starting_artifacts=mlmd.LineageSubgraphQueryOptions.StartingNodes(filter_query=f"id = {start}"),
+            max_num_hops=2,
+        )
+        request = svc.GetLineageSubgraphRequest(lineage_subgraph_query_options=options)
+        return sorted(a.id for a in store.get_lineage_subgraph(request).lineage_subgraph.artifacts)
+
+    for _ in range(2):
+        assert reached(artifacts[0]) == [artifacts[0], artifacts[1]]
+        assert reached(artifacts[3]) == [artifacts[2], artifacts[3]]
+        assert reached(artifacts[5]) == [artifacts[5]]
