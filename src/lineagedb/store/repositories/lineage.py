@@ -27,11 +27,10 @@ from lineagedb.store.schema import Schema
 from lineagedb.store.tenancy import (
     ARTIFACT_NODE,
     CONTEXT_NODE,
-    DEFAULT_NAMESPACE,
     EXECUTION_NODE,
-    MEMBERSHIP,
-    VISIBLE_PARAMETER,
     Reach,
+    joins_membership,
+    readable_by_join,
 )
 from lineagedb.store.unit_of_work import UnitOfWork
 
@@ -181,37 +180,13 @@ def _events_statement(
         far_end, far_kind = (
             ("execution_id", EXECUTION_NODE) if side is NodeKind.ARTIFACT else ("artifact_id", ARTIFACT_NODE)
         )
-        return _readable_by_join(query, e, far_end, far_kind).order_by(e.c.id)
+        return readable_by_join(query, e, far_end, far_kind).order_by(e.c.id)
     return query.where(*edge_repo.event_visible(e, reach, readable_end=side.owner_column)).order_by(e.c.id)
 
 
 def _joins(uow: UnitOfWork) -> bool:
-    """Whether this backend takes lineage's visibility checks as joins (`_readable_by_join`)."""
-    return uow.dialect in ("mysql", "mariadb")
-
-
-def _readable_by_join(query: sa.Select[Any], table: sa.Table, column: str, node_kind: int) -> sa.Select[Any]:
-    """`query` (over `table`) keeping the rows whose node `table.c[column]` (of `node_kind`) is
-    readable under `reach`: tenancy.visible's truth (COALESCE(namespace, 'default') among the
-    readable names; no membership row means `default`) as an outer join to the membership row,
-    for MySQL/MariaDB's lineage statements. The membership key is (node_kind, node_id), so the
-    join matches at most one row per row of `table`: no row is repeated or lost.
-
-    An outer join, with the test in COALESCE, for both reaches: MariaDB must then read `table`
-    first and probe the membership key once per row (eq_ref). An inner join (or an outer join
-    with `namespace IN (...)`, which it turns into one) let it start from the membership rows of
-    the namespace instead: the attributions statement read every context of `team-a` and all
-    their attributions (rows examined 74 for 12 sent, in the bench), growing with the namespace.
-
-    Why not `visible`'s EXISTS: SQLAlchemy renders that (a Boolean-typed element) as
-    `EXISTS (...) = 1` on MySQL, which MariaDB cannot turn into a semi-join; it runs as a
-    dependent subquery with its own optimization and subquery cache, a fixed ~100 us of server
-    time per statement (slow log, bench/auth_overhead.py: an events hop of ~5 rows ~260 us with
-    auth on, ~130 off), and lineage sends ~14 such small statements per call."""
-    m = MEMBERSHIP.alias("lineagedb_membership")
-    on = sa.and_(m.c.node_kind == node_kind, m.c.node_id == table.c[column])
-    names: sa.BindParameter[list[str]] = sa.bindparam(VISIBLE_PARAMETER, expanding=True)
-    return query.outerjoin_from(table, m, on).where(sa.func.coalesce(m.c.namespace, DEFAULT_NAMESPACE).in_(names))
+    """Whether this backend takes lineage's visibility checks as joins (tenancy.readable_by_join)."""
+    return joins_membership(uow.dialect)
 
 
 @functools.cache
@@ -220,7 +195,7 @@ def _links_statement(table: sa.Table, owner_column: str, reach: Reach, joined: b
     query = sa.select(owner, context).where(owner.in_(sa.bindparam("ids", expanding=True)))
     # The owners are nodes of the traversal's result, readable already: only contexts are checked.
     if joined and reach is not Reach.ALL:
-        return _readable_by_join(query, table, "context_id", CONTEXT_NODE).order_by(owner, context)
+        return readable_by_join(query, table, "context_id", CONTEXT_NODE).order_by(owner, context)
     return query.where(*edge_repo.link_visible(table, reach, readable_end=owner_column)).order_by(owner, context)
 
 
@@ -260,7 +235,7 @@ def _members_statement(table: sa.Table, owner_column: str, reach: Reach, joined:
     query = sa.select(table.c[owner_column]).where(table.c.context_id.in_(sa.bindparam("ids", expanding=True)))
     if joined and reach is not Reach.ALL:
         kind = ARTIFACT_NODE if owner_column == "artifact_id" else EXECUTION_NODE
-        return _readable_by_join(query, table, owner_column, kind)
+        return readable_by_join(query, table, owner_column, kind)
     return query.where(*edge_repo.link_visible(table, reach, readable_end="context_id"))
 
 
@@ -458,7 +433,7 @@ def _link_contexts_statement(table: sa.Table, owner_column: str, reach: Reach, j
     query = sa.select(context).distinct().where(owner.in_(sa.bindparam("ids", expanding=True)))
     # The owners are readable already (see _links_statement): only contexts are checked.
     if joined and reach is not Reach.ALL:
-        return _readable_by_join(query, table, "context_id", CONTEXT_NODE)
+        return readable_by_join(query, table, "context_id", CONTEXT_NODE)
     return query.where(*edge_repo.link_visible(table, reach, readable_end=owner_column))
 
 

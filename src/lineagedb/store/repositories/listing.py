@@ -57,7 +57,12 @@ def list_all(uow: UnitOfWork, kind: NodeKind, scope: Scope = Scope(), into: Any 
     """Every readable node in scope, ordered by id (requests without options); built in
     `into`, a response's repeated field, when given (see node_repo.hydrate)."""
     statement = _scope_statement(
-        uow.schema, kind, scope.type_id is not None, scope.context_id is not None, uow.tenancy.reach
+        uow.schema,
+        kind,
+        scope.type_id is not None,
+        scope.context_id is not None,
+        uow.tenancy.reach,
+        tenancy.joins_membership(uow.dialect),
     )
     rows = fast_read.rows(uow, statement, {**_scope_parameters(scope), **uow.tenancy.parameters})
     return node_repo.hydrate(uow, kind, rows, into=into)
@@ -96,6 +101,7 @@ def list_page(
         uow.tenancy.reach,
         shape,
         first_readable,
+        tenancy.joins_membership(uow.dialect),
     )
     rows = fast_read.rows(uow, statement, parameters)
     if rest and len(rows) < len(parameters["filter_ids"]):
@@ -164,6 +170,7 @@ def _page_statement(
     reach: Reach,
     shape: FilterShape = FilterShape.IN,
     first_readable: bool = False,
+    joined: bool = False,
 ) -> sa.Select[Any]:
     """The page query for one shape of request (and reach), built once: clients page through the
     same listing again and again, and building it cost more than running it. The
@@ -172,7 +179,7 @@ def _page_statement(
     table = kind.table(schema)
     # The page's node rows come back with their type names in one statement; their
     # properties in a second (hydrate).
-    query = _scoped(schema, kind, by_type, by_context, reach)
+    query = _scoped(schema, kind, by_type, by_context, reach, joined)
     if shape is FilterShape.IDS:
         query = query.where(table.c.id.in_(sa.bindparam("filter_ids", expanding=True)))
     elif filter_text and shape is FilterShape.ROWS:
@@ -233,16 +240,21 @@ def _first_readable(
 
 
 @functools.cache
-def _scope_statement(schema: Schema, kind: NodeKind, by_type: bool, by_context: bool, reach: Reach) -> sa.Select[Any]:
+def _scope_statement(
+    schema: Schema, kind: NodeKind, by_type: bool, by_context: bool, reach: Reach, joined: bool = False
+) -> sa.Select[Any]:
     """Every readable node row in a scope, ordered by id (built once per scope shape)."""
-    return _scoped(schema, kind, by_type, by_context, reach).order_by(kind.table(schema).c.id)
+    return _scoped(schema, kind, by_type, by_context, reach, joined).order_by(kind.table(schema).c.id)
 
 
-def _scoped(schema: Schema, kind: NodeKind, by_type: bool, by_context: bool, reach: Reach) -> sa.Select[Any]:
+def _scoped(
+    schema: Schema, kind: NodeKind, by_type: bool, by_context: bool, reach: Reach, joined: bool = False
+) -> sa.Select[Any]:
     """Readable node rows with their type names, restricted to a scope given as bound
-    parameters. A context the caller cannot read has no members for it."""
+    parameters (`joined`: namespaces checked by a join, see node_repo.select_nodes). A
+    context the caller cannot read has no members for it."""
     table = kind.table(schema)
-    query = node_repo.select_nodes(schema, kind, reach)
+    query = node_repo.select_nodes(schema, kind, reach, joined)
     if by_type:
         query = query.where(table.c.type_id == sa.bindparam("scope_type_id", type_=sa.Integer))
     if by_context:

@@ -205,26 +205,31 @@ def update_row(
     return uow.execute(statement.values(**values)).rowcount > 0
 
 
-def select_nodes(schema: Schema, kind: NodeKind, reach: Reach) -> sa.Select[Any]:
+def select_nodes(schema: Schema, kind: NodeKind, reach: Reach, joined: bool = False) -> sa.Select[Any]:
     """SELECT of the readable node rows joined with their type name, for callers to
-    filter and order. Under a restricted reach it takes tenancy's parameters."""
+    filter and order. Under a restricted reach it takes tenancy's parameters; `joined`
+    checks the namespaces by a join (tenancy.readable_by_join, for MySQL/MariaDB)."""
     table = kind.table(schema)
     type_table = schema.type
     query = sa.select(table, type_table.c.name.label("type_name")).join_from(
         table, type_table, type_table.c.id == table.c.type_id, isouter=True
     )
-    return query if reach is Reach.ALL else query.where(kind.visible(table.c.id, reach))
+    if reach is Reach.ALL:
+        return query
+    if joined:
+        return tenancy.readable_by_join(query, table, "id", kind.number)
+    return query.where(kind.visible(table.c.id, reach))
 
 
 @functools.cache
 def _statements(
-    schema: Schema, kind: NodeKind, reach: Reach = Reach.ALL
+    schema: Schema, kind: NodeKind, reach: Reach = Reach.ALL, joined: bool = False
 ) -> tuple[sa.Select[Any], sa.Select[Any], sa.Select[Any]]:
     """Statements reused by every by-id read, built once per reach: (readable nodes by
     ids, properties by owner ids, property columns). Expanding bind parameters keep
     them cacheable."""
     table = kind.table(schema)
-    nodes = select_nodes(schema, kind, reach).where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+    nodes = select_nodes(schema, kind, reach, joined).where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
     nodes = nodes.order_by(table.c.id)
     props = kind.property_table(schema)
     owner = props.c[kind.owner_column]
@@ -349,7 +354,7 @@ def load_by_ids(uow: UnitOfWork, kind: NodeKind, ids: Iterable[int], into: Any |
     """Existing nodes among `ids`, each once, ordered by id (built in `into`, a repeated
     field or an encoded_cache.Field, when given: see hydrate)."""
     wanted = sorted(set(ids))
-    by_ids = _statements(uow.schema, kind, uow.tenancy.reach)[0]
+    by_ids = _statements(uow.schema, kind, uow.tenancy.reach, tenancy.joins_membership(uow.dialect))[0]
     visibility = uow.tenancy.parameters
     result: list[Any] = []
     size = uow.id_chunk

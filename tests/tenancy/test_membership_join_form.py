@@ -1,6 +1,6 @@
-"""MySQL/MariaDB lineage statements check a node's namespace with an outer join to its
-membership row (`repositories.lineage._readable_by_join`) instead of `tenancy.visible`'s
-EXISTS. The join must say exactly what the policy says for every readable set (no
+"""MySQL/MariaDB statements check a node's namespace with an outer join to its membership
+row (`tenancy.readable_by_join`) instead of `tenancy.visible`'s EXISTS where they can: lineage's
+hops and links, reads by id and listings. The join must say exactly what the policy says for every readable set (no
 membership row = `default`, a row in a readable namespace, a row in another one, nothing
 readable at all) and never repeat a row; it is plain SQL, so every backend runs it."""
 
@@ -14,6 +14,8 @@ from sqlalchemy.dialects import mysql
 
 from lineagedb.store import tenancy
 from lineagedb.store.repositories import lineage as lineage_repo
+from lineagedb.store.repositories import listing
+from lineagedb.store.repositories import nodes as node_repo
 from lineagedb.store.repositories.nodes import NodeKind
 from lineagedb.store.schema import schema_for
 from lineagedb.store.tenancy import DEFAULT_NAMESPACE, Reach, Tenancy
@@ -64,14 +66,14 @@ def engine(database_url: str) -> Iterator[sa.Engine]:
 def test_join_form_matches_the_policy(engine: sa.Engine, readable: frozenset[str]) -> None:
     caller = Tenancy(namespace="team-a", readable=readable, writable=frozenset())
     links = LINKS_TABLE
-    query = lineage_repo._readable_by_join(sa.select(links.c.id), links, "node_id", tenancy.ARTIFACT_NODE)
+    query = tenancy.readable_by_join(sa.select(links.c.id), links, "node_id", tenancy.ARTIFACT_NODE)
     with engine.connect() as connection:
         found = list(connection.execute(query, caller.parameters).scalars())
     expected = [i for i, node in LINKS if NODES.get(node, DEFAULT_NAMESPACE) in readable]
     assert sorted(found) == expected  # each row once, and only the readable ones
 
 
-def test_mysql_lineage_statements_take_the_join() -> None:
+def test_mysql_statements_take_the_join() -> None:
     schema = schema_for("mysql")
     dialect = mysql.dialect()
     for reach in (Reach.RESTRICTED, Reach.RESTRICTED_WITH_DEFAULT):
@@ -80,11 +82,19 @@ def test_mysql_lineage_statements_take_the_join() -> None:
             lineage_repo._links_statement(schema.attribution, "artifact_id", reach, True),
             lineage_repo._link_contexts_statement(schema.association, "execution_id", reach, True),
             lineage_repo._members_statement(schema.attribution, "artifact_id", reach, True),
+            node_repo._statements(schema, NodeKind.EXECUTION, reach, True)[0],
+            listing._scope_statement(schema, NodeKind.ARTIFACT, True, False, reach, True),
+            listing._page_statement(
+                schema, NodeKind.ARTIFACT, "uri = 'x'", 1, True, False, False, False, reach, joined=True
+            ),
         ]
         for statement in statements:
             text = str(statement.compile(dialect=dialect))
+            assert "LEFT OUTER JOIN lineagedb_node_namespace AS lineagedb_membership" in text
+            # The filter's neighbors (none here) would still take visible()'s form; the node itself does not.
             assert "EXISTS" not in text
-            assert "LEFT OUTER JOIN lineagedb_node_namespace" in text
     # Without a restriction, nothing is joined.
     plain = lineage_repo._events_statement(schema, NodeKind.ARTIFACT, True, Reach.ALL, False, True)
     assert "lineagedb_node_namespace" not in str(plain.compile(dialect=dialect))
+    by_ids = node_repo._statements(schema, NodeKind.ARTIFACT)[0]
+    assert "lineagedb_node_namespace" not in str(by_ids.compile(dialect=dialect))
