@@ -265,8 +265,18 @@ class Workload:
         ctx = metadata_store.ListOptions(filter_query=f"contexts_a.name = '{BASE_CONTEXT}'")
         assert self.base_context is not None
         context_id = self.base_context.id
+
+        def by_new_uri(_i: int) -> int:
+            # A text never sent before on every call (as a client searching for one URI after
+            # another sends them): what a server spends on a filter it has not seen.
+            index = self.rng.randrange(self.artifact_count)
+            options = metadata_store.ListOptions(filter_query=f"uri = '/bench/data/{index}' OR uri = '/x/{index}'")
+            return len(store.get_artifacts(list_options=options))
+
         self.trivial(prefix, reps)
         self.rec.time(f"{prefix}get_artifacts_by_id (100)", by_id, reps, warm=True)
+        with contextlib.suppress(OpFailed):
+            self.rec.time(f"{prefix}get_artifacts filter uri, a new text per call", by_new_uri, reps, warm=True)
         for name, fn in (
             ("get_artifacts filter property (all pages)", lambda _i: len(store.get_artifacts(list_options=prop))),
             ("get_artifacts filter context (all pages)", lambda _i: len(store.get_artifacts(list_options=ctx))),
