@@ -16,8 +16,9 @@ from google.protobuf import struct_pb2
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
+from lineagedb.query.filter_ast import NodeKind as FilterKind
 from lineagedb.service.metadata_store import MetadataStore
-from lineagedb.store import fast_read
+from lineagedb.store import fast_read, filter_query
 from lineagedb.store.repositories import edges as edge_repo
 from lineagedb.store.repositories import lineage as lineage_repo
 from lineagedb.store.repositories import listing
@@ -92,13 +93,10 @@ def _cases(store: MetadataStore, artifact_ids: list[int], execution_ids: list[in
         ),
         (edge_repo._paths_statement(schema, store.db.dialect), {"ids": list(range(1, 10))}),
         (type_repo._by_ids_statement(schema), {"kind": 1, "ids": list(range(1, 20))}),
-        # Page statements carry a compiled filter's own literals (numbers, text, lists).
-        (_page(schema, "properties.n.int_value > 3 AND uri LIKE 'u/%'"), {"limit": 5, "after_value": 0}),
-        (
-            _page(schema, f"id IN ({artifact_ids[1]}, {artifact_ids[5]}) OR name = 'a4'"),
-            {"limit": 50, "after_value": 0},
-        ),
-        (_page(schema, "properties.s.string_value = 'ünï-7'"), {"limit": 50, "after_value": 0}),
+        # Page statements bind a filter's values (numbers, text, lists) by the shape's names.
+        _page(schema, "properties.n.int_value > 3 AND uri LIKE 'u/%'", {"limit": 5, "after_value": 0}),
+        _page(schema, f"id IN ({artifact_ids[1]}, {artifact_ids[5]}) OR name = 'a4'", {"limit": 50, "after_value": 0}),
+        _page(schema, "properties.s.string_value = 'ünï-7'", {"limit": 50, "after_value": 0}),
         # NOT IN over a column with NULLs (names of every third artifact are NULL: never listed),
         # and IN over text.
         (_by_name(schema, negated=True), {"names": ["a1", "a2"]}),
@@ -118,8 +116,11 @@ _WITH_DEFAULT = Reach.RESTRICTED_WITH_DEFAULT  # the reach of a caller who can r
 _default = {VISIBLE_PARAMETER: ["team-a"]}  # `default` not readable: nothing here is listed
 
 
-def _page(schema: Any, filter_text: str) -> Any:
-    return listing._page_statement(schema, NodeKind.ARTIFACT, filter_text, 3, True, True, False, False, Reach.ALL)
+def _page(schema: Any, filter_text: str, parameters: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """A filtered page's statement (built per filter shape) and its parameters, the filter's values among them."""
+    flt = filter_query.parse(filter_text, FilterKind.ARTIFACT)
+    statement = listing._page_statement(schema, NodeKind.ARTIFACT, flt, 3, True, True, False, False, Reach.ALL)
+    return statement, {**parameters, **flt.parameters}
 
 
 def test_fast_rows_equal_sqlalchemy_rows(store: MetadataStore) -> None:

@@ -1,11 +1,10 @@
-"""Filters of one shape share a compiled plan (store.fast_read._plan), and each still runs
-with its own values.
+"""Filters of one shape share one statement (store.filter_query.ParsedFilter) and one
+compiled plan (store.fast_read._plan), and each text still runs with its own values.
 
 A client rarely sends the same filter text twice (the lineage of this node, a search for
-that name), so statements differing only in their literals are compiled once. What must
-hold: every text answers with its own values, in any order, on every backend (PostgreSQL's
-prepared forms carry the values in their text, so they must not be shared), and a
-different shape is a different plan.
+that name), so a filter's statement is built and compiled once per shape, its literals
+bound per call. What must hold: every text answers with its own values, in any order, on
+every backend, and a different shape is a different statement.
 """
 
 from __future__ import annotations
@@ -14,8 +13,13 @@ import pytest
 
 from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
+from lineagedb.query.filter_ast import NodeKind as FilterKind
 from lineagedb.service.metadata_store import MetadataStore
-from lineagedb.store import fast_read
+from lineagedb.store import fast_read, filter_query, prepared
+from lineagedb.store.repositories import lineage as lineage_repo
+from lineagedb.store.repositories.nodes import NodeKind
+from lineagedb.store.schema import schema_for
+from lineagedb.store.tenancy import Reach
 from tests.service.helpers import put_artifact_type, put_artifacts, put_execution_type
 
 
@@ -99,3 +103,26 @@ def test_lineage_from_each_start_is_its_own(store: MetadataStore, artifacts: lis
         assert reached(artifacts[0]) == [artifacts[0], artifacts[1]]
         assert reached(artifacts[3]) == [artifacts[2], artifacts[3]]
         assert reached(artifacts[5]) == [artifacts[5]]
+
+
+def test_texts_of_one_shape_share_one_statement() -> None:
+    # The statement is built once per shape (store.filter_query.ParsedFilter); each text
+    # brings only its values.
+    first, second = (filter_query.parse(f"uri = 's3://b/{i}' AND name = 'a{i}'", FilterKind.ARTIFACT) for i in (1, 2))
+    assert first == second and hash(first) == hash(second)
+    assert first.parameters != second.parameters
+    schema = schema_for("sqlite")
+    built = [lineage_repo._first_matching_statement(schema, NodeKind.ARTIFACT, f, Reach.ALL) for f in (first, second)]
+    assert built[0] is built[1]
+    # Another type of value, operator or structure is another shape.
+    for other in ("uri = 's3://b/1' OR name = 'a1'", "uri LIKE 's3://b/1' AND name = 'a1'", "id = 1 AND name = 'a1'"):
+        assert filter_query.parse(other, FilterKind.ARTIFACT) != first
+    assert filter_query.parse("id = 1", FilterKind.ARTIFACT) != filter_query.parse("id = 1.5", FilterKind.ARTIFACT)
+
+
+def test_postgresql_plans_a_filter_with_its_values() -> None:
+    # Bound, a filter's values are still seen by the planner on every execution: one generic
+    # plan per shape would serve a common value and a rare one alike.
+    assert prepared._plan_mode(["filter_value_0", "limit"], ()) == "force_custom_plan"
+    assert prepared._plan_mode(["limit", "after_value"], ()) == "auto"
+    assert prepared._plan_mode(["ids"], ("ids",)) == "force_generic_plan"

@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from lineagedb.store import tenancy
+from lineagedb.query.filter_ast import NodeKind as FilterKind
+from lineagedb.store import filter_query, tenancy
 from lineagedb.store.repositories import lineage as lineage_repo
 from lineagedb.store.repositories import listing
 from lineagedb.store.repositories import nodes as node_repo
@@ -85,7 +86,16 @@ def test_mysql_statements_take_the_join() -> None:
             node_repo._statements(schema, NodeKind.EXECUTION, reach, True)[0],
             listing._scope_statement(schema, NodeKind.ARTIFACT, True, False, reach, True),
             listing._page_statement(
-                schema, NodeKind.ARTIFACT, "uri = 'x'", 1, True, False, False, False, reach, joined=True
+                schema,
+                NodeKind.ARTIFACT,
+                filter_query.parse("uri = 'x'", FilterKind.ARTIFACT),
+                1,
+                True,
+                False,
+                False,
+                False,
+                reach,
+                joined=True,
             ),
         ]
         for statement in statements:

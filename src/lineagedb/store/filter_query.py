@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,18 +55,20 @@ from lineagedb.query.filter_ast import (
     referenced_joins,
 )
 from lineagedb.query.filter_parser import parse_filter
-from lineagedb.store import tenancy
+from lineagedb.store import prepared, tenancy
 from lineagedb.store.schema import MLMDText, Schema
 from lineagedb.store.tenancy import Reach
 
 __all__ = [
     "CompiledFilter",
     "InnerJoin",
+    "ParsedFilter",
     "apply",
     "check_sensitive",
     "compile_filter",
     "matching_ids",
     "matching_row",
+    "parse",
     "probe",
 ]
 
@@ -88,6 +90,99 @@ _COMPARATORS: dict[CmpOp, Callable[[Any, Any], sa.ColumnElement[bool]]] = {
     CmpOp.GT: operator.gt,
     CmpOp.GE: operator.ge,
 }
+
+
+# The bind parameters a filter's values go in, by their place in its shape (see `parse`);
+# PostgreSQL plans a statement with them on every execution (store.prepared).
+FILTER_VALUE = prepared.PLANNED_WITH_VALUES
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot(Literal):
+    """A literal's place in a filter's shape: the statement binds FILTER_VALUE<index> there.
+    Its `value` is a stand-in of the literal's Python type (0, 0.0, '' or False), which
+    decides the parameter's SQL type, so that two texts of one shape share one statement."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class ParsedFilter:
+    """A filter text parsed for one node kind, split into its shape (every literal replaced
+    by a `_Slot`) and its values. Equal and hashed by kind and shape only: the statements
+    cached for a filter (`restrict`, `matching_row`, `probe`, `matching_subquery` and their
+    callers' caches) are built once per shape, and each call binds its own `parameters`.
+    Clients rarely send one text twice (`id = N` for a lineage start, a URI, a name), and
+    building and compiling a filter's statement cost more than running it."""
+
+    kind: NodeKind
+    shape: Expr
+    values: tuple[Any, ...] = field(compare=False)
+    # The shape's hash, computed once: a key of several caches per call, and a long filter's
+    # tree would be hashed again at each.
+    _hash: int = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.kind, self.shape)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The values, by the names the shape's statements bind them under."""
+        return {f"{FILTER_VALUE}{index}": value for index, value in enumerate(self.values)}
+
+
+@functools.lru_cache(maxsize=1024)
+def parse(text: str, kind: NodeKind) -> ParsedFilter:
+    """`text` parsed for `kind`; InvalidArgumentError (not cached) for a filter MLMD rejects."""
+    shape, values = _shape_of(_parse(text, kind))
+    return ParsedFilter(kind, shape, values)
+
+
+def _shape_of(expr: Expr) -> tuple[Expr, tuple[Any, ...]]:
+    """`expr` with its literals replaced by slots, and their values in slot order. A literal
+    standing alone as a predicate (`TRUE`, `FALSE`) or tested for NULL stays: it decides the
+    statement's structure, not a value in it."""
+    values: list[Any] = []
+
+    def slot(value: Value) -> Value:
+        if not isinstance(value, Literal):
+            return value  # references; a Negate never wraps a literal (the parser folds those)
+        values.append(value.value)
+        return _Slot(type(value.value)(), value.value_type, len(values) - 1)
+
+    def shape(node: Expr) -> Expr:
+        match node:
+            case And(operands):
+                return And(tuple(shape(operand) for operand in operands))
+            case Or(operands):
+                return Or(tuple(shape(operand) for operand in operands))
+            case Not(operand):
+                return Not(shape(operand))
+            case Comparison(op, left, right):
+                return Comparison(op, slot(left), slot(right))
+            case Like(operand, pattern, negated):
+                return Like(slot(operand), slot(pattern), negated)
+            case InList(operand, items, negated):
+                return InList(slot(operand), tuple(slot(item) for item in items), negated)
+            case Between(operand, low, high, negated):
+                return Between(slot(operand), slot(low), slot(high), negated)
+        return node  # IsNull, EnumPredicate (its numbers come from names), Truth
+
+    return shape(expr), tuple(values)
+
+
+def _slot_type(stand_in: Any) -> Any:
+    """The SQL type `sa.literal` gives a value of the stand-in's Python type (text stored MLMD's way)."""
+    if isinstance(stand_in, str):
+        return MLMDText()
+    if isinstance(stand_in, bool):
+        return sa.Boolean()
+    if isinstance(stand_in, int):
+        return sa.Integer()
+    return sa.Float()
 
 
 @dataclass(frozen=True)
@@ -301,6 +396,8 @@ class _Compiler:
 
     def value(self, value: Value) -> sa.ColumnElement[Any]:
         match value:
+            case _Slot(stand_in, _, index):
+                return sa.bindparam(f"{FILTER_VALUE}{index}", type_=_slot_type(stand_in), required=True)
             case Literal(constant):
                 # Typed bind parameters: SQLAlchemy renders bools per dialect (0/1 or
                 # TRUE/FALSE) and never inlines the value. Text is stored MLMD's way
@@ -432,67 +529,82 @@ def matching_ids(schema: Schema, kind: NodeKind, text: str, reach: Reach = Reach
 
 
 def apply(uow: Any, kind: Any, query: sa.Select[Any], text: str) -> sa.Select[Any]:
-    """Restrict a node listing ``query`` (over the plain node table) to nodes matching ``text``.
+    """Restrict a node listing ``query`` (over the plain node table) to nodes matching ``text``,
+    its values written into the statement (it needs no parameters of the filter's).
 
     ``kind`` is the repository's NodeKind (same values as ours), ``uow`` provides the schema
     and the caller's reach. The filter is applied as ``id IN (subquery)``: the semi-join
     de-duplicates by itself and leaves the listing's columns and ORDER BY alone.
     """
-    return restrict(uow.schema, kind, query, text, uow.tenancy.reach)
+    node_kind = NodeKind(kind.value)
+    matching = _text_subquery(uow.schema, node_kind, text, uow.tenancy.reach)
+    return query.where(_node_table(uow.schema, node_kind).c.id.in_(matching))
+
+
+@functools.lru_cache(maxsize=512)
+def _text_subquery(schema: Schema, kind: NodeKind, text: str, reach: Reach) -> sa.Select[Any]:
+    compiled = compile_filter(_parse(text, kind), kind, schema, reach=reach)
+    return compiled.select_ids(distinct=False)
 
 
 def restrict(
-    schema: Schema, kind: Any, query: sa.Select[Any], text: str, reach: Reach, node_scoped: bool = False
+    schema: Schema, kind: Any, query: sa.Select[Any], flt: ParsedFilter, reach: Reach, node_scoped: bool = False
 ) -> sa.Select[Any]:
-    """`apply` for callers that hold the schema rather than a unit of work; ``node_scoped``
-    as in `compile_filter` (``query`` keeps only readable nodes itself)."""
+    """``query`` (over the plain node table of the repository's ``kind``) restricted to the
+    nodes matching ``flt`` (its statement binds ``flt.parameters``); ``node_scoped`` as in
+    `compile_filter` (``query`` keeps only readable nodes itself)."""
     node_kind = NodeKind(kind.value)
-    matching = matching_subquery(schema, node_kind, text, reach, node_scoped)
+    matching = matching_subquery(schema, node_kind, flt, reach, node_scoped)
     return query.where(_node_table(schema, node_kind).c.id.in_(matching))
 
 
 @functools.lru_cache(maxsize=512)
 def matching_subquery(
-    schema: Schema, kind: NodeKind, text: str, reach: Reach = Reach.ALL, node_scoped: bool = False
+    schema: Schema, kind: NodeKind, flt: ParsedFilter, reach: Reach = Reach.ALL, node_scoped: bool = False
 ) -> sa.Select[Any]:
-    """Ids (not distinct) of the nodes of ``kind`` matching ``text``: readable ones only,
+    """Ids (not distinct) of the nodes of ``kind`` matching ``flt``: readable ones only,
     unless ``node_scoped`` leaves that to the enclosing query (see `compile_filter`).
-
-    Parsed and compiled once per text and reach: clients page through one filter many
-    times, and parsing costs far more than running the compiled statement."""
-    compiled = compile_filter(_parse(text, kind), kind, schema, reach=reach, node_scoped=node_scoped)
+    Built once per shape and reach; the statement binds ``flt.parameters``."""
+    compiled = compile_filter(flt.shape, kind, schema, reach=reach, node_scoped=node_scoped)
     return compiled.select_ids(distinct=False)
 
 
-def matching_row(schema: Schema, kind: Any, text: str, reach: Reach = Reach.ALL) -> sa.ColumnElement[bool]:
-    """``EXISTS`` (the row of ``kind``'s node table the enclosing query reads matches ``text``):
+def matching_row(schema: Schema, kind: Any, flt: ParsedFilter, reach: Reach = Reach.ALL) -> sa.ColumnElement[bool]:
+    """``EXISTS`` (the row of ``kind``'s node table the enclosing query reads matches ``flt``):
     the filter evaluated per row, for a listing that walks its rows in order and stops at a
     page (SQLite builds the whole ``IN`` list first). The enclosing query keeps only readable
-    nodes itself (``node_scoped``). ``kind`` as in `apply`."""
-    return _matching_row(schema, NodeKind(kind.value), text, reach)
+    nodes itself (``node_scoped``). ``kind`` as in `restrict`."""
+    return _matching_row(schema, NodeKind(kind.value), flt, reach)
 
 
 @functools.lru_cache(maxsize=512)
-def _matching_row(schema: Schema, kind: NodeKind, text: str, reach: Reach) -> sa.ColumnElement[bool]:
-    compiled = compile_filter(_parse(text, kind), kind, schema, reach=reach, node_scoped=True)
+def _matching_row(schema: Schema, kind: NodeKind, flt: ParsedFilter, reach: Reach) -> sa.ColumnElement[bool]:
+    compiled = compile_filter(flt.shape, kind, schema, reach=reach, node_scoped=True)
     row = _node_table(schema, kind).c.id
     return sa.exists(compiled.select_ids(distinct=False).where(compiled.node.c.id == row))
 
 
 def probe(
-    schema: Schema, kind: Any, text: str, reach: Reach = Reach.ALL, after: bool = False, node_scoped: bool = False
+    schema: Schema,
+    kind: Any,
+    flt: ParsedFilter,
+    reach: Reach = Reach.ALL,
+    after: bool = False,
+    node_scoped: bool = False,
 ) -> sa.Select[Any]:
     """Ids (not distinct, in no order) of at most ``:probe_rows`` readable nodes matching
-    ``text``, with ``after`` only those with an id above ``:after_value``: how a SQLite
+    ``flt``, with ``after`` only those with an id above ``:after_value``: how a SQLite
     listing learns whether a filter is narrow (it then has every match) or broad.
     ``node_scoped`` as in `compile_filter`: the ids' own namespaces are left to the caller
     (the filter's neighbors are still checked under ``reach``)."""
-    return _probe(schema, NodeKind(kind.value), text, reach, after, node_scoped)
+    return _probe(schema, NodeKind(kind.value), flt, reach, after, node_scoped)
 
 
 @functools.lru_cache(maxsize=512)
-def _probe(schema: Schema, kind: NodeKind, text: str, reach: Reach, after: bool, node_scoped: bool) -> sa.Select[Any]:
-    compiled = compile_filter(_parse(text, kind), kind, schema, reach=reach, node_scoped=node_scoped)
+def _probe(
+    schema: Schema, kind: NodeKind, flt: ParsedFilter, reach: Reach, after: bool, node_scoped: bool
+) -> sa.Select[Any]:
+    compiled = compile_filter(flt.shape, kind, schema, reach=reach, node_scoped=node_scoped)
     query = compiled.select_ids(distinct=False)
     if after:
         query = query.where(compiled.node.c.id > sa.bindparam("after_value", type_=sa.BigInteger))

@@ -12,12 +12,13 @@ of 111 without), measured by hand. The INSERT of a node joining a namespace
 psycopg2 has no protocol-level prepare, so this is SQL: `PREPARE name (types) AS ...`
 once per connection, then `EXECUTE name(values)`, with the values quoted by psycopg2 as
 for any statement. The text is store.fast_read's (its id lists are already one array
-parameter, so one text serves every list length). A statement's own constants (a
-compiled filter's literals) are written into the prepared text, so the planner still
-sees them: only the call's values (ids, namespaces, page position and size) are
-parameters. Parameter types follow psycopg2's literals: an int is declared bigint, a
-float double precision, a bool boolean, and text, NULL and arrays `unknown` (PostgreSQL
-infers them where they are used, as for a quoted literal; arrays carry their cast).
+parameter, so one text serves every list length). A statement's own constants are
+written into the prepared text, so the planner still sees them; the call's values (ids,
+namespaces, page position and size, a filter's literals) are parameters, and a statement
+with a filter's is planned with its values on every execution (see _plan_mode).
+Parameter types follow psycopg2's literals: an int is declared bigint, a float double
+precision, a bool boolean, and text, NULL and arrays `unknown` (PostgreSQL infers them
+where they are used, as for a quoted literal; arrays carry their cast).
 
 When:
 * PREPARE is sent on its own, a statement's first use on a connection paying that round
@@ -72,6 +73,9 @@ ENV = "LINEAGEDB_PG_PREPARED"
 ENABLED = os.environ.get(ENV, "on").strip().lower() not in ("off", "0", "false", "no")
 MAX_PER_CONNECTION = 256
 MAX_RECOVERIES = 50
+# Parameters whose values the planner must see on every execution: a filter's literals
+# (store.filter_query binds them under this prefix, one statement per filter shape).
+PLANNED_WITH_VALUES = "filter_value_"
 
 # psycopg2's placeholders in SQLAlchemy's pyformat text, and its escaped percent sign.
 _PLACEHOLDER = re.compile(r"%%|%\((\w+)\)s")
@@ -299,6 +303,7 @@ def _build(dbapi: Any, sql: str, values: Mapping[str, Any], key: tuple[Any, ...]
 
 
 _GENERIC = "force_generic_plan"
+_CUSTOM = "force_custom_plan"
 
 
 def _plan_mode(parameters: Sequence[str], arrays: Collection[str]) -> str:
@@ -312,7 +317,17 @@ def _plan_mode(parameters: Sequence[str], arrays: Collection[str]) -> str:
     for the same plan (a bitmap scan of the id index, the namespace probe per row). The
     generic plan of such a statement has the same shape at every array length. Statements
     with other parameters (a page's size and position, a scope's id) keep `auto`: a page's
-    best plan can depend on them (walk the id index or sort the matches)."""
+    best plan can depend on them (walk the id index or sort the matches).
+
+    Statements with a filter's values (PLANNED_WITH_VALUES) are planned with them on every
+    execution (`force_custom_plan`), as when the values were written into each text's own
+    prepared statement: a filter on a value most nodes have and one on a value few have
+    want different plans (walking the id index to the page's end, or sorting the few
+    matches), and one generic plan for the shape would serve one of them badly. What the
+    shape saves is the PREPARE of every new text (its parse and analysis, and a statement
+    kept per text on the connection)."""
+    if any(name.startswith(PLANNED_WITH_VALUES) for name in parameters):
+        return _CUSTOM
     if parameters and all(name in arrays for name in parameters):
         return _GENERIC
     return "auto"

@@ -77,19 +77,23 @@ def _chunks(uow: UnitOfWork, ids: Iterable[int]) -> Iterator[list[int]]:
 def first_matching_ids(uow: UnitOfWork, kind: NodeKind, filter_text: str, limit: int) -> list[int]:
     """Ids of readable nodes of `kind` matching `filter_text`, ascending, at most `limit`."""
     filter_query.check_sensitive(uow, kind, filter_text)
-    statement = _first_matching_statement(uow.schema, kind, filter_text, uow.tenancy.reach)
-    return [int(row[0]) for row in fast_read.rows(uow, statement, {"limit": limit, **uow.tenancy.parameters})]
+    flt = filter_query.parse(filter_text, FilterKind(kind.value))
+    statement = _first_matching_statement(uow.schema, kind, flt, uow.tenancy.reach)
+    parameters = {"limit": limit, **uow.tenancy.parameters, **flt.parameters}
+    return [int(row[0]) for row in fast_read.rows(uow, statement, parameters)]
 
 
 @functools.lru_cache(maxsize=256)
-def _first_matching_statement(schema: Schema, kind: NodeKind, filter_text: str, reach: Reach) -> sa.Select[Any]:
-    """Built once per filter text: lineage clients start from the same few filters
-    (`id = N` per node) again and again, and building the statement cost more than
-    running it. Raises InvalidArgumentError (not cached) for a bad filter."""
+def _first_matching_statement(
+    schema: Schema, kind: NodeKind, flt: filter_query.ParsedFilter, reach: Reach
+) -> sa.Select[Any]:
+    """Built once per filter shape: lineage clients start from filters of a few shapes
+    (`id = N`, another N each time), and building the statement cost more than running it;
+    each call binds its filter's values."""
     table = kind.table(schema)
     # DISTINCT keeps the LIMIT counting nodes even if a filter joins neighbours into the query.
     ids = sa.select(table.c.id).distinct()
-    matching = filter_query.matching_subquery(schema, FilterKind(kind.value), filter_text, reach)
+    matching = filter_query.matching_subquery(schema, FilterKind(kind.value), flt, reach)
     # The matching subquery keeps readable nodes only (filter_query.compile_filter).
     query = ids.where(table.c.id.in_(matching))
     return query.order_by(table.c.id).limit(sa.bindparam("limit", type_=sa.Integer))

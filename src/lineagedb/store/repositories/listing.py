@@ -77,22 +77,23 @@ def list_page(
     parameters: dict[str, Any] = {"limit": min(page.size + 1, pagination.MAX_FETCH), **uow.tenancy.parameters}
     parameters.update(pagination.keyset_parameters(page))
     parameters.update(_scope_parameters(scope))
+    # The filter's statements are built per shape; its values are bound with the page's.
+    flt = filter_query.parse(page.filter_query, FilterKind(kind.value)) if page.filter_query else None
+    if flt is not None:
+        parameters.update(flt.parameters)
     shape, rest = FilterShape.IN, list[int]()
-    if page.filter_query and uow.dialect == "sqlite":
-        shape, rest = _sqlite_shape(uow, kind, page, scope, parameters)
+    if flt is not None and uow.dialect == "sqlite":
+        shape, rest = _sqlite_shape(uow, kind, flt, page, scope, parameters)
     # PostgreSQL under a restricted reach: the matches in page order, checked for their
     # namespace only until the page is full (see _first_readable).
     first_readable = (
-        bool(page.filter_query)
-        and uow.dialect == "postgresql"
-        and uow.tenancy.reach is not Reach.ALL
-        and scope == Scope()
+        flt is not None and uow.dialect == "postgresql" and uow.tenancy.reach is not Reach.ALL and scope == Scope()
     )
     statement = _page_statement(
         uow.schema,
         kind,
         # The IDS statement carries no filter: one statement for every filter.
-        "" if shape is FilterShape.IDS else page.filter_query,
+        None if shape is FilterShape.IDS else flt,
         page.field,
         page.ascending,
         page.token is not None,
@@ -125,7 +126,12 @@ def list_page(
 
 
 def _sqlite_shape(
-    uow: UnitOfWork, kind: NodeKind, page: pagination.Page, scope: Scope, parameters: dict[str, Any]
+    uow: UnitOfWork,
+    kind: NodeKind,
+    flt: filter_query.ParsedFilter,
+    page: pagination.Page,
+    scope: Scope,
+    parameters: dict[str, Any],
 ) -> tuple[FilterShape, list[int]]:
     """The shape of a SQLite filtered page (see PROBE_ROWS), adding what it binds to `parameters`;
     for IDS also the matches after those bound, in order, for a page whose first matches
@@ -139,8 +145,8 @@ def _sqlite_shape(
     if page.field != mlmd.ListOperationOptions.OrderByField.ID or not page.ascending or scope != Scope():
         return FilterShape.IN, []
     continued = page.token is not None
-    probe = filter_query.probe(uow.schema, kind, page.filter_query, uow.tenancy.reach, continued, node_scoped=True)
-    probe_parameters = {"probe_rows": PROBE_ROWS, **uow.tenancy.parameters}
+    probe = filter_query.probe(uow.schema, kind, flt, uow.tenancy.reach, continued, node_scoped=True)
+    probe_parameters = {"probe_rows": PROBE_ROWS, **uow.tenancy.parameters, **flt.parameters}
     start = parameters.get("after_value", 0)
     if continued:
         probe_parameters["after_value"] = start
@@ -161,7 +167,7 @@ def _sqlite_shape(
 def _page_statement(
     schema: Schema,
     kind: NodeKind,
-    filter_text: str,
+    flt: filter_query.ParsedFilter | None,
     field: int,
     ascending: bool,
     continued: bool,
@@ -182,15 +188,15 @@ def _page_statement(
     query = _scoped(schema, kind, by_type, by_context, reach, joined)
     if shape is FilterShape.IDS:
         query = query.where(table.c.id.in_(sa.bindparam("filter_ids", expanding=True)))
-    elif filter_text and shape is FilterShape.ROWS:
-        query = query.where(filter_query.matching_row(schema, kind, filter_text, reach))
-    elif filter_text and first_readable:
+    elif flt is not None and shape is FilterShape.ROWS:
+        query = query.where(filter_query.matching_row(schema, kind, flt, reach))
+    elif flt is not None and first_readable:
         # The page's node rows come out of the subquery that finds them (readable already),
         # joined with their type names afterwards: reading them again by id (`id =
         # ANY(ARRAY(<ids>))`, as before) cost an index probe per row of every page (16,000
         # artifacts, a filter matching 800, EXPLAIN (ANALYZE, BUFFERS) of a page: generic
         # plan 1,124 -> 888 buffers, custom plan 2,703 -> 2,467; 790 / 2,162 without namespaces).
-        page_rows = _first_readable(schema, kind, filter_text, field, ascending, continued, reach).subquery("page_rows")
+        page_rows = _first_readable(schema, kind, flt, field, ascending, continued, reach).subquery("page_rows")
         type_table = schema.type
         columns: list[Any] = [page_rows.c[column.name] for column in table.c]
         rows_query: sa.Select[Any] = sa.select(*columns, type_table.c.name.label("type_name")).join_from(
@@ -198,15 +204,21 @@ def _page_statement(
         )
         _, order = pagination.keyset(field, ascending, page_rows, False)  # type: ignore[arg-type]
         return rows_query.order_by(*order)
-    elif filter_text:
+    elif flt is not None:
         # `query` keeps readable nodes only: the filter need not check them again.
-        query = filter_query.restrict(schema, kind, query, filter_text, reach, node_scoped=True)
+        query = filter_query.restrict(schema, kind, query, flt, reach, node_scoped=True)
     continuation, order = pagination.keyset(field, ascending, table, continued)
     return query.where(*continuation).order_by(*order).limit(sa.bindparam("limit", type_=sa.Integer))
 
 
 def _first_readable(
-    schema: Schema, kind: NodeKind, filter_text: str, field: int, ascending: bool, continued: bool, reach: Reach
+    schema: Schema,
+    kind: NodeKind,
+    flt: filter_query.ParsedFilter,
+    field: int,
+    ascending: bool,
+    continued: bool,
+    reach: Reach,
 ) -> sa.Select[Any]:
     """The node rows of the first `:limit` readable nodes matching `filter_text` after the
     page's position, in page order (PostgreSQL, unscoped pages under a restricted reach).
@@ -221,7 +233,7 @@ def _first_readable(
     all 800 rows to sort them). PostgreSQL still chooses how to produce the ordered matches
     (walking the id index for a broad filter, sorting the ids of a narrow one)."""
     node = kind.table(schema).alias("page_node")
-    matching = filter_query.matching_subquery(schema, FilterKind(kind.value), filter_text, reach, node_scoped=True)
+    matching = filter_query.matching_subquery(schema, FilterKind(kind.value), flt, reach, node_scoped=True)
     continuation, order = pagination.keyset(field, ascending, node, continued)  # type: ignore[arg-type]
     candidates = (
         sa.select(*node.c)
