@@ -26,7 +26,6 @@ planning the namespace checks cost more of the server's time than running them.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -228,75 +227,26 @@ def _value(plan: _Plan, name: str, parameters: Mapping[str, Any]) -> Any:
     return [convert(v) for v in value] if name in plan.lists else convert(value)
 
 
-Statement = sa.Select[Any] | sa.CompoundSelect | sa.Insert
-
-
 @functools.lru_cache(maxsize=512)
-def _plan(statement: Statement, dialect: sa.Dialect) -> _Plan | None:
+def _plan(statement: sa.Select[Any] | sa.CompoundSelect | sa.Insert, dialect: sa.Dialect) -> _Plan | None:
     """How to run `statement` on the driver; None for a statement with parameters
-    rendered in ways this module does not reproduce (SQLAlchemy then runs it).
-
-    Statements that differ only in the values they carry (filters of one shape with other
-    literals: `id = 5` and `id = 6`, a URI or a name each time) share one compiled plan:
-    compiling cost ~0.6 ms of a 1.5 ms first call of a new filter text (MariaDB, in
-    process), and a client rarely sends the same text twice (lineage of this node, search
-    for that name). SQLAlchemy's cache key tells two statements of one shape apart from
-    different ones (it holds every column, operator and type, and no value); its bind
-    parameters list, in the same order for every statement of the shape, says where each
-    value goes."""
-    truthy = bool(statement.get_execution_options().get(TRUTHY_BOOLEANS))
-    key = statement._generate_cache_key()
-    if key is None:  # an element SQLAlchemy cannot key: compiled on its own
-        return _compiled_plan(statement, dialect, truthy)[0]
-    shape = (key.key, dialect, truthy)
-    known = _SHAPES.get(shape)
-    if known is None:
-        plan, names = _compiled_plan(statement, dialect, truthy, key.bindparams)
-        if len(_SHAPES) >= _SHAPES_KEPT:
-            _SHAPES.clear()
-        _SHAPES[shape] = (plan, names)
-        return plan
-    skeleton, names = known
-    if skeleton is None or names is None:
-        return skeleton if names is not None else _compiled_plan(statement, dialect, truthy)[0]
-    bound = {name: bind.effective_value for name, bind in zip(names, key.bindparams, strict=True) if name is not None}
-    if not bound:
-        return skeleton
-    # Its own prepared forms: PostgreSQL's carry the statement's values in their text (store.prepared).
-    plan = dataclasses.replace(skeleton, bound=bound, constants={}, prepared_forms={})
-    plan.constants.update((name, _value(plan, name, {})) for name in bound)
-    return plan
-
-
-# Compiled plans by statement shape (see `_plan`): the plan, and for each bind parameter of
-# the shape's cache key, in order, the name of the statement's own value it carries (None: a
-# parameter the caller passes). Names of None: the shape's values could not all be placed,
-# so each statement of it is compiled on its own.
-_SHAPES: dict[tuple[Any, ...], tuple[_Plan | None, tuple[str | None, ...] | None]] = {}
-_SHAPES_KEPT = 1024
-
-
-def _compiled_plan(
-    statement: Statement, dialect: sa.Dialect, truthy: bool, key_binds: Sequence[Any] = ()
-) -> tuple[_Plan | None, tuple[str | None, ...] | None]:
-    """`statement` compiled into a plan, and where its cache key's bind parameters
-    (`key_binds`) go (see _SHAPES)."""
+    rendered in ways this module does not reproduce (SQLAlchemy then runs it)."""
     compiled = statement.compile(dialect=dialect)
     binds = {name: bind for bind, name in compiled.bind_names.items()}
     text = compiled.string
     lists = tuple(_EXPANDING.findall(text))
     pieces = tuple(_EXPANDING.split(text)[::2])
     if "__[POSTCOMPILE_" in "".join(pieces) or any(name not in binds for name in lists):
-        return None, ()  # a literal_execute parameter or an unexpected placeholder shape
+        return None  # a literal_execute parameter or an unexpected placeholder shape
     positional = bool(compiled.positional)
     if positional:
         order = tuple(compiled.positiontup or ())
         mark = {"qmark": "?", "format": "%s"}.get(dialect.paramstyle)
         if mark is None:
-            return None, ()
+            return None
     else:
         if dialect.paramstyle != "pyformat":
-            return None, ()
+            return None
         order, mark = tuple(binds), ""
     bound = {name: bind.effective_value for name, bind in binds.items() if not bind.required}
     converters = {}
@@ -311,25 +261,12 @@ def _compiled_plan(
         rewritten = _as_arrays(pieces, lists, binds)
         if rewritten is not None:
             pieces, arrays = rewritten
+    truthy = bool(statement.get_execution_options().get(TRUTHY_BOOLEANS))
     plan = _Plan(
         pieces, lists, positional, order, mark, bound, converters, column_types, [], arrays, truthy, {}, {}, {}
     )
     plan.constants.update((name, _value(plan, name, {})) for name in bound)
-    return plan, _value_names(compiled.bind_names, key_binds, bound)
-
-
-def _value_names(
-    bind_names: Mapping[Any, str], key_binds: Sequence[Any], bound: Mapping[str, Any]
-) -> tuple[str | None, ...] | None:
-    """For each of the cache key's bind parameters, the name of the value it carries in
-    the compiled statement (None for one the caller passes); None unless every carried
-    value has exactly one place, so that another statement of the shape is never run with
-    a value of this one."""
-    names = tuple(bind_names.get(bind) if not bind.required else None for bind in key_binds)
-    placed = [name for name in names if name is not None]
-    if sorted(placed) != sorted(bound) or any(bind not in bind_names for bind in key_binds if not bind.required):
-        return None
-    return names
+    return plan
 
 
 _ARRAY_TYPES = ((sa.Integer, "BIGINT[]"), (sa.String, "TEXT[]"))  # BigInteger, SmallInteger and Text included

@@ -144,7 +144,12 @@ def event_tuples_touching(
     """`events_touching` as the driver's plain tuples (EventRow's fields, in its order):
     for walks over thousands of events, which read them by position."""
     statement = _events_statement(
-        uow.schema, side, event_types is not None, uow.tenancy.reach, as_of_ms is not None, _joins(uow)
+        uow.schema,
+        side,
+        event_types is not None,
+        uow.tenancy.reach,
+        as_of_ms is not None,
+        joins_membership(uow.dialect),
     )
     types = sorted(event_types) if event_types is not None else None
     visibility = uow.tenancy.parameters
@@ -188,11 +193,6 @@ def _events_statement(
     return query.where(*edge_repo.event_visible(e, reach, readable_end=side.owner_column)).order_by(e.c.id)
 
 
-def _joins(uow: UnitOfWork) -> bool:
-    """Whether this backend takes lineage's visibility checks as joins (tenancy.readable_by_join)."""
-    return joins_membership(uow.dialect)
-
-
 @functools.cache
 def _links_statement(table: sa.Table, owner_column: str, reach: Reach, joined: bool = False) -> sa.Select[Any]:
     owner, context = table.c[owner_column], table.c.context_id
@@ -226,7 +226,7 @@ def context_members(uow: UnitOfWork, context_ids: Collection[int]) -> tuple[set[
     (readable) contexts: (artifact ids, execution ids). Two statements per chunk."""
     found: list[set[int]] = []
     for table, owner_column in ((uow.schema.attribution, "artifact_id"), (uow.schema.association, "execution_id")):
-        statement = _members_statement(table, owner_column, uow.tenancy.reach, _joins(uow))
+        statement = _members_statement(table, owner_column, uow.tenancy.reach, joins_membership(uow.dialect))
         ids: set[int] = set()
         for chunk in _chunks(uow, context_ids):
             ids.update(int(row[0]) for row in fast_read.rows(uow, statement, {"ids": chunk, **uow.tenancy.parameters}))
@@ -407,7 +407,7 @@ def _links(uow: UnitOfWork, table: sa.Table, owner_column: str, ids: Collection[
 
 
 def _link_tuples(uow: UnitOfWork, table: sa.Table, owner_column: str, ids: Collection[int]) -> list[tuple[int, int]]:
-    statement = _links_statement(table, owner_column, uow.tenancy.reach, _joins(uow))
+    statement = _links_statement(table, owner_column, uow.tenancy.reach, joins_membership(uow.dialect))
     visibility = uow.tenancy.parameters
     rows: list[tuple[int, int]] = []
     for chunk in _chunks(uow, ids):
@@ -425,7 +425,7 @@ def context_ids_of(uow: UnitOfWork, artifact_ids: Collection[int], execution_ids
         (uow.schema.attribution, "artifact_id", artifact_ids),
         (uow.schema.association, "execution_id", execution_ids),
     ):
-        statement = _link_contexts_statement(table, owner_column, uow.tenancy.reach, _joins(uow))
+        statement = _link_contexts_statement(table, owner_column, uow.tenancy.reach, joins_membership(uow.dialect))
         for chunk in _chunks(uow, ids):
             found.update(row[0] for row in fast_read.rows(uow, statement, {"ids": chunk, **visibility}))
     return found
