@@ -211,3 +211,120 @@ def test_memberships_ride_with_the_next_statement_and_a_missing_namespace_is_nam
     finally:
         tenancy.CURRENT_TENANCY.reset(token)
     assert _count(database, "SELECT COUNT(*) FROM `Artifact`") == before
+
+
+def test_a_read_ahead_rides_with_the_next_statement_and_sees_what_was_deferred_before_it(
+    database: Database, queries: list[str]
+) -> None:
+    delivered: list[list[tuple[Any, ...]]] = []
+    with database.transaction() as uow:
+        uow.execute(sa.text("SELECT 1"))  # the writers' lock went with this
+        uow.defer(_NOTE, ("before-the-read", 1))
+        queries.clear()
+        uow.read_ahead(
+            "SELECT name FROM `Type` WHERE name = %s", ("before-the-read",), lambda rows, _: delivered.append(rows)
+        )
+        assert not queries and not delivered  # nothing sent yet
+        assert uow.execute(sa.text("SELECT 2")).scalar_one() == 2  # its own result, after the read's
+        assert len(queries) == 1 and queries[0].index("INSERT") < queries[0].index("SELECT name")
+        assert delivered == [[("before-the-read",)]]
+
+
+def test_a_read_ahead_is_sent_alone_when_wanted_first_or_with_the_commit(
+    database: Database, queries: list[str]
+) -> None:
+    delivered: list[list[tuple[Any, ...]]] = []
+    with database.transaction() as uow:
+        uow.execute(sa.text("SELECT 1"))
+        uow.read_ahead("SELECT 7", (), lambda rows, _: delivered.append(rows))
+        queries.clear()
+        uow.send_pending()
+        assert delivered == [[(7,)]] and queries == ["SELECT 7"]
+        uow.send_pending()  # nothing pending: nothing sent
+        assert len(queries) == 1
+        uow.read_ahead("SELECT 8", (), lambda rows, _: delivered.append(rows))
+    assert delivered == [[(7,)], [(8,)]]
+    assert queries[-1] == "SELECT 8; COMMIT"
+
+
+def _put_execution_with_an_input(store: MetadataStore, stored: int, types: tuple[int, int], context: int) -> Any:
+    artifact_type, execution_type = types
+    request = svc.PutExecutionRequest(
+        execution=mlmd.Execution(type_id=execution_type),
+        contexts=[mlmd.Context(id=context)],
+        options=svc.PutExecutionRequest.Options(force_reuse_context=True),
+    )
+    request.artifact_event_pairs.add().event.CopyFrom(mlmd.Event(artifact_id=stored, type=mlmd.Event.INPUT))
+    output = request.artifact_event_pairs.add()
+    output.artifact.type_id = artifact_type
+    output.event.type = mlmd.Event.OUTPUT
+    return store.put_execution(request)
+
+
+def test_put_execution_in_a_namespace_costs_no_round_trip_and_a_hidden_input_stores_nothing(
+    store: MetadataStore, database: Database, queries: list[str]
+) -> None:
+    artifact_type = store.put_artifact_type(svc.PutArtifactTypeRequest(artifact_type=mlmd.ArtifactType(name="D")))
+    execution_type = store.put_execution_type(svc.PutExecutionTypeRequest(execution_type=mlmd.ExecutionType(name="T")))
+    context_type = store.put_context_type(svc.PutContextTypeRequest(context_type=mlmd.ContextType(name="R")))
+    types = (artifact_type.type_id, execution_type.type_id)
+    with database.transaction() as uow:
+        for name in ("team-a", "team-b"):
+            tenancy.create_namespace(uow, name, 1)
+    team = {
+        name: Tenancy(namespace=name, readable=frozenset({name, "default"}), writable=frozenset({name}))
+        for name in ("team-a", "team-b")
+    }
+
+    def as_team(name: str | None, call: Any) -> Any:
+        token = tenancy.CURRENT_TENANCY.set(team[name] if name else None)
+        try:
+            return call()
+        finally:
+            tenancy.CURRENT_TENANCY.reset(token)
+
+    made = iter(range(100))
+
+    def setup(name: str | None) -> tuple[int, int]:
+        [artifact] = as_team(
+            name,
+            lambda: (
+                store.put_artifacts(
+                    svc.PutArtifactsRequest(artifacts=[mlmd.Artifact(type_id=artifact_type.type_id)])
+                ).artifact_ids
+            ),
+        )
+        [context] = as_team(
+            name,
+            lambda: (
+                store.put_contexts(
+                    svc.PutContextsRequest(
+                        contexts=[mlmd.Context(type_id=context_type.type_id, name=f"run-{next(made)}")]
+                    )
+                ).context_ids
+            ),
+        )
+        return artifact, context
+
+    sent: dict[str | None, list[str]] = {}
+    for name in (None, "team-a"):
+        artifact, context = setup(name)
+        queries.clear()
+        response = as_team(name, lambda a=artifact, c=context: _put_execution_with_an_input(store, a, types, c))
+        sent[name] = list(queries)
+        assert response.artifact_ids[0] == artifact
+    # The namespaces of the input and the context went with the first INSERT, not on their own.
+    [lookup] = [q for q in sent["team-a"] if "SELECT 1 AS kind" in q]
+    assert "INSERT INTO `Artifact`" in lookup and lookup.index("SELECT 1 AS kind") < lookup.index("INSERT")
+    assert len(sent["team-a"]) <= len(sent[None])
+    # team-b's artifact is hidden from team-a: the check after the INSERTs refuses the call as
+    # for an id that exists nowhere, and the rollback takes what was written before it.
+    hidden, _ = setup("team-b")
+    _, context = setup("team-a")
+    tables = ("`Artifact`", "`Execution`", "`Event`", "lineagedb_node_namespace")
+    before = {table: _count(database, f"SELECT COUNT(*) FROM {table}") for table in tables}
+    for missing in (hidden, 10**9):
+        with pytest.raises(errors.InvalidArgumentError) as refused:
+            as_team("team-a", lambda m=missing: _put_execution_with_an_input(store, m, types, context))
+        assert str(refused.value) == f"event refers to artifact {missing}, which does not exist"
+    assert {table: _count(database, f"SELECT COUNT(*) FROM {table}") for table in tables} == before

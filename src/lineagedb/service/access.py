@@ -27,9 +27,11 @@ def _unrestricted(uow: UnitOfWork) -> bool:
 
 def learn_namespaces(uow: UnitOfWork, wanted: Mapping[str, Collection[int]]) -> None:
     """Look up, in one statement, the stored nodes a composite write names, so that the
-    checks that follow (read_only, readable_ids, require_link_rights) find them known."""
+    checks that follow (read_only, readable_ids, require_link_rights) find them known.
+    On MySQL/MariaDB the lookup rides with the write's next statement (tenancy.locate_ahead):
+    a check failing after a write rolls the write back with the rest."""
     if not _unrestricted(uow) and any(wanted.values()):
-        tenancy.locate_many(uow, wanted)
+        tenancy.locate_ahead(uow, wanted)
 
 
 def read_only(uow: UnitOfWork, kind_value: str, ids: Collection[int]) -> set[int]:

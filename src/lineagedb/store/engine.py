@@ -7,6 +7,7 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -302,9 +303,9 @@ def _fold_prefix(engine: sa.Engine) -> None:
         # The driver's executemany recognizes a plain INSERT only: the prefix goes alone.
         info = _info(context)
         if info is not None:
-            prefix, _ = take_prefix(info)
+            prefix, prefixed = take_prefix(info)
             if prefix is not None:
-                _send_alone(context, prefix)
+                _send_alone(context, prefix, prefixed)
             if info.get(COMMIT_EACH):
                 info[_LEFT_OPEN] = True
         return False
@@ -323,7 +324,7 @@ def _execute_folded(cursor: Any, statement: str, parameters: tuple[Any, ...], co
     if context._is_server_side:
         # A streamed result is read as it arrives: nothing may follow it in the same query.
         if prefix is not None:
-            _send_alone(context, prefix)
+            _send_alone(context, prefix, prefixed)
         if commit_each:
             info[_LEFT_OPEN] = True
         return False
@@ -342,11 +343,12 @@ def _execute_folded(cursor: Any, statement: str, parameters: tuple[Any, ...], co
     return True
 
 
-def _send_alone(context: Any, prefix: str) -> None:
+def _send_alone(context: Any, prefix: str, prefixed: Sequence[ReadAhead | None]) -> None:
     """Send `prefix` as a query of its own, on a buffered cursor of the statement's connection."""
     cursor = context.root_connection.connection.dbapi_connection.cursor()
     try:
         cursor.execute(prefix)
+        skip_results(cursor, prefixed)
     finally:
         cursor.close()
 
@@ -359,10 +361,11 @@ def _info(context: Any) -> dict[str, Any] | None:
     return info
 
 
-def prefixed_sql(info: dict[str, Any], sql: str) -> tuple[str, int, bool]:
+def prefixed_sql(info: dict[str, Any], sql: str) -> tuple[str, list[ReadAhead | None], bool]:
     """For a statement sent on the driver's cursor (which SQLAlchemy's events do not see): `sql`
     with the connection's pending STATEMENT_PREFIX and, in a read that commits each statement,
-    its COMMIT; how many results precede the statement's own, and whether one follows it."""
+    its COMMIT; the results that precede the statement's own (see `take_prefix`), and
+    whether one follows it."""
     prefix, prefixed = take_prefix(info)
     commit = bool(info.get(COMMIT_EACH))
     if prefix is not None:
@@ -370,24 +373,45 @@ def prefixed_sql(info: dict[str, Any], sql: str) -> tuple[str, int, bool]:
     return (f"{sql}; COMMIT" if commit else sql), prefixed, commit
 
 
-def defer(info: dict[str, Any], bound_sql: str) -> None:
+@dataclass(frozen=True)
+class ReadAhead:
+    """A read of a write transaction (MySQL/MariaDB) whose rows are wanted, but not yet: it
+    waits, as deferred statements do, for the transaction's next statement and travels in
+    that statement's round trip; `deliver(rows, description)` gets its rows when they come
+    back. Whoever needs them earlier sends what is pending alone (`send_pending`)."""
+
+    sql: str  # bound by the driver, as a deferred statement's
+    deliver: Callable[[list[tuple[Any, ...]], Sequence[Any] | None], None]
+
+
+def defer(info: dict[str, Any], bound_sql: str | ReadAhead) -> None:
     """MySQL/MariaDB: send `bound_sql` (a statement with its values already bound by the
-    driver, whose result nobody reads) ahead of this transaction's next statement, in that
-    statement's round trip, or with its COMMIT. The server runs them in order, so what
-    follows sees its rows, and stops at the first that fails, so a failed deferred
-    statement fails the statement (or COMMIT) it travels with, inside the same transaction."""
+    driver, whose result nobody reads, or a `ReadAhead`) ahead of this transaction's next
+    statement, in that statement's round trip, or with its COMMIT. The server runs them in
+    order, so what follows sees their rows, and stops at the first that fails, so a failed
+    deferred statement fails the statement (or COMMIT) it travels with, inside the same
+    transaction."""
     info.setdefault(DEFERRED, []).append(bound_sql)
 
 
-def take_prefix(info: dict[str, Any]) -> tuple[str | None, int]:
-    """The SQL to send ahead of the next statement (the lock, then deferred statements) and
-    how many statements it holds; nothing is pending afterwards."""
+def take_prefix(info: dict[str, Any]) -> tuple[str | None, list[ReadAhead | None]]:
+    """The SQL to send ahead of the next statement (the lock, then deferred statements and
+    reads, in the order they were deferred) and, per statement it holds, its `ReadAhead`
+    (None: a result to skip); nothing is pending afterwards."""
     parts: list[str] = []
+    prefixed: list[ReadAhead | None] = []
     lock = info.pop(STATEMENT_PREFIX, None)
     if lock is not None:
         parts.append(lock)
-    parts += info.pop(DEFERRED, ())
-    return ("; ".join(parts) if parts else None), len(parts)
+        prefixed.append(None)
+    for item in info.pop(DEFERRED, ()):
+        if isinstance(item, ReadAhead):
+            parts.append(item.sql)
+            prefixed.append(item)
+        else:
+            parts.append(item)
+            prefixed.append(None)
+    return ("; ".join(parts) if parts else None), prefixed
 
 
 def commit_skipped(info: dict[str, Any]) -> bool:
@@ -402,10 +426,13 @@ def left_open(info: dict[str, Any]) -> None:
         info[_LEFT_OPEN] = True
 
 
-def skip_results(cursor: Any, count: int) -> None:
-    """Move `cursor` past the first `count` results of a multi-statement query; the error of
-    a statement that failed after them is raised here."""
-    for _ in range(count):
+def skip_results(cursor: Any, prefixed: Sequence[ReadAhead | None]) -> None:
+    """Move `cursor` past the results of the statements sent ahead of its own (`prefixed`,
+    from `take_prefix`), delivering the rows of each `ReadAhead`; the error of a statement
+    that failed after them is raised here."""
+    for read in prefixed:
+        if read is not None:
+            read.deliver(list(cursor.fetchall()), cursor.description)
         cursor.nextset()
 
 
@@ -438,15 +465,15 @@ def _roll_back_open_transactions_only(engine: sa.Engine) -> None:
 
     def do_commit(connection: Any) -> None:
         info = pool_info(connection)
-        deferred = info.pop(DEFERRED, None) if info is not None else None
-        if deferred:
+        if info is not None and info.get(DEFERRED):
             # Statements deferred since the last one sent (store.engine.defer) go with COMMIT;
             # if one fails the COMMIT does not run, and the connection is rolled back on its
             # return to the pool (it is not marked ended).
+            prefix, prefixed = take_prefix(info)
             cursor = connection.cursor()
             try:
-                cursor.execute("; ".join([*deferred, "COMMIT"]))
-                skip_results(cursor, len(deferred))
+                cursor.execute(f"{prefix}; COMMIT")
+                skip_results(cursor, prefixed)
             finally:
                 cursor.close()
         elif info is None or not commit_skipped(info):

@@ -85,17 +85,45 @@ def rows(
     plan = _plan(statement, uow.connection.dialect)
     if plan is None or (uow.dialect != "sqlite" and any(not parameters.get(name, 1) for name in plan.lists)):
         return list(uow.execute(statement, parameters).all())
-    # The statement's own constants (a namespace check's node kind, say) were converted once.
-    constants = plan.constants
-    values = {name: _value(plan, name, parameters) if name in parameters else constants[name] for name in plan.order}
+    values = _values(plan, parameters)
     if plan.arrays or (not plan.lists and uow.dialect == "postgresql"):
         text = _array_sql(plan, values) if plan.arrays else plan.pieces[0]
         found = prepared.fetch(uow, plan.prepared_forms, text, values, plan.bound, parameters, plan.arrays)
         if found is not None:
             return _processed(uow, plan, *found)
         return _finish(uow, plan, text, values)
+    return _finish(uow, plan, *_driver_sql(plan, values))
+
+
+def read_ahead(
+    uow: UnitOfWork,
+    statement: sa.Select[Any] | sa.CompoundSelect,
+    parameters: Mapping[str, Any],
+    deliver: Callable[[Sequence[Sequence[Any]]], None],
+) -> bool:
+    """`rows`, delivered later: MySQL/MariaDB send the read with the write transaction's next
+    statement, in its round trip (UnitOfWork.read_ahead). False where that cannot be done (another
+    backend, a read transaction, a statement SQLAlchemy must run): the caller reads now."""
+    if not uow.can_defer:
+        return False
+    plan = _plan(statement, uow.connection.dialect)
+    if plan is None or plan.arrays or any(not parameters.get(name, 1) for name in plan.lists):
+        return False
+    sql, arguments = _driver_sql(plan, _values(plan, parameters))
+    uow.read_ahead(sql, arguments, lambda found, description: deliver(_processed(uow, plan, found, description)))
+    return True
+
+
+def _values(plan: _Plan, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    # The statement's own constants (a namespace check's node kind, say) were converted once.
+    constants = plan.constants
+    return {name: _value(plan, name, parameters) if name in parameters else constants[name] for name in plan.order}
+
+
+def _driver_sql(plan: _Plan, values: dict[str, Any]) -> tuple[str, Sequence[Any] | Mapping[str, Any]]:
+    """The SQL for the driver's placeholders and its arguments (not PostgreSQL's arrays)."""
     if plan.positional:
-        return _finish(uow, plan, _positional_sql(plan, values), _flat(plan, values))
+        return _positional_sql(plan, values), _flat(plan, values)
     sql = [plan.pieces[0]]
     for name, piece in zip(plan.lists, plan.pieces[1:], strict=True):
         items = values[name]  # a list may appear more than once (namespace checks on both ends)
@@ -106,7 +134,7 @@ def rows(
         sql.append(piece)
     for name in plan.lists:
         values.pop(name, None)  # replaced by the numbered keys above
-    return _finish(uow, plan, "".join(sql), values)
+    return "".join(sql), values
 
 
 # SQLAlchemy renders an empty list as a never-true subquery; so do we (SQLite only).

@@ -20,7 +20,7 @@ import contextvars
 import enum
 import functools
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,6 +229,39 @@ def locate_many(uow: Any, wanted: Mapping[str, Collection[int]]) -> dict[str, di
     write checking the edges to the nodes it just wrote costs nothing."""
     from lineagedb.store import fast_read  # unit_of_work (which fast_read needs) imports this module
 
+    if uow.namespaces_ahead:
+        uow.send_pending()  # what `locate_ahead` asked for is wanted now
+    for statement, parameters in _unknown(uow, wanted):
+        _learn(uow, fast_read.rows(uow, statement, parameters))
+    known: dict[tuple[int, int], str | None] = uow.known_namespaces
+    result: dict[str, dict[int, str]] = {}
+    for kind_value, ids in wanted.items():
+        number = kind_number(kind_value)
+        found = result.setdefault(kind_value, {})
+        for node_id in ids:
+            namespace = known[(number, node_id)]
+            if namespace is not None:
+                found[node_id] = namespace
+    return result
+
+
+def locate_ahead(uow: Any, wanted: Mapping[str, Collection[int]]) -> None:
+    """`locate_many` for answers wanted later in this write: on MySQL/MariaDB the lookup waits
+    for the transaction's next statement and goes in its round trip (PutExecution's checks
+    come after its first INSERT: a round trip less per call). The first `locate_many` that
+    needs an answer before then sends it alone; elsewhere the lookup runs now."""
+    from lineagedb.store import fast_read  # unit_of_work (which fast_read needs) imports this module
+
+    for statement, parameters in _unknown(uow, wanted):
+        if fast_read.read_ahead(uow, statement, parameters, functools.partial(_learn_ahead, uow)):
+            uow.namespaces_ahead += 1
+        else:
+            _learn(uow, fast_read.rows(uow, statement, parameters))
+
+
+def _unknown(uow: Any, wanted: Mapping[str, Collection[int]]) -> Iterator[tuple[Any, dict[str, list[int]]]]:
+    """The lookups (statement, parameters) of the nodes among `wanted` this transaction does
+    not know yet, 500 per statement; each is taken as missing until its lookup finds it."""
     known: dict[tuple[int, int], str | None] = uow.known_namespaces
     pending: list[tuple[int, int]] = []
     for kind_value, ids in wanted.items():
@@ -240,21 +273,20 @@ def locate_many(uow: Any, wanted: Mapping[str, Collection[int]]) -> dict[str, di
         by_kind: dict[int, list[int]] = {}
         for number, node_id in chunk:
             by_kind.setdefault(number, []).append(node_id)
-        kinds = tuple(sorted(by_kind))
-        parameters = {f"ids_{number}": by_kind[number] for number in kinds}
-        for number, node_id in chunk:
             known[(number, node_id)] = None  # until the statement finds it
-        for number, node_id, namespace in fast_read.rows(uow, _locate_statement(uow.schema, kinds), parameters):
-            known[(int(number), int(node_id))] = namespace if namespace is not None else DEFAULT_NAMESPACE
-    result: dict[str, dict[int, str]] = {}
-    for kind_value, ids in wanted.items():
-        number = kind_number(kind_value)
-        found = result.setdefault(kind_value, {})
-        for node_id in ids:
-            namespace = known[(number, node_id)]
-            if namespace is not None:
-                found[node_id] = namespace
-    return result
+        kinds = tuple(sorted(by_kind))
+        yield _locate_statement(uow.schema, kinds), {f"ids_{number}": by_kind[number] for number in kinds}
+
+
+def _learn(uow: Any, rows: Iterable[Sequence[Any]]) -> None:
+    known: dict[tuple[int, int], str | None] = uow.known_namespaces
+    for number, node_id, namespace in rows:
+        known[(int(number), int(node_id))] = namespace if namespace is not None else DEFAULT_NAMESPACE
+
+
+def _learn_ahead(uow: Any, rows: Iterable[Sequence[Any]]) -> None:
+    _learn(uow, rows)
+    uow.namespaces_ahead -= 1
 
 
 _KIND_TABLES = {ARTIFACT_NODE: "artifact", EXECUTION_NODE: "execution", CONTEXT_NODE: "context"}

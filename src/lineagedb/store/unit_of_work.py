@@ -35,6 +35,7 @@ from lineagedb.store.engine import (
     SHARED,
     SQLITE_BUSY_TIMEOUT_MS,
     STATEMENT_PREFIX,
+    ReadAhead,
     begin_prefix,
     defer,
     discard_prefix,
@@ -42,6 +43,7 @@ from lineagedb.store.engine import (
     left_open,
     prefixed_sql,
     skip_results,
+    take_prefix,
 )
 from lineagedb.store.replicas import COMMIT_LSN_SQL, CURRENT_ROUTE, CallRoute
 from lineagedb.store.schema import Schema, schema_for
@@ -188,6 +190,8 @@ class UnitOfWork:
         # (node kind number, node id) -> namespace (None: no such node), for nodes written
         # or looked up here (store.tenancy.locate_many).
         self.known_namespaces: dict[tuple[int, int], str | None] = {}
+        # Lookups of known_namespaces sent ahead (tenancy.locate_ahead) whose rows have not come back.
+        self.namespaces_ahead = 0
         self.dialect = connection.dialect.name
         # Ids per IN list of set-based reads: SQLite builds may allow only 999 bound
         # parameters, and on PostgreSQL lists of 1,000 and 5,000 ids made 10,000-node
@@ -234,33 +238,59 @@ class UnitOfWork:
         """Send `sql` (the driver's %s or %(name)s placeholders) with `parameters`, bound by PyMySQL as
         for any statement, ahead of this transaction's next statement or with its COMMIT:
         a round trip less for a statement whose result nobody reads (see `can_defer`)."""
+        bound = self._bound(sql, parameters)
+        self._pend(bound, bound)
+
+    def read_ahead(
+        self,
+        sql: str,
+        parameters: Sequence[Any] | Mapping[str, Any],
+        deliver: Callable[[list[tuple[Any, ...]], Sequence[Any] | None], None],
+    ) -> None:
+        """A read whose rows are wanted later in this write transaction (`can_defer` only):
+        it travels with the transaction's next statement, in its round trip, and `deliver`
+        gets its rows then (store.engine.ReadAhead). `send_pending` sends it sooner."""
+        bound = self._bound(sql, parameters)
+        self._pend(bound, ReadAhead(bound, deliver))
+
+    def _bound(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any]) -> str:
         dbapi_connection = self.connection.connection.dbapi_connection
         assert dbapi_connection is not None
         cursor = dbapi_connection.cursor()
         try:
-            bound = cursor.mogrify(sql, parameters if isinstance(parameters, Mapping) else tuple(parameters))
+            return str(cursor.mogrify(sql, parameters if isinstance(parameters, Mapping) else tuple(parameters)))
         finally:
             cursor.close()
+
+    def _pend(self, bound: str, item: str | ReadAhead) -> None:
+        defer(self.connection.info, item)
         if len(bound) <= _DEFER_MAX_CHARS:
             count_driver_statement(bound)
-            defer(self.connection.info, bound)
             return
         # A large statement goes now (with what is pending before it), so that no query grows
         # toward the server's max_allowed_packet by riding with another.
-        sent, skipped, _ = prefixed_sql(self.connection.info, bound)
+        self.send_pending()
+
+    def send_pending(self) -> None:
+        """Send what waits for this transaction's next statement now, in a query of its own
+        (a read ahead's rows are wanted before another statement goes)."""
+        prefix, prefixed = take_prefix(self.connection.info)
+        if prefix is None:
+            return
 
         def run(cursor: Any) -> None:
-            cursor.execute(sent)
-            skip_results(cursor, skipped)
+            cursor.execute(prefix)
+            skip_results(cursor, prefixed)
 
-        self.on_driver_cursor(sent, run, ())
+        self.on_driver_cursor(prefix, run, ())
 
     def fetch_driver_sql(
         self, sql: str, parameters: Sequence[Any] | Mapping[str, Any]
     ) -> tuple[list[tuple[Any, ...]], Sequence[Any] | None]:
         """Rows of SQL text (compiled by SQLAlchemy, see store.fast_read) from the driver's
         own cursor, inside this transaction, and the cursor's description."""
-        skipped, commit = 0, False
+        skipped: list[ReadAhead | None] = []
+        commit = False
         if self.dialect == "postgresql":
             sql = begin_prefix(self.connection.info) + sql  # a write's first statement opens it
         elif self.dialect in ("mysql", "mariadb"):
