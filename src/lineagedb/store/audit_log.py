@@ -531,11 +531,13 @@ def _defer_on_mysql(uow: Any, values: RecordValues, mac: str, nodes: list[tuple[
     texts = _mysql_texts(uow.connection.dialect)
     seq = values[1]
     uow.defer(texts["record"], _row(values, mac))
-    if nodes:
-        from lineagedb.store import bulk_insert  # it imports unit_of_work, which imports this module
-
-        rows = [{"node_kind": k, "node_id": n, "chain": chain.id, "seq": seq} for k, n in nodes]
-        bulk_insert.insert_rows(uow, RECORD_NODES, rows, deferrable=True)
+    for start in range(0, len(nodes), _NODE_ROWS_PER_INSERT):
+        # The driver quotes the chain and sequence once; the node numbers are this server's own
+        # integers, written with `:d` (which refuses anything else). Quoting every value of a
+        # 100-node record through PyMySQL took ~0.2 ms of the write's ~10 ms.
+        same = uow.bind(", %s, %s)", (chain.id, seq))
+        rows = ", ".join(f"({kind:d}, {node:d}{same}" for kind, node in nodes[start : start + _NODE_ROWS_PER_INSERT])
+        uow.defer_bound(f"{texts['nodes']} VALUES {rows}")
     head = {"p_chain": chain.id, "p_seq": seq, "p_mac": mac}
     uow.defer(texts["update_head" if chain.stored else "insert_head"], head)
 
@@ -546,7 +548,9 @@ def _mysql_texts(dialect: sa.Dialect) -> dict[str, str]:
     insert_head = sa.insert(CHAINS).values(
         chain=sa.bindparam("p_chain"), head_seq=sa.bindparam("p_seq"), head_mac=sa.bindparam("p_mac")
     )
+    quote = dialect.identifier_preparer.quote
     statements = {
+        "nodes": f"INSERT INTO {quote(RECORD_NODES.name)} ({', '.join(map(quote, _NODE_COLUMNS))})",
         "record": _INSERT_RECORD.inline().compile(dialect=dialect, column_keys=[*_RECORD_FIELDS, "mac"]),
         "insert_head": insert_head.compile(dialect=dialect),
         "update_head": _UPDATE_HEAD.compile(dialect=dialect),
@@ -555,6 +559,8 @@ def _mysql_texts(dialect: sa.Dialect) -> dict[str, str]:
 
 
 _NODE_COLUMNS = ["node_kind", "node_id", "chain", "seq"]
+# Node rows per INSERT of a MySQL record, as bulk_insert.DEFER_MAX_ROWS.
+_NODE_ROWS_PER_INSERT = 200
 
 
 @functools.cache

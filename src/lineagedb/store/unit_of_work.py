@@ -238,8 +238,15 @@ class UnitOfWork:
         """Send `sql` (the driver's %s or %(name)s placeholders) with `parameters`, bound by PyMySQL as
         for any statement, ahead of this transaction's next statement or with its COMMIT:
         a round trip less for a statement whose result nobody reads (see `can_defer`)."""
-        bound = self._bound(sql, parameters)
+        self.defer_bound(self._bound(sql, parameters))
+
+    def defer_bound(self, bound: str) -> None:
+        """`defer` for SQL whose values are in it already (bound by `bind` or the driver)."""
         self._pend(bound, bound)
+
+    def bind(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any]) -> str:
+        """`sql` with `parameters` quoted into it by the driver (PyMySQL's placeholders)."""
+        return self._bound(sql, parameters)
 
     def read_ahead(
         self,
