@@ -61,6 +61,16 @@ def test_a_committed_write_has_its_record(audited_store: MetadataStore, audited_
     assert result.ok and result.records == 2
 
 
+def test_a_large_write_indexes_every_node_once(audited_store: MetadataStore, audited_db: Database) -> None:
+    # 450 nodes: on MySQL the node rows go as three INSERTs (200 rows each at most).
+    ids = _artifacts(audited_store, _types(audited_store), count=450)
+    [write] = [r for r in records(audited_db) if r["method"].endswith("/PutArtifacts")]
+    assert sorted((kind, node, chain, seq) for kind, node, chain, seq in node_rows(audited_db)) == [
+        (1, node, write["chain"], write["seq"]) for node in sorted(ids)
+    ]
+    assert _verify(audited_db).ok
+
+
 def test_a_write_rolled_back_after_its_record_leaves_none(
     audited_store: MetadataStore, audited_db: Database, audit: AuditLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
