@@ -3,14 +3,16 @@
 Both traversals are breadth-first and set-based: each hop expands the whole
 frontier with one events statement (one per chunk of ids for huge frontiers) and
 at most one filter statement, so a request costs O(hops) statements however many
-nodes it reaches. Rules that decide *which* nodes and events are kept live here;
-the statements live in `lineagedb.store.repositories.lineage`.
+nodes it reaches. On MariaDB a GetLineageSubgraph without ending rules reads every
+event its walk can meet in one statement (a recursive WITH) and the same hop loop
+runs over them in memory. Rules that decide *which* nodes and events are kept live
+here; the statements live in `lineagedb.store.repositories.lineage`.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,6 +166,7 @@ def traverse(uow: UnitOfWork, query: SubgraphQuery) -> Traversal:
     first.visited -= first.ending
     frontier = set(first.visited)
     directed = query.direction in (Options.UPSTREAM, Options.DOWNSTREAM)
+    events_touching = _events_source(uow, query, frontier)
     events: list[EventRow] = []
     for hop in range(query.max_num_hops):
         if not frontier:
@@ -171,9 +174,7 @@ def traverse(uow: UnitOfWork, query: SubgraphQuery) -> Traversal:
         from_artifacts = (query.start_kind is ARTIFACT) == (hop % 2 == 0)
         source, target = (sides[ARTIFACT], sides[EXECUTION]) if from_artifacts else (sides[EXECUTION], sides[ARTIFACT])
         # Direction filtering happens in SQL: the rules drop the other events anyway.
-        rows = lineage_repo.events_touching(
-            uow, source.kind, frontier, kept_event_types(query.direction, from_artifacts)
-        )
+        rows = events_touching(source.kind, frontier, kept_event_types(query.direction, from_artifacts))
         if not rows:
             break
 
@@ -199,6 +200,47 @@ def traverse(uow: UnitOfWork, query: SubgraphQuery) -> Traversal:
         target.visited |= candidates
         frontier = candidates
     return Traversal(sides[ARTIFACT].result_ids(), sides[EXECUTION].result_ids(), events)
+
+
+EventsTouching = Callable[[NodeKind, Collection[int], Collection[int] | None], list[EventRow]]
+
+
+def _events_source(uow: UnitOfWork, query: SubgraphQuery, starting: set[int]) -> EventsTouching:
+    """Where the hop loop reads each hop's events. Where the database can walk in one
+    statement (lineage_repo.walk_events) it reads every event the walk can meet at once, and
+    the hops are replayed in memory by the same loop, so the rules stay in one place. An
+    ending rule decides per node with a filter of its own, hop by hop: such walks, and
+    databases that cannot, ask the store at each hop."""
+    if all(ending is None for ending in query.ending_filters.values()):
+        kept_from = {
+            ARTIFACT: kept_event_types(query.direction, from_artifacts=True),
+            EXECUTION: kept_event_types(query.direction, from_artifacts=False),
+        }
+        walked = lineage_repo.walk_events(uow, query.start_kind, starting, query.max_num_hops, kept_from)
+        if walked is not None:
+            return _WalkedEvents(walked).touching
+    return functools.partial(lineage_repo.events_touching, uow)
+
+
+class _WalkedEvents:
+    """Events read for a whole walk, indexed by each end, answering as events_touching would."""
+
+    def __init__(self, rows: list[EventRow]) -> None:
+        self.by_end: dict[NodeKind, dict[int, list[EventRow]]] = {ARTIFACT: {}, EXECUTION: {}}
+        by_artifact, by_execution = self.by_end[ARTIFACT], self.by_end[EXECUTION]
+        for row in rows:
+            by_artifact.setdefault(row.artifact_id, []).append(row)
+            by_execution.setdefault(row.execution_id, []).append(row)
+
+    def touching(self, side: NodeKind, frontier: Collection[int], types: Collection[int] | None) -> list[EventRow]:
+        index = self.by_end[side]
+        found = [row for node in frontier for row in index.get(node, ()) if types is None or row.type in types]
+        found.sort(key=_event_id)  # as the store orders them
+        return found
+
+
+def _event_id(row: EventRow) -> int:
+    return row.id
 
 
 def get_lineage_subgraph(uow: UnitOfWork, options: Options, mask_paths: Iterable[str]) -> mlmd.LineageGraph:

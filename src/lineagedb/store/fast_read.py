@@ -78,14 +78,24 @@ class _Plan:
 
 
 def rows(
-    uow: UnitOfWork, statement: sa.Select[Any] | sa.CompoundSelect | sa.Insert, parameters: Mapping[str, Any]
+    uow: UnitOfWork,
+    statement: sa.Select[Any] | sa.CompoundSelect | sa.Insert,
+    parameters: Mapping[str, Any],
+    prefix: str = "",
 ) -> Sequence[Sequence[Any]]:
     """The rows of `statement` (built once by the caller) as tuples, columns in select order.
-    An INSERT ... RETURNING too (its RETURNING columns), from PostgreSQL writes."""
+    An INSERT ... RETURNING too (its RETURNING columns), from PostgreSQL writes. `prefix`:
+    SQL text of the caller's own to put before the statement (MariaDB's SET STATEMENT ... FOR);
+    such a statement must be one this module runs (not PostgreSQL's, no empty list)."""
     plan = _plan(statement, uow.connection.dialect)
     if plan is None or (uow.dialect != "sqlite" and any(not parameters.get(name, 1) for name in plan.lists)):
+        if prefix:
+            raise ValueError("a statement with a prefix must be one store.fast_read runs itself")
         return list(uow.execute(statement, parameters).all())
     values = _values(plan, parameters)
+    if prefix:
+        sql, arguments = _driver_sql(plan, values)
+        return _finish(uow, plan, prefix + sql, arguments)
     if plan.arrays or (not plan.lists and uow.dialect == "postgresql"):
         text = _array_sql(plan, values) if plan.arrays else plan.pieces[0]
         found = prepared.fetch(uow, plan.prepared_forms, text, values, plan.bound, parameters, plan.arrays)

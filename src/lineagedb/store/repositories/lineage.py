@@ -2,7 +2,8 @@
 
 Every function here answers a question about a whole *set* of nodes with one
 statement (one per chunk of ids for very large sets), so a traversal costs a
-number of statements proportional to its hop count, never to its node count.
+number of statements proportional to its hop count, never to its node count (on
+MariaDB, `walk_events` reads a whole walk's events in one).
 The traversal rules themselves live in `lineagedb.service.lineage`.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
@@ -191,6 +192,88 @@ def _events_statement(
         )
         return readable_by_join(query, e, far_end, far_kind).order_by(e.c.id)
     return query.where(*edge_repo.event_visible(e, reach, readable_end=side.owner_column)).order_by(e.c.id)
+
+
+def walk_events(
+    uow: UnitOfWork,
+    start_kind: NodeKind,
+    starting: Collection[int],
+    hops: int,
+    kept_from: Mapping[NodeKind, Collection[int] | None],
+) -> list[EventRow] | None:
+    """Every event between two of the nodes that a walk of `hops` hops from `starting` (nodes
+    of `start_kind`, readable) reaches, ordered by id: one statement for the whole walk, which
+    the caller then replays in memory. An event is followed from a node of kind K only if its
+    type is in `kept_from[K]` (None: any type), and never into a node the caller cannot read.
+    None where the database cannot walk in one statement; the caller then asks
+    `events_touching` hop by hop.
+
+    MariaDB only: a recursive WITH whose UNION keeps each (kind, id) once is a breadth-first
+    walk with a visited set (a node reached again is not expanded again), and
+    `max_recursive_iterations` stops it after `hops` levels (with a warning, no error). Each
+    hop as a statement of its own cost a round trip and, with namespaces, a join's fixed cost
+    on every one (a 10-hop walk: 13 statements). PostgreSQL and SQLite have no such bound on
+    the iterations (a depth column would make each node a row per depth): they walk by hops."""
+    if not getattr(uow.connection.dialect, "is_mariadb", False) or hops < 1 or not starting:
+        return None
+    directed = kept_from[NodeKind.ARTIFACT] is not None
+    statement = _walk_statement(uow.schema, start_kind, directed, uow.tenancy.reach)
+    parameters: dict[str, object] = {"starting": sorted(starting), **uow.tenancy.parameters}
+    if directed:
+        parameters["from_artifacts"] = sorted(kept_from[NodeKind.ARTIFACT] or ())
+        parameters["from_executions"] = sorted(kept_from[NodeKind.EXECUTION] or ())
+    # The hop count is this server's own integer (the request's, validated and capped), written
+    # with `:d`: SET STATEMENT takes a constant, not a placeholder.
+    prefix = f"SET STATEMENT max_recursive_iterations = {hops:d} FOR "
+    rows = fast_read.rows(uow, statement, parameters, prefix=prefix)
+    return list(map(_NEW_TUPLE, _EVENT_ROWS, rows))
+
+
+@functools.cache
+def _walk_statement(schema: Schema, start_kind: NodeKind, directed: bool, reach: Reach) -> sa.Select[Any]:
+    e = schema.event
+    start = start_kind.table(schema)
+    start_number = ARTIFACT_NODE if start_kind is NodeKind.ARTIFACT else EXECUTION_NODE
+    seed = sa.select(sa.literal_column(str(start_number), sa.Integer).label("kind"), start.c.id.label("id")).where(
+        start.c.id.in_(sa.bindparam("starting", expanding=True))
+    )
+    walk = seed.cte("lineage_walk", recursive=True)
+    steps = []
+    for near_number, near, far, far_number, types in (
+        (ARTIFACT_NODE, "artifact_id", "execution_id", EXECUTION_NODE, "from_artifacts"),
+        (EXECUTION_NODE, "execution_id", "artifact_id", ARTIFACT_NODE, "from_executions"),
+    ):
+        reached = walk.alias(f"reached_from_{near}")
+        step = (
+            sa.select(sa.literal_column(str(far_number), sa.Integer), e.c[far])
+            .select_from(reached.join(e, e.c[near] == reached.c.id))
+            .where(reached.c.kind == sa.literal_column(str(near_number), sa.Integer))
+        )
+        if directed:
+            step = step.where(e.c.type.in_(sa.bindparam(types, expanding=True)))
+        # A step never enters a node the caller cannot read.
+        if reach is not Reach.ALL:
+            step = readable_by_join(step, e, far, far_number)
+        steps.append(step)
+    walk = walk.union(*steps)
+    # From the walk's artifacts to their events by Event's (artifact_id, ...) key, each kept if
+    # its execution was reached too (a semi-join MariaDB materializes with a unique key). The
+    # walk is estimated at 2 rows, so it drives; joined twice (artifacts x executions) it made a
+    # 1,500-node walk a block nested loop over every pair: 287 ms, against 8 ms this way.
+    artifacts, executions = walk.alias("walked_artifact"), walk.alias("walked_execution")
+    reached_executions = sa.select(executions.c.id).where(
+        executions.c.kind == sa.literal_column(str(EXECUTION_NODE), sa.Integer)
+    )
+    columns = (e.c.id, e.c.artifact_id, e.c.execution_id, e.c.type, e.c.milliseconds_since_epoch)
+    return (
+        sa.select(*columns)
+        .select_from(artifacts.join(e, e.c.artifact_id == artifacts.c.id))
+        .where(
+            artifacts.c.kind == sa.literal_column(str(ARTIFACT_NODE), sa.Integer),
+            e.c.execution_id.in_(reached_executions),
+        )
+        .order_by(e.c.id)
+    )
 
 
 @functools.cache
