@@ -68,17 +68,19 @@ def require_link_rights(
     for ends in links:
         for kind_value, node_id in ends:
             wanted.setdefault(kind_value, set()).add(node_id)
-    namespace = {
-        (kind_value, node_id): ns
-        for kind_value, ids in wanted.items()
-        for node_id, ns in tenancy.namespaces_of(uow, kind_value, ids).items()
-    }
+    located = tenancy.locate_many(uow, wanted)  # one lookup at most: usually all known already
+
+    def namespace(end: End) -> str:
+        # A node that does not exist counts as `default` (as tenancy.namespaces_of says).
+        return located[end[0]].get(end[1], tenancy.DEFAULT_NAMESPACE)
+
+    may_read, may_write = uow.tenancy.may_read, uow.tenancy.may_write
     unwritable: list[tuple[End, End]] = []
     for ends in links:
-        for kind_value, node_id in ends:
-            if not uow.tenancy.may_read(namespace[(kind_value, node_id)]):
-                raise errors.InvalidArgumentError(f"{what} refers to {kind_value} {node_id}, which does not exist")
-        if not any(uow.tenancy.may_write(namespace[end]) for end in ends):
+        for end in ends:
+            if not may_read(namespace(end)):
+                raise errors.InvalidArgumentError(f"{what} refers to {end[0]} {end[1]}, which does not exist")
+        if not any(may_write(namespace(end)) for end in ends):
             unwritable.append(ends)
     if unwritable and already_linked is not None:
         existing = already_linked(unwritable)

@@ -20,7 +20,7 @@ import contextvars
 import enum
 import functools
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,7 +106,10 @@ CURRENT_TENANCY: contextvars.ContextVar[Tenancy | None] = contextvars.ContextVar
 
 
 def kind_number(kind_value: str) -> int:
-    return {"artifact": ARTIFACT_NODE, "execution": EXECUTION_NODE, "context": CONTEXT_NODE}[kind_value]
+    return _KIND_NUMBERS[kind_value]
+
+
+_KIND_NUMBERS = {"artifact": ARTIFACT_NODE, "execution": EXECUTION_NODE, "context": CONTEXT_NODE}
 
 
 def visible(node_kind: int, node_id: sa.ColumnElement[Any], reach: Reach) -> sa.ColumnElement[bool]:
@@ -227,17 +230,19 @@ def locate_many(uow: Any, wanted: Mapping[str, Collection[int]]) -> dict[str, di
     write can learn every stored node it names at once. Nodes this transaction created or
     already looked up (found or not) are answered from the unit of work's memory, so a
     write checking the edges to the nodes it just wrote costs nothing."""
-    from lineagedb.store import fast_read  # unit_of_work (which fast_read needs) imports this module
-
     if uow.namespaces_ahead:
         uow.send_pending()  # what `locate_ahead` asked for is wanted now
-    for statement, parameters in _unknown(uow, wanted):
-        _learn(uow, fast_read.rows(uow, statement, parameters))
     known: dict[tuple[int, int], str | None] = uow.known_namespaces
+    lookups = _lookups(uow, wanted)
+    if lookups:
+        from lineagedb.store import fast_read  # unit_of_work (which fast_read needs) imports this module
+
+        for statement, parameters in lookups:
+            _learn(uow, fast_read.rows(uow, statement, parameters))
     result: dict[str, dict[int, str]] = {}
     for kind_value, ids in wanted.items():
-        number = kind_number(kind_value)
-        found = result.setdefault(kind_value, {})
+        number = _KIND_NUMBERS[kind_value]
+        found = result[kind_value] = {}
         for node_id in ids:
             namespace = known[(number, node_id)]
             if namespace is not None:
@@ -252,30 +257,37 @@ def locate_ahead(uow: Any, wanted: Mapping[str, Collection[int]]) -> None:
     needs an answer before then sends it alone; elsewhere the lookup runs now."""
     from lineagedb.store import fast_read  # unit_of_work (which fast_read needs) imports this module
 
-    for statement, parameters in _unknown(uow, wanted):
+    for statement, parameters in _lookups(uow, wanted):
         if fast_read.read_ahead(uow, statement, parameters, functools.partial(_learn_ahead, uow)):
             uow.namespaces_ahead += 1
         else:
             _learn(uow, fast_read.rows(uow, statement, parameters))
 
 
-def _unknown(uow: Any, wanted: Mapping[str, Collection[int]]) -> Iterator[tuple[Any, dict[str, list[int]]]]:
+def _lookups(uow: Any, wanted: Mapping[str, Collection[int]]) -> list[tuple[Any, dict[str, list[int]]]]:
     """The lookups (statement, parameters) of the nodes among `wanted` this transaction does
-    not know yet, 500 per statement; each is taken as missing until its lookup finds it."""
+    not know yet, 500 per statement; each is taken as missing until its lookup finds it.
+    Usually none: a write's checks ask again about the nodes it looked up or created."""
     known: dict[tuple[int, int], str | None] = uow.known_namespaces
-    pending: list[tuple[int, int]] = []
-    for kind_value, ids in wanted.items():
-        number = kind_number(kind_value)
-        pending.extend((number, node_id) for node_id in set(ids) if (number, node_id) not in known)
-    pending.sort()
-    for start in range(0, len(pending), 500):
-        chunk = pending[start : start + 500]
+    pending = {
+        (number, node_id)
+        for kind_value, ids in wanted.items()
+        for number in (_KIND_NUMBERS[kind_value],)
+        for node_id in ids
+        if (number, node_id) not in known
+    }
+    if not pending:
+        return []
+    ordered = sorted(pending)
+    lookups = []
+    for start in range(0, len(ordered), 500):
         by_kind: dict[int, list[int]] = {}
-        for number, node_id in chunk:
+        for number, node_id in ordered[start : start + 500]:
             by_kind.setdefault(number, []).append(node_id)
             known[(number, node_id)] = None  # until the statement finds it
         kinds = tuple(sorted(by_kind))
-        yield _locate_statement(uow.schema, kinds), {f"ids_{number}": by_kind[number] for number in kinds}
+        lookups.append((_locate_statement(uow.schema, kinds), {f"ids_{number}": by_kind[number] for number in kinds}))
+    return lookups
 
 
 def _learn(uow: Any, rows: Iterable[Sequence[Any]]) -> None:
