@@ -35,7 +35,10 @@ class TypeRecord:
 @functools.cache
 def _types_query(schema: Schema) -> sa.Select[Any]:
     """Types with their base-type link and their properties, one row per (type, property);
-    built once (aliases are costly to rebuild)."""
+    built once (aliases are costly to rebuild). Ordered by the type's id alone: a type has at
+    most one base type (`base_type` is one field), and ordering by a joined table's column too
+    made MariaDB build a temporary table and sort it (every type, with lineage's answers:
+    476 us against 293 for 12 types)."""
     t, pt, tp = schema.type, schema.parent_type, schema.type_property
     parent = t.alias("parent")
     return (
@@ -48,7 +51,7 @@ def _types_query(schema: Schema) -> sa.Select[Any]:
         .join_from(t, pt, pt.c.type_id == t.c.id, isouter=True)
         .join(parent, parent.c.id == pt.c.parent_type_id, isouter=True)
         .join(tp, tp.c.type_id == t.c.id, isouter=True)
-        .order_by(t.c.id, pt.c.parent_type_id)
+        .order_by(t.c.id)
     )
 
 
