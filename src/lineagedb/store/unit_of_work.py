@@ -238,15 +238,11 @@ class UnitOfWork:
         """Send `sql` (the driver's %s or %(name)s placeholders) with `parameters`, bound by PyMySQL as
         for any statement, ahead of this transaction's next statement or with its COMMIT:
         a round trip less for a statement whose result nobody reads (see `can_defer`)."""
-        self.defer_bound(self._bound(sql, parameters))
+        self.defer_bound(self.bind(sql, parameters))
 
     def defer_bound(self, bound: str) -> None:
         """`defer` for SQL whose values are in it already (bound by `bind` or the driver)."""
         self._pend(bound, bound)
-
-    def bind(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any]) -> str:
-        """`sql` with `parameters` quoted into it by the driver (PyMySQL's placeholders)."""
-        return self._bound(sql, parameters)
 
     def read_ahead(
         self,
@@ -257,10 +253,11 @@ class UnitOfWork:
         """A read whose rows are wanted later in this write transaction (`can_defer` only):
         it travels with the transaction's next statement, in its round trip, and `deliver`
         gets its rows then (store.engine.ReadAhead). `send_pending` sends it sooner."""
-        bound = self._bound(sql, parameters)
+        bound = self.bind(sql, parameters)
         self._pend(bound, ReadAhead(bound, deliver))
 
-    def _bound(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any]) -> str:
+    def bind(self, sql: str, parameters: Sequence[Any] | Mapping[str, Any]) -> str:
+        """`sql` with `parameters` quoted into it by the driver (PyMySQL's placeholders)."""
         dbapi_connection = self.connection.connection.dbapi_connection
         assert dbapi_connection is not None
         cursor = dbapi_connection.cursor()
