@@ -455,7 +455,11 @@ def serve(settings: Settings) -> int:
     # longer walks it: a 10,000-node Provenance answer allocates enough objects to trigger
     # several, which cost about a fifth of its time before.
     gc.freeze()
-    _STOP.wait()
+    # Woken every second: the kernel may deliver SIGTERM to any thread (gRPC's and the
+    # drivers' threads do not block it), and a main thread blocked in a wait without a
+    # timeout then never runs the Python handler (a CI run waited 60 s for a stop that way).
+    while not _STOP.wait(timeout=1.0):
+        pass
     started = time.monotonic()
     running.stop(grace=settings.shutdown_grace_s, drain_s=settings.shutdown_drain_s)
     if running.fatal:

@@ -35,9 +35,11 @@ STOP_TIMEOUT_S = 60.0  # a hang guard, not a timing check: a loaded CI machine i
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A free port for a server to bind later: below the ephemeral range, like
+    `free_port_range`. One the kernel chose (bind to port 0) is in that range, where it may
+    hand the same port to another socket's connection before the server binds it (a CI run
+    lost the metrics port of tests/security that way: "Address already in use")."""
+    return free_port_range(1)
 
 
 def free_port_range(count: int) -> int:
