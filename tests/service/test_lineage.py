@@ -474,6 +474,29 @@ def test_get_lineage_subgraph_statement_count_does_not_grow_with_nodes(store, fi
     assert wide_count <= 30
 
 
+def test_get_lineage_subgraph_links_come_back_per_side_in_key_order(store):
+    """Attributions and associations are read together (one statement on every backend);
+    each side keeps its own order, (node, context), whatever order they were written in."""
+    graph = Graph(store)
+    a1, a2, a3 = graph.artifacts(3)
+    e1, e2 = graph.executions(2)
+    c1, c2, c3 = graph.contexts("c1", "c2", "c3")
+    graph.events((a1, E.INPUT, e1), (a2, E.OUTPUT, e1), (a2, E.INPUT, e2), (a3, E.OUTPUT, e2))
+    graph.link(attributions=[(c3, a2), (c1, a3), (c2, a2), (c1, a1)], associations=[(c2, e2), (c3, e1), (c1, e2)])
+
+    result = subgraph(store, f"id = {a1}", hops=4)
+    attributions = [(link.artifact_id, link.context_id) for link in result.attributions]
+    associations = [(link.execution_id, link.context_id) for link in result.associations]
+    assert attributions == [(a1, c1), (a2, c2), (a2, c3), (a3, c1)]
+    assert associations == [(e1, c3), (e2, c1), (e2, c2)]
+    assert ids(result.contexts) == [c1, c2, c3]
+
+    # Only one side asked for: the other is not read, and what is read is the same.
+    only_attributions = subgraph(store, f"id = {a1}", hops=4, mask=["attributions"])
+    assert [(link.artifact_id, link.context_id) for link in only_attributions.attributions] == attributions
+    assert not only_attributions.associations
+
+
 # -- GetLineageGraph (deprecated, pre-1.15 library semantics) -----------------------------------
 
 

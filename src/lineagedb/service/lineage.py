@@ -268,12 +268,10 @@ def assemble(uow: UnitOfWork, found: Traversal, fields: Collection[str]) -> mlmd
             add_execution(id=execution_id)
     if "events" in fields:
         lineage_repo.to_events(uow, found.events, into=graph.events)
-    attributions = (
-        lineage_repo.attributions(uow, found.artifact_ids) if {"attributions", "contexts"} & set(fields) else []
-    )
-    associations = (
-        lineage_repo.associations(uow, found.execution_ids) if {"associations", "contexts"} & set(fields) else []
-    )
+    wanted = set(fields)
+    artifact_ids = found.artifact_ids if {"attributions", "contexts"} & wanted else []
+    execution_ids = found.execution_ids if {"associations", "contexts"} & wanted else []
+    attributions, associations = lineage_repo.links(uow, artifact_ids, execution_ids)
     if "contexts" in fields:
         context_ids = sorted({link.context_id for link in attributions} | {link.context_id for link in associations})
         graph.contexts.extend(mlmd.Context(id=i) for i in context_ids)

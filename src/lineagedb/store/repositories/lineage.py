@@ -485,6 +485,58 @@ def association_pairs(uow: UnitOfWork, execution_ids: Collection[int]) -> list[t
     return _link_tuples(uow, uow.schema.association, "execution_id", execution_ids)
 
 
+def links(
+    uow: UnitOfWork, artifact_ids: Collection[int], execution_ids: Collection[int]
+) -> tuple[list[LinkRow], list[LinkRow]]:
+    """`attributions` of `artifact_ids` and `associations` of `execution_ids` (readable nodes),
+    in one statement when each set fits one chunk: a lineage answer's links in one round trip
+    instead of two, and on MySQL/MariaDB one namespace join for both (each join is a fixed
+    ~30 us of server time there, whatever the rows)."""
+    size = uow.id_chunk
+    if not artifact_ids or not execution_ids or len(artifact_ids) > size or len(execution_ids) > size:
+        return attributions(uow, artifact_ids), associations(uow, execution_ids)
+    statement = _both_links_statement(uow.schema, uow.tenancy.reach, joins_membership(uow.dialect))
+    parameters = {"artifact_ids": sorted(artifact_ids), "execution_ids": sorted(execution_ids)}
+    attributed: list[LinkRow] = []
+    associated: list[LinkRow] = []
+    for side, node_id, context_id in fast_read.rows(uow, statement, {**parameters, **uow.tenancy.parameters}):
+        (attributed if side == _ATTRIBUTION_SIDE else associated).append(LinkRow(node_id, context_id))
+    return attributed, associated
+
+
+_ATTRIBUTION_SIDE, _ASSOCIATION_SIDE = 1, 0
+
+
+@functools.cache
+def _both_links_statement(schema: Schema, reach: Reach, joined: bool) -> sa.Select[Any] | sa.CompoundSelect:
+    """(side, node id, context id) of the attributions of `artifact_ids` (side 1) and the
+    associations of `execution_ids` (side 0), each side ordered as `_links_statement` orders it.
+    The owners are readable already: only the contexts are checked, on MySQL/MariaDB by one
+    outer join to the membership key around both sides (`readable_by_join`)."""
+    sides = []
+    for table, owner_column, side, ids in (
+        (schema.attribution, "artifact_id", _ATTRIBUTION_SIDE, "artifact_ids"),
+        (schema.association, "execution_id", _ASSOCIATION_SIDE, "execution_ids"),
+    ):
+        owner = table.c[owner_column]
+        query = sa.select(
+            sa.literal_column(str(side), sa.Integer).label("side"), owner.label("node_id"), table.c.context_id
+        ).where(owner.in_(sa.bindparam(ids, expanding=True)))
+        if not joined:
+            query = query.where(*edge_repo.link_visible(table, reach, readable_end=owner_column))
+        sides.append(query)
+    both = sa.union_all(*sides)
+    if not joined or reach is Reach.ALL:
+        return both.order_by(
+            sa.literal_column("side").desc(), sa.literal_column("node_id"), sa.literal_column("context_id")
+        )
+    found = both.subquery("links")
+    query = readable_by_join(
+        sa.select(found.c.side, found.c.node_id, found.c.context_id), found, "context_id", CONTEXT_NODE
+    )
+    return query.order_by(found.c.side.desc(), found.c.node_id, found.c.context_id)
+
+
 def _links(uow: UnitOfWork, table: sa.Table, owner_column: str, ids: Collection[int]) -> list[LinkRow]:
     return list(map(_NEW_TUPLE, _LINK_ROWS, _link_tuples(uow, table, owner_column, ids)))
 
