@@ -64,15 +64,21 @@ def require_link_rights(
     context included) changes nothing, so it needs no write right."""
     if _unrestricted(uow) or not links:
         return
-    wanted: dict[str, set[int]] = {}
+    # The transaction usually knows every end already (it looked them up or created them):
+    # only the others are looked up, in one statement.
+    known = uow.known_namespaces
+    unknown: dict[str, set[int]] = {}
     for ends in links:
         for kind_value, node_id in ends:
-            wanted.setdefault(kind_value, set()).add(node_id)
-    located = tenancy.locate_many(uow, wanted)  # one lookup at most: usually all known already
+            if (tenancy.kind_number(kind_value), node_id) not in known:
+                unknown.setdefault(kind_value, set()).add(node_id)
+    if unknown or uow.namespaces_ahead:
+        tenancy.locate_many(uow, unknown)  # also takes in the answers of a lookup sent ahead
 
     def namespace(end: End) -> str:
-        # A node that does not exist counts as `default` (as tenancy.namespaces_of says).
-        return located[end[0]].get(end[1], tenancy.DEFAULT_NAMESPACE)
+        # A node that does not exist (None: looked up, not found) counts as `default`, as
+        # tenancy.namespaces_of says.
+        return known[tenancy.kind_number(end[0]), end[1]] or tenancy.DEFAULT_NAMESPACE
 
     may_read, may_write = uow.tenancy.may_read, uow.tenancy.may_write
     unwritable: list[tuple[End, End]] = []
