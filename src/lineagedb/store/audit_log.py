@@ -33,7 +33,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -530,7 +530,7 @@ def _defer_on_mysql(uow: Any, values: RecordValues, mac: str, nodes: list[tuple[
     record whose chain position clashed fails the COMMIT, as on PostgreSQL."""
     texts = _mysql_texts(uow.connection.dialect)
     seq = values[1]
-    uow.defer(texts["record"], _row(values, mac))
+    uow.defer(texts["record"], (*values, mac))
     for start in range(0, len(nodes), _NODE_ROWS_PER_INSERT):
         # The driver quotes the chain and sequence once; the node numbers are this server's own
         # integers, written with `:d` (which refuses anything else). Quoting every value of a
@@ -538,24 +538,32 @@ def _defer_on_mysql(uow: Any, values: RecordValues, mac: str, nodes: list[tuple[
         same = uow.bind(", %s, %s)", (chain.id, seq))
         rows = ", ".join(f"({kind:d}, {node:d}{same}" for kind, node in nodes[start : start + _NODE_ROWS_PER_INSERT])
         uow.defer_bound(f"{texts['nodes']} VALUES {rows}")
-    head = {"p_chain": chain.id, "p_seq": seq, "p_mac": mac}
-    uow.defer(texts["update_head" if chain.stored else "insert_head"], head)
+    if chain.stored:
+        uow.defer(texts["update_head"], (seq, mac, chain.id))
+    else:
+        uow.defer(texts["insert_head"], (chain.id, seq, mac))
 
 
 @functools.cache
 def _mysql_texts(dialect: sa.Dialect) -> dict[str, str]:
-    """SQL with PyMySQL's %(name)s placeholders for `_defer_on_mysql`, compiled once."""
-    insert_head = sa.insert(CHAINS).values(
-        chain=sa.bindparam("p_chain"), head_seq=sa.bindparam("p_seq"), head_mac=sa.bindparam("p_mac")
-    )
-    quote = dialect.identifier_preparer.quote
-    statements = {
-        "nodes": f"INSERT INTO {quote(RECORD_NODES.name)} ({', '.join(map(quote, _NODE_COLUMNS))})",
-        "record": _INSERT_RECORD.inline().compile(dialect=dialect, column_keys=[*_RECORD_FIELDS, "mac"]),
-        "insert_head": insert_head.compile(dialect=dialect),
-        "update_head": _UPDATE_HEAD.compile(dialect=dialect),
+    """SQL with PyMySQL's positional %s placeholders for `_defer_on_mysql`, built once: the
+    record's fields and MAC in _RECORD_FIELDS order; a head's sequence, MAC and chain (update)
+    or chain, sequence and MAC (insert). Positional, so binding a record builds no dict."""
+    preparer = dialect.identifier_preparer
+    quote = preparer.quote
+
+    def insert(table: sa.Table, columns: Sequence[str]) -> str:
+        return f"INSERT INTO {preparer.format_table(table)} ({', '.join(map(quote, columns))})"
+
+    record_columns = [*_RECORD_FIELDS, "mac"]
+    placeholders = ", ".join(["%s"] * len(record_columns))
+    return {
+        "nodes": insert(RECORD_NODES, _NODE_COLUMNS),
+        "record": f"{insert(RECORDS, record_columns)} VALUES ({placeholders})",
+        "insert_head": f"{insert(CHAINS, ['chain', 'head_seq', 'head_mac'])} VALUES (%s, %s, %s)",
+        "update_head": f"UPDATE {preparer.format_table(CHAINS)} SET {quote('head_seq')} = %s, "
+        f"{quote('head_mac')} = %s WHERE {quote('chain')} = %s",
     }
-    return {name: str(compiled) for name, compiled in statements.items()}
 
 
 _NODE_COLUMNS = ["node_kind", "node_id", "chain", "seq"]
