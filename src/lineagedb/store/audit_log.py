@@ -531,13 +531,11 @@ def _defer_on_mysql(uow: Any, values: RecordValues, mac: str, nodes: list[tuple[
     texts = _mysql_texts(uow.connection.dialect)
     seq = values[1]
     uow.defer(texts["record"], (*values, mac))
-    for start in range(0, len(nodes), _NODE_ROWS_PER_INSERT):
-        # The driver quotes the chain and sequence once; the node numbers are this server's own
-        # integers, written with `:d` (which refuses anything else). Quoting every value of a
-        # 100-node record through PyMySQL took ~0.2 ms of the write's ~10 ms.
-        same = uow.bind(", %s, %s)", (chain.id, seq))
-        rows = ", ".join(f"({kind:d}, {node:d}{same}" for kind, node in nodes[start : start + _NODE_ROWS_PER_INSERT])
-        uow.defer_bound(f"{texts['nodes']} VALUES {rows}")
+    if nodes:
+        from lineagedb.store import bulk_insert  # it imports unit_of_work, which imports this module
+
+        shared = {"chain": chain.id, "seq": seq}
+        bulk_insert.defer_integer_rows(uow, RECORD_NODES, ("node_kind", "node_id"), nodes, shared)
     if chain.stored:
         uow.defer(texts["update_head"], (seq, mac, chain.id))
     else:
@@ -558,7 +556,6 @@ def _mysql_texts(dialect: sa.Dialect) -> dict[str, str]:
     record_columns = [*_RECORD_FIELDS, "mac"]
     placeholders = ", ".join(["%s"] * len(record_columns))
     return {
-        "nodes": insert(RECORD_NODES, _NODE_COLUMNS),
         "record": f"{insert(RECORDS, record_columns)} VALUES ({placeholders})",
         "insert_head": f"{insert(CHAINS, ['chain', 'head_seq', 'head_mac'])} VALUES (%s, %s, %s)",
         "update_head": f"UPDATE {preparer.format_table(CHAINS)} SET {quote('head_seq')} = %s, "
@@ -567,8 +564,6 @@ def _mysql_texts(dialect: sa.Dialect) -> dict[str, str]:
 
 
 _NODE_COLUMNS = ["node_kind", "node_id", "chain", "seq"]
-# Node rows per INSERT of a MySQL record, as bulk_insert.DEFER_MAX_ROWS.
-_NODE_ROWS_PER_INSERT = 200
 
 
 @functools.cache

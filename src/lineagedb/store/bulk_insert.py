@@ -87,6 +87,29 @@ def defer_rows(
     return True
 
 
+def defer_integer_rows(
+    uow: UnitOfWork,
+    table: sa.Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[int, ...]],
+    shared: Mapping[str, Any],
+) -> None:
+    """MySQL/MariaDB (`uow.can_defer`): INSERT `rows`, whose `columns` hold this server's own
+    integers, with the `shared` columns' values the same in every row, as deferred multi-row
+    INSERTs of at most DEFER_MAX_ROWS rows. The integers are written with `:d` (which refuses
+    anything else) and the shared values quoted by the driver once: quoting every value of a
+    100-row INSERT through PyMySQL took ~0.2 ms (an audit record's node rows, a new node's
+    membership rows)."""
+    plan = _plan(table, uow.connection.dialect, (*columns, *shared), False)
+    same = uow.bind(", " + ", ".join(["%s"] * len(shared)) + ")", tuple(shared.values()))
+    uow.note_inserted(table, len(rows))
+    for start in range(0, len(rows), DEFER_MAX_ROWS):
+        values = ", ".join(
+            "(" + ", ".join(f"{number:d}" for number in row) + same for row in rows[start : start + DEFER_MAX_ROWS]
+        )
+        uow.defer_bound(f"{plan.sql} VALUES {values}")
+
+
 def _processed(plan: _Plan, rows: Sequence[Mapping[str, Any]], flat: bool = False) -> list[Any]:
     """The rows' values in the plan's column order, through the column types' bind
     processors: a tuple per row, or (`flat`) all values in one list."""

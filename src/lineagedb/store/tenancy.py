@@ -408,30 +408,19 @@ def record_membership(uow: Any, kind_value: str, ids: Iterable[int]) -> None:
         return
     from lineagedb.store import bulk_insert  # it imports unit_of_work, which imports this module
 
-    if uow.can_defer and len(ids) <= bulk_insert.DEFER_MAX_ROWS:
+    if uow.can_defer:
         # MySQL/MariaDB: nothing reads these rows' result, so they ride with the next statement
-        # or the COMMIT; if the namespace is gone, that one fails, and says this. Written as the
-        # audit record's node rows are (audit_log._defer_on_mysql): the namespace quoted once by
-        # the driver, the node numbers this server's own integers (`:d` refuses anything else),
-        # not a dict per row with each value quoted through PyMySQL.
+        # or the COMMIT; if the namespace is gone, that one fails, and says this.
         uow.missing_parent = _missing_namespace(namespace)
-        uow.note_inserted(MEMBERSHIP, len(ids))
-        same = uow.bind(", %s)", (namespace,))
-        rows_sql = ", ".join(f"({number:d}, {node_id:d}{same}" for node_id in ids)
-        uow.defer_bound(f"{_mysql_membership_insert(uow.connection.dialect)} VALUES {rows_sql}")
+        rows = [(number, node_id) for node_id in ids]
+        bulk_insert.defer_integer_rows(uow, MEMBERSHIP, ("node_kind", "node_id"), rows, {"namespace": namespace})
         return
-    rows = [{"node_kind": number, "node_id": node_id, "namespace": namespace} for node_id in ids]
     try:
-        bulk_insert.insert_rows(uow, MEMBERSHIP, rows, deferrable=True)
+        bulk_insert.insert_rows(
+            uow, MEMBERSHIP, [{"node_kind": number, "node_id": n, "namespace": namespace} for n in ids]
+        )
     except MissingParent as error:  # MySQL's foreign key to lineagedb_namespace
         raise _missing_namespace(namespace) from error
-
-
-@functools.cache
-def _mysql_membership_insert(dialect: sa.Dialect) -> str:
-    """`INSERT INTO lineagedb_node_namespace (node_kind, node_id, namespace)`, quoted for MySQL."""
-    quote = dialect.identifier_preparer.quote
-    return f"INSERT INTO {quote(MEMBERSHIP.name)} ({', '.join(quote(c.name) for c in MEMBERSHIP.columns)})"
 
 
 def insert_joining_namespace(
