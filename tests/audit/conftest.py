@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from lineagedb.service.metadata_store import MetadataStore
-from lineagedb.store.audit_log import CHAINS, CURRENT_CALL, RECORD_NODES, RECORDS, AuditLog, CallContext
+from lineagedb.store.audit_log import CHAINS, CURRENT_CALL, HEAD_MARK, RECORD_NODES, RECORDS, AuditLog, CallContext
+from lineagedb.store.audit_store import ChainHead, chain_heads
 from lineagedb.store.bootstrap import prepare_database
 from lineagedb.store.engine import create_engine
 from lineagedb.store.unit_of_work import Database
@@ -66,13 +67,34 @@ def records(db: Database) -> list[dict[str, Any]]:
 
 
 def node_rows(db: Database) -> list[tuple[int, int, str, int]]:
+    """The node index's rows that name nodes (not the records' head marks)."""
     with db.engine.connect() as connection:
-        return [tuple(r) for r in connection.execute(sa.select(RECORD_NODES).order_by(RECORD_NODES.c.node_id))]
+        statement = sa.select(RECORD_NODES).where(RECORD_NODES.c.node_kind >= 0).order_by(RECORD_NODES.c.node_id)
+        return [tuple(r) for r in connection.execute(statement)]
 
 
-def chains(db: Database) -> dict[str, Any]:
+def head_marks(db: Database) -> list[tuple[str, int]]:
+    """(chain, seq) of every head mark."""
+    kind, node = HEAD_MARK
     with db.engine.connect() as connection:
-        return {r.chain: r for r in connection.execute(sa.select(CHAINS))}
+        statement = (
+            sa.select(RECORD_NODES.c.chain, RECORD_NODES.c.seq)
+            .where(RECORD_NODES.c.node_kind == kind, RECORD_NODES.c.node_id == node)
+            .order_by(RECORD_NODES.c.chain, RECORD_NODES.c.seq)
+        )
+        return [tuple(r) for r in connection.execute(statement)]  # type: ignore[misc]
+
+
+def stored_head(db: Database, chain: str) -> tuple[int, str]:
+    """The head_seq and head_mac of the chain's row."""
+    with db.engine.connect() as connection:
+        row = connection.execute(sa.select(CHAINS.c.head_seq, CHAINS.c.head_mac).where(CHAINS.c.chain == chain)).one()
+    return int(row.head_seq), str(row.head_mac)
+
+
+def chains(db: Database) -> dict[str, ChainHead]:
+    with db.engine.connect() as connection:
+        return chain_heads(connection)
 
 
 def tamper(db: Database, *statements: Any) -> None:

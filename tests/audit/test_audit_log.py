@@ -16,9 +16,9 @@ from lineagedb.proto.ml_metadata.proto import metadata_store_pb2 as mlmd
 from lineagedb.proto.ml_metadata.proto import metadata_store_service_pb2 as svc
 from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.store import audit_log, audit_store, prepared
-from lineagedb.store.audit_log import CHAINS, RECORD_NODES, RECORDS, AuditLog
+from lineagedb.store.audit_log import CHAINS, HEAD_MARK, RECORD_NODES, RECORDS, AuditLog
 from lineagedb.store.unit_of_work import Database
-from tests.audit.conftest import KEY, as_call, chains, node_rows, records, tamper
+from tests.audit.conftest import KEY, as_call, chains, head_marks, node_rows, records, stored_head, tamper
 
 
 def _types(store: MetadataStore) -> int:
@@ -57,6 +57,10 @@ def test_a_committed_write_has_its_record(audited_store: MetadataStore, audited_
     assert json.loads(found[0]["detail"])["created"] == {"type": [type_id]}
     # The node index lets `history` and `query --node` find the record.
     assert [(kind, node) for kind, node, _, _ in node_rows(audited_db)] == [(1, ids[0]), (1, ids[1])]
+    # Each record marks its chain's head; the chain's row keeps its first record's.
+    chain = write["chain"]
+    assert head_marks(audited_db) == [(chain, 1), (chain, 2)]
+    assert (chains(audited_db)[chain].head_seq, stored_head(audited_db, chain)) == (2, (1, found[0]["mac"]))
     result = _verify(audited_db)
     assert result.ok and result.records == 2
 
@@ -231,6 +235,43 @@ def test_verify_catches_deleted_newest_records(audited_db: Database, chain_of_fo
     assert _first_problem(audited_db) == ("deleted", chain_of_four[2]["id"])
 
 
+def test_verify_catches_newest_records_deleted_with_their_chain_row_set_back(
+    audited_db: Database, chain_of_four: list[dict[str, Any]]
+) -> None:
+    """The chain's row is no head: winding it back to the last record left does not hide
+    the deletion while the head marks of the deleted records are still there."""
+    third = chain_of_four[2]
+    tamper(
+        audited_db,
+        sa.delete(RECORDS).where(RECORDS.c.id == chain_of_four[3]["id"]),
+        sa.update(CHAINS).where(CHAINS.c.chain == third["chain"]).values(head_seq=3, head_mac=third["mac"]),
+    )
+    assert _first_problem(audited_db) == ("deleted", third["id"])
+
+
+def test_a_chain_whose_row_holds_its_head_verifies(audited_db: Database, chain_of_four: list[dict[str, Any]]) -> None:
+    """Earlier versions kept a chain's head in its row, updated by every record, and wrote no
+    head marks: such a chain verifies, its newest records deleted are caught, and its head's
+    MAC must be its last record's."""
+    last = chain_of_four[3]
+    chain = last["chain"]
+    tamper(
+        audited_db,
+        sa.delete(RECORD_NODES).where(RECORD_NODES.c.node_kind == HEAD_MARK[0], RECORD_NODES.c.node_id == HEAD_MARK[1]),
+        sa.update(CHAINS).where(CHAINS.c.chain == chain).values(head_seq=4, head_mac=last["mac"]),
+    )
+    assert head_marks(audited_db) == []
+    assert _verify(audited_db).ok
+    tamper(audited_db, sa.update(CHAINS).where(CHAINS.c.chain == chain).values(head_mac=chain_of_four[2]["mac"]))
+    assert _first_problem(audited_db) == ("inserted", last["id"])
+    tamper(
+        audited_db,
+        sa.update(CHAINS).where(CHAINS.c.chain == chain).values(head_mac=last["mac"]),
+        sa.delete(RECORDS).where(RECORDS.c.id == last["id"]),
+    )
+    assert _first_problem(audited_db) == ("deleted", chain_of_four[2]["id"])
+
+
 def test_verify_catches_an_inserted_record(audited_db: Database, chain_of_four: list[dict[str, Any]]) -> None:
     # A copy of a genuine record, slipped in with the next free sequence number.
     forged = {k: v for k, v in chain_of_four[1].items() if k != "id"} | {"seq": 5}
@@ -267,11 +308,13 @@ def test_verify_catches_reordered_records(audited_db: Database, chain_of_four: l
 def test_postgresql_refuses_update_and_delete_of_records(
     audited_db: Database, chain_of_four: list[dict[str, Any]]
 ) -> None:
-    """PostgreSQL's trigger refuses both; elsewhere (no trigger) the hash chain shows them."""
+    """PostgreSQL's trigger refuses both, of records and of head marks; elsewhere (no
+    trigger) the hash chain shows them."""
     change = sa.update(RECORDS).where(RECORDS.c.id == chain_of_four[1]["id"]).values(principal="mallory")
     delete = sa.delete(RECORDS).where(RECORDS.c.id == chain_of_four[3]["id"])
+    unmark = sa.delete(RECORD_NODES).where(RECORD_NODES.c.node_kind == HEAD_MARK[0], RECORD_NODES.c.seq == 4)
     if audited_db.dialect == "postgresql":
-        for statement in (change, delete):
+        for statement in (change, delete, unmark):
             with pytest.raises(sa_exc.DBAPIError, match="append-only"), audited_db.engine.begin() as connection:
                 connection.execute(statement)
         assert _verify(audited_db).ok

@@ -12,11 +12,16 @@ number of hosts never share one). Within its chain a record has a sequence numbe
 a MAC, HMAC-SHA256 under the audit key over the previous record's MAC and the record's
 canonical encoding; the first record's predecessor is derived from the chain id. One
 writer writes sequentially, so appending needs no lock and no read: the chain's head
-lives in the writer's memory, and `lineagedb_audit_chain` keeps each chain's head
-(sequence and MAC), updated in the same transaction, so deleting a chain's newest
-records is caught too. Writers never wait for one another; the records' `id` gives a
-global insertion order for reading. When a commit's outcome is unknown the writer
-abandons its chain and starts another, so a chain never forks.
+lives in the writer's memory. `lineagedb_audit_chain` holds a row per chain, inserted
+with its first record; every record also adds a head mark, a row of its own in the node
+index (HEAD_MARK), in the same transaction, so the newest mark of a chain says how far
+its records must reach and deleting a chain's newest records is caught too. (Earlier
+LineageDB versions updated the chain's row with every record instead, and may share the
+database: verify takes whichever reaches further. Marks are inserted, not updated: on
+MySQL/MariaDB the UPDATE of the chain's row cost a write ~100 us of wall time.)
+Writers never wait for one another; the records' `id` gives a global insertion order for
+reading. When a commit's outcome is unknown the writer abandons its chain and starts
+another, so a chain never forks.
 
 Retention deletes each chain's oldest records (store.audit_store.prune) and records the
 new starting point of every chain (sequence and MAC of the last deleted record) in a
@@ -55,6 +60,9 @@ READ_AUDIT_MODES = ("off", "denied", "all")
 # Node kinds as stored in lineagedb_audit_node (MLMD's type_kind numbers, as in tenancy).
 NODE_KINDS = {"execution": 0, "artifact": 1, "context": 2}
 KIND_NAMES = {number: name for name, number in NODE_KINDS.items()}
+# The (node kind, node id) of the row every record adds to lineagedb_audit_node under its
+# (chain, seq): the chain's head marks, which no node query matches (no node kind is negative).
+HEAD_MARK = (-1, 0)
 
 METADATA = sa.MetaData()
 RECORDS = sa.Table(
@@ -376,33 +384,32 @@ def _insert(
     chain: _Chain,
     uow: Any,
 ) -> None:
+    """Store the record, its node index rows and its head mark, and its chain's row if the
+    chain is new, in the connection's open transaction (each dialect's fastest way)."""
     seq = values[1]
-    head = {"chain": chain.id, "head_seq": seq, "head_mac": mac}
+    rows = [*nodes, HEAD_MARK]
     dbapi_connection = connection.connection.dbapi_connection
     # A call's write transaction on PostgreSQL runs on psycopg2's autocommit (store.unit_of_work).
     postgresql_call = uow is not None and connection.dialect.name == "postgresql"
     if postgresql_call and dbapi_connection is not None and dbapi_connection.autocommit:
-        _send_with_commit(connection, dbapi_connection, values, mac, nodes, chain)
+        _send_with_commit(connection, dbapi_connection, values, mac, rows, chain)
         return
     if uow is not None and connection.dialect.name == "sqlite":
-        _insert_on_sqlite(uow, values, mac, nodes, chain)
+        _insert_on_sqlite(uow, values, mac, rows, chain)
         return
     if uow is not None and uow.can_defer:
-        _defer_on_mysql(uow, values, mac, nodes, chain)
+        _defer_on_mysql(uow, values, mac, rows, chain)
         return
     connection.execute(_INSERT_RECORD, _row(values, mac))
-    if nodes:
-        rows = [{"node_kind": k, "node_id": n, "chain": chain.id, "seq": seq} for k, n in nodes]
-        if uow is not None:
-            from lineagedb.store import bulk_insert  # it imports unit_of_work, which imports this module
+    node_rows = [{"node_kind": k, "node_id": n, "chain": chain.id, "seq": seq} for k, n in rows]
+    if uow is not None:
+        from lineagedb.store import bulk_insert  # it imports unit_of_work, which imports this module
 
-            bulk_insert.insert_rows(uow, RECORD_NODES, rows)  # a write's batch: one multi-row statement
-        else:
-            connection.execute(sa.insert(RECORD_NODES), rows)
-    if chain.stored:
-        connection.execute(_UPDATE_HEAD, {"p_chain": chain.id, "p_seq": seq, "p_mac": mac})
+        bulk_insert.insert_rows(uow, RECORD_NODES, node_rows)  # a write's batch: one multi-row statement
     else:
-        connection.execute(_INSERT_HEAD, head)
+        connection.execute(sa.insert(RECORD_NODES), node_rows)
+    if not chain.stored:
+        connection.execute(_INSERT_HEAD, {"chain": chain.id, "head_seq": seq, "head_mac": mac})
 
 
 def _row(values: RecordValues, mac: str) -> dict[str, Any]:
@@ -412,11 +419,6 @@ def _row(values: RecordValues, mac: str) -> dict[str, Any]:
 # Built once: building a statement per write cost more than running it on SQLite.
 _INSERT_RECORD = sa.insert(RECORDS)
 _INSERT_HEAD = sa.insert(CHAINS)
-_UPDATE_HEAD = (
-    sa.update(CHAINS)
-    .where(CHAINS.c.chain == sa.bindparam("p_chain"))
-    .values(head_seq=sa.bindparam("p_seq"), head_mac=sa.bindparam("p_mac"))
-)
 
 
 def _send_with_commit(
@@ -427,8 +429,8 @@ def _send_with_commit(
     nodes: list[tuple[int, int]],
     chain: _Chain,
 ) -> None:
-    """PostgreSQL: the record, its node rows and the chain head in one statement that goes
-    with the COMMIT, in its round trip (store.engine's COMMIT_PREFIX).
+    """PostgreSQL: the record, its node rows and head mark (`nodes`), and a new chain's row in
+    one statement that goes with the COMMIT, in its round trip (store.engine's COMMIT_PREFIX).
 
     The statement is prepared once per connection (store.prepared.claim): the first record
     a connection writes carries `PREPARE` ahead of its `EXECUTE`, later ones only the
@@ -470,19 +472,17 @@ class _PreparedAppend:
 
 
 def _prepared_append(new_chain: bool) -> _PreparedAppend:
-    """The statement appending one record: its node rows and its chain's head (inserted for
-    a new chain, else updated) in data-modifying WITH clauses, the record itself the main
-    INSERT. The parts touch different tables, so that they see one snapshot does not matter."""
-    head = (
-        f"INSERT INTO {CHAINS.name} (chain, head_seq, head_mac) VALUES ($1, $2, $12)"
-        if new_chain
-        else f"UPDATE {CHAINS.name} SET head_seq = $2, head_mac = $12 WHERE chain = $1"
-    )
+    """The statement appending one record: its node rows and head mark and, for a new chain,
+    the chain's row in data-modifying WITH clauses, the record itself the main INSERT. The
+    parts touch different tables, so that they see one snapshot does not matter."""
+    head = ""
+    if new_chain:
+        head = f", head AS (INSERT INTO {CHAINS.name} (chain, head_seq, head_mac) VALUES ($1, $2, $12))"
     columns = ", ".join([*_RECORD_FIELDS, "mac"])
     body = (
         f"WITH nodes AS (INSERT INTO {RECORD_NODES.name} (node_kind, node_id, chain, seq) "
-        "SELECT node.kind, node.id, $1, $2 FROM unnest($13::smallint[], $14::integer[]) AS node(kind, id)), "
-        f"head AS ({head}) "
+        "SELECT node.kind, node.id, $1, $2 FROM unnest($13::smallint[], $14::integer[]) AS node(kind, id))"
+        f"{head} "
         f"INSERT INTO {RECORDS.name} ({columns}) "
         f"VALUES ({', '.join(f'${number}' for number in range(1, 13))})"
     )
@@ -506,20 +506,18 @@ def _insert_on_sqlite(uow: Any, values: RecordValues, mac: str, nodes: list[tupl
     cost, and a cursor per statement a few microseconds more each)."""
     texts = _sqlite_texts(uow.connection.dialect)
     seq = values[1]
-    head_sql, head = (
-        (texts["update_head"], (seq, mac, chain.id)) if chain.stored else (texts["insert_head"], (chain.id, seq, mac))
-    )
     node_rows = [(kind, node, chain.id, seq) for kind, node in nodes]
-    if node_rows:
-        uow.note_inserted(RECORD_NODES, len(node_rows))
-        count_driver_statement(texts["nodes"])
-    count_driver_statement(head_sql)  # on_driver_cursor counts the first statement
+    uow.note_inserted(RECORD_NODES, len(node_rows))
+    count_driver_statement(texts["nodes"])  # on_driver_cursor counts the first statement
+    new_chain = not chain.stored
+    if new_chain:
+        count_driver_statement(texts["insert_head"])
 
     def run(cursor: Any) -> None:
         cursor.execute(texts["record"], (*values, mac))
-        if node_rows:
-            cursor.executemany(texts["nodes"], node_rows)
-        cursor.execute(head_sql, head)
+        cursor.executemany(texts["nodes"], node_rows)
+        if new_chain:
+            cursor.execute(texts["insert_head"], (chain.id, seq, mac))
 
     uow.on_driver_cursor(texts["record"], run, values)
 
@@ -531,22 +529,18 @@ def _defer_on_mysql(uow: Any, values: RecordValues, mac: str, nodes: list[tuple[
     texts = _mysql_texts(uow.connection.dialect)
     seq = values[1]
     uow.defer(texts["record"], (*values, mac))
-    if nodes:
-        from lineagedb.store import bulk_insert  # it imports unit_of_work, which imports this module
+    from lineagedb.store import bulk_insert  # it imports unit_of_work, which imports this module
 
-        shared = {"chain": chain.id, "seq": seq}
-        bulk_insert.defer_integer_rows(uow, RECORD_NODES, ("node_kind", "node_id"), nodes, shared)
-    if chain.stored:
-        uow.defer(texts["update_head"], (seq, mac, chain.id))
-    else:
+    bulk_insert.defer_integer_rows(uow, RECORD_NODES, ("node_kind", "node_id"), nodes, {"chain": chain.id, "seq": seq})
+    if not chain.stored:
         uow.defer(texts["insert_head"], (chain.id, seq, mac))
 
 
 @functools.cache
 def _mysql_texts(dialect: sa.Dialect) -> dict[str, str]:
     """SQL with PyMySQL's positional %s placeholders for `_defer_on_mysql`, built once: the
-    record's fields and MAC in _RECORD_FIELDS order; a head's sequence, MAC and chain (update)
-    or chain, sequence and MAC (insert). Positional, so binding a record builds no dict."""
+    record's fields and MAC in _RECORD_FIELDS order; a new chain's id, sequence and MAC.
+    Positional, so binding a record builds no dict."""
     preparer = dialect.identifier_preparer
     quote = preparer.quote
 
@@ -558,8 +552,6 @@ def _mysql_texts(dialect: sa.Dialect) -> dict[str, str]:
     return {
         "record": f"{insert(RECORDS, record_columns)} VALUES ({placeholders})",
         "insert_head": f"{insert(CHAINS, ['chain', 'head_seq', 'head_mac'])} VALUES (%s, %s, %s)",
-        "update_head": f"UPDATE {preparer.format_table(CHAINS)} SET {quote('head_seq')} = %s, "
-        f"{quote('head_mac')} = %s WHERE {quote('chain')} = %s",
     }
 
 
@@ -569,12 +561,10 @@ _NODE_COLUMNS = ["node_kind", "node_id", "chain", "seq"]
 @functools.cache
 def _sqlite_texts(dialect: sa.Dialect) -> dict[str, str]:
     """Positional (qmark) SQL for `_insert_on_sqlite`, parameters in the order given there."""
-    head = sa.update(CHAINS).where(CHAINS.c.chain == sa.bindparam("chain_id"))
     statements = {
         "record": _INSERT_RECORD.inline().compile(dialect=dialect, column_keys=[*_RECORD_FIELDS, "mac"]),
         "nodes": sa.insert(RECORD_NODES).compile(dialect=dialect, column_keys=_NODE_COLUMNS),
         "insert_head": _INSERT_HEAD.compile(dialect=dialect, column_keys=["chain", "head_seq", "head_mac"]),
-        "update_head": head.values(head_seq=sa.bindparam("s"), head_mac=sa.bindparam("m")).compile(dialect=dialect),
     }
     for name, compiled in statements.items():
         order = list(compiled.positiontup or [])
@@ -582,7 +572,6 @@ def _sqlite_texts(dialect: sa.Dialect) -> dict[str, str]:
             "record": [*_RECORD_FIELDS, "mac"],
             "nodes": _NODE_COLUMNS,
             "insert_head": ["chain", "head_seq", "head_mac"],
-            "update_head": ["s", "m", "chain_id"],
         }[name]
         if order != expected:  # the tuples in _insert_on_sqlite follow this order
             raise RuntimeError(f"audit SQL {name} binds {order}, not {expected}")

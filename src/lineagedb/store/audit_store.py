@@ -6,7 +6,7 @@ chain is) and reports the first record that does not fit, classified:
 * edited: the record is where its sequence number says, but its MAC does not match
   its content (or a forged record was put in its place);
 * deleted: a sequence number is missing (within a chain, or at its end against the
-  chain's stored head);
+  chain's head: its newest head mark, or its row where an earlier version kept it);
 * inserted: a record claims a sequence number that another record of its chain has,
   one past the chain's stored head, or a chain that does not exist;
 * reordered: records of a chain are stored out of their sequence.
@@ -116,13 +116,53 @@ class Verification:
         return not self.findings
 
 
+@dataclass(frozen=True)
+class ChainHead:
+    """Where a chain starts and ends: its row in lineagedb_audit_chain (the start, after
+    retention) and how far its records must reach, the newest of its head marks or, for a
+    chain an earlier version wrote, its row's head."""
+
+    chain: str
+    base_seq: int
+    base_mac: str | None
+    head_seq: int
+    # The MAC the chain's last record must have, where its row holds it (its row reaches the
+    # head); a mark states only the sequence number, and the records' MACs prove the rest.
+    head_mac: str | None
+
+
+def chain_heads(connection: sa.Connection) -> dict[str, ChainHead]:
+    """Every chain's start and head, by chain id."""
+    marks = dict(
+        connection.execute(
+            sa.select(RECORD_NODES.c.chain, sa.func.max(RECORD_NODES.c.seq))
+            .where(
+                RECORD_NODES.c.node_kind == audit_log.HEAD_MARK[0],
+                RECORD_NODES.c.node_id == audit_log.HEAD_MARK[1],
+            )
+            .group_by(RECORD_NODES.c.chain)
+        ).all()
+    )
+    heads = {}
+    for row in connection.execute(sa.select(CHAINS).order_by(CHAINS.c.chain)):
+        stored, marked = int(row.head_seq), int(marks.get(row.chain) or 0)
+        heads[row.chain] = ChainHead(
+            row.chain,
+            int(row.base_seq),
+            row.base_mac,
+            max(stored, marked),
+            row.head_mac if stored >= marked else None,
+        )
+    return heads
+
+
 def verify(connection: sa.Connection, key: bytes) -> Verification:
     """Walk every chain, streaming (a chain may hold millions of records); the first
     problem of each chain is reported, earliest record first. `connection` should read one
     snapshot (ops.audit opens it so): heads and records read at different moments of a
     live database disagree."""
     result = Verification()
-    chains = {row.chain: row for row in connection.execute(sa.select(CHAINS).order_by(CHAINS.c.chain))}
+    chains = chain_heads(connection)
     result.chains = len(chains)
     bases = _prune_bases(connection, key)
     seen_chains: set[str] = set()
@@ -204,13 +244,14 @@ class _Counted:
 def _verify_chain(
     connection: sa.Connection,
     key: bytes,
-    head: Any,
+    head: ChainHead,
     rows: Iterable[dict[str, Any]],
     bases: Mapping[str, tuple[int, str]],
 ) -> Finding | None:
     chain = head.chain
-    base_seq, base_mac = int(head.base_seq), head.base_mac
-    previous = base_mac if base_seq else audit_log.genesis_mac(key, chain)
+    base_seq, base_mac = head.base_seq, head.base_mac
+    # A start without its MAC is no retention's: the first record then fails its MAC.
+    previous = base_mac if base_seq and base_mac else audit_log.genesis_mac(key, chain)
     expected = base_seq + 1
     seen: set[int] = set()
     last_id = None
@@ -224,7 +265,7 @@ def _verify_chain(
                 f"chain {chain} starts after record {base_seq}, which no retention record states: "
                 "its oldest records were deleted",
             )
-        if seq > int(head.head_seq):
+        if seq > head.head_seq:
             return Finding("inserted", chain, record_id, f"record {record_id} (seq {seq}) is past the chain's head")
         if seq != expected:
             if seq in seen:
@@ -244,14 +285,14 @@ def _verify_chain(
         seen.add(seq)
         previous, expected, last_id = row["mac"], expected + 1, record_id
     last = expected - 1
-    if last < int(head.head_seq):
+    if last < head.head_seq:
         return Finding(
             "deleted",
             chain,
             last_id,
             f"chain {chain} ends at seq {last}, its head says {head.head_seq}: the newest were deleted",
         )
-    if last > int(head.head_seq) or not hmac.compare_digest(previous, head.head_mac):
+    if last > head.head_seq or (head.head_mac is not None and not hmac.compare_digest(previous, head.head_mac)):
         return Finding("inserted", chain, last_id, f"chain {chain} goes past its stored head")
     return None
 
