@@ -583,6 +583,33 @@ def test_a_principal_with_a_lone_surrogate_is_recorded_replaced(
     assert _verify(audited_db).ok
 
 
+@pytest.mark.parametrize(
+    ("principal", "namespace"),
+    [
+        ("o'brien\\\" %s %(x)s --", "team-a"),  # quotes, a backslash, placeholders, a comment
+        ("abc123", "Team9"),  # letters and digits only: written as they are on MySQL/MariaDB
+        ("x' ); DROP TABLE lineagedb_audit; --", "\u00e9quipe"),  # an injection attempt, non-ASCII
+    ],
+)
+def test_a_records_text_is_stored_as_given(
+    audited_store: MetadataStore, audited_db: Database, principal: str, namespace: str
+) -> None:
+    """Whatever a principal or namespace holds, the record stores exactly it (MySQL/MariaDB
+    writes the record's values into its SQL: escaped, or as they are when only letters and
+    digits), and the chain verifies."""
+    type_id = _types(audited_store)
+    with as_call("PutArtifacts", principal, namespace):
+        audited_store.put_artifacts(svc.PutArtifactsRequest(artifacts=[mlmd.Artifact(type_id=type_id)]))
+    last = records(audited_db)[-1]
+    assert (last["principal"], last["namespace"], last["kind"], last["outcome"]) == (
+        principal,
+        namespace,
+        "write",
+        "OK",
+    )
+    assert _verify(audited_db).ok
+
+
 def test_a_record_of_its_own_waits_for_the_open_transaction_of_an_in_memory_database(audit: AuditLog) -> None:
     """A private in-memory SQLite database is one shared connection, which Database
     serializes transactions on: a refused call's record written meanwhile must wait too,
