@@ -4,7 +4,11 @@ Two servers on two fresh databases of one backend, loaded with the same data thr
 the same calls; with auth on every call carries a bearer token and acts in a namespace,
 so every node has a membership row and every read evaluates the namespace predicates.
 Operations alternate between the two servers rep by rep (same machine state); the
-report is the median of per-rep ratios on / off. The official client cannot send
+report is the median of per-rep ratios on / off. The reps are split over `--rounds`
+lifetimes of the two servers (each round starts both again on the same databases):
+two processes of the same server, same configuration, differ by up to 5-10% in server
+CPU on this machine (measured: four identical servers side by side, 10 blocks of 100
+calls each), and one pair of processes would report that luck as access control's cost. The official client cannot send
 bearer tokens, so this uses LineageDB's generated stubs (the same wire messages).
 
     .venv/bin/python bench/auth_overhead.py [--backends sqlite,postgresql,mysql] [--reps 30] [--calls 5]
@@ -76,10 +80,14 @@ class Target:
     """One server with the data loaded; `call(op)` runs one timed operation."""
 
     def __init__(self, port: int, writer: Metadata, readers: dict[str, Metadata]) -> None:
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self.stub = svc_grpc.MetadataStoreServiceStub(self.channel)
+        self.connect(port)
         self.writer = writer
         self.readers = readers
+
+    def connect(self, port: int) -> None:
+        """Talk to the server on `port` (a new process on the same database keeps what was loaded)."""
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.stub = svc_grpc.MetadataStoreServiceStub(self.channel)
 
     def load(self, admin: Metadata, batches: int, chain: int) -> None:
         s = self.stub
@@ -212,6 +220,7 @@ def bench_backend(
     counts: Path | None = None,
     statistics_first: bool = False,
     min_sample_s: float = 0.0,
+    rounds: int = 1,
 ) -> dict[str, Any]:
     tokens = {principal: _token(principal) for principal in ("root", "writer", "team-only")}
     (workdir / "tokens").write_text("\n".join(line for _, line in tokens.values()) + "\n")
@@ -232,13 +241,12 @@ def bench_backend(
         # One worker (as bench/run.py): one client connection, one statement-count file.
         base = [str(harness.LINEAGEDB), "serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1"]
 
-        def env(name: str) -> dict[str, str] | None:
-            # Statements per call of each server (see lineagedb.store.statement_count).
-            return {"LINEAGEDB_COUNT_STATEMENTS": str(counts / f"{backend}-{name}.json")} if counts else None
+        def env(name: str, round_number: int) -> dict[str, str] | None:
+            # Statements per call of each server (see lineagedb.store.statement_count), first round.
+            if counts is None or round_number:
+                return None
+            return {"LINEAGEDB_COUNT_STATEMENTS": str(counts / f"{backend}-{name}.json")}
 
-        off_server = stack.enter_context(
-            harness.running([*base, "--database", off_url], workdir / "off.log", env("off"))
-        )
         on_command = [
             *base,
             "--database",
@@ -248,20 +256,41 @@ def bench_backend(
             "--authz-policy",
             str(workdir / "policy.toml"),
         ]
-        on_server = stack.enter_context(harness.running(on_command, workdir / "on.log", env("on")))
-        off = Target(off_server.port, [], {"viewer-of-default": [], "team-only": []})
-        on = Target(
-            on_server.port, bearer("writer"), {"viewer-of-default": bearer("writer"), "team-only": bearer("team-only")}
-        )
-        off.load([], batches, chain)
-        on.load(bearer("root"), batches, chain)
-        if statistics_first:
-            analyze(backend, off_url)
-            analyze(backend, on_url)
-        results = compare(off, on, reps, calls, ("viewer-of-default", "team-only"), min_sample_s)
-        off.channel.close()
-        on.channel.close()
-    return results
+        off = on = None
+        samples = Samples()
+        for round_number, round_reps in enumerate(split(reps, rounds)):
+            with ExitStack() as servers:
+                off_server = servers.enter_context(
+                    harness.running([*base, "--database", off_url], workdir / "off.log", env("off", round_number))
+                )
+                on_server = servers.enter_context(
+                    harness.running(on_command, workdir / "on.log", env("on", round_number))
+                )
+                if off is None or on is None:
+                    off = Target(off_server.port, [], {"viewer-of-default": [], "team-only": []})
+                    on = Target(
+                        on_server.port,
+                        bearer("writer"),
+                        {"viewer-of-default": bearer("writer"), "team-only": bearer("team-only")},
+                    )
+                    off.load([], batches, chain)
+                    on.load(bearer("root"), batches, chain)
+                    if statistics_first:
+                        analyze(backend, off_url)
+                        analyze(backend, on_url)
+                else:
+                    off.connect(off_server.port)
+                    on.connect(on_server.port)
+                compare(off, on, round_reps, calls, ("viewer-of-default", "team-only"), min_sample_s, samples)
+                off.channel.close()
+                on.channel.close()
+    return samples.summary()
+
+
+def split(reps: int, rounds: int) -> list[int]:
+    """`reps` spread over `rounds` (at least one rep each): 30 over 4 is 8, 8, 7, 7."""
+    rounds = max(1, min(rounds, reps))
+    return [reps // rounds + (1 if index < reps % rounds else 0) for index in range(rounds)]
 
 
 def _calibrated_calls(off: Target, readers: tuple[str, ...], calls: int, min_sample_s: float) -> dict[str, int]:
@@ -279,14 +308,55 @@ def _calibrated_calls(off: Target, readers: tuple[str, ...], calls: int, min_sam
     return counts
 
 
+class Samples:
+    """Per-rep times of each operation on both servers, pooled over rounds."""
+
+    def __init__(self) -> None:
+        self.ratios: dict[str, list[float]] = {}
+        self.times: dict[str, dict[str, list[float]]] = {}
+        self.rounds: dict[str, list[float]] = {}  # each round's median ratio
+
+    def add(self, key: str, off_s: float, on_s: float) -> None:
+        self.ratios.setdefault(key, []).append(on_s / off_s)
+        entry = self.times.setdefault(key, {"off": [], "on": []})
+        entry["off"].append(off_s)
+        entry["on"].append(on_s)
+
+    def end_round(self, first_rep: dict[str, int]) -> None:
+        """Close a round: each operation's median ratio over the reps it added."""
+        for key, values in self.ratios.items():
+            self.rounds.setdefault(key, []).append(statistics.median(values[first_rep.get(key, 0) :]))
+
+    def mark(self) -> dict[str, int]:
+        return {key: len(values) for key, values in self.ratios.items()}
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            key: {
+                "off_ms": statistics.median(self.times[key]["off"]) * 1000,
+                "on_ms": statistics.median(self.times[key]["on"]) * 1000,
+                "ratio_on_off": statistics.median(values),
+                "round_ratios": [round(ratio, 3) for ratio in self.rounds.get(key, [])],
+            }
+            for key, values in self.ratios.items()
+        }
+
+
 def compare(
-    off: Target, on: Target, reps: int, calls: int, readers: tuple[str, ...], min_sample_s: float = 0.0
+    off: Target,
+    on: Target,
+    reps: int,
+    calls: int,
+    readers: tuple[str, ...],
+    min_sample_s: float = 0.0,
+    samples: Samples | None = None,
 ) -> dict[str, Any]:
     """Every operation on both servers, alternating which goes first rep by rep; the
-    median of the per-rep ratios on / off, and each side's median time. With
-    `min_sample_s`, short reads take more calls per sample (see _calibrated_calls)."""
-    ratios: dict[str, list[float]] = {}
-    times: dict[str, dict[str, list[float]]] = {}
+    median of the per-rep ratios on / off, and each side's median time (of these reps
+    and of those `samples` holds already). With `min_sample_s`, short reads take more
+    calls per sample (see _calibrated_calls)."""
+    samples = samples if samples is not None else Samples()
+    start = samples.mark()
     per_operation = _calibrated_calls(off, readers, calls, min_sample_s)
     for rep in range(reps):
         for reader in readers:
@@ -300,24 +370,18 @@ def compare(
                 count = per_operation.get(name, calls)
                 first, second = _timed(pair[0], count), _timed(pair[1], count)
                 off_s, on_s = (first, second) if rep % 2 else (second, first)
-                ratios.setdefault(key, []).append(on_s / off_s)
-                entry = times.setdefault(key, {"off": [], "on": []})
-                entry["off"].append(off_s)
-                entry["on"].append(on_s)
-    return {
-        key: {
-            "off_ms": statistics.median(times[key]["off"]) * 1000,
-            "on_ms": statistics.median(times[key]["on"]) * 1000,
-            "ratio_on_off": statistics.median(values),
-        }
-        for key, values in ratios.items()
-    }
+                samples.add(key, off_s, on_s)
+    samples.end_round(start)
+    return samples.summary()
 
 
 def common_arguments(parser: argparse.ArgumentParser, out: str) -> None:
     """The flags this benchmark shares with bench/audit_overhead.py."""
     parser.add_argument("--backends", default="sqlite,postgresql,mysql")
     parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="server lifetimes per side the reps are spread over (see the docstring)"
+    )
     parser.add_argument("--calls", type=int, default=5, help="back-to-back calls per timed sample")
     parser.add_argument("--batches", type=int, default=10)
     parser.add_argument("--chain", type=int, default=11)
@@ -335,15 +399,19 @@ def run_backends(
         if reason is not None:
             harness.log(f"{what}: {backend} skipped ({reason})")
             continue
-        harness.log(f"{what} on {backend}: {args.reps} alternating reps")
+        harness.log(f"{what} on {backend}: {args.reps} alternating reps over {args.rounds} rounds of servers")
         with tempfile.TemporaryDirectory(prefix="lineagedb-bench-") as workdir:
             results[backend] = bench(backend, Path(workdir))
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\n## {title} (median of per-rep ratios, same run)\n")
-    print("| backend | operation | off ms | on ms | on ÷ off |\n| --- | --- | ---: | ---: | ---: |")
+    print("| backend | operation | off ms | on ms | on ÷ off | per round |\n| --- | --- | ---: | ---: | ---: | --- |")
     for backend, rows in results.items():
         for key, row in rows.items():
-            print(f"| {backend} | {key} | {row['off_ms']:.2f} | {row['on_ms']:.2f} | {row['ratio_on_off']:.2f}x |")
+            per_round = " ".join(f"{ratio:.2f}" for ratio in row.get("round_ratios", []))
+            print(
+                f"| {backend} | {key} | {row['off_ms']:.2f} | {row['on_ms']:.2f} | {row['ratio_on_off']:.2f}x "
+                f"| {per_round} |"
+            )
     return results
 
 
@@ -379,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             args.count_statements,
             args.analyze,
             args.min_sample_ms / 1000,
+            args.rounds,
         )
 
     run_backends("auth overhead", args, bench, "Access control: auth on ÷ auth off")
