@@ -127,3 +127,27 @@ def test_postgresql_plans_a_filter_with_its_values() -> None:
     assert prepared._plan_mode(["filter_value_0", "limit"], ()) == "force_custom_plan"
     assert prepared._plan_mode(["limit", "after_value"], ()) == "auto"
     assert prepared._plan_mode(["ids"], ("ids",)) == "force_generic_plan"
+
+
+@pytest.mark.parametrize(
+    ("text", "keyed"),
+    [
+        ("id = 7", [True]),
+        ("7 = id", [True]),
+        ("id IN (7, 8)", [True, True]),
+        ("id = 7 AND uri = 'x'", [True, False]),
+        ("id != 7", [False]),
+        ("id > 7", [False]),
+        ("id NOT IN (7, 8)", [False, False]),
+        ("type_id = 7", [False]),
+        ("contexts_a.id = 7", [False]),
+    ],
+)
+def test_only_a_nodes_own_id_asked_by_equality_may_keep_a_generic_plan(text: str, keyed: list[bool]) -> None:
+    """`id = N` and `id IN (...)` are a primary-key probe whatever N: PostgreSQL may keep one
+    plan for them (`auto`), while every other value a filter holds is planned with it."""
+    parsed = filter_query.parse(text, FilterKind.ARTIFACT)
+    assert [name.startswith(filter_query.KEY_VALUE) for name in parsed.parameters] == keyed
+    assert list(parsed.parameters.values()) == list(parsed.values)
+    mode = prepared._plan_mode([*parsed.parameters, "limit"], ())
+    assert mode == ("auto" if all(keyed) else "force_custom_plan")

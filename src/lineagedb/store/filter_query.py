@@ -95,15 +95,26 @@ _COMPARATORS: dict[CmpOp, Callable[[Any, Any], sa.ColumnElement[bool]]] = {
 # The bind parameters a filter's values go in, by their place in its shape (see `parse`);
 # PostgreSQL plans a statement with them on every execution (store.prepared).
 FILTER_VALUE = prepared.PLANNED_WITH_VALUES
+# ...except a node's own id asked for by equality (`id = 5`, `id IN (5, 6)`): whatever the
+# value, the plan is a probe of the primary key, so such a statement (a lineage start's
+# `id = N`, the filter clients send most) may keep a generic plan instead of being planned
+# again on every call (PostgreSQL: ~0.1 ms a lineage call's start, more with namespaces).
+KEY_VALUE = "filter_key_"
 
 
 @dataclass(frozen=True, slots=True)
 class _Slot(Literal):
-    """A literal's place in a filter's shape: the statement binds FILTER_VALUE<index> there.
-    Its `value` is a stand-in of the literal's Python type (0, 0.0, '' or False), which
-    decides the parameter's SQL type, so that two texts of one shape share one statement."""
+    """A literal's place in a filter's shape: the statement binds FILTER_VALUE<index> there
+    (KEY_VALUE<index> where `keyed`: an id compared for equality). Its `value` is a stand-in
+    of the literal's Python type (0, 0.0, '' or False), which decides the parameter's SQL
+    type, so that two texts of one shape share one statement."""
 
     index: int
+    keyed: bool = False
+
+    @property
+    def parameter(self) -> str:
+        return f"{KEY_VALUE if self.keyed else FILTER_VALUE}{self.index}"
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,8 @@ class ParsedFilter:
     kind: NodeKind
     shape: Expr
     values: tuple[Any, ...] = field(compare=False)
+    # The names the values bind under, in slot order (follows from the shape).
+    names: tuple[str, ...] = field(default=(), compare=False)
     # The shape's hash, computed once: a key of several caches per call, and a long filter's
     # tree would be hashed again at each.
     _hash: int = field(init=False, compare=False, repr=False)
@@ -131,27 +144,28 @@ class ParsedFilter:
     @property
     def parameters(self) -> dict[str, Any]:
         """The values, by the names the shape's statements bind them under."""
-        return {f"{FILTER_VALUE}{index}": value for index, value in enumerate(self.values)}
+        return dict(zip(self.names, self.values, strict=True))
 
 
 @functools.lru_cache(maxsize=1024)
 def parse(text: str, kind: NodeKind) -> ParsedFilter:
     """`text` parsed for `kind`; InvalidArgumentError (not cached) for a filter MLMD rejects."""
-    shape, values = _shape_of(_parse(text, kind))
-    return ParsedFilter(kind, shape, values)
+    shape, slots = _shape_of(_parse(text, kind))
+    return ParsedFilter(kind, shape, tuple(value for _, value in slots), tuple(name for name, _ in slots))
 
 
-def _shape_of(expr: Expr) -> tuple[Expr, tuple[Any, ...]]:
-    """`expr` with its literals replaced by slots, and their values in slot order. A literal
-    standing alone as a predicate (`TRUE`, `FALSE`) or tested for NULL stays: it decides the
-    statement's structure, not a value in it."""
-    values: list[Any] = []
+def _shape_of(expr: Expr) -> tuple[Expr, list[tuple[str, Any]]]:
+    """`expr` with its literals replaced by slots, and each slot's parameter name and value
+    in slot order. A literal standing alone as a predicate (`TRUE`, `FALSE`) or tested for
+    NULL stays: it decides the statement's structure, not a value in it."""
+    slots: list[tuple[str, Any]] = []
 
-    def slot(value: Value) -> Value:
+    def slot(value: Value, keyed: bool = False) -> Value:
         if not isinstance(value, Literal):
             return value  # references; a Negate never wraps a literal (the parser folds those)
-        values.append(value.value)
-        return _Slot(type(value.value)(), value.value_type, len(values) - 1)
+        placed = _Slot(type(value.value)(), value.value_type, len(slots), keyed)
+        slots.append((placed.parameter, value.value))
+        return placed
 
     def shape(node: Expr) -> Expr:
         match node:
@@ -161,17 +175,25 @@ def _shape_of(expr: Expr) -> tuple[Expr, tuple[Any, ...]]:
                 return Or(tuple(shape(operand) for operand in operands))
             case Not(operand):
                 return Not(shape(operand))
+            case Comparison(CmpOp.EQ, left, right):
+                return Comparison(CmpOp.EQ, slot(left, _is_own_id(right)), slot(right, _is_own_id(left)))
             case Comparison(op, left, right):
                 return Comparison(op, slot(left), slot(right))
             case Like(operand, pattern, negated):
                 return Like(slot(operand), slot(pattern), negated)
             case InList(operand, items, negated):
-                return InList(slot(operand), tuple(slot(item) for item in items), negated)
+                keyed = not negated and _is_own_id(operand)
+                return InList(slot(operand), tuple(slot(item, keyed) for item in items), negated)
             case Between(operand, low, high, negated):
                 return Between(slot(operand), slot(low), slot(high), negated)
         return node  # IsNull, EnumPredicate (its numbers come from names), Truth
 
-    return shape(expr), tuple(values)
+    return shape(expr), slots
+
+
+def _is_own_id(value: Value) -> bool:
+    """Whether `value` is the node's own id (not a neighbor's: those are other references)."""
+    return isinstance(value, AttributeRef) and value.name == "id"
 
 
 def _slot_type(stand_in: Any) -> Any:
@@ -396,8 +418,8 @@ class _Compiler:
 
     def value(self, value: Value) -> sa.ColumnElement[Any]:
         match value:
-            case _Slot(stand_in, _, index):
-                return sa.bindparam(f"{FILTER_VALUE}{index}", type_=_slot_type(stand_in), required=True)
+            case _Slot(stand_in, _, _, _) as placed:
+                return sa.bindparam(placed.parameter, type_=_slot_type(stand_in), required=True)
             case Literal(constant):
                 # Typed bind parameters: SQLAlchemy renders bools per dialect (0/1 or
                 # TRUE/FALSE) and never inlines the value. Text is stored MLMD's way
