@@ -528,33 +528,12 @@ def _defer_on_mysql(uow: Any, values: RecordValues, mac: str, nodes: list[tuple[
     record whose chain position clashed fails the COMMIT, as on PostgreSQL."""
     texts = _mysql_texts(uow.connection.dialect)
     seq = values[1]
-    uow.defer_bound(texts["record"] % _mysql_literals(uow, values, mac))
+    uow.defer(texts["record"], (*values, mac))
     from lineagedb.store import bulk_insert  # it imports unit_of_work, which imports this module
 
     bulk_insert.defer_integer_rows(uow, RECORD_NODES, ("node_kind", "node_id"), nodes, {"chain": chain.id, "seq": seq})
     if not chain.stored:
         uow.defer(texts["insert_head"], (chain.id, seq, mac))
-
-
-def _mysql_literals(uow: Any, values: RecordValues, mac: str) -> tuple[str, ...]:
-    """The record's fields and MAC as MySQL literals. The integers are written with `:d`, and
-    text that is only ASCII letters and digits (the chain id, digest and MAC, which this
-    server made, and most kinds and outcomes) is quoted as it is: no quoting rule of any SQL
-    mode touches those characters. The rest (names, the method, the peer, the detail's JSON)
-    goes through the connection's own escaping, as the driver binds a value."""
-    escape = uow.connection.connection.dbapi_connection.escape
-    chain, seq, time_ms, *texts = values
-    return (
-        _plain_literal(chain, escape),
-        f"{seq:d}",
-        f"{time_ms:d}",
-        *(_plain_literal(text, escape) for text in texts),
-        _plain_literal(mac, escape),
-    )
-
-
-def _plain_literal(text: str, escape: Callable[[str], str]) -> str:
-    return f"'{text}'" if text.isascii() and text.isalnum() else escape(text)
 
 
 @functools.cache

@@ -287,7 +287,7 @@ def _lookups(uow: Any, wanted: Mapping[str, Collection[int]]) -> list[tuple[Any,
             by_kind.setdefault(number, []).append(node_id)
             known[(number, node_id)] = None  # until the statement finds it
         kinds = tuple(sorted(by_kind))
-        statement = _locate_joined(uow.schema, kinds) if joined else _locate_statement(uow.schema, kinds)
+        statement = _locate_statement(uow.schema, kinds, joined)
         lookups.append((statement, {f"ids_{number}": by_kind[number] for number in kinds}))
     return lookups
 
@@ -307,49 +307,38 @@ _KIND_TABLES = {ARTIFACT_NODE: "artifact", EXECUTION_NODE: "execution", CONTEXT_
 
 
 @functools.cache
-def _locate_statement(schema: Any, kinds: tuple[int, ...]) -> sa.Select[Any] | sa.CompoundSelect:
-    """(kind, id, namespace or NULL) of the stored nodes among the `ids_<kind>` parameters.
+def _locate_statement(schema: Any, kinds: tuple[int, ...], joined: bool = False) -> sa.Select[Any] | sa.CompoundSelect:
+    """(kind, id, namespace or NULL) of the stored nodes among the `ids_<kind>` parameters,
+    one statement for every kind (PyMySQL parses each result's column descriptions in
+    Python, ~40 us of the client's time for a second result).
 
-    The namespace is a scalar subquery (a probe of the membership key per node), not an
-    outer join: PostgreSQL runs the statement with a generic plan (store.prepared: its only
-    parameters are arrays), planned once per connection, and a join's generic plan can be a
-    hash join over the whole membership table if it was planned when that was small, which
-    then grows with the store. The probe stays a probe. As a custom plan, which write
-    transactions used to run it under, it was planned again on every call: 300 of 300 in
-    pg_prepared_statements, about 0.25 ms of PutExecution's ~0.3 ms over auth off."""
+    PostgreSQL and SQLite: the namespace is a scalar subquery (a probe of the membership key
+    per node), not an outer join: PostgreSQL runs the statement with a generic plan
+    (store.prepared: its only parameters are arrays), planned once per connection, and a
+    join's generic plan can be a hash join over the whole membership table if it was planned
+    when that was small, which then grows with the store. The probe stays a probe. As a
+    custom plan, which write transactions used to run it under, it was planned again on
+    every call: 300 of 300 in pg_prepared_statements, about 0.25 ms of PutExecution's
+    ~0.3 ms over auth off.
+
+    MySQL/MariaDB (`joined`): each kind's nodes outer-joined to their membership key (eq_ref:
+    one probe per node; the join cannot repeat a row). MariaDB runs the scalar subquery as a
+    dependent subquery, optimized on its own: for two inputs and a context, ~120 us of server
+    time against ~100 for the join (by hand, `SELECT 1`'s round trip subtracted), and
+    PutExecution with namespaces +145 -> +125 us over without (in process, three runs of 400
+    calls each way)."""
     selects = []
     for number in kinds:
         node = getattr(schema, _KIND_TABLES[number])
         m = MEMBERSHIP.alias(f"membership_{number}")
-        namespace = sa.select(m.c.namespace).where(m.c.node_kind == number, m.c.node_id == node.c.id).scalar_subquery()
-        selects.append(
-            sa.select(
-                sa.literal_column(str(number), sa.Integer).label("kind"), node.c.id, namespace.label("namespace")
-            ).where(node.c.id.in_(sa.bindparam(f"ids_{number}", expanding=True)))
-        )
-    return selects[0] if len(selects) == 1 else sa.union_all(*selects)
-
-
-@functools.cache
-def _locate_joined(schema: Any, kinds: tuple[int, ...]) -> sa.Select[Any] | sa.CompoundSelect:
-    """`_locate_statement` for MySQL/MariaDB: each kind's nodes outer-joined to their membership
-    key (eq_ref: one probe per node; the join cannot repeat a row). MariaDB runs the scalar
-    subquery form as a dependent subquery, optimized on its own: for two inputs and a context,
-    ~120 us of server time against ~100 for this form (by hand, `SELECT 1`'s round trip
-    subtracted), and PutExecution with namespaces +145 -> +125 us over without (in process,
-    three runs of 400 calls each way).
-    One statement, not one per kind: PyMySQL parses each result's column descriptions in
-    Python, ~40 us of the client's time for a second result."""
-    selects = []
-    for number in kinds:
-        node = getattr(schema, _KIND_TABLES[number])
-        m = MEMBERSHIP.alias(f"membership_{number}")
-        on = sa.and_(m.c.node_kind == number, m.c.node_id == node.c.id)
-        selects.append(
-            sa.select(sa.literal_column(str(number), sa.Integer).label("kind"), node.c.id, m.c.namespace)
-            .select_from(node.outerjoin(m, on))
-            .where(node.c.id.in_(sa.bindparam(f"ids_{number}", expanding=True)))
-        )
+        row = sa.and_(m.c.node_kind == number, m.c.node_id == node.c.id)
+        kind = sa.literal_column(str(number), sa.Integer).label("kind")
+        if joined:
+            query = sa.select(kind, node.c.id, m.c.namespace).select_from(node.outerjoin(m, row))
+        else:
+            namespace = sa.select(m.c.namespace).where(row).scalar_subquery()
+            query = sa.select(kind, node.c.id, namespace.label("namespace"))
+        selects.append(query.where(node.c.id.in_(sa.bindparam(f"ids_{number}", expanding=True))))
     return selects[0] if len(selects) == 1 else sa.union_all(*selects)
 
 
