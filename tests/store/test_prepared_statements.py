@@ -378,6 +378,41 @@ def test_a_write_transaction_switches_plan_modes_per_statement_with_set_local(
     assert mode == prepared._GENERIC and session.mode == prepared._GENERIC
 
 
+def test_a_statement_without_parameters_keeps_the_sessions_plan_mode(
+    store: MetadataStore, world: dict[str, Any]
+) -> None:
+    """PostgreSQL plans a statement without parameters once under any plan_cache_mode, so it
+    runs prepared under whatever the session has: no SET before it, in a read or in a write
+    transaction (a lineage call's type read between its generic hops and links switched the
+    session to `auto` and back)."""
+    _reconnect(store.db)
+    _answers(store, world)
+    session = prepared._sessions[_dbapi(store.db)]
+    assert session.mode == prepared._GENERIC
+    statement = _count_of_artifacts(store.db.schema.artifact)
+    with store.db.transaction() as uow:
+        count = fast_read.rows(uow, statement, {})
+        [(mode,)] = uow.connection.exec_driver_sql("SHOW plan_cache_mode").all()
+    assert count == [(len(world["ids"]["default"]) + len(world["ids"]["team"]) + 4,)]
+    assert mode == prepared._GENERIC and session.mode == prepared._GENERIC
+    with store.db.transaction(write=True) as uow:
+        assert fast_read.rows(uow, statement, {}) == count
+        assert uow.custom_plans is False
+        [(mode,)] = uow.connection.exec_driver_sql("SHOW plan_cache_mode").all()
+    assert mode == prepared._GENERIC
+    with store.db.engine.connect() as connection:
+        runs = connection.exec_driver_sql(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%%count(*)%%'"
+        ).all()
+        connection.rollback()
+    assert runs == [(2, 0)]  # both ran prepared, planned once
+
+
+@functools.cache
+def _count_of_artifacts(artifact: sa.Table) -> sa.Select[Any]:
+    return sa.select(sa.func.count()).select_from(artifact)
+
+
 @functools.cache
 def _artifact_by_id(artifact: sa.Table) -> sa.Select[Any]:
     return sa.select(artifact.c.id).where(artifact.c.id == sa.bindparam("id", type_=sa.Integer))

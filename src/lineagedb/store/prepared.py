@@ -226,7 +226,9 @@ def fetch(
     # The plan cache mode is a session setting: switched only outside transactions (a SET
     # in one is undone by its rollback), with the statement, in its round trip.
     switch = ""
-    if session.mode != statement.mode and session.modes and idle and not begin:
+    if not statement.mode:
+        pass  # no parameters: planned once whatever the mode (see _plan_mode)
+    elif session.mode != statement.mode and session.modes and idle and not begin:
         switch = f"SET plan_cache_mode = {statement.mode}; "
     elif (begin or not idle) and session.mode == _GENERIC and uow.custom_plans != (statement.mode != _GENERIC):
         # A write transaction switches with SET LOCAL (a SET in it would outlast a rollback),
@@ -304,6 +306,7 @@ def _build(dbapi: Any, sql: str, values: Mapping[str, Any], key: tuple[Any, ...]
 
 _GENERIC = "force_generic_plan"
 _CUSTOM = "force_custom_plan"
+_ANY = ""  # a statement without parameters
 
 
 def _plan_mode(parameters: Sequence[str], arrays: Collection[str]) -> str:
@@ -325,7 +328,15 @@ def _plan_mode(parameters: Sequence[str], arrays: Collection[str]) -> str:
     want different plans (walking the id index to the page's end, or sorting the few
     matches), and one generic plan for the shape would serve one of them badly. What the
     shape saves is the PREPARE of every new text (its parse and analysis, and a statement
-    kept per text on the connection)."""
+    kept per text on the connection).
+
+    A statement without parameters (the type reads, say) has one plan under every mode:
+    PostgreSQL only considers custom plans when there are values to plan with. It runs
+    under whatever mode the session has (`_ANY`), with no SET: a lineage call's type read
+    between its event hops (generic) and its links (generic) switched the session to `auto`
+    and back, two of the four SETs each call sent."""
+    if not parameters:
+        return _ANY
     if any(name.startswith(PLANNED_WITH_VALUES) for name in parameters):
         return _CUSTOM
     if parameters and all(name in arrays for name in parameters):
