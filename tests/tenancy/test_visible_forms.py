@@ -79,3 +79,21 @@ def test_sqlite_gets_exists_and_postgresql_the_scalar_form() -> None:
         predicate = tenancy.visible(tenancy.ARTIFACT_NODE, node_id, reach)
         assert "EXISTS" in str(predicate.compile(dialect=sqlite.dialect()))
         assert "EXISTS" not in str(predicate.compile(dialect=postgresql.dialect()))
+
+
+def test_the_check_binds_only_the_readable_names() -> None:
+    """The node kind and `default` are written into the SQL: as parameters they went through
+    the binding of every statement that checks namespaces."""
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+    node_id = NODES_TABLE.c.id
+    for reach in (Reach.RESTRICTED, Reach.RESTRICTED_WITH_DEFAULT):
+        predicate = tenancy.visible(tenancy.CONTEXT_NODE, node_id, reach)
+        joined = tenancy.readable_by_join(sa.select(node_id), NODES_TABLE, "id", tenancy.CONTEXT_NODE)
+        for dialect in (postgresql.dialect(), sqlite.dialect(), mysql.dialect()):
+            for statement in (sa.select(node_id).where(predicate), joined):
+                compiled = statement.compile(dialect=dialect)
+                assert set(compiled.params) == {tenancy.VISIBLE_PARAMETER}
+                assert f"node_kind = {tenancy.CONTEXT_NODE}" in str(compiled)
+                if dialect.name == "postgresql" or statement is joined:  # the forms with COALESCE
+                    assert f"'{DEFAULT_NAMESPACE}')" in str(compiled)

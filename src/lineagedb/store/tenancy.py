@@ -139,9 +139,9 @@ def visible(node_kind: int, node_id: sa.ColumnElement[Any], reach: Reach) -> sa.
         return sa.true()
     m = MEMBERSHIP.alias()
     names: sa.BindParameter[list[str]] = sa.bindparam(VISIBLE_PARAMETER, expanding=True)
-    row = sa.and_(m.c.node_kind == node_kind, m.c.node_id == node_id)
+    row = sa.and_(m.c.node_kind == _kind_literal(node_kind), m.c.node_id == node_id)
     namespace = sa.select(m.c.namespace).where(row).scalar_subquery()
-    readable = sa.func.coalesce(namespace, DEFAULT_NAMESPACE).in_(names)
+    readable = sa.func.coalesce(namespace, _DEFAULT_LITERAL).in_(names)
     probe = sa.func.nullif(readable, sa.false(), type_=sa.Boolean).is_not(None)
     # SQLite: the same truth as EXISTS, which SQLite runs as a cheaper subroutine than a
     # scalar subquery plus COALESCE and NULLIF (measured in SQLite alone, 100 nodes by id:
@@ -213,9 +213,21 @@ def readable_by_join(query: sa.Select[Any], table: sa.FromClause, column: str, n
     ~2 us per row (100 artifacts by id, in MariaDB alone: 696 us without namespaces, 890 with
     EXISTS, 776 with this join)."""
     m = MEMBERSHIP.alias("lineagedb_membership")
-    on = sa.and_(m.c.node_kind == node_kind, m.c.node_id == table.c[column])
+    on = sa.and_(m.c.node_kind == _kind_literal(node_kind), m.c.node_id == table.c[column])
     names: sa.BindParameter[list[str]] = sa.bindparam(VISIBLE_PARAMETER, expanding=True)
-    return query.outerjoin_from(table, m, on).where(sa.func.coalesce(m.c.namespace, DEFAULT_NAMESPACE).in_(names))
+    return query.outerjoin_from(table, m, on).where(sa.func.coalesce(m.c.namespace, _DEFAULT_LITERAL).in_(names))
+
+
+# The namespace check's own constants are written into its SQL, not bound: as parameters they
+# went through every execution's binding (a lineage call's 13 statements, each with a node kind
+# and 'default'), and PostgreSQL's prepared forms wrote them back into the text anyway.
+# Both are this module's values, never a caller's: a node kind number, and DEFAULT_NAMESPACE,
+# which matches NAMESPACE_PATTERN (no quote or backslash to escape).
+_DEFAULT_LITERAL = sa.literal_column(f"'{DEFAULT_NAMESPACE}'", sa.String)
+
+
+def _kind_literal(node_kind: int) -> sa.ColumnElement[int]:
+    return sa.literal_column(str(int(node_kind)), sa.SmallInteger)
 
 
 def locate(uow: Any, kind_value: str, ids: Collection[int]) -> dict[int, str]:
