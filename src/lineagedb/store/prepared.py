@@ -339,7 +339,7 @@ def _plan_mode(parameters: Sequence[str], arrays: Collection[str]) -> str:
         return _ANY
     if any(name.startswith(PLANNED_WITH_VALUES) for name in parameters):
         return _CUSTOM
-    if parameters and all(name in arrays for name in parameters):
+    if all(name in arrays for name in parameters):
         return _GENERIC
     return "auto"
 
