@@ -19,7 +19,13 @@ from lineagedb.service.metadata_store import MetadataStore
 from lineagedb.store.bootstrap import prepare_database
 from lineagedb.store.engine import create_engine
 from lineagedb.store.unit_of_work import Database
-from tests.backends import require_backend, scratch_database, selected_backends, unreachable_reason
+from tests.backends import (
+    one_connection_database,
+    require_backend,
+    scratch_database,
+    selected_backends,
+    unreachable_reason,
+)
 from tests.browser import browser  # noqa: F401  (the browser tests' Chromium, a fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,6 +96,15 @@ def clock() -> FakeClock:
 @pytest.fixture
 def store(database: Database, clock: FakeClock) -> MetadataStore:
     return MetadataStore(database, clock=clock)
+
+
+@pytest.fixture
+def one_session_store(tmp_path: Path) -> Iterator[MetadataStore]:
+    """A store on a scratch PostgreSQL database behind a pool of one connection, so a test's own
+    queries of the session (pg_prepared_statements, EXPLAIN of a prepared statement) see the
+    session the store's reads used."""
+    with one_connection_database("postgresql", str(tmp_path)) as database:
+        yield MetadataStore(database, clock=FakeClock())
 
 
 @dataclass

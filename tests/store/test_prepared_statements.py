@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import psycopg2
@@ -27,8 +26,6 @@ from lineagedb.store.repositories import nodes as node_repo
 from lineagedb.store.repositories.nodes import NodeKind
 from lineagedb.store.tenancy import Tenancy
 from lineagedb.store.unit_of_work import Database
-from tests.backends import one_connection_database
-from tests.conftest import FakeClock
 from tests.service.helpers import put_artifact_type, put_context_type, put_execution_type
 from tests.tenancy.world import acting_as
 
@@ -37,14 +34,8 @@ WIDE = Tenancy(namespace="team-a", readable=frozenset({"team-a", "default"}), wr
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    with one_connection_database("postgresql", str(tmp_path)) as database:
-        yield database
-
-
-@pytest.fixture
-def store(database: Database) -> MetadataStore:
-    return MetadataStore(database, clock=FakeClock())
+def store(one_session_store: MetadataStore) -> MetadataStore:
+    return one_session_store
 
 
 @pytest.fixture

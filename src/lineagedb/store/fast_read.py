@@ -299,6 +299,11 @@ def _plan(statement: sa.Select[Any] | sa.CompoundSelect | sa.Insert, dialect: sa
         rewritten = _as_arrays(pieces, lists, binds)
         if rewritten is not None:
             pieces, arrays = rewritten
+    if arrays:
+        # A parameter that is an integer array in the SQL already (tenancy's id range, a
+        # BIGINT[] bind) is sent in the same text form as the lists, and store.prepared counts
+        # it as an array parameter (generic plans).
+        arrays.update((name, "BIGINT[]") for name, bind in binds.items() if _bigint_array(bind.type))
     truthy = bool(statement.get_execution_options().get(TRUTHY_BOOLEANS))
     plan = _Plan(
         pieces, lists, positional, order, mark, bound, converters, column_types, [], arrays, truthy, {}, {}, {}
@@ -331,6 +336,10 @@ def _as_arrays(
         rewritten[index] = rewritten[index][: -len(ending[0])] + ending[1]
         arrays[name] = array_type
     return tuple(rewritten), arrays
+
+
+def _bigint_array(bind_type: Any) -> bool:
+    return isinstance(bind_type, sa.ARRAY) and isinstance(bind_type.item_type, sa.Integer)
 
 
 def _result_processors(

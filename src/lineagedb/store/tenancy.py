@@ -187,6 +187,65 @@ def _compile_exists(element: _Visible, compiler: Any, **kw: Any) -> str:
     return str(compiler.process(element.exists, **kw))
 
 
+# PostgreSQL reads by a dense list of ids (`visible_in_range`): the id range a statement
+# checks, a parameter [first, last], and the most ids one statement's range covers.
+ID_RANGE_PARAMETER = "tenancy_id_range"
+RANGE_SPAN_LIMIT = 2048
+
+
+def visible_in_range(node_kind: int, node_id: sa.ColumnElement[Any], reach: Reach) -> sa.ColumnElement[bool]:
+    """`visible`'s truth for a PostgreSQL read of nodes by a dense list of ids: the membership
+    rows of the ids' range are read once, in one scan of the membership key, into a hashed
+    subplan that each node row is looked up in, instead of a key probe per node row.
+
+    Measured on 100 consecutive ids (the statement alone, as prepared): 156 us without the
+    check, 270 with the probe per row, 179 with this (`default` readable; 194 for a reader of
+    team namespaces only). A range reads every membership row between its ends, so it is only
+    cheaper than probes when the ids are dense (the caller decides, `dense`); it is the same
+    truth whatever the ids.
+
+    The range is the parameter ID_RANGE_PARAMETER, [first, last]. It covers at most
+    RANGE_SPAN_LIMIT ids (`last` is capped at first + limit - 1) and the statement returns no
+    node outside it, so a range that misses some ids hides those nodes rather than leaving them
+    unchecked. The subquery's LIMIT never cuts it short (a node kind's ids are unique, so at
+    most RANGE_SPAN_LIMIT rows match); it tells the planner so. PostgreSQL hashes a subplan
+    only when it expects the rows to fit in memory, and with the range's ends unknown to a
+    generic plan it expects 0.5% of the membership table: beyond tens of millions of members
+    it would otherwise scan the range once per node row.
+
+    With `default` readable the subplan holds the range's nodes in other namespaces (NOT IN);
+    without it, those in the readable ones, `IS true` keeping the IN a hashed subplan rather
+    than a semi-join (measured 250 us as a join). Neither subquery returns NULL (node_id is
+    part of the key), so NOT IN is exact."""
+    if reach is Reach.ALL:
+        return sa.true()
+    # Parenthesized: PostgreSQL reads `$1::BIGINT[][1]` as a cast to a two-dimensional type.
+    bounds = sa.sql.elements.Grouping(sa.bindparam(ID_RANGE_PARAMETER, type_=postgresql.ARRAY(sa.BigInteger)))
+    first = bounds[sa.literal_column("1", sa.Integer)]
+    beyond = sa.literal_column(str(RANGE_SPAN_LIMIT - 1), sa.BigInteger)
+    last = sa.func.least(bounds[sa.literal_column("2", sa.Integer)], first + beyond)
+    m = MEMBERSHIP.alias()
+    names: sa.BindParameter[list[str]] = sa.bindparam(VISIBLE_PARAMETER, expanding=True)
+    limit = sa.literal_column(str(RANGE_SPAN_LIMIT), sa.Integer)
+    members = sa.select(m.c.node_id).where(m.c.node_kind == _kind_literal(node_kind), m.c.node_id.between(first, last))
+    if reach is Reach.RESTRICTED_WITH_DEFAULT:
+        check = node_id.not_in(members.where(m.c.namespace.not_in(names)).limit(limit))
+    else:
+        check = node_id.in_(members.where(m.c.namespace.in_(names)).limit(limit)).is_(sa.true())
+    # As in `visible`: NULLIF(...) IS NOT NULL keeps PostgreSQL's row estimate (a range of
+    # unknown ends is taken to keep 0.5% of the rows; the type join then became a nested loop).
+    in_range = sa.func.nullif(node_id.between(first, last), sa.false(), type_=sa.Boolean).is_not(None)
+    return sa.and_(in_range, check)
+
+
+def dense(ids: Sequence[int]) -> bool:
+    """Whether the sorted `ids` are close enough together for `visible_in_range`: their range is
+    at most three times their number (measured: up to that spacing the range reads less than
+    a probe per node; at every fourth id they cost the same) and within RANGE_SPAN_LIMIT."""
+    span = ids[-1] - ids[0] + 1 if ids else 0
+    return 0 < span <= min(3 * len(ids), RANGE_SPAN_LIMIT)
+
+
 def joins_membership(dialect: str) -> bool:
     """Whether statements on `dialect` check namespaces by `readable_by_join` where they can
     (MySQL/MariaDB) rather than by `visible`'s subquery."""
