@@ -9,8 +9,9 @@ store that never uses namespaces pays nothing on writes.
 The transport edge decides what a caller may read (the policy) and sets `CURRENT_TENANCY`
 for the call; `Database.transaction()` hands it to the unit of work, and every
 repository statement that returns nodes or edges adds `visible(...)` (on MySQL/MariaDB,
-reads by id, listings and lineage take `readable_by_join`, the same truth as a join), so
-a forgotten check in an edge cannot leak rows. A statement that forgot the namespace parameters
+reads by id, listings and lineage take `readable_by_join`, the same truth as a join; on
+PostgreSQL, reads by a dense list of ids take `visible_in_range`), so a forgotten check in
+an edge cannot leak rows. A statement that forgot the namespace parameters
 fails (an unbound parameter), it does not return more.
 """
 
