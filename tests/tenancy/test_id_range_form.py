@@ -80,7 +80,9 @@ def _range_statements(database: Database) -> list[tuple[int, int]]:
     return [(generic, custom) for text, generic, custom in rows if f"LIMIT {tenancy.RANGE_SPAN_LIMIT}" in text]
 
 
-def test_dense_ids_return_what_each_reader_may_read(store: MetadataStore, namespaces: dict[int, str]) -> None:
+def test_dense_ids_return_what_each_reader_may_read(
+    store: MetadataStore, namespaces: dict[int, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     ids = sorted(namespaces)
     beyond = ids[-1] + 1  # ids that do not exist, inside a window's range
     windows = [ids, ids[3:9], ids[5:6], ids[::2], ids[::3], [*ids[-4:], beyond, beyond + 2], [beyond, beyond + 1]]
@@ -89,6 +91,9 @@ def test_dense_ids_return_what_each_reader_may_read(store: MetadataStore, namesp
         for window in windows:
             expected = [i for i in sorted(set(window)) if i in namespaces and namespaces[i] in readable]
             assert _read(store, _reader(readable), window) == expected, (sorted(readable), window)
+            with monkeypatch.context() as patch:  # the same text, unprepared (LINEAGEDB_PG_PREPARED=off)
+                patch.setattr(prepared, "ENABLED", False)
+                assert _read(store, _reader(readable), window) == expected, (sorted(readable), window)
     # Both reaches (with and without `default`) ran the range form, not only the probe, on
     # generic plans only (its parameters are arrays: a custom plan per call would cost more
     # planning than the form saves).

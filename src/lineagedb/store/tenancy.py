@@ -241,8 +241,9 @@ def visible_in_range(node_kind: int, node_id: sa.ColumnElement[Any], reach: Reac
 
 def dense(ids: Sequence[int]) -> bool:
     """Whether the sorted `ids` are close enough together for `visible_in_range`: their range is
-    at most three times their number (measured: up to that spacing the range reads less than
-    a probe per node; at every fourth id they cost the same) and within RANGE_SPAN_LIMIT."""
+    at most three times their number, and within RANGE_SPAN_LIMIT. Measured on 100 ids: up to
+    every third id the range costs less than the probes for both kinds of reader; at every
+    fourth, more for a reader without `default` (308 against 286 us)."""
     span = ids[-1] - ids[0] + 1 if ids else 0
     return 0 < span <= min(3 * len(ids), RANGE_SPAN_LIMIT)
 
