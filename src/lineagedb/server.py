@@ -17,7 +17,6 @@ import ipaddress
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -48,6 +47,7 @@ from lineagedb.ops.interceptors import CallObserver, GuardedCall, StatementScope
 from lineagedb.ops.metrics import Metrics
 from lineagedb.ops.read_replicas import build_replica_set, register_metrics
 from lineagedb.ops.retention import RetentionSchedule
+from lineagedb.ops.signalled import SignalledEvent
 from lineagedb.ops.tls import server_credentials
 from lineagedb.proto.lineagedb.v1 import audit_pb2, deletion_pb2, lineage_pb2, mlflow_artifacts_pb2, mlflow_registry_pb2
 from lineagedb.proto.lineagedb.v1 import audit_pb2_grpc as audit_grpc
@@ -393,7 +393,7 @@ def _bind(server: grpc.Server, address: str, settings: Settings, plain: bool = F
 
 
 # Set by signals or by a fatal database error found in the background.
-_STOP = threading.Event()
+_STOP = SignalledEvent()
 
 
 def serve(settings: Settings) -> int:
@@ -406,13 +406,15 @@ def serve(settings: Settings) -> int:
 
     def _on_signal(signum: int, _frame: object) -> None:
         log.info("received signal %d, shutting down", signum)
-        _STOP.set()
+        _STOP.set_from_signal()  # not set(): see lineagedb.ops.signalled
 
     # Before anything else: a SIGTERM during startup still means a clean stop.
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     running = build_server(settings)
-    signal.signal(signal.SIGHUP, lambda _signum, _frame: running.reload_security())
+    # SIGHUP is acted on by the main thread's wait below, not in the handler (ops.signalled).
+    reload_requested = SignalledEvent()
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: reload_requested.set_from_signal())
     if running.replicas is not None:  # before the ready line: reads use the replicas from the first call
         running.replicas.start()
     running.server.start()
@@ -455,11 +457,13 @@ def serve(settings: Settings) -> int:
     # longer walks it: a 10,000-node Provenance answer allocates enough objects to trigger
     # several, which cost about a fifth of its time before.
     gc.freeze()
-    # Woken every second: the kernel may deliver SIGTERM to any thread (gRPC's and the
+    # Woken every ops.signalled.POLL_S: the kernel may deliver SIGTERM to any thread (gRPC's and the
     # drivers' threads do not block it), and a main thread blocked in a wait without a
-    # timeout then never runs the Python handler (a CI run waited 60 s for a stop that way).
+    # timeout then never runs the Python handler (a CI run waited 60 s for a stop that way);
+    # and the handler's request is an attribute the wait does not watch (ops.signalled).
     while not _STOP.wait(timeout=1.0):
-        pass
+        if reload_requested.take():
+            running.reload_security()
     started = time.monotonic()
     running.stop(grace=settings.shutdown_grace_s, drain_s=settings.shutdown_drain_s)
     if running.fatal:

@@ -19,6 +19,8 @@ group (exit 1): a supervisor (systemd, Kubernetes) restarts it.
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import logging
 import math
 import os
@@ -32,6 +34,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy.engine import URL
+
+from lineagedb.ops.signalled import SignalledEvent
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +173,7 @@ class _Child:
                 self.ready.set()
         self.ready.set()  # ended: let the waiter notice
 
-    def started(self, stop: threading.Event) -> bool:
+    def started(self, stop: SignalledEvent) -> bool:
         """Wait until the worker is ready (True), or exited, timed out or we were told to stop."""
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.ready.wait(0.1):
@@ -188,12 +192,17 @@ def run_workers(
 ) -> int:
     """`http`: the HTTP listener's (host, port), which the workers share like the gRPC port."""
     base = [sys.executable, "-m", "lineagedb", "serve", *serve_argv]
-    stop = threading.Event()
+    stop = SignalledEvent()
     children: list[_Child] = []
+
+    # As in lineagedb.server.serve: SIGABRT from a supervisor of ours that gave up waiting
+    # leaves every thread's Python stack in the log.
+    with contextlib.suppress(ValueError, OSError):
+        faulthandler.enable()
 
     def _on_signal(signum: int, _frame: object) -> None:
         log.info("received signal %d, stopping %d workers", signum, workers)
-        stop.set()
+        stop.set_from_signal()  # not Event.set(): see lineagedb.ops.signalled
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
